@@ -1,0 +1,143 @@
+"""Personal accounts (21 CFR 11.100, 11.300; Annex 11 §12).
+
+Accounts are never deleted, only deactivated, so every record stays
+attributable; usernames are unique and, as nothing is deleted, never reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+
+from batchline.audit.models import AuditedModel, AuditedQuerySet
+
+
+class AuditedUserManager(UserManager.from_queryset(AuditedQuerySet)):  # type: ignore[misc]
+    """``createsuperuser`` and friends go through the audited service."""
+
+    def create_user(
+        self, username: str, email: str | None = None, password: str | None = None, **extra: Any
+    ) -> Any:
+        from .services import user_create_bootstrap
+
+        return user_create_bootstrap(username=username, email=email or "", password=password, **extra)
+
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra: Any
+    ) -> Any:
+        from .services import user_create_bootstrap
+
+        extra.pop("is_staff", None)
+        extra.pop("is_superuser", None)
+        return user_create_bootstrap(
+            username=username,
+            email=email or "",
+            password=password,
+            roles=["administrator"],
+            **extra,
+        )
+
+
+class User(AuditedModel, AbstractUser):
+    full_name = models.CharField(
+        max_length=200, help_text="Printed name, shown in every signature manifestation."
+    )
+    must_change_password = models.BooleanField(
+        default=True,
+        help_text="Set when an administrator issued the password: no signing until the user changes it.",
+    )
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+    esig_acknowledged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the user acknowledged that their e-signature binds like a handwritten one.",
+    )
+
+    AUDIT_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"last_login", "password"})
+    REQUIRED_FIELDS = ["full_name", "email"]
+
+    objects = AuditedUserManager()  # type: ignore[misc]
+
+    class Meta:
+        ordering = ["username"]
+        permissions = [
+            ("manage_users", "Administer users, roles and passwords"),
+            ("view_audit_trail", "Read and export the audit trail"),
+            ("view_security_events", "See failed logins, lockouts and other security events"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.printed_name} ({self.username})"
+
+    @property
+    def printed_name(self) -> str:
+        return self.full_name or self.get_full_name() or self.username
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted(g.name for g in self.groups.all())
+
+    def audit_extra_state(self) -> dict[str, Any]:
+        return {"roles": self.role_names}
+
+
+class PasswordHistory(models.Model):
+    """Hashes of earlier passwords, so a password cannot simply be re-used (P11-24)."""
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="password_history")
+    password = models.CharField(max_length=256)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"earlier password of {self.user_id} ({self.created_at:%Y-%m-%d})"
+
+
+class RoleChange(AuditedModel):
+    """A signed change of someone's roles (Annex 11 §12.3: access rights are recorded)."""
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="role_changes")
+    roles_before = models.JSONField()
+    roles_after = models.JSONField()
+    reason = models.TextField()
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"roles of {self.user.username}: {self.roles_before} → {self.roles_after}"
+
+    def signed_content(self) -> dict[str, Any]:
+        return {
+            "user": self.user.username,
+            "roles_before": self.roles_before,
+            "roles_after": self.roles_after,
+            "reason": self.reason,
+        }
+
+
+class ApiToken(AuditedModel):
+    """A personal token for a machine client. Only its SHA-256 is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise the token.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    AUDIT_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"last_used_at", "key_hash"})
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

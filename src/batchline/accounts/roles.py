@@ -1,0 +1,112 @@
+"""Roles as groups with permissions (21 CFR 11.10(g); Annex 11 §12).
+
+The role definitions live here, in code under change control; ``roles_sync``
+brings the database in line after every migration and audits each change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from batchline.audit.services import SYSTEM, audit_append
+
+# role -> (label, description, permissions as "app_label.codename")
+ROLES: dict[str, tuple[str, str, list[str]]] = {
+    "operator": (
+        "Operator",
+        "Executes steps on the shop floor and signs what they performed.",
+        ["signatures.sign_performed"],
+    ),
+    "supervisor": (
+        "Supervisor",
+        "Releases orders to the floor, verifies critical steps, holds and resumes batches.",
+        ["signatures.sign_performed", "signatures.sign_verified"],
+    ),
+    "recipe_author": (
+        "Recipe author",
+        "Writes and versions master recipes.",
+        ["signatures.sign_performed"],
+    ),
+    "qa_reviewer": (
+        "QA reviewer",
+        "Reviews batches by exception and reads the audit trail.",
+        ["signatures.sign_reviewed", "signatures.sign_verified", "accounts.view_audit_trail"],
+    ),
+    "qa_approver": (
+        "QA approver",
+        "Approves recipes, dispositions deviations, releases or rejects batches.",
+        [
+            "signatures.sign_reviewed",
+            "signatures.sign_approved",
+            "signatures.sign_released",
+            "signatures.sign_rejected",
+            "accounts.view_audit_trail",
+        ],
+    ),
+    "administrator": (
+        "Engineer / administrator",
+        "Plant model, equipment, integrations, users and roles.",
+        [
+            "accounts.manage_users",
+            "accounts.view_security_events",
+            "signatures.sign_approved",
+            "equipment.add_site",
+            "equipment.change_site",
+            "equipment.view_site",
+        ],
+    ),
+    "auditor": (
+        "Auditor / inspector",
+        "Reads everything, changes nothing.",
+        ["accounts.view_audit_trail", "accounts.view_security_events", "equipment.view_site"],
+    ),
+}
+
+# Roles that may read everything (auditor, QA) see read-only views of all records.
+READ_ALL_PERMISSION = "accounts.view_audit_trail"
+
+
+def role_label(name: str) -> str:
+    return ROLES[name][0] if name in ROLES else name
+
+
+def _permission(dotted: str) -> Permission:
+    app_label, codename = dotted.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+def roles_sync() -> list[str]:
+    """Create missing roles and set their permissions to the definition; audit each change."""
+    changed: list[str] = []
+    with transaction.atomic():
+        for name, (_label, _desc, perms) in ROLES.items():
+            group, created = Group.objects.get_or_create(name=name)
+            before = sorted(
+                f"{p.content_type.app_label}.{p.codename}"
+                for p in group.permissions.select_related("content_type")
+            )
+            after = sorted(perms)
+            if created or before != after:
+                group.permissions.set([_permission(p) for p in after])
+                audit_append(
+                    actor=SYSTEM,
+                    action="create" if created else "update",
+                    record_type="auth.group",
+                    record_id=name,
+                    changes={"permissions": [None if created else before, after]},
+                    reason="role definitions of this Batchline release",
+                )
+                changed.append(name)
+    return changed
+
+
+def sync_roles_after_migrate(sender: Any, apps: Any = None, using: str = "default", **kwargs: Any) -> None:
+    # post_migrate creates permissions app by app; make sure all exist before assigning them.
+    for app_config in global_apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
+    roles_sync()

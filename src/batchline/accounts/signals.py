@@ -1,0 +1,109 @@
+"""Audit entries for logins, logouts, failures and lockouts (21 CFR 11.300(d), Annex 11 §12).
+
+Each handler commits its own entry: a failed login is refused, but the record
+of the refusal must survive.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from axes.signals import user_locked_out
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db import transaction
+from django.dispatch import receiver
+
+from batchline.audit.services import Actor, audit_append
+
+security_log = logging.getLogger("batchline.security")
+
+
+def _via(request: Any) -> str:
+    if request is None:
+        return "cli"
+    path = getattr(request, "path", "")
+    if path.startswith("/api/"):
+        return "api"
+    if path.startswith("/admin/"):
+        return "admin"
+    return "web"
+
+
+def _station(request: Any) -> str:
+    if request is None:
+        return ""
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _attempted(username: str, request: Any) -> tuple[Actor, Any]:
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    actor = Actor(
+        id=user.pk if user else None,
+        username=username or "(blank)",
+        name=user.printed_name if user else "(unknown user)",
+        via=_via(request),
+    )
+    return actor, user
+
+
+@receiver(user_logged_in)
+def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    with transaction.atomic():
+        audit_append(
+            actor=Actor.of(user, via=_via(request)),
+            action="login",
+            record_type="accounts.user",
+            record_id=user.pk,
+            reason=f"station {_station(request)}",
+        )
+
+
+@receiver(user_logged_out)
+def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is None:
+        return
+    timed_out = getattr(request, "_batchline_idle_timeout", False)
+    with transaction.atomic():
+        audit_append(
+            actor=Actor.of(user, via=_via(request))
+            if not timed_out
+            else Actor(user.pk, user.username, user.printed_name, "system"),
+            action="session_timeout" if timed_out else "logout",
+            record_type="accounts.user",
+            record_id=user.pk,
+            reason="idle session ended by the server" if timed_out else "",
+        )
+
+
+@receiver(user_login_failed)
+def audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    username = credentials.get("username") or ""
+    actor, user = _attempted(username, request)
+    signing = getattr(request, "_batchline_signing", False)
+    action = "signature_failed" if signing else "login_failed"
+    with transaction.atomic():
+        audit_append(
+            actor=actor,
+            action=action,
+            record_type="accounts.user",
+            record_id=user.pk if user else "",
+            reason=f"wrong user ID or password, or account locked; station {_station(request)}",
+        )
+    security_log.warning("%s for %r from %s", action, username, _station(request))
+
+
+@receiver(user_locked_out)
+def audit_lockout(sender: Any, request: Any, username: str, ip_address: str, **kwargs: Any) -> None:
+    actor, user = _attempted(username, request)
+    with transaction.atomic():
+        audit_append(
+            actor=actor,
+            action="lockout",
+            record_type="accounts.user",
+            record_id=user.pk if user else "",
+            reason=f"account locked after repeated failed logins or signatures; station {ip_address}",
+        )
+    # The security unit is told at once (21 CFR 11.300(d)): this logger is routed to them.
+    security_log.critical("ACCOUNT LOCKED: %r after repeated failures from %s", username, ip_address)

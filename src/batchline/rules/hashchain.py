@@ -1,0 +1,94 @@
+"""The audit trail's hash chain (21 CFR 11.10(a) and (e); Annex 11 §9).
+
+Each entry's hash is SHA-256 over its predecessor's hash and the canonical
+serialisation of its own content. Changing, deleting or re-ordering any entry
+changes every hash after it, so one pass from the first entry finds the first
+place where the stored chain and the recomputed chain part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+GENESIS = "0" * 64
+
+# The order of fields in the hashed payload. Changing it breaks every existing
+# chain, so it is versioned: a new layout would get a new prefix.
+LAYOUT = "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryContent:
+    """What an audit entry says, in canonical text form."""
+
+    at: str  # ISO 8601 UTC, microseconds, "Z"
+    actor_id: int | None
+    actor_username: str
+    actor_name: str
+    action: str
+    record_type: str
+    record_id: str
+    changes: str  # canonical JSON text
+    reason: str
+    via: str
+
+
+def payload(prev_hash: str, content: EntryContent) -> bytes:
+    return json.dumps(
+        [
+            LAYOUT,
+            prev_hash,
+            content.at,
+            content.actor_id,
+            content.actor_username,
+            content.actor_name,
+            content.action,
+            content.record_type,
+            content.record_id,
+            content.changes,
+            content.reason,
+            content.via,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def entry_hash(prev_hash: str, content: EntryContent) -> str:
+    return hashlib.sha256(payload(prev_hash, content)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    entry_id: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"audit entry #{self.entry_id}: {self.problem}"
+
+
+def verify(rows: Iterable[tuple[int, str, str, EntryContent]]) -> Iterator[ChainBreak]:
+    """Yield every break in ``(id, prev_hash, hash, content)`` rows in id order.
+
+    After a break the check carries on from the stored hash, so one tampered
+    entry is reported once rather than poisoning everything after it.
+    """
+    expected_prev = GENESIS
+    last_id = 0
+    for entry_id, prev_hash, stored_hash, content in rows:
+        if entry_id <= last_id:
+            yield ChainBreak(entry_id, "out of order")  # rows must come in id order
+        if prev_hash != expected_prev:
+            yield ChainBreak(
+                entry_id,
+                "does not follow its predecessor "
+                f"(points at {prev_hash[:12]}…, predecessor is {expected_prev[:12]}…): "
+                "an entry before it was changed, removed or moved",
+            )
+        if entry_hash(prev_hash, content) != stored_hash:
+            yield ChainBreak(entry_id, "content does not match its hash: the entry was changed")
+        expected_prev = stored_hash
+        last_id = entry_id

@@ -1,0 +1,223 @@
+"""One settings module, driven by the environment (see README "Configuration").
+
+SQLite under ``$BATCHLINE_HOME`` (default ``./var``) is the zero-set-up default;
+``DATABASE_URL=postgres://...`` selects PostgreSQL. Storage is always UTC;
+``BATCHLINE_TIME_ZONE`` only changes how times are shown.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+HOME = Path(os.environ.get("BATCHLINE_HOME") or Path.cwd() / "var").resolve()
+
+PRODUCTION = _env_bool("BATCHLINE_PRODUCTION", False)
+DEBUG = _env_bool("BATCHLINE_DEBUG", False)
+TESTING = _env_bool("BATCHLINE_TESTING", False)
+
+
+def _secret_key() -> str:
+    key = os.environ.get("BATCHLINE_SECRET_KEY", "").strip()
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("BATCHLINE_SECRET_KEY must be set when BATCHLINE_PRODUCTION=1")
+    # Development: generate once and keep, so sessions survive restarts.
+    HOME.mkdir(parents=True, exist_ok=True)
+    path = HOME / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("BATCHLINE_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+    if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("BATCHLINE_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
+    "django_htmx",
+    "axes",
+    "batchline.audit",
+    "batchline.accounts",
+    "batchline.signatures",
+    "batchline.equipment",
+    "batchline.web",
+    "batchline.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "batchline.accounts.middleware.IdleTimeoutMiddleware",
+    "batchline.accounts.middleware.PasswordChangeRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Axes last, as its documentation asks: it turns lockouts into responses.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "batchline.urls"
+WSGI_APPLICATION = "batchline.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "batchline.web.context.site",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------
+HOME.mkdir(parents=True, exist_ok=True)
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{HOME / 'batchline.sqlite3'}",
+        conn_max_age=_env_int("BATCHLINE_DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock at BEGIN, so two writers never deadlock on
+    # a lock upgrade; WAL lets readers go on while one writer commits.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(HOME / "test-batchline.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- accounts, passwords, lockout, sessions -----------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+if TESTING:
+    # Tests sign hundreds of times; Argon2's deliberate cost would dominate.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+PASSWORD_MIN_LENGTH = _env_int("BATCHLINE_PASSWORD_MIN_LENGTH", 10)
+PASSWORD_HISTORY = _env_int("BATCHLINE_PASSWORD_HISTORY", 5)
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("username", "full_name", "email")},
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "batchline.accounts.passwords.PasswordHistoryValidator"},
+]
+# Days after which a password must be changed; 0 switches expiry off.
+PASSWORD_MAX_AGE_DAYS = _env_int("BATCHLINE_PASSWORD_MAX_AGE_DAYS", 90)
+
+LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
+AXES_FAILURE_LIMIT = LOCKOUT_FAILURES
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_COOLOFF_TIME = None  # a locked account stays locked until an administrator unlocks it
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "batchline.accounts.views.locked_out"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False
+
+IDLE_TIMEOUT_SECONDS = _env_int("BATCHLINE_IDLE_TIMEOUT_MINUTES", 15) * 60
+SESSION_COOKIE_AGE = max(IDLE_TIMEOUT_SECONDS, 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- time -----------------------------------------------------------------
+USE_TZ = True
+TIME_ZONE = os.environ.get("BATCHLINE_TIME_ZONE", "UTC")  # display only; storage is UTC
+LANGUAGE_CODE = "en"
+USE_I18N = False
+
+# --- static files: vendored, served by whitenoise, no CDN -----------------
+STATIC_URL = "/static/"
+STATIC_ROOT = HOME / "static"
+WHITENOISE_USE_FINDERS = True  # serve straight from the packages; no collectstatic for dev
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- the API ----------------------------------------------------------------
+NINJA_PAGINATION_PER_PAGE = 100
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = _env_bool("BATCHLINE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 31536000
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "batchline.security": {"handlers": ["console"], "level": "WARNING"},
+        "axes": {"handlers": ["console"], "level": "ERROR"},
+    },
+}
+
+# Lockout is per account, as 21 CFR 11.300(d) asks. Adding the IP address would
+# lock every operator on a shared shop-floor station at once.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]

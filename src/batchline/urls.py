@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from batchline.accounts import views as accounts
+from batchline.api.api import api
+from batchline.audit import views as audit
+from batchline.web import views as web
+
+admin.site.site_header = "Batchline administration (every change is audited)"
+
+urlpatterns = [
+    path("", web.home, name="home"),
+    path("login/", accounts.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", accounts.password_change, name="password_change"),
+    path("esig/acknowledge/", accounts.esig_acknowledge, name="esig_acknowledge"),
+    path("audit/", audit.audit_trail, name="audit_trail"),
+    path("audit/export.csv", audit.audit_csv, name="audit_csv"),
+    path("users/", accounts.users, name="users"),
+    path("users/new/", accounts.user_new, name="user_new"),
+    path("users/<int:pk>/", accounts.user_detail, name="user_detail"),
+    path("users/<int:pk>/roles/", accounts.user_roles, name="user_roles"),
+    path("users/<int:pk>/<str:action>/", accounts.user_action, name="user_action"),
+    path("security/", web.security, name="security"),
+    path("tokens/", accounts.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,23 @@
+"""Permission checks for pages and the API: the server decides, for every client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from batchline.accounts.models import User
+
+
+def current_user(request: HttpRequest) -> User:
+    """The authenticated person behind a request (views are behind login, the API behind auth)."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise PermissionDenied("Log in first.")
+    return user
+
+
+def require(user: Any, permission: str) -> None:
+    if not (user and user.is_authenticated and user.is_active and user.has_perm(permission)):
+        raise PermissionDenied(f"Your roles do not include the permission '{permission}'.")

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+import batchline
+
+
+def site(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "batchline_version": batchline.__version__,
+        "site_time_zone": settings.TIME_ZONE,
+        "idle_timeout_seconds": settings.IDLE_TIMEOUT_SECONDS,
+    }

@@ -1,0 +1,88 @@
+"""``batchline demo``: migrate, seed demo data, print the logins and serve.
+
+Idempotent: running it again keeps what is there and adds what is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from batchline.accounts.models import User
+from batchline.accounts.services import user_create
+from batchline.audit.services import Actor, record_create, record_update
+from batchline.equipment.models import Site
+
+DEMO_PASSWORD = "batchline-demo"
+DEMO_USERS = [
+    # username, printed name, roles
+    ("operator", "Olga Operator", ["operator"]),
+    ("operator2", "Omar Operator", ["operator"]),
+    ("supervisor", "Sam Supervisor", ["supervisor"]),
+    ("author", "Rita Recipe-Author", ["recipe_author"]),
+    ("reviewer", "Quinn QA-Reviewer", ["qa_reviewer"]),
+    ("approver", "Alex QA-Approver", ["qa_approver"]),
+    ("admin", "Ada Administrator", ["administrator"]),
+    ("auditor", "Ines Inspector", ["auditor"]),
+]
+DEMO = Actor(id=None, username="demo", name="Demo data loader", via="cli")
+
+
+def seed() -> list[tuple[str, str, list[str]]]:
+    """Create the demo site and one user per role, ready to sign. Returns the logins."""
+    with transaction.atomic():
+        if not Site.objects.filter(code="demo").exists():
+            record_create(
+                Site(code="demo", name="Demo Pharma, Plant 1", time_zone="Europe/Zurich"),
+                actor=DEMO,
+                reason="demo data",
+            )
+    for username, name, roles in DEMO_USERS:
+        if User.objects.filter(username=username).exists():
+            continue
+        user, _ = user_create(actor=DEMO, username=username, full_name=name, roles=roles, reason="demo data")
+        with transaction.atomic():
+            # Demo accounts get a known password and signing enabled, so the demo
+            # can sign at once. Real accounts get a one-time password instead.
+            user.set_password(DEMO_PASSWORD)
+            now = timezone.now()
+            record_update(
+                user,
+                actor=DEMO,
+                values={
+                    "must_change_password": False,
+                    "password_changed_at": now,
+                    "esig_acknowledged_at": now,
+                },
+                also_save=("password",),
+                action="demo_setup",
+                reason="demo data: known password, e-signature acknowledged",
+            )
+    return DEMO_USERS
+
+
+class Command(BaseCommand):
+    help = "Start Batchline with demo data (SQLite by default). --no-serve seeds and exits."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-serve", action="store_true", help="seed the demo data and exit")
+        parser.add_argument(
+            "--addrport", default="127.0.0.1:8000", help="where to serve (default 127.0.0.1:8000)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        logins = seed()
+        url = f"http://{options['addrport']}/"
+        self.stdout.write(self.style.SUCCESS("Batchline demo data is ready."))
+        self.stdout.write(f"\n  Open {url} and log in as one of (password for all: {DEMO_PASSWORD}):\n")
+        for username, name, roles in logins:
+            self.stdout.write(f"    {username:<11} {name:<22} {', '.join(roles)}")
+        self.stdout.write("\n  Audit trail check: batchline audit verify\n")
+        if options["no_serve"]:
+            return
+        call_command("runserver", options["addrport"], use_reloader=False)

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+
+from batchline.accounts.roles import role_label
+
+register = template.Library()
+
+
+@register.filter
+def jsonvalue(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+@register.filter
+def rolelabel(name: str) -> str:
+    return role_label(name)
