@@ -32,7 +32,6 @@ HOME = Path(os.environ.get("BATCHLINE_HOME") or Path.cwd() / "var").resolve()
 
 PRODUCTION = _env_bool("BATCHLINE_PRODUCTION", False)
 DEBUG = _env_bool("BATCHLINE_DEBUG", False)
-TESTING = _env_bool("BATCHLINE_TESTING", False)
 
 
 def _secret_key() -> str:
@@ -139,9 +138,6 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
-if TESTING:
-    # Tests sign hundreds of times; Argon2's deliberate cost would dominate.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 PASSWORD_MIN_LENGTH = _env_int("BATCHLINE_PASSWORD_MIN_LENGTH", 10)
 PASSWORD_HISTORY = _env_int("BATCHLINE_PASSWORD_HISTORY", 5)

@@ -4,7 +4,7 @@ from django.urls import path
 
 from batchline.accounts import views as accounts
 from batchline.api.api import api
-from batchline.audit import views as audit
+from batchline.web import audit_views as audit
 from batchline.web import views as web
 
 admin.site.site_header = "Batchline administration (every change is audited)"

@@ -12,9 +12,9 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from batchline.web.access import require
+from batchline.audit.selectors import AuditFilter, audit_entries, changes_of, csv_rows, record_types
 
-from .selectors import AuditFilter, audit_entries, changes_of, csv_rows, record_types
+from .access import require
 
 
 def _date(value: str | None) -> dt.date | None:

@@ -1,0 +1,154 @@
+"""Shared fixtures: named personas, logged-in clients, the live server and Chromium.
+
+Services that tests need (PostgreSQL when DATABASE_URL names it, Chromium)
+make a test fail, not skip, when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.utils import timezone
+
+from batchline.accounts.models import User
+from batchline.accounts.services import user_create
+from batchline.audit.db import triggers_drop, triggers_install
+from batchline.audit.models import AuditEntry
+from batchline.audit.services import Actor, record_update
+
+CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "correct-horse-battery-7"
+SETUP = Actor(id=None, username="test-setup", name="Test set-up", via="cli")
+
+PERSONAS: dict[str, list[str]] = {
+    "operator": ["operator"],
+    "operator2": ["operator"],
+    "supervisor": ["supervisor"],
+    "qa_reviewer": ["qa_reviewer"],
+    "qa_approver": ["qa_approver"],
+    "admin": ["administrator"],
+    "admin2": ["administrator"],
+    "auditor": ["auditor"],
+    "outsider": [],
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Sync Playwright runs an event loop in this thread; Django's ORM would
+    # otherwise refuse to run next to it.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def make_user(username: str, roles: list[str] | None = None, *, ready_to_sign: bool = True, **extra: Any) -> User:
+    """A persona with a known password; ``ready_to_sign`` as if they had changed it and acknowledged."""
+    user, _ = user_create(
+        actor=SETUP,
+        username=username,
+        full_name=extra.pop("full_name", username.replace("_", " ").title() + " Person"),
+        roles=roles if roles is not None else PERSONAS.get(username, []),
+    )
+    with transaction.atomic():
+        user.set_password(PASSWORD)
+        values: dict[str, Any] = {"must_change_password": not ready_to_sign}
+        if ready_to_sign:
+            values |= {"password_changed_at": timezone.now(), "esig_acknowledged_at": timezone.now()}
+        record_update(user, actor=SETUP, values=values, also_save=("password",), action="test_setup")
+    return user
+
+
+@pytest.fixture
+def personas(db: None) -> dict[str, User]:
+    return {name: make_user(name) for name in PERSONAS}
+
+
+@pytest.fixture
+def login(client: Client) -> Callable[[User], Client]:
+    """Log a persona in through the real login page (axes, audit and all)."""
+
+    def _login(user: User, c: Client | None = None) -> Client:
+        c = c or Client()
+        response = c.post("/login/", {"username": user.username, "password": PASSWORD})
+        assert response.status_code == 302, response.content[:500]
+        return c
+
+    return _login
+
+
+def entries(**filters: Any) -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(**filters).order_by("id"))
+
+
+@pytest.fixture
+def no_triggers(db: None) -> Iterator[None]:
+    """Play the attacker with database rights: drop the append-only triggers.
+
+    Inside the test's transaction, so the drop is rolled back with it.
+    """
+    triggers_drop(connection)
+    yield
+
+
+@pytest.fixture
+def live_db(transactional_db: None) -> Iterator[None]:
+    """For tests that need committed data (live server, concurrency).
+
+    The flush after a transactional test deletes every row, which the
+    append-only triggers rightly refuse; they are removed just for that
+    tear-down and put back before the next such test.
+    """
+    triggers_install(connection)
+    yield
+    triggers_drop(connection)
+
+
+@pytest.fixture
+def postgresql_only(db: None) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL behaviour; .ci/run runs the suite on PostgreSQL too")
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    path = chromium_path()
+    if path is None:
+        message = "Chromium is missing: apt-get install chromium (./dev test does this when run as root)"
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=path,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, live_db: None) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
