@@ -187,6 +187,7 @@ USE_I18N = False
 # --- static files: vendored, served by whitenoise, no CDN -----------------
 STATIC_URL = "/static/"
 STATIC_ROOT = HOME / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # serve straight from the packages; no collectstatic for dev
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

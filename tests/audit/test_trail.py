@@ -99,8 +99,7 @@ def test_writes_that_would_bypass_the_trail_are_refused(write) -> None:
     assert Site.objects.get(code="bs1").name == "Basel plant"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_entry_is_only_written_inside_the_transaction_of_its_change(live_db: None) -> None:
+def test_an_entry_is_only_written_inside_the_transaction_of_its_change() -> None:
     from batchline.audit.services import audit_append
 
     with pytest.raises(RuntimeError, match="inside the transaction"):

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from batchline.audit.chain import in_action_transaction
 from batchline.audit.services import Actor, audit_append, record_type_of
 from batchline.rules import canonical
 
@@ -102,7 +103,7 @@ def signer_authenticate(
     :class:`SignatureRefused` with the reason; wrong passwords count towards
     lockout like failed logins.
     """
-    if connection.in_atomic_block:
+    if in_action_transaction():
         raise RuntimeError("signer_authenticate runs before the transaction, so failures are kept")
     station_user = getattr(request, "user", None)
     full = username_required(request, witness=witness)
@@ -208,7 +209,7 @@ def signature_apply(
     comment_required: bool = False,
 ) -> Signature:
     """Write the signature for ``record`` inside the caller's transaction, with its audit entry."""
-    if not connection.in_atomic_block:
+    if not in_action_transaction():
         raise RuntimeError("a signature is written in the same transaction as what it signs")
     if comment_required and not comment.strip():
         raise SignatureRefused("A comment is required for this signature.", code="COMMENT_REQUIRED")

@@ -1,0 +1,236 @@
+"""Accounts: never deleted, unique IDs, passwords, lockout, sessions (21 CFR 11.100, 11.300; Annex 11 §12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.db import transaction
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from batchline.accounts import services
+from batchline.accounts.middleware import LAST_ACTIVITY
+from batchline.accounts.models import User
+from batchline.audit.models import AuditBypassError
+from batchline.audit.services import Actor, ReasonRequired
+from tests.conftest import PASSWORD, entries, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def admin_actor(personas) -> Actor:
+    return Actor.of(personas["admin"], via="web")
+
+
+@pytest.mark.req("P11-15", "P11-23", "A11-16")
+def test_a_new_user_gets_roles_and_a_one_time_password_all_audited(personas) -> None:
+    user, password = services.user_create(
+        actor=admin_actor(personas), username="nina", full_name="Nina New", roles=["operator"], reason="hired"
+    )
+    assert user.must_change_password and user.check_password(password)
+    assert user.role_names == ["operator"]
+    actions = [e.action for e in entries(record_type="accounts.user", record_id=str(user.pk))]
+    assert actions == ["create", "roles"]
+    create = entries(record_type="accounts.user", record_id=str(user.pk))[0]
+    assert "password" not in json.loads(create.changes)  # hashes never land in the trail
+
+
+@pytest.mark.req("P11-15", "P11-23")
+def test_a_username_is_never_reused_even_after_deactivation(personas) -> None:
+    services.user_deactivate(actor=admin_actor(personas), user=personas["operator"], reason="left the company")
+    with pytest.raises(services.AccountError, match="never reused"):
+        services.user_create(actor=admin_actor(personas), username="OPERATOR", full_name="Someone Else")
+
+
+@pytest.mark.req("P11-15", "DI-01")
+def test_accounts_are_deactivated_never_deleted(personas) -> None:
+    operator = personas["operator"]
+    with pytest.raises(AuditBypassError):
+        operator.delete()
+    with pytest.raises(AuditBypassError):
+        User.objects.filter(pk=operator.pk).delete()
+    with pytest.raises(ReasonRequired):
+        services.user_deactivate(actor=admin_actor(personas), user=operator, reason="")
+    services.user_deactivate(actor=admin_actor(personas), user=operator, reason="left")
+    operator.refresh_from_db()
+    assert not operator.is_active
+    last = entries(record_type="accounts.user", record_id=str(operator.pk))[-1]
+    assert (last.action, last.reason, json.loads(last.changes)) == ("deactivate", "left", {"is_active": [True, False]})
+
+
+def test_a_deactivated_user_cannot_log_in(personas) -> None:
+    services.user_deactivate(actor=admin_actor(personas), user=personas["operator"], reason="left")
+    response = Client().post("/login/", {"username": "operator", "password": PASSWORD})
+    assert response.status_code == 200 and b"wrong" in response.content
+
+
+def test_deactivation_ends_the_users_sessions(personas, login) -> None:
+    c = login(personas["operator"])
+    assert c.get("/").status_code == 200
+    services.user_deactivate(actor=admin_actor(personas), user=personas["operator"], reason="left")
+    assert c.get("/").status_code == 302
+
+
+def test_nobody_deactivates_themselves(personas) -> None:
+    with pytest.raises(services.AccountError):
+        services.user_deactivate(actor=admin_actor(personas), user=personas["admin"], reason="oops")
+
+
+@pytest.mark.req("P11-24")
+@pytest.mark.parametrize(
+    ("new", "why"),
+    [
+        ("short1!", "too short"),
+        ("password123", "too common"),
+        ("operator-operator", "too similar"),
+        ("1234567890123", "entirely numeric"),
+        (PASSWORD, "must differ"),
+    ],
+)
+def test_the_password_policy_refuses_weak_passwords(personas, new: str, why: str) -> None:
+    operator = personas["operator"]
+    with pytest.raises(services.AccountError, match=why):
+        services.password_change(user=operator, old_password=PASSWORD, new_password=new, actor=Actor.of(operator, via="web"))
+    operator.refresh_from_db()
+    assert operator.check_password(PASSWORD)
+
+
+@pytest.mark.req("P11-24")
+def test_recent_passwords_cannot_be_reused(personas) -> None:
+    operator = personas["operator"]
+    actor = Actor.of(operator, via="web")
+    services.password_change(user=operator, old_password=PASSWORD, new_password="granulator-blue-41", actor=actor)
+    with pytest.raises(services.AccountError, match="used recently"):
+        services.password_change(user=operator, old_password="granulator-blue-41", new_password=PASSWORD, actor=actor)
+
+
+@pytest.mark.req("P11-24")
+def test_a_password_change_is_audited_without_the_password(personas) -> None:
+    operator = personas["operator"]
+    services.password_change(
+        user=operator, old_password=PASSWORD, new_password="granulator-blue-41", actor=Actor.of(operator, via="web")
+    )
+    last = entries(record_type="accounts.user", record_id=str(operator.pk))[-1]
+    assert last.action == "password_change"
+    assert "granulator" not in last.changes and "password" not in json.loads(last.changes)
+
+
+@pytest.mark.req("P11-24", "P11-21")
+def test_an_issued_password_must_be_changed_before_anything_else(personas, login) -> None:
+    nina, one_time = services.user_create(actor=admin_actor(personas), username="nina", full_name="Nina New")
+    c = Client()
+    c.post("/login/", {"username": "nina", "password": one_time})
+    assert c.get("/").url == "/password/"
+    assert c.get("/audit/").url == "/password/"
+    response = c.post(
+        "/password/",
+        {"old_password": one_time, "new_password": "tablet-press-77", "new_password_again": "tablet-press-77"},
+    )
+    assert response.status_code == 302
+    assert c.get("/").status_code == 200
+
+
+@pytest.mark.req("P11-24")
+@override_settings(PASSWORD_MAX_AGE_DAYS=30)
+def test_an_expired_password_forces_a_change(personas, login) -> None:
+    operator = personas["operator"]
+    from batchline.audit.services import record_update
+
+    with transaction.atomic():
+        record_update(
+            operator,
+            actor=Actor.of(operator, via="cli"),
+            values={"password_changed_at": timezone.now() - dt.timedelta(days=31)},
+        )
+    c = login(operator)
+    assert c.get("/").url == "/password/"
+
+
+# --- lockout --------------------------------------------------------------------
+
+
+@pytest.mark.req("P11-26", "A11-16")
+def test_five_failed_logins_lock_the_account_and_are_reported(personas, settings) -> None:
+    c = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        c.post("/login/", {"username": "operator", "password": "wrong-password"})
+    operator = personas["operator"]
+    actions = [e.action for e in entries(record_type="accounts.user", record_id=str(operator.pk))]
+    assert actions.count("login_failed") == settings.AXES_FAILURE_LIMIT
+    assert "lockout" in actions
+    # Even the right password no longer gets in.
+    response = c.post("/login/", {"username": "operator", "password": PASSWORD})
+    assert response.status_code == 403 and b"locked" in response.content
+    # The administrators see it.
+    admin = Client()
+    admin.post("/login/", {"username": "admin", "password": PASSWORD})
+    home = admin.get("/").content.decode()
+    assert "1 account locked" in home and "operator" in home
+    events = admin.get("/security/").content.decode()
+    assert "lockout" in events
+
+
+@pytest.mark.req("P11-26")
+def test_an_administrator_unlocks_with_a_reason(personas, settings) -> None:
+    c = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        c.post("/login/", {"username": "operator", "password": "wrong-password"})
+    services.user_unlock(actor=admin_actor(personas), user=personas["operator"], reason="identity checked in person")
+    assert c.post("/login/", {"username": "operator", "password": PASSWORD}).status_code == 302
+    assert entries(action="unlock")[-1].reason == "identity checked in person"
+
+
+@pytest.mark.req("P11-26")
+def test_failed_logins_of_unknown_users_are_recorded_too(db) -> None:
+    Client().post("/login/", {"username": "nobody", "password": "x"})
+    (entry,) = entries(action="login_failed")
+    assert (entry.actor_username, entry.actor_id) == ("nobody", None)
+
+
+# --- sessions ------------------------------------------------------------------
+
+
+@pytest.mark.req("A11-16", "DI-01")
+def test_login_and_logout_are_audited(personas, login) -> None:
+    c = login(personas["operator"])
+    c.post("/logout/")
+    actions = [e.action for e in entries(actor_username="operator")]
+    assert actions[-2:] == ["login", "logout"]
+
+
+@pytest.mark.req("P11-04")
+def test_an_idle_session_ends_on_the_server_clock(personas, login, settings) -> None:
+    c = login(personas["operator"])
+    assert c.get("/").status_code == 200
+    session = c.session
+    session[LAST_ACTIVITY] = session[LAST_ACTIVITY] - settings.IDLE_TIMEOUT_SECONDS - 1
+    session.save()
+    response = c.get("/")
+    assert response.status_code == 302 and response.url == "/login/?timeout=1"
+    assert c.get("/").url.startswith("/login/")
+    assert entries(actor_username="operator")[-1].action == "session_timeout"
+
+
+@pytest.mark.req("P11-04")
+def test_an_active_session_stays(personas, login) -> None:
+    c = login(personas["operator"])
+    for _ in range(3):
+        assert c.get("/").status_code == 200
+
+
+@pytest.mark.req("P11-10")
+def test_the_esig_statement_is_acknowledged_once_with_time(db, login) -> None:
+    nina = make_user("nina", ["operator"])
+    from batchline.audit.services import record_update
+
+    with transaction.atomic():
+        record_update(nina, actor=Actor.of(nina, via="cli"), values={"esig_acknowledged_at": None})
+    c = login(nina)
+    assert "not enabled yet" in c.get("/").content.decode()
+    assert c.post("/esig/acknowledge/", {}).status_code == 422
+    assert c.post("/esig/acknowledge/", {"agree": "yes"}).status_code == 302
+    nina.refresh_from_db()
+    assert nina.esig_acknowledged_at is not None
+    assert entries(action="esig_acknowledge")[-1].actor_username == "nina"

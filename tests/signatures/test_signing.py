@@ -1,0 +1,214 @@
+"""Electronic signatures (21 CFR 11.50, 11.70, 11.100, 11.200, 11.300)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.http import HttpRequest
+from django.test import Client, RequestFactory
+
+from batchline.accounts import services
+from batchline.accounts.models import RoleChange, User
+from batchline.audit.services import Actor
+from batchline.signatures.models import Meaning, Method, Signature
+from batchline.signatures.services import (
+    SESSION_KEY,
+    SignatureRefused,
+    signature_intact,
+    signer_authenticate,
+    username_required,
+)
+from tests.conftest import PASSWORD, entries, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def station(user: User, client: Client | None = None) -> HttpRequest:
+    """A request from ``user``'s logged-in station, with a real session."""
+    c = client or Client()
+    c.force_login(user)
+    request = RequestFactory().post("/users/1/roles/")
+    request.user = user
+    request.session = c.session
+    return request
+
+
+def sign_roles(admin: User, target: User, roles: list[str], request: HttpRequest, **creds) -> RoleChange:
+    signer = signer_authenticate(request=request, meaning=Meaning.APPROVED, **creds)
+    return services.user_set_roles(
+        actor=Actor.of(admin, via="web"), user=target, roles=roles, reason="new duties", signer=signer
+    )
+
+
+@pytest.mark.req("P11-13", "P11-14", "A11-18", "A11-16")
+def test_a_signed_role_change_stores_the_manifestation_and_binding(personas) -> None:
+    admin, operator = personas["admin"], personas["operator"]
+    change = sign_roles(admin, operator, ["operator", "supervisor"], station(admin), username="admin", password=PASSWORD)
+    (sig,) = Signature.objects.filter(record_type="accounts.rolechange", record_id=str(change.pk))
+    assert (sig.signer_id, sig.signer_name, sig.meaning, sig.method) == (
+        admin.pk, admin.printed_name, "approved", Method.ID_AND_PASSWORD,
+    )
+    assert sig.manifestation().startswith(f"{admin.printed_name} — Approved — ")
+    assert sig.manifestation().endswith("UTC")
+    assert signature_intact(sig, change.signed_content())
+    operator.refresh_from_db()
+    assert operator.role_names == ["operator", "supervisor"]
+    assert [e.action for e in entries()][-3:] == ["roles", "create", "sign"]
+
+
+@pytest.mark.req("P11-14")
+def test_the_binding_breaks_when_the_signed_content_changes(personas) -> None:
+    admin, operator = personas["admin"], personas["operator"]
+    change = sign_roles(admin, operator, ["supervisor"], station(admin), username="admin", password=PASSWORD)
+    sig = Signature.objects.get(record_id=str(change.pk), record_type="accounts.rolechange")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_rolechange SET reason = 'something else' WHERE id = %s", [change.pk])
+    change.refresh_from_db()
+    assert not signature_intact(sig, change.signed_content())
+
+
+@pytest.mark.req("P11-14")
+def test_the_page_shows_a_broken_binding(personas, login) -> None:
+    admin, operator = personas["admin"], personas["operator"]
+    change = sign_roles(admin, operator, ["supervisor"], station(admin), username="admin", password=PASSWORD)
+    c = login(personas["admin2"])
+    assert "binding intact" in c.get(f"/users/{operator.pk}/").content.decode()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_rolechange SET roles_after = '[\"qa_approver\"]' WHERE id = %s", [change.pk])
+    assert "BROKEN" in c.get(f"/users/{operator.pk}/").content.decode()
+
+
+@pytest.mark.req("P11-14", "P11-05")
+@pytest.mark.parametrize("statement", ["UPDATE signatures_signature SET meaning = 'released'", "DELETE FROM signatures_signature"])
+def test_the_database_refuses_to_change_or_remove_a_signature(personas, statement: str) -> None:
+    sign_roles(personas["admin"], personas["operator"], ["supervisor"], station(personas["admin"]), username="admin", password=PASSWORD)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
+
+
+@pytest.mark.req("P11-18", "P11-19")
+def test_first_signing_of_a_session_needs_id_and_password_then_password_only(personas) -> None:
+    admin = personas["admin"]
+    c = Client()
+    request = station(admin, c)
+    assert username_required(request)
+    with pytest.raises(SignatureRefused) as refused:
+        signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.APPROVED)
+    assert refused.value.code == "USERNAME_REQUIRED"
+    first = signer_authenticate(request=request, username="admin", password=PASSWORD, meaning=Meaning.APPROVED)
+    assert first.method == Method.ID_AND_PASSWORD
+    assert request.session[SESSION_KEY] == admin.pk
+    assert not username_required(request)
+    second = signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.APPROVED)
+    assert second.method == Method.PASSWORD
+
+
+@pytest.mark.req("P11-19")
+def test_a_new_session_starts_over_with_id_and_password(personas) -> None:
+    admin = personas["admin"]
+    request = station(admin)
+    signer_authenticate(request=request, username="admin", password=PASSWORD, meaning=Meaning.APPROVED)
+    assert username_required(station(admin))  # a fresh login is a fresh session
+
+
+@pytest.mark.req("P11-20", "DV-01")
+def test_a_witness_at_someone_elses_station_always_gives_id_and_password(personas) -> None:
+    operator, supervisor = personas["operator"], personas["supervisor"]
+    request = station(operator)
+    signer_authenticate(request=request, username="operator", password=PASSWORD, meaning=Meaning.PERFORMED)
+    assert username_required(request, witness=True)
+    with pytest.raises(SignatureRefused, match="user ID"):
+        signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.VERIFIED, witness=True)
+    witness = signer_authenticate(
+        request=request, username="supervisor", password=PASSWORD, meaning=Meaning.VERIFIED, witness=True
+    )
+    assert (witness.user, witness.witness, witness.method) == (supervisor, True, Method.ID_AND_PASSWORD)
+    # The witness does not inherit the station's continuous session.
+    assert request.session[SESSION_KEY] == operator.pk
+
+
+def test_the_witness_is_not_the_person_at_the_station(personas) -> None:
+    request = station(personas["operator"])
+    with pytest.raises(SignatureRefused) as refused:
+        signer_authenticate(request=request, username="operator", password=PASSWORD, meaning=Meaning.VERIFIED, witness=True)
+    assert refused.value.code == "WITNESS_SAME_PERSON"
+
+
+@pytest.mark.req("P11-21")
+def test_nobody_signs_as_someone_else_and_the_attempt_is_recorded(personas) -> None:
+    request = station(personas["admin"])
+    with pytest.raises(SignatureRefused) as refused:
+        signer_authenticate(request=request, username="qa_approver", password=PASSWORD, meaning=Meaning.APPROVED)
+    assert refused.value.code == "SIGN_AS_OTHER"
+    assert entries(action="signature_refused")[-1].actor_username == "qa_approver"
+
+
+@pytest.mark.req("P11-21")
+def test_an_administrator_reset_password_cannot_sign_until_the_user_changes_it(personas) -> None:
+    operator = personas["operator"]
+    one_time = services.user_reset_password(actor=Actor.of(personas["admin"], via="web"), user=operator, reason="forgot")
+    with pytest.raises(SignatureRefused) as refused:
+        signer_authenticate(request=station(operator), username="operator", password=one_time, meaning=Meaning.PERFORMED)
+    assert refused.value.code == "PASSWORD_CHANGE_REQUIRED"
+    operator.refresh_from_db()
+    services.password_change(user=operator, old_password=one_time, new_password="mixer-green-2031", actor=Actor.of(operator, via="web"))
+    signer = signer_authenticate(request=station(operator), username="operator", password="mixer-green-2031", meaning=Meaning.PERFORMED)
+    assert signer.user == operator
+
+
+@pytest.mark.req("P11-10", "P11-16")
+def test_signing_is_enabled_only_after_the_acknowledgement(db) -> None:
+    nina = make_user("nina", ["operator"])
+    from batchline.audit.services import record_update
+
+    with transaction.atomic():
+        record_update(nina, actor=Actor.of(nina, via="cli"), values={"esig_acknowledged_at": None})
+    with pytest.raises(SignatureRefused) as refused:
+        signer_authenticate(request=station(nina), username="nina", password=PASSWORD, meaning=Meaning.PERFORMED)
+    assert refused.value.code == "ESIG_NOT_ACKNOWLEDGED"
+
+
+@pytest.mark.req("P11-07")
+def test_each_meaning_needs_its_permission(personas) -> None:
+    with pytest.raises(SignatureRefused) as refused:
+        signer_authenticate(request=station(personas["operator"]), username="operator", password=PASSWORD, meaning=Meaning.RELEASED)
+    assert refused.value.code == "NOT_AUTHORISED"
+    ok = signer_authenticate(request=station(personas["qa_approver"]), username="qa_approver", password=PASSWORD, meaning=Meaning.RELEASED)
+    assert ok.user == personas["qa_approver"]
+
+
+@pytest.mark.req("P11-26")
+def test_failed_signatures_count_towards_lockout(personas, settings) -> None:
+    request = station(personas["operator"])
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        with pytest.raises(SignatureRefused) as refused:
+            signer_authenticate(request=request, username="operator", password="not-it", meaning=Meaning.PERFORMED)
+        assert refused.value.code == "BAD_CREDENTIALS"
+    assert [e.action for e in entries(actor_username="operator")].count("signature_failed") == settings.AXES_FAILURE_LIMIT
+    assert entries(action="lockout")
+    with pytest.raises(SignatureRefused):  # the right password no longer signs
+        signer_authenticate(request=request, username="operator", password=PASSWORD, meaning=Meaning.PERFORMED)
+    assert Client().post("/login/", {"username": "operator", "password": PASSWORD}).status_code == 403
+
+
+def test_a_failed_signature_writes_nothing_but_the_record_of_the_refusal(personas) -> None:
+    admin, operator = personas["admin"], personas["operator"]
+    roles_before, signatures_before = operator.role_names, Signature.objects.count()
+    with pytest.raises(SignatureRefused):
+        sign_roles(admin, operator, ["qa_approver"], station(admin), username="admin", password="wrong")
+    operator.refresh_from_db()
+    assert operator.role_names == roles_before
+    assert Signature.objects.count() == signatures_before
+    assert not RoleChange.objects.exists()
+    assert entries()[-1].action == "signature_failed"
+
+
+def test_signing_needs_a_transaction_for_the_signature_itself(personas) -> None:
+    from batchline.signatures.services import signature_apply
+
+    signer = signer_authenticate(request=station(personas["admin"]), username="admin", password=PASSWORD, meaning=Meaning.APPROVED)
+    # inside the test's transaction this is allowed; the guard is for code outside any transaction
+    change_count = Signature.objects.count()
+    with transaction.atomic():
+        signature_apply(signer=signer, meaning="approved", record=personas["operator"], content={"x": 1}, actor=Actor.of(personas["admin"], via="web"))
+    assert Signature.objects.count() == change_count + 1
