@@ -12,9 +12,14 @@
       if (button.dataset.wired) return;
       button.dataset.wired = "1";
       button.addEventListener("click", function () {
+        var dialog = document.getElementById(button.dataset.signDialog);
         var form = button.closest("form");
-        if (form && !form.reportValidity()) return;
-        openDialog(document.getElementById(button.dataset.signDialog));
+        // Check what is being signed first; the credentials are asked for in the dialog.
+        var fields = form ? Array.prototype.filter.call(form.elements, function (el) {
+          return !dialog.contains(el) && el.willValidate;
+        }) : [];
+        for (var i = 0; i < fields.length; i++) { if (!fields[i].reportValidity()) return; }
+        openDialog(dialog);
       });
     });
     root.querySelectorAll("dialog[data-open]").forEach(openDialog);
