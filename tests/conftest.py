@@ -45,7 +45,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def make_user(username: str, roles: list[str] | None = None, *, ready_to_sign: bool = True, **extra: Any) -> User:
+def make_user(
+    username: str, roles: list[str] | None = None, *, ready_to_sign: bool = True, **extra: Any
+) -> User:
     """A persona with a known password; ``ready_to_sign`` as if they had changed it and acknowledged."""
     user, _ = user_create(
         actor=SETUP,

@@ -10,9 +10,20 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "batchline"
 
 # app -> packages it must not import (higher layers)
 FORBIDDEN = {
-    "audit": ["batchline.accounts", "batchline.signatures", "batchline.web", "batchline.api", "batchline.equipment"],
+    "audit": [
+        "batchline.accounts",
+        "batchline.signatures",
+        "batchline.web",
+        "batchline.api",
+        "batchline.equipment",
+    ],
     # Signing is below the account services (which sign role changes) but uses the user model.
-    "signatures": ["batchline.web", "batchline.api", "batchline.accounts.services", "batchline.accounts.views"],
+    "signatures": [
+        "batchline.web",
+        "batchline.api",
+        "batchline.accounts.services",
+        "batchline.accounts.views",
+    ],
     "accounts": ["batchline.api"],
     "equipment": ["batchline.web", "batchline.api"],
 }
@@ -32,9 +43,9 @@ def test_rules_import_only_the_standard_library() -> None:
     for path in (SRC / "rules").rglob("*.py"):
         for name in imports_of(path):
             top = name.split(".")[0]
-            assert top in sys.stdlib_module_names or name.startswith("batchline.rules") or top == "__future__", (
-                f"{path.name} imports {name}"
-            )
+            assert (
+                top in sys.stdlib_module_names or name.startswith("batchline.rules") or top == "__future__"
+            ), f"{path.name} imports {name}"
 
 
 def test_lower_layers_do_not_import_higher_ones() -> None:

@@ -39,7 +39,9 @@ def test_a_new_user_gets_roles_and_a_one_time_password_all_audited(personas) -> 
 
 @pytest.mark.req("P11-15", "P11-23")
 def test_a_username_is_never_reused_even_after_deactivation(personas) -> None:
-    services.user_deactivate(actor=admin_actor(personas), user=personas["operator"], reason="left the company")
+    services.user_deactivate(
+        actor=admin_actor(personas), user=personas["operator"], reason="left the company"
+    )
     with pytest.raises(services.AccountError, match="never reused"):
         services.user_create(actor=admin_actor(personas), username="OPERATOR", full_name="Someone Else")
 
@@ -57,7 +59,11 @@ def test_accounts_are_deactivated_never_deleted(personas) -> None:
     operator.refresh_from_db()
     assert not operator.is_active
     last = entries(record_type="accounts.user", record_id=str(operator.pk))[-1]
-    assert (last.action, last.reason, json.loads(last.changes)) == ("deactivate", "left", {"is_active": [True, False]})
+    assert (last.action, last.reason, json.loads(last.changes)) == (
+        "deactivate",
+        "left",
+        {"is_active": [True, False]},
+    )
 
 
 def test_a_deactivated_user_cannot_log_in(personas) -> None:
@@ -92,7 +98,9 @@ def test_nobody_deactivates_themselves(personas) -> None:
 def test_the_password_policy_refuses_weak_passwords(personas, new: str, why: str) -> None:
     operator = personas["operator"]
     with pytest.raises(services.AccountError, match=why):
-        services.password_change(user=operator, old_password=PASSWORD, new_password=new, actor=Actor.of(operator, via="web"))
+        services.password_change(
+            user=operator, old_password=PASSWORD, new_password=new, actor=Actor.of(operator, via="web")
+        )
     operator.refresh_from_db()
     assert operator.check_password(PASSWORD)
 
@@ -101,16 +109,23 @@ def test_the_password_policy_refuses_weak_passwords(personas, new: str, why: str
 def test_recent_passwords_cannot_be_reused(personas) -> None:
     operator = personas["operator"]
     actor = Actor.of(operator, via="web")
-    services.password_change(user=operator, old_password=PASSWORD, new_password="granulator-blue-41", actor=actor)
+    services.password_change(
+        user=operator, old_password=PASSWORD, new_password="granulator-blue-41", actor=actor
+    )
     with pytest.raises(services.AccountError, match="used recently"):
-        services.password_change(user=operator, old_password="granulator-blue-41", new_password=PASSWORD, actor=actor)
+        services.password_change(
+            user=operator, old_password="granulator-blue-41", new_password=PASSWORD, actor=actor
+        )
 
 
 @pytest.mark.req("P11-24")
 def test_a_password_change_is_audited_without_the_password(personas) -> None:
     operator = personas["operator"]
     services.password_change(
-        user=operator, old_password=PASSWORD, new_password="granulator-blue-41", actor=Actor.of(operator, via="web")
+        user=operator,
+        old_password=PASSWORD,
+        new_password="granulator-blue-41",
+        actor=Actor.of(operator, via="web"),
     )
     last = entries(record_type="accounts.user", record_id=str(operator.pk))[-1]
     assert last.action == "password_change"
@@ -119,14 +134,18 @@ def test_a_password_change_is_audited_without_the_password(personas) -> None:
 
 @pytest.mark.req("P11-24", "P11-21")
 def test_an_issued_password_must_be_changed_before_anything_else(personas, login) -> None:
-    nina, one_time = services.user_create(actor=admin_actor(personas), username="nina", full_name="Nina New")
+    _nina, one_time = services.user_create(actor=admin_actor(personas), username="nina", full_name="Nina New")
     c = Client()
     c.post("/login/", {"username": "nina", "password": one_time})
     assert c.get("/").url == "/password/"
     assert c.get("/audit/").url == "/password/"
     response = c.post(
         "/password/",
-        {"old_password": one_time, "new_password": "tablet-press-77", "new_password_again": "tablet-press-77"},
+        {
+            "old_password": one_time,
+            "new_password": "tablet-press-77",
+            "new_password_again": "tablet-press-77",
+        },
     )
     assert response.status_code == 302
     assert c.get("/").status_code == 200
@@ -177,7 +196,9 @@ def test_an_administrator_unlocks_with_a_reason(personas, settings) -> None:
     c = Client()
     for _ in range(settings.AXES_FAILURE_LIMIT):
         c.post("/login/", {"username": "operator", "password": "wrong-password"})
-    services.user_unlock(actor=admin_actor(personas), user=personas["operator"], reason="identity checked in person")
+    services.user_unlock(
+        actor=admin_actor(personas), user=personas["operator"], reason="identity checked in person"
+    )
     assert c.post("/login/", {"username": "operator", "password": PASSWORD}).status_code == 302
     assert entries(action="unlock")[-1].reason == "identity checked in person"
 

@@ -35,7 +35,13 @@ def api(user: User | None, method: str, path: str, body: Any = None, raw: str | 
 def test_the_openapi_document_describes_every_endpoint(db) -> None:
     doc = Client().get("/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    for path in ["/api/v1/me", "/api/v1/users", "/api/v1/users/{user_id}/roles", "/api/v1/audit/entries", "/api/v1/tokens"]:
+    for path in [
+        "/api/v1/me",
+        "/api/v1/users",
+        "/api/v1/users/{user_id}/roles",
+        "/api/v1/audit/entries",
+        "/api/v1/tokens",
+    ]:
         assert path in doc["paths"], path
 
 
@@ -76,7 +82,11 @@ def test_roles_change_through_the_api_with_id_and_password(personas) -> None:
         personas["admin"],
         "post",
         f"/users/{target.pk}/roles",
-        {"roles": ["supervisor"], "reason": "cover", "signature": {"username": "admin", "password": PASSWORD}},
+        {
+            "roles": ["supervisor"],
+            "reason": "cover",
+            "signature": {"username": "admin", "password": PASSWORD},
+        },
     )
     assert response.status_code == 200, response.content
     data = response.json()
@@ -116,13 +126,23 @@ def test_a_wrong_signing_password_through_the_api_is_403_and_writes_only_the_fai
         (None, {"username": "x", "full_name": "X", "roles": ["emperor"]}),
         (None, {"username": "x", "full_name": "X", "roles": "operator"}),
     ],
-    ids=["malformed", "missing-field", "long-username", "long-name", "bad-chars", "unknown-role", "wrong-type"],
+    ids=[
+        "malformed",
+        "missing-field",
+        "long-username",
+        "long-name",
+        "bad-chars",
+        "unknown-role",
+        "wrong-type",
+    ],
 )
 def test_bad_input_gets_a_clear_error_and_writes_nothing(personas, raw: str | None, body: Any) -> None:
     token = token_for(personas["admin"])
     before = (AuditEntry.objects.count(), User.objects.count())
     response = Client().post(
-        "/api/v1/users", data=raw if raw is not None else json.dumps(body), content_type="application/json",
+        "/api/v1/users",
+        data=raw if raw is not None else json.dumps(body),
+        content_type="application/json",
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code in (400, 422), response.content
@@ -136,7 +156,11 @@ PERSONAL = {"/api/v1/tokens", "/api/v1/tokens/{token_id}/revoke"}
 
 def plausible_body(path: str) -> dict[str, Any]:
     if path.endswith("/roles"):
-        return {"roles": ["qa_approver"], "reason": "r", "signature": {"username": "auditor", "password": PASSWORD}}
+        return {
+            "roles": ["qa_approver"],
+            "reason": "r",
+            "signature": {"username": "auditor", "password": PASSWORD},
+        }
     if path == "/api/v1/users":
         return {"username": "newbie", "full_name": "New Bie"}
     return {"reason": "r"}
@@ -155,7 +179,9 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 continue
             url = path.replace("{user_id}", str(target.pk))
             response = getattr(Client(), method)(
-                url, data=json.dumps(plausible_body(path)), content_type="application/json",
+                url,
+                data=json.dumps(plausible_body(path)),
+                content_type="application/json",
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert response.status_code == 403, (method, path, response.content)
@@ -167,7 +193,11 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
 
 @pytest.mark.req("P11-05", "DI-09")
 def test_the_audit_trail_reads_through_the_api(personas) -> None:
-    data = api(personas["auditor"], "get", f"/audit/entries?record_type=accounts.user&record_id={personas['operator'].pk}").json()
+    data = api(
+        personas["auditor"],
+        "get",
+        f"/audit/entries?record_type=accounts.user&record_id={personas['operator'].pk}",
+    ).json()
     assert data and all(e["record_id"] == str(personas["operator"].pk) for e in data)
     assert data[-1]["action"] == "create" and data[-1]["changes"]["username"] == [None, "operator"]
     assert api(personas["operator"], "get", "/audit/entries").status_code == 403
@@ -179,7 +209,9 @@ def test_session_authenticated_api_writes_need_csrf(personas) -> None:
     c = Client(enforce_csrf_checks=True)
     c.force_login(personas["admin"])
     response = c.post(
-        f"/api/v1/users/{personas['operator'].pk}/deactivate", data=json.dumps({"reason": "r"}), content_type="application/json"
+        f"/api/v1/users/{personas['operator'].pk}/deactivate",
+        data=json.dumps({"reason": "r"}),
+        content_type="application/json",
     )
     assert response.status_code in (401, 403)
     assert User.objects.get(pk=personas["operator"].pk).is_active

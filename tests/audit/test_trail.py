@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -34,7 +35,12 @@ def test_creating_a_record_appends_who_when_what() -> None:
     s = site()
     (entry,) = entries(record_type="equipment.site", record_id=str(s.pk))
     assert entry.action == "create"
-    assert (entry.actor_id, entry.actor_username, entry.actor_name, entry.via) == (41, "eve", "Eve Engineer", "web")
+    assert (entry.actor_id, entry.actor_username, entry.actor_name, entry.via) == (
+        41,
+        "eve",
+        "Eve Engineer",
+        "web",
+    )
     assert json.loads(entry.changes)["name"] == [None, "Basel plant"]
     assert entry.reason == "new site"
     assert entry.at.utcoffset().total_seconds() == 0
@@ -134,7 +140,7 @@ def test_each_entry_points_at_its_predecessor() -> None:
     site("a")
     site("b")
     rows = list(AuditEntry.objects.order_by("id").values_list("prev_hash", "hash"))
-    for (_, prev_hash), (next_prev, _) in zip(rows, rows[1:], strict=False):
+    for (_, prev_hash), (next_prev, _) in itertools.pairwise(rows):
         assert next_prev == prev_hash
 
 
@@ -198,7 +204,7 @@ def test_verify_names_reordered_entries(no_triggers: None) -> None:
 def test_verify_names_a_business_record_edited_with_raw_sql() -> None:
     s = site()
     sql("UPDATE equipment_site SET name = 'Edited behind the back' WHERE id = %s", [s.pk])
-    message = verify_fails_with(f"equipment.site #{s.pk}: name is \"Edited behind the back\" in the table")
+    message = verify_fails_with(f'equipment.site #{s.pk}: name is "Edited behind the back" in the table')
     assert "does NOT verify" in message
 
 
@@ -207,7 +213,9 @@ def test_verify_finds_a_raw_edit_that_a_later_change_overwrote() -> None:
     s = site()
     sql("UPDATE equipment_site SET name = 'Tampered' WHERE id = %s", [s.pk])
     with transaction.atomic():
-        record_update(Site.objects.get(pk=s.pk), actor=ACTOR, values={"name": "Legit rename"}, reason="rename")
+        record_update(
+            Site.objects.get(pk=s.pk), actor=ACTOR, values={"name": "Legit rename"}, reason="rename"
+        )
     verify_fails_with('found name = "Tampered", but the trail had set it to "Basel plant"')
 
 

@@ -86,4 +86,7 @@ def test_every_field_is_covered_by_the_hash() -> None:
     for field in dataclasses.fields(EntryContent):
         value = getattr(base, field.name)
         changed = (value or 0) + 1 if isinstance(value, int) or value is None else value + "x"
-        assert hashchain.entry_hash(hashchain.GENESIS, dataclasses.replace(base, **{field.name: changed})) != original, field.name
+        assert (
+            hashchain.entry_hash(hashchain.GENESIS, dataclasses.replace(base, **{field.name: changed}))
+            != original
+        ), field.name

@@ -43,10 +43,15 @@ def sign_roles(admin: User, target: User, roles: list[str], request: HttpRequest
 @pytest.mark.req("P11-13", "P11-14", "A11-18", "A11-16")
 def test_a_signed_role_change_stores_the_manifestation_and_binding(personas) -> None:
     admin, operator = personas["admin"], personas["operator"]
-    change = sign_roles(admin, operator, ["operator", "supervisor"], station(admin), username="admin", password=PASSWORD)
+    change = sign_roles(
+        admin, operator, ["operator", "supervisor"], station(admin), username="admin", password=PASSWORD
+    )
     (sig,) = Signature.objects.filter(record_type="accounts.rolechange", record_id=str(change.pk))
     assert (sig.signer_id, sig.signer_name, sig.meaning, sig.method) == (
-        admin.pk, admin.printed_name, "approved", Method.ID_AND_PASSWORD,
+        admin.pk,
+        admin.printed_name,
+        "approved",
+        Method.ID_AND_PASSWORD,
     )
     assert sig.manifestation().startswith(f"{admin.printed_name} — Approved — ")
     assert sig.manifestation().endswith("UTC")
@@ -74,15 +79,30 @@ def test_the_page_shows_a_broken_binding(personas, login) -> None:
     c = login(personas["admin2"])
     assert "binding intact" in c.get(f"/users/{operator.pk}/").content.decode()
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE accounts_rolechange SET roles_after = '[\"qa_approver\"]' WHERE id = %s", [change.pk])
+        cursor.execute(
+            "UPDATE accounts_rolechange SET roles_after = '[\"qa_approver\"]' WHERE id = %s", [change.pk]
+        )
     assert "BROKEN" in c.get(f"/users/{operator.pk}/").content.decode()
 
 
 @pytest.mark.req("P11-14", "P11-05")
-@pytest.mark.parametrize("statement", ["UPDATE signatures_signature SET meaning = 'released'", "DELETE FROM signatures_signature"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE signatures_signature SET meaning = 'released'", "DELETE FROM signatures_signature"]
+)
 def test_the_database_refuses_to_change_or_remove_a_signature(personas, statement: str) -> None:
-    sign_roles(personas["admin"], personas["operator"], ["supervisor"], station(personas["admin"]), username="admin", password=PASSWORD)
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    sign_roles(
+        personas["admin"],
+        personas["operator"],
+        ["supervisor"],
+        station(personas["admin"]),
+        username="admin",
+        password=PASSWORD,
+    )
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
 
 
@@ -95,7 +115,9 @@ def test_first_signing_of_a_session_needs_id_and_password_then_password_only(per
     with pytest.raises(SignatureRefused) as refused:
         signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.APPROVED)
     assert refused.value.code == "USERNAME_REQUIRED"
-    first = signer_authenticate(request=request, username="admin", password=PASSWORD, meaning=Meaning.APPROVED)
+    first = signer_authenticate(
+        request=request, username="admin", password=PASSWORD, meaning=Meaning.APPROVED
+    )
     assert first.method == Method.ID_AND_PASSWORD
     assert request.session[SESSION_KEY] == admin.pk
     assert not username_required(request)
@@ -130,7 +152,9 @@ def test_a_witness_at_someone_elses_station_always_gives_id_and_password(persona
 def test_the_witness_is_not_the_person_at_the_station(personas) -> None:
     request = station(personas["operator"])
     with pytest.raises(SignatureRefused) as refused:
-        signer_authenticate(request=request, username="operator", password=PASSWORD, meaning=Meaning.VERIFIED, witness=True)
+        signer_authenticate(
+            request=request, username="operator", password=PASSWORD, meaning=Meaning.VERIFIED, witness=True
+        )
     assert refused.value.code == "WITNESS_SAME_PERSON"
 
 
@@ -138,7 +162,9 @@ def test_the_witness_is_not_the_person_at_the_station(personas) -> None:
 def test_nobody_signs_as_someone_else_and_the_attempt_is_recorded(personas) -> None:
     request = station(personas["admin"])
     with pytest.raises(SignatureRefused) as refused:
-        signer_authenticate(request=request, username="qa_approver", password=PASSWORD, meaning=Meaning.APPROVED)
+        signer_authenticate(
+            request=request, username="qa_approver", password=PASSWORD, meaning=Meaning.APPROVED
+        )
     assert refused.value.code == "SIGN_AS_OTHER"
     assert entries(action="signature_refused")[-1].actor_username == "qa_approver"
 
@@ -146,13 +172,24 @@ def test_nobody_signs_as_someone_else_and_the_attempt_is_recorded(personas) -> N
 @pytest.mark.req("P11-21")
 def test_an_administrator_reset_password_cannot_sign_until_the_user_changes_it(personas) -> None:
     operator = personas["operator"]
-    one_time = services.user_reset_password(actor=Actor.of(personas["admin"], via="web"), user=operator, reason="forgot")
+    one_time = services.user_reset_password(
+        actor=Actor.of(personas["admin"], via="web"), user=operator, reason="forgot"
+    )
     with pytest.raises(SignatureRefused) as refused:
-        signer_authenticate(request=station(operator), username="operator", password=one_time, meaning=Meaning.PERFORMED)
+        signer_authenticate(
+            request=station(operator), username="operator", password=one_time, meaning=Meaning.PERFORMED
+        )
     assert refused.value.code == "PASSWORD_CHANGE_REQUIRED"
     operator.refresh_from_db()
-    services.password_change(user=operator, old_password=one_time, new_password="mixer-green-2031", actor=Actor.of(operator, via="web"))
-    signer = signer_authenticate(request=station(operator), username="operator", password="mixer-green-2031", meaning=Meaning.PERFORMED)
+    services.password_change(
+        user=operator,
+        old_password=one_time,
+        new_password="mixer-green-2031",
+        actor=Actor.of(operator, via="web"),
+    )
+    signer = signer_authenticate(
+        request=station(operator), username="operator", password="mixer-green-2031", meaning=Meaning.PERFORMED
+    )
     assert signer.user == operator
 
 
@@ -164,16 +201,28 @@ def test_signing_is_enabled_only_after_the_acknowledgement(db) -> None:
     with transaction.atomic():
         record_update(nina, actor=Actor.of(nina, via="cli"), values={"esig_acknowledged_at": None})
     with pytest.raises(SignatureRefused) as refused:
-        signer_authenticate(request=station(nina), username="nina", password=PASSWORD, meaning=Meaning.PERFORMED)
+        signer_authenticate(
+            request=station(nina), username="nina", password=PASSWORD, meaning=Meaning.PERFORMED
+        )
     assert refused.value.code == "ESIG_NOT_ACKNOWLEDGED"
 
 
 @pytest.mark.req("P11-07")
 def test_each_meaning_needs_its_permission(personas) -> None:
     with pytest.raises(SignatureRefused) as refused:
-        signer_authenticate(request=station(personas["operator"]), username="operator", password=PASSWORD, meaning=Meaning.RELEASED)
+        signer_authenticate(
+            request=station(personas["operator"]),
+            username="operator",
+            password=PASSWORD,
+            meaning=Meaning.RELEASED,
+        )
     assert refused.value.code == "NOT_AUTHORISED"
-    ok = signer_authenticate(request=station(personas["qa_approver"]), username="qa_approver", password=PASSWORD, meaning=Meaning.RELEASED)
+    ok = signer_authenticate(
+        request=station(personas["qa_approver"]),
+        username="qa_approver",
+        password=PASSWORD,
+        meaning=Meaning.RELEASED,
+    )
     assert ok.user == personas["qa_approver"]
 
 
@@ -182,12 +231,18 @@ def test_failed_signatures_count_towards_lockout(personas, settings) -> None:
     request = station(personas["operator"])
     for _ in range(settings.AXES_FAILURE_LIMIT):
         with pytest.raises(SignatureRefused) as refused:
-            signer_authenticate(request=request, username="operator", password="not-it", meaning=Meaning.PERFORMED)
+            signer_authenticate(
+                request=request, username="operator", password="not-it", meaning=Meaning.PERFORMED
+            )
         assert refused.value.code == "BAD_CREDENTIALS"
-    assert [e.action for e in entries(actor_username="operator")].count("signature_failed") == settings.AXES_FAILURE_LIMIT
+    assert [e.action for e in entries(actor_username="operator")].count(
+        "signature_failed"
+    ) == settings.AXES_FAILURE_LIMIT
     assert entries(action="lockout")
     with pytest.raises(SignatureRefused):  # the right password no longer signs
-        signer_authenticate(request=request, username="operator", password=PASSWORD, meaning=Meaning.PERFORMED)
+        signer_authenticate(
+            request=request, username="operator", password=PASSWORD, meaning=Meaning.PERFORMED
+        )
     assert Client().post("/login/", {"username": "operator", "password": PASSWORD}).status_code == 403
 
 
@@ -206,9 +261,17 @@ def test_a_failed_signature_writes_nothing_but_the_record_of_the_refusal(persona
 def test_signing_needs_a_transaction_for_the_signature_itself(personas) -> None:
     from batchline.signatures.services import signature_apply
 
-    signer = signer_authenticate(request=station(personas["admin"]), username="admin", password=PASSWORD, meaning=Meaning.APPROVED)
+    signer = signer_authenticate(
+        request=station(personas["admin"]), username="admin", password=PASSWORD, meaning=Meaning.APPROVED
+    )
     # inside the test's transaction this is allowed; the guard is for code outside any transaction
     change_count = Signature.objects.count()
     with transaction.atomic():
-        signature_apply(signer=signer, meaning="approved", record=personas["operator"], content={"x": 1}, actor=Actor.of(personas["admin"], via="web"))
+        signature_apply(
+            signer=signer,
+            meaning="approved",
+            record=personas["operator"],
+            content={"x": 1},
+            actor=Actor.of(personas["admin"], via="web"),
+        )
     assert Signature.objects.count() == change_count + 1

@@ -53,13 +53,26 @@ def test_an_auditor_cannot_change_anything_through_the_pages(personas, login) ->
     before = (AuditEntry.objects.count(), list(User.objects.values_list("is_active", flat=True)))
     writes = [
         ("/users/new/", {"username": "x", "full_name": "X", "reason": "r"}),
-        (f"/users/{target.pk}/roles/", {"roles": ["qa_approver"], "reason": "r", "signer_username": "auditor", "signer_password": PASSWORD}),
-        *[(f"/users/{target.pk}/{action}/", {"reason": "r"}) for action in ("deactivate", "reactivate", "reset", "unlock")],
+        (
+            f"/users/{target.pk}/roles/",
+            {
+                "roles": ["qa_approver"],
+                "reason": "r",
+                "signer_username": "auditor",
+                "signer_password": PASSWORD,
+            },
+        ),
+        *[
+            (f"/users/{target.pk}/{action}/", {"reason": "r"})
+            for action in ("deactivate", "reactivate", "reset", "unlock")
+        ],
     ]
     for url, data in writes:
         assert c.post(url, data).status_code == 403, url
     # The admin site is closed to auditors: it sends them to its login and writes nothing.
-    response = c.post("/admin/equipment/site/add/", {"code": "zz", "name": "Z", "time_zone": "UTC", "audit_reason": "r"})
+    response = c.post(
+        "/admin/equipment/site/add/", {"code": "zz", "name": "Z", "time_zone": "UTC", "audit_reason": "r"}
+    )
     assert response.status_code == 302 and "/admin/login/" in response.url
     assert not Site.objects.filter(code="zz").exists()
     assert (AuditEntry.objects.count(), list(User.objects.values_list("is_active", flat=True))) == before
@@ -89,11 +102,14 @@ def test_the_audit_trail_filters_by_record_user_and_time(personas, login) -> Non
     c = login(personas["auditor"])
     operator = personas["operator"]
     page = c.get("/audit/", {"record_type": "accounts.user", "record_id": operator.pk}).content.decode()
-    assert "accounts.user #%d" % operator.pk in page
-    assert "accounts.user #%d" % personas["admin"].pk not in page
+    assert f"accounts.user #{operator.pk}" in page
+    assert f"accounts.user #{personas['admin'].pk}" not in page
     page = c.get("/audit/", {"user": "auditor", "action": "login"}).content.decode()
     assert "Auditor Person" in page and "test-setup" not in page
-    assert "No entries match" in c.get("/audit/", {"since": "2001-01-01", "until": "2001-01-02"}).content.decode()
+    assert (
+        "No entries match"
+        in c.get("/audit/", {"since": "2001-01-01", "until": "2001-01-02"}).content.decode()
+    )
     # htmx asks for the table only
     partial = c.get("/audit/", {"user": "auditor"}, headers={"HX-Request": "true"}).content.decode()
     assert "<table" in partial and "<html" not in partial
@@ -102,13 +118,17 @@ def test_the_audit_trail_filters_by_record_user_and_time(personas, login) -> Non
 @pytest.mark.req("P11-02", "P11-05", "A11-13")
 def test_the_audit_trail_exports_as_csv_with_old_and_new_values(personas, login) -> None:
     c = login(personas["qa_reviewer"])
-    response = c.get("/audit/export.csv", {"record_type": "accounts.user", "record_id": personas["operator"].pk})
+    response = c.get(
+        "/audit/export.csv", {"record_type": "accounts.user", "record_id": personas["operator"].pk}
+    )
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:3] == ["entry", "time (UTC)", "user ID"]
     full_name = [r for r in rows[1:] if r[8] == "full_name"]
     assert full_name and full_name[0][9] == "" and full_name[0][10] == '"Operator Person"'
-    assert len({r[0] for r in rows[1:]}) == len(entries(record_type="accounts.user", record_id=str(personas["operator"].pk)))
+    assert len({r[0] for r in rows[1:]}) == len(
+        entries(record_type="accounts.user", record_id=str(personas["operator"].pk))
+    )
 
 
 # --- users pages ------------------------------------------------------------------
@@ -117,7 +137,9 @@ def test_the_audit_trail_exports_as_csv_with_old_and_new_values(personas, login)
 @pytest.mark.req("A11-16", "P11-21")
 def test_an_administrator_creates_a_user_and_sees_the_one_time_password_once(personas, login) -> None:
     c = login(personas["admin"])
-    response = c.post("/users/new/", {"username": "nina", "full_name": "Nina New", "roles": ["operator"], "reason": "hired"})
+    response = c.post(
+        "/users/new/", {"username": "nina", "full_name": "Nina New", "roles": ["operator"], "reason": "hired"}
+    )
     assert response.status_code == 200
     assert 'data-testid="one-time-password"' in response.content.decode()
     nina = User.objects.get(username="nina")
@@ -140,7 +162,12 @@ def test_a_role_change_through_the_page_is_signed(personas, login) -> None:
     assert 'name="signer_username"' in page  # first signing of the session
     response = c.post(
         f"/users/{target.pk}/roles/",
-        {"roles": ["operator", "supervisor"], "reason": "promotion", "signer_username": "admin", "signer_password": PASSWORD},
+        {
+            "roles": ["operator", "supervisor"],
+            "reason": "promotion",
+            "signer_username": "admin",
+            "signer_password": PASSWORD,
+        },
     )
     assert response.status_code == 302
     target.refresh_from_db()
