@@ -35,30 +35,35 @@ class EntryContent:
     reason: str
     via: str
 
-
-def payload(prev_hash: str, content: EntryContent) -> bytes:
-    return json.dumps(
-        [
-            LAYOUT,
-            prev_hash,
-            content.at,
-            content.actor_id,
-            content.actor_username,
-            content.actor_name,
-            content.action,
-            content.record_type,
-            content.record_id,
-            content.changes,
-            content.reason,
-            content.via,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    def fields(self) -> Fields:
+        return (
+            self.at,
+            self.actor_id,
+            self.actor_username,
+            self.actor_name,
+            self.action,
+            self.record_type,
+            self.record_id,
+            self.changes,
+            self.reason,
+            self.via,
+        )
 
 
-def entry_hash(prev_hash: str, content: EntryContent) -> str:
-    return hashlib.sha256(payload(prev_hash, content)).hexdigest()
+# An entry's content as a plain tuple in EntryContent's field order: what
+# verification reads straight from the database, without building objects.
+Fields = tuple[str, int | None, str, str, str, str, str, str, str, str]
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def payload(prev_hash: str, fields: Fields) -> bytes:
+    return _encode([LAYOUT, prev_hash, *fields]).encode()
+
+
+def entry_hash(prev_hash: str, content: EntryContent | Fields) -> str:
+    fields = content.fields() if isinstance(content, EntryContent) else content
+    return hashlib.sha256(payload(prev_hash, fields)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +75,7 @@ class ChainBreak:
         return f"audit entry #{self.entry_id}: {self.problem}"
 
 
-def verify(rows: Iterable[tuple[int, str, str, EntryContent]]) -> Iterator[ChainBreak]:
+def verify(rows: Iterable[tuple[int, str, str, EntryContent | Fields]]) -> Iterator[ChainBreak]:
     """Yield every break in ``(id, prev_hash, hash, content)`` rows in id order.
 
     After a break the check carries on from the stored hash, so one tampered
@@ -78,6 +83,7 @@ def verify(rows: Iterable[tuple[int, str, str, EntryContent]]) -> Iterator[Chain
     """
     expected_prev = GENESIS
     last_id = 0
+    sha256 = hashlib.sha256
     for entry_id, prev_hash, stored_hash, content in rows:
         if entry_id <= last_id:
             yield ChainBreak(entry_id, "out of order")  # rows must come in id order
@@ -88,7 +94,8 @@ def verify(rows: Iterable[tuple[int, str, str, EntryContent]]) -> Iterator[Chain
                 f"(points at {prev_hash[:12]}…, predecessor is {expected_prev[:12]}…): "
                 "an entry before it was changed, removed or moved",
             )
-        if entry_hash(prev_hash, content) != stored_hash:
+        fields = content.fields() if isinstance(content, EntryContent) else content
+        if sha256(payload(prev_hash, fields)).hexdigest() != stored_hash:
             yield ChainBreak(entry_id, "content does not match its hash: the entry was changed")
         expected_prev = stored_hash
         last_id = entry_id
