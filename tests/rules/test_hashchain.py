@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batchline.rules import hashchain
 from batchline.rules.hashchain import EntryContent
@@ -90,3 +93,14 @@ def test_every_field_is_covered_by_the_hash() -> None:
             hashchain.entry_hash(hashchain.GENESIS, dataclasses.replace(base, **{field.name: changed}))
             != original
         ), field.name
+
+
+@given(
+    st.text(),
+    st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63)),
+    st.lists(st.text(), min_size=8, max_size=8),
+)
+def test_the_hand_written_payload_is_exactly_json(prev: str, actor_id, texts: list[str]) -> None:
+    fields = (texts[0], actor_id, *texts[1:], "web")
+    expected = json.dumps([hashchain.LAYOUT, prev, *fields], separators=(",", ":"), ensure_ascii=False)
+    assert hashchain.payload(prev, fields) == expected.encode()

@@ -66,6 +66,7 @@ def audit_append(
     record_id: object,
     changes: dict[str, Any] | None = None,
     reason: str = "",
+    _normalised: bool = False,
 ) -> AuditEntry:
     """Append one entry: an event (login, lockout, signature) or a record change."""
     now = timezone.now()
@@ -77,7 +78,7 @@ def audit_append(
         action=action,
         record_type=record_type,
         record_id=str(record_id),
-        changes=canonical.dumps(changes or {}),
+        changes=canonical.dumps_normalised(changes or {}) if _normalised else canonical.dumps(changes or {}),
         reason=reason.strip(),
         via=actor.via,
     )
@@ -103,6 +104,7 @@ def record_create(obj: M, *, actor: Actor, reason: str = "", action: str = "crea
         record_id=obj.pk,
         changes={k: [None, v] for k, v in state.items()},
         reason=reason,
+        _normalised=True,
     )
     return obj
 
@@ -149,5 +151,6 @@ def record_update(
         record_id=obj.pk,
         changes=changes,
         reason=reason,
+        _normalised=True,
     )
     return changes

@@ -48,9 +48,17 @@ def normalise(value: Any) -> JSONValue:
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
     """Canonical JSON text: sorted keys, no whitespace, UTF-8 kept as is."""
-    return json.dumps(normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _encode(normalise(value))
+
+
+def dumps_normalised(value: JSONValue) -> str:
+    """:func:`dumps` for a value that is already canonical (skips a second walk)."""
+    return _encode(value)
 
 
 def diff(old: dict[str, JSONValue], new: dict[str, JSONValue]) -> dict[str, list[JSONValue]]:

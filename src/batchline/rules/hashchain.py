@@ -54,11 +54,24 @@ class EntryContent:
 # verification reads straight from the database, without building objects.
 Fields = tuple[str, int | None, str, str, str, str, str, str, str, str]
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_quote = json.encoder.encode_basestring  # the JSON encoder's own string escaping, in C
 
 
 def payload(prev_hash: str, fields: Fields) -> bytes:
-    return _encode([LAYOUT, prev_hash, *fields]).encode()
+    """``json.dumps([LAYOUT, prev_hash, *fields], separators=(",", ":"), ensure_ascii=False)``.
+
+    Written out by hand because it runs once per entry when a million entries
+    are verified; a test holds it equal to ``json.dumps`` for any input.
+    """
+    actor_id = fields[1]
+    parts = [
+        _quote(LAYOUT),
+        _quote(prev_hash),
+        _quote(fields[0]),
+        "null" if actor_id is None else str(int(actor_id)),
+    ]
+    parts.extend(map(_quote, fields[2:]))
+    return ("[" + ",".join(parts) + "]").encode()
 
 
 def entry_hash(prev_hash: str, content: EntryContent | Fields) -> str:
