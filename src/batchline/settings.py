@@ -205,12 +205,27 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
 
+# Security alerts (a locked account, 21 CFR 11.300(d)) go to the log and, when
+# addresses are configured, by e-mail to the security unit at once.
+ADMINS = [
+    (addr.strip(), addr.strip())
+    for addr in os.environ.get("BATCHLINE_SECURITY_ALERT_EMAILS", "").split(",")
+    if addr.strip()
+]
+SERVER_EMAIL = os.environ.get("BATCHLINE_EMAIL_FROM", "batchline@localhost")
+EMAIL_HOST = os.environ.get("BATCHLINE_EMAIL_HOST", "localhost")
+EMAIL_PORT = _env_int("BATCHLINE_EMAIL_PORT", 25)
+EMAIL_SUBJECT_PREFIX = "[Batchline security] "
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "security_mail": {"class": "django.utils.log.AdminEmailHandler", "level": "CRITICAL"},
+    },
     "loggers": {
-        "batchline.security": {"handlers": ["console"], "level": "WARNING"},
+        "batchline.security": {"handlers": ["console", "security_mail"], "level": "WARNING"},
         "axes": {"handlers": ["console"], "level": "ERROR"},
     },
 }

@@ -255,3 +255,14 @@ def test_the_esig_statement_is_acknowledged_once_with_time(db, login) -> None:
     nina.refresh_from_db()
     assert nina.esig_acknowledged_at is not None
     assert entries(action="esig_acknowledge")[-1].actor_username == "nina"
+
+
+@pytest.mark.req("P11-26")
+def test_a_lockout_alerts_the_security_unit_by_mail(personas, settings, mailoutbox) -> None:
+    settings.ADMINS = [("Security unit", "security@plant.example")]
+    c = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        c.post("/login/", {"username": "operator", "password": "wrong-password"})
+    (mail,) = mailoutbox
+    assert mail.to == ["security@plant.example"]
+    assert "ACCOUNT LOCKED" in mail.subject and "operator" in mail.subject
