@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.admin",
     "django_htmx",
+    "ninja",  # so the API docs page serves its vendored Swagger UI, not a CDN copy
     "axes",
     "batchline.audit",
     "batchline.accounts",

@@ -215,3 +215,9 @@ def test_session_authenticated_api_writes_need_csrf(personas) -> None:
     )
     assert response.status_code in (401, 403)
     assert User.objects.get(pk=personas["operator"].pk).is_active
+
+
+def test_the_api_docs_page_loads_nothing_from_outside(db) -> None:
+    page = Client().get("/api/v1/docs").content.decode()
+    assert "swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower() and "https://" not in page

@@ -188,3 +188,41 @@ def test_a_wrong_signing_password_on_the_page_is_refused_in_words(personas, logi
     assert "Nothing was signed" in response.content.decode()
     target.refresh_from_db()
     assert target.role_names == ["operator"]
+
+
+@pytest.mark.req("P11-05", "P11-11")
+def test_admin_writes_are_audited_with_their_reason_and_nothing_is_deleted(personas, login) -> None:
+    c = login(personas["admin"])
+    response = c.post(
+        "/admin/equipment/site/add/",
+        {
+            "code": "bs1",
+            "name": "Basel",
+            "time_zone": "Europe/Zurich",
+            "address": "",
+            "audit_reason": "new plant",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    site = Site.objects.get(code="bs1")
+    created = entries(record_type="equipment.site", record_id=str(site.pk))[-1]
+    assert (created.action, created.via, created.reason, created.actor_username) == (
+        "create",
+        "admin",
+        "new plant",
+        "admin",
+    )
+    # A change without a reason is refused by the form and writes nothing.
+    before = AuditEntry.objects.count()
+    response = c.post(
+        f"/admin/equipment/site/{site.pk}/change/",
+        {"code": "bs1", "name": "Basel 2", "time_zone": "UTC", "address": ""},
+    )
+    assert response.status_code == 200 and AuditEntry.objects.count() == before
+    c.post(
+        f"/admin/equipment/site/{site.pk}/change/",
+        {"code": "bs1", "name": "Basel 2", "time_zone": "UTC", "address": "", "audit_reason": "renamed"},
+    )
+    changed = entries(record_type="equipment.site", record_id=str(site.pk))[-1]
+    assert changed.changes == '{"name":["Basel","Basel 2"],"time_zone":["Europe/Zurich","UTC"]}'
+    assert c.get(f"/admin/equipment/site/{site.pk}/delete/").status_code == 403

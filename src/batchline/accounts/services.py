@@ -61,6 +61,11 @@ def one_time_password() -> str:
     return "-".join(secrets.token_urlsafe(6) for _ in range(3))
 
 
+def admin_site_access(roles: Iterable[str]) -> bool:
+    """The Django admin (master data) is for engineers and administrators only."""
+    return "administrator" in roles
+
+
 def _set_groups(user: User, roles: list[str]) -> None:
     user.groups.set(Group.objects.filter(name__in=roles))
     # The prefetch cache, if any, now lies about the roles.
@@ -99,7 +104,7 @@ def user_create(
             record_update(
                 user,
                 actor=actor,
-                values={},
+                values={"is_staff": admin_site_access(roles)},
                 extra_before={"roles": []},
                 reason=reason,
                 action="roles",
@@ -256,7 +261,7 @@ def user_set_roles(
         record_update(
             locked,
             actor=actor,
-            values={},
+            values={"is_staff": admin_site_access(roles)},
             extra_before={"roles": before},
             reason=reason,
             action="roles",

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -18,6 +19,20 @@ class AuditedModelAdmin(admin.ModelAdmin):
     actions = None
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if kwargs.get("fields") is None:
+            # The reason is a form field, not a model field: keep it out of the model form's fields.
+            if self.fieldsets:
+                fields = [f for f in flatten_fieldsets(self.fieldsets) if f != "audit_reason"]
+            else:
+                readonly = set(self.get_readonly_fields(request, obj))
+                fields = [
+                    f.name
+                    for f in self.model._meta.concrete_fields
+                    if f.editable and not f.primary_key and f.name not in readonly
+                ]
+            kwargs["fields"] = fields
+        else:
+            kwargs["fields"] = [f for f in kwargs["fields"] if f != "audit_reason"]
         base = super().get_form(request, obj, change=change, **kwargs)
 
         class ReasonForm(base):  # type: ignore[valid-type,misc]

@@ -18,12 +18,11 @@ over half the cost of an audited write (see docs/performance.md).
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 from django.db import connection, transaction
 
 from batchline.rules import hashchain
-
-from .models import AuditEntry
 
 # Any constant will do; it only has to be the same in every process.
 CHAIN_LOCK_KEY = 0x6261_7463_686C  # "batchl"
@@ -68,7 +67,12 @@ def in_action_transaction() -> bool:
     return any(not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
 
 
-def append(content: hashchain.EntryContent, *, at: dt.datetime) -> AuditEntry:
+class Appended(NamedTuple):
+    id: int
+    hash: str
+
+
+def append(content: hashchain.EntryContent, *, at: dt.datetime) -> Appended:
     if not in_action_transaction():
         raise RuntimeError("audit entries are written inside the transaction of the change they record")
     postgres = connection.vendor == "postgresql"
@@ -87,20 +91,4 @@ def append(content: hashchain.EntryContent, *, at: dt.datetime) -> AuditEntry:
         else:
             cursor.execute(_INSERT, values)
             entry_id = cursor.lastrowid
-    entry = AuditEntry(
-        id=entry_id,
-        at=at,
-        actor_id=content.actor_id,
-        actor_username=content.actor_username,
-        actor_name=content.actor_name,
-        action=content.action,
-        record_type=content.record_type,
-        record_id=content.record_id,
-        changes=content.changes,
-        reason=content.reason,
-        via=content.via,
-        prev_hash=prev,
-        hash=digest,
-    )
-    entry._state.adding = False
-    return entry
+    return Appended(entry_id, digest)

@@ -74,8 +74,8 @@ class AuditEntry(models.Model):
     """One append-only, hash-chained entry. The database refuses UPDATE and DELETE."""
 
     at = models.DateTimeField(db_index=True)
-    actor_id = models.BigIntegerField(null=True, db_index=True)
-    actor_username = models.CharField(max_length=150)
+    actor_id = models.BigIntegerField(null=True)
+    actor_username = models.CharField(max_length=150, db_index=True)
     actor_name = models.CharField(max_length=200)
     action = models.CharField(max_length=40, db_index=True)
     record_type = models.CharField(max_length=80)
@@ -83,8 +83,10 @@ class AuditEntry(models.Model):
     changes = models.TextField()  # canonical JSON {field: [old, new]}
     reason = models.TextField(blank=True)
     via = models.CharField(max_length=20)  # web, api, admin, cli, system
+    # No index on the hashes: the chain is checked by walking it in id order, and a
+    # unique index over random SHA-256 keys costs a random page write per entry.
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         verbose_name_plural = "audit entries"

@@ -16,7 +16,7 @@ from django.utils import timezone
 from batchline.rules import canonical, hashchain
 
 from . import chain
-from .models import AuditedModel, AuditEntry
+from .models import AuditedModel
 
 M = TypeVar("M", bound=AuditedModel)
 
@@ -67,7 +67,7 @@ def audit_append(
     changes: dict[str, Any] | None = None,
     reason: str = "",
     _normalised: bool = False,
-) -> AuditEntry:
+) -> chain.Appended:
     """Append one entry: an event (login, lockout, signature) or a record change."""
     now = timezone.now()
     content = hashchain.EntryContent(

@@ -13,4 +13,6 @@ def site(request: HttpRequest) -> dict[str, Any]:
         "batchline_version": batchline.__version__,
         "site_time_zone": settings.TIME_ZONE,
         "idle_timeout_seconds": settings.IDLE_TIMEOUT_SECONDS,
+        "lockout_failures": settings.LOCKOUT_FAILURES,
+        "min_length": settings.PASSWORD_MIN_LENGTH,
     }
