@@ -31,6 +31,7 @@ from batchline.web.access import require
 from . import services
 from .forms import PasswordChangeForm, ReasonForm, RolesForm, TokenForm, UserCreateForm
 from .models import ApiToken, RoleChange, User
+from .selectors import is_locked
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -143,21 +144,13 @@ def _user_page(request: HttpRequest, target: User, *, status: int = 200, **extra
         "target": target,
         "history": history,
         "roles_form": extra.pop("roles_form", None) or RolesForm(initial={"roles": target.role_names}),
-        "locked": services_locked(target),
+        "locked": is_locked(target),
         "username_required": username_required(request),
         "meaning": Meaning.APPROVED.value,
         "meaning_label": Meaning.APPROVED.label,
         **extra,
     }
     return render(request, "accounts/user_detail.html", context, status=status)
-
-
-def services_locked(user: User) -> bool:
-    from axes.models import AccessAttempt
-    from django.conf import settings
-
-    attempt = AccessAttempt.objects.filter(username=user.username).order_by("-failures_since_start").first()
-    return bool(attempt and attempt.failures_since_start >= settings.AXES_FAILURE_LIMIT)
 
 
 @login_required

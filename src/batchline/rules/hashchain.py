@@ -1,7 +1,11 @@
 """The audit trail's hash chain (21 CFR 11.10(a) and (e); Annex 11 §9).
 
-Each entry's hash is SHA-256 over its predecessor's hash and the canonical
-serialisation of its own content. Changing, deleting or re-ordering any entry
+Each entry has a content digest, SHA-256 over the canonical serialisation of
+what it says, and a hash, SHA-256 over the ASCII text of its predecessor's hash
+followed by its own content digest. The link step is that simple on purpose:
+PostgreSQL computes it inside the append function (``audit/chain.py``) with
+its built-in ``sha256``, saving a round trip per audited write, and the test
+suite holds both sides to the same result. Changing, deleting or re-ordering any entry
 changes every hash after it, so one pass from the first entry finds the first
 place where the stored chain and the recomputed chain part.
 """
@@ -57,8 +61,8 @@ Fields = tuple[str, int | None, str, str, str, str, str, str, str, str]
 _quote = json.encoder.encode_basestring  # the JSON encoder's own string escaping, in C
 
 
-def payload(prev_hash: str, fields: Fields) -> bytes:
-    """``json.dumps([LAYOUT, prev_hash, *fields], separators=(",", ":"), ensure_ascii=False)``.
+def payload(fields: Fields) -> bytes:
+    """``json.dumps([LAYOUT, *fields], separators=(",", ":"), ensure_ascii=False)``, as UTF-8.
 
     Written out by hand because it runs once per entry when a million entries
     are verified; a test holds it equal to ``json.dumps`` for any input.
@@ -66,7 +70,6 @@ def payload(prev_hash: str, fields: Fields) -> bytes:
     actor_id = fields[1]
     parts = [
         _quote(LAYOUT),
-        _quote(prev_hash),
         _quote(fields[0]),
         "null" if actor_id is None else str(int(actor_id)),
     ]
@@ -74,9 +77,17 @@ def payload(prev_hash: str, fields: Fields) -> bytes:
     return ("[" + ",".join(parts) + "]").encode()
 
 
-def entry_hash(prev_hash: str, content: EntryContent | Fields) -> str:
+def content_digest(content: EntryContent | Fields) -> str:
     fields = content.fields() if isinstance(content, EntryContent) else content
-    return hashlib.sha256(payload(prev_hash, fields)).hexdigest()
+    return hashlib.sha256(payload(fields)).hexdigest()
+
+
+def link(prev_hash: str, digest: str) -> str:
+    return hashlib.sha256((prev_hash + digest).encode("ascii")).hexdigest()
+
+
+def entry_hash(prev_hash: str, content: EntryContent | Fields) -> str:
+    return link(prev_hash, content_digest(content))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +119,8 @@ def verify(rows: Iterable[tuple[int, str, str, EntryContent | Fields]]) -> Itera
                 "an entry before it was changed, removed or moved",
             )
         fields = content.fields() if isinstance(content, EntryContent) else content
-        if sha256(payload(prev_hash, fields)).hexdigest() != stored_hash:
+        digest = sha256(payload(fields)).hexdigest()
+        if sha256((prev_hash + digest).encode("ascii")).hexdigest() != stored_hash:
             yield ChainBreak(entry_id, "content does not match its hash: the entry was changed")
         expected_prev = stored_hash
         last_id = entry_id

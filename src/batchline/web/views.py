@@ -8,8 +8,8 @@ from django.shortcuts import render
 
 from batchline.accounts.models import User
 from batchline.accounts.roles import ROLES
+from batchline.accounts.selectors import locked_usernames
 from batchline.audit.selectors import changes_of, security_events
-from batchline.signatures.services import signing_blocker
 
 from .access import require
 
@@ -18,23 +18,12 @@ from .access import require
 def home(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     roles = [(name, ROLES[name][0], ROLES[name][1]) for name in user.role_names if name in ROLES]
-    blocker = signing_blocker(user, "performed")
-    locked = []
-    if user.has_perm("accounts.view_security_events"):
-        from axes.models import AccessAttempt
-        from django.conf import settings
-
-        locked = list(
-            AccessAttempt.objects.filter(failures_since_start__gte=settings.AXES_FAILURE_LIMIT)
-            .values_list("username", flat=True)
-            .distinct()
-        )
+    locked = locked_usernames() if user.has_perm("accounts.view_security_events") else []
     return render(
         request,
         "web/home.html",
         {
             "roles": roles,
-            "signing_enabled": blocker is None or blocker[0] == "NOT_AUTHORISED",
             "esig_pending": user.esig_acknowledged_at is None,
             "locked_accounts": locked,
         },

@@ -1,16 +1,16 @@
 from django.db import migrations
 
-from batchline.audit.chain import HEAD_FUNCTION_SQL
+from batchline.audit.chain import APPEND_FUNCTION_SQL
 
 
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(HEAD_FUNCTION_SQL)
+        schema_editor.execute(APPEND_FUNCTION_SQL)
 
 
 def drop(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("DROP FUNCTION IF EXISTS batchline_chain_head()")
+        schema_editor.execute("DROP FUNCTION IF EXISTS batchline_audit_append")
 
 
 class Migration(migrations.Migration):
