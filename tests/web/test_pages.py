@@ -41,6 +41,12 @@ def test_pages_follow_the_roles(personas, login, persona: str, url: str, status:
     assert login(personas[persona]).get(url).status_code == status
 
 
+def test_a_refusal_says_why_in_words(personas, login) -> None:
+    response = login(personas["operator"]).get("/audit/")
+    assert response.status_code == 403
+    assert "accounts.view_audit_trail" in response.content.decode() and "Nothing was changed" in response.content.decode()
+
+
 def test_home_shows_the_persons_roles(personas, login) -> None:
     page = login(personas["supervisor"]).get("/").content.decode()
     assert 'data-role="supervisor"' in page and "Supervisor Person" in page

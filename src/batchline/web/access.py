@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
@@ -20,4 +21,10 @@ def current_user(request: HttpRequest) -> User:
 
 def require(user: Any, permission: str) -> None:
     if not (user and user.is_authenticated and user.is_active and user.has_perm(permission)):
-        raise PermissionDenied(f"Your roles do not include the permission '{permission}'.")
+        app_label, codename = permission.split(".")
+        name = (
+            Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+            .values_list("name", flat=True)
+            .first()
+        )
+        raise PermissionDenied(f"Your roles do not allow this: {name or permission} ({permission}).")
