@@ -44,7 +44,10 @@ def test_pages_follow_the_roles(personas, login, persona: str, url: str, status:
 def test_a_refusal_says_why_in_words(personas, login) -> None:
     response = login(personas["operator"]).get("/audit/")
     assert response.status_code == 403
-    assert "accounts.view_audit_trail" in response.content.decode() and "Nothing was changed" in response.content.decode()
+    assert (
+        "accounts.view_audit_trail" in response.content.decode()
+        and "Nothing was changed" in response.content.decode()
+    )
 
 
 def test_home_shows_the_persons_roles(personas, login) -> None:
