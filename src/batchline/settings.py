@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "batchline.accounts",
     "batchline.signatures",
     "batchline.equipment",
+    "batchline.recipes",
     "batchline.web",
     "batchline.api",
 ]

@@ -30,12 +30,17 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
     "recipe_author": (
         "Recipe author",
         "Writes and versions master recipes.",
-        ["signatures.sign_performed"],
+        ["signatures.sign_performed", "recipes.author_recipe", "recipes.view_masterrecipe"],
     ),
     "qa_reviewer": (
         "QA reviewer",
         "Reviews batches by exception and reads the audit trail.",
-        ["signatures.sign_reviewed", "signatures.sign_verified", "accounts.view_audit_trail"],
+        [
+            "signatures.sign_reviewed",
+            "signatures.sign_verified",
+            "accounts.view_audit_trail",
+            "recipes.view_masterrecipe",
+        ],
     ),
     "qa_approver": (
         "QA approver",
@@ -46,6 +51,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "signatures.sign_released",
             "signatures.sign_rejected",
             "accounts.view_audit_trail",
+            "recipes.approve_recipe",
+            "recipes.view_masterrecipe",
         ],
     ),
     "administrator": (
@@ -63,7 +70,12 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
     "auditor": (
         "Auditor / inspector",
         "Reads everything, changes nothing.",
-        ["accounts.view_audit_trail", "accounts.view_security_events", "equipment.view_site"],
+        [
+            "accounts.view_audit_trail",
+            "accounts.view_security_events",
+            "equipment.view_site",
+            "recipes.view_masterrecipe",
+        ],
     ),
 }
 

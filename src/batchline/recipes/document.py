@@ -1,0 +1,359 @@
+"""The master recipe as a document: YAML or JSON in, one canonical dict out.
+
+A recipe file is read in three passes, and the first problem of each kind is
+reported with its line, so an author can fix the file:
+
+1. YAML syntax (JSON is read by the same parser: it is YAML too);
+2. the schema: field names, types, required fields (pydantic);
+3. the meaning: unique keys, predecessors that exist and form no cycle,
+   limits in order, known units and roles, formulas that only use values
+   recorded earlier in the procedure.
+
+Nothing is imported unless all three pass. The canonical dict
+(:func:`canonical`) is what a master recipe version stores, what a batch
+freezes as its control recipe, and what two versions are compared on.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from batchline.accounts.roles import ROLES
+from batchline.rules import graph
+from batchline.rules.formula import FormulaError
+from batchline.rules.formula import parse as parse_formula
+from batchline.rules.limits import NumberLimits, Range
+from batchline.units import UnknownUnit, check_unit
+
+FORMAT = "batchline.recipe/1"
+MAX_STEPS = 2000
+
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Number = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=18, decimal_places=6)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(Strict):
+    low: Number | None = None
+    high: Number | None = None
+
+    def range(self) -> Range:
+        return Range(self.low, self.high)
+
+
+class Input(Strict):
+    name: Key
+    label: ShortText
+    type: Literal["number", "text", "choice", "yes_no"] = "number"
+    unit: Annotated[str, StringConstraints(max_length=30)] = ""
+    target: Number | None = None
+    plausible: Limits | None = None
+    specification: Limits | None = None
+    action: Limits | None = None
+    choices: list[ShortText] = Field(default_factory=list, max_length=50)
+    critical: bool = False
+    scales: bool = Field(default=False, description="target and limits scale with the planned batch size")
+    required: bool = True
+
+
+class Calculation(Strict):
+    name: Key
+    label: ShortText
+    formula: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    unit: Annotated[str, StringConstraints(max_length=30)] = ""
+    decimals: int = Field(default=2, ge=0, le=6)
+    specification: Limits | None = None
+    critical: bool = False
+
+
+class Timer(Strict):
+    min_minutes: Number | None = None
+    max_minutes: Number | None = None
+
+
+class Step(Strict):
+    key: Key
+    kind: Literal[
+        "instruction", "data_entry", "checklist", "timer", "calculation", "verification", "signature"
+    ]
+    title: ShortText
+    instruction: Text = ""
+    sop: Annotated[str, StringConstraints(max_length=60)] = ""
+    role: str = "operator"
+    signs: bool = Field(default=False, description="the performer completes the step with an e-signature")
+    verify: bool = Field(default=False, description="a different person verifies the step")
+    after: list[Key] | None = Field(default=None, description="predecessors; default: the step before it")
+    inputs: list[Input] = Field(default_factory=list, max_length=50)
+    checklist: list[ShortText] = Field(default_factory=list, max_length=50)
+    timer: Timer | None = None
+    calculations: list[Calculation] = Field(default_factory=list, max_length=20)
+
+
+class Operation(Strict):
+    key: Key
+    name: ShortText
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+class Quantity(Strict):
+    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=18, decimal_places=6)]
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+
+
+class Header(Strict):
+    code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,39}$")]
+    name: ShortText
+    product_code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,39}$")]
+    product_name: ShortText
+    batch_size: Quantity
+    description: Text = ""
+
+
+class RecipeDocument(Strict):
+    format: Literal["batchline.recipe/1"] = "batchline.recipe/1"
+    recipe: Header
+    operations: list[Operation] = Field(min_length=1, max_length=200)
+
+    @field_validator("operations")
+    @classmethod
+    def _not_too_many_steps(cls, ops: list[Operation]) -> list[Operation]:
+        if sum(len(o.steps) for o in ops) > MAX_STEPS:
+            raise ValueError(f"a recipe has at most {MAX_STEPS} steps")
+        return ops
+
+    def steps(self) -> list[tuple[Operation, Step]]:
+        return [(op, step) for op in self.operations for step in op.steps]
+
+    def predecessors(self) -> dict[str, list[str]]:
+        """Explicit ``after`` lists, or else the step before (sequential by default)."""
+        preds: dict[str, list[str]] = {}
+        previous: str | None = None
+        for _, step in self.steps():
+            preds[step.key] = list(step.after) if step.after is not None else ([previous] if previous else [])
+            previous = step.key
+        return preds
+
+
+# --- problems with a place -------------------------------------------------------------
+
+Path = tuple[str | int, ...]
+
+
+class Problem:
+    def __init__(self, path: Path, message: str, line: int | None = None) -> None:
+        self.path, self.message, self.line = path, message, line
+
+    def where(self) -> str:
+        dotted = ".".join(str(p) for p in self.path)
+        return f"line {self.line}" + (f" ({dotted})" if dotted else "") if self.line else dotted or "file"
+
+    def __str__(self) -> str:
+        return f"{self.where()}: {self.message}"
+
+
+class RecipeInvalid(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def _line_map(text: str) -> dict[Path, int]:
+    """Where in the file each mapping key and list item starts (1-based lines)."""
+    lines: dict[Path, int] = {}
+
+    def walk(node: yaml.Node, path: Path) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (*path, str(key_node.value))
+                walk(value_node, key)
+                lines[key] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _line(lines: dict[Path, int], path: Path) -> int | None:
+    for n in range(len(path), -1, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
+
+
+def parse(text: str) -> RecipeDocument:
+    """Read a recipe file (YAML or JSON); raises :class:`RecipeInvalid` naming lines and reasons."""
+    if len(text) > 5_000_000:
+        raise RecipeInvalid([Problem((), "the file is larger than 5 MB")])
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_map(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        what = getattr(exc, "problem", None) or str(exc)
+        raise RecipeInvalid(
+            [Problem((), f"not valid YAML or JSON: {what}", mark.line + 1 if mark else None)]
+        ) from exc
+    if not isinstance(data, dict):
+        raise RecipeInvalid([Problem((), "a recipe file is a mapping with 'recipe' and 'operations'", 1)])
+    try:
+        doc = RecipeDocument.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            problems.append(Problem(loc, err["msg"].replace("Value error, ", ""), _line(lines, loc)))
+        raise RecipeInvalid(problems) from exc
+    problems = check_meaning(doc)
+    for p in problems:
+        p.line = _line(lines, p.path)
+    if problems:
+        raise RecipeInvalid(problems)
+    return doc
+
+
+def from_canonical(data: dict[str, Any]) -> RecipeDocument:
+    """A stored (already checked) document back as a model."""
+    return RecipeDocument.model_validate(data)
+
+
+def canonical(doc: RecipeDocument) -> dict[str, Any]:
+    """JSON-ready dict: Decimals as strings, defaults written out, so equal recipes compare equal."""
+    return doc.model_dump(mode="json")
+
+
+def dump_yaml(doc: RecipeDocument) -> str:
+    return yaml.safe_dump(canonical(doc), sort_keys=False, allow_unicode=True, width=100)
+
+
+# --- the meaning --------------------------------------------------------------------------
+
+
+def _limits(inp: Input | Calculation) -> NumberLimits:
+    plausible = inp.plausible.range() if isinstance(inp, Input) and inp.plausible else Range()
+    spec = inp.specification.range() if inp.specification else Range()
+    action = inp.action.range() if isinstance(inp, Input) and inp.action else Range()
+    return NumberLimits(plausible=plausible, specification=spec, action=action)
+
+
+def check_meaning(doc: RecipeDocument) -> list[Problem]:
+    problems: list[Problem] = []
+    seen_keys: dict[str, Path] = {}
+    value_names: dict[str, str] = {}  # value name -> step key that records it
+
+    try:
+        check_unit(doc.recipe.batch_size.unit)
+    except UnknownUnit as exc:
+        problems.append(Problem(("recipe", "batch_size", "unit"), str(exc)))
+
+    for o, op in enumerate(doc.operations):
+        for s, step in enumerate(op.steps):
+            here: Path = ("operations", o, "steps", s)
+            if step.key in seen_keys:
+                problems.append(Problem((*here, "key"), f"step key {step.key!r} is used twice"))
+            seen_keys[step.key] = here
+            if step.role not in ROLES:
+                problems.append(
+                    Problem((*here, "role"), f"unknown role {step.role!r}; roles: {', '.join(ROLES)}")
+                )
+            if step.kind == "data_entry" and not step.inputs:
+                problems.append(Problem((*here, "inputs"), "a data entry step needs at least one input"))
+            if step.kind == "checklist" and not step.checklist:
+                problems.append(Problem((*here, "checklist"), "a checklist step needs its items"))
+            if step.kind == "timer" and not (
+                step.timer and (step.timer.min_minutes or step.timer.max_minutes)
+            ):
+                problems.append(Problem((*here, "timer"), "a timer step needs a minimum or maximum duration"))
+            if step.kind == "calculation" and not step.calculations:
+                problems.append(Problem((*here, "calculations"), "a calculation step needs a formula"))
+            t = step.timer
+            if (
+                t
+                and t.min_minutes is not None
+                and t.max_minutes is not None
+                and t.min_minutes > t.max_minutes
+            ):
+                problems.append(Problem((*here, "timer"), "the minimum duration is longer than the maximum"))
+            for i, inp in enumerate(step.inputs):
+                where: Path = (*here, "inputs", i)
+                problems += _check_value_def(inp, where, value_names, step.key)
+                if inp.type == "choice" and not inp.choices:
+                    problems.append(Problem((*where, "choices"), "a choice needs its choices"))
+            for i, calc in enumerate(step.calculations):
+                problems += _check_value_def(calc, (*here, "calculations", i), value_names, step.key)
+
+    preds = doc.predecessors()
+    for key, ps in preds.items():
+        for p in ps:
+            if p not in seen_keys:
+                problems.append(
+                    Problem((*seen_keys[key], "after"), f"step {key!r} waits for {p!r}, which does not exist")
+                )
+            elif p == key:
+                problems.append(Problem((*seen_keys[key], "after"), f"step {key!r} waits for itself"))
+    if problems:
+        return problems
+    try:
+        graph.topological_order(preds)
+    except graph.CycleError as exc:
+        return [Problem((*seen_keys[exc.cycle[0]], "after"), str(exc))]
+
+    # A formula may use only values recorded by steps that must be complete before it.
+    for o, op in enumerate(doc.operations):
+        for s, step in enumerate(op.steps):
+            earlier = graph.ancestors(step.key, preds)
+            for c, calc in enumerate(step.calculations):
+                where = ("operations", o, "steps", s, "calculations", c, "formula")
+                try:
+                    formula = parse_formula(calc.formula)
+                except FormulaError as exc:
+                    problems.append(Problem(where, f"formula {calc.formula!r}: {exc}"))
+                    continue
+                own_earlier = {x.name for x in step.inputs} | {x.name for x in step.calculations[:c]}
+                for name in sorted(formula.names):
+                    source = value_names.get(name)
+                    if source is None:
+                        problems.append(Problem(where, f"formula uses {name!r}, which no step records"))
+                    elif name not in own_earlier and source not in earlier:
+                        problems.append(
+                            Problem(
+                                where,
+                                f"formula uses {name!r}, recorded by step {source!r}, which does not come before this one",
+                            )
+                        )
+    return problems
+
+
+def _check_value_def(
+    inp: Input | Calculation, where: Path, names: dict[str, str], step_key: str
+) -> list[Problem]:
+    problems = []
+    if inp.name in names:
+        problems.append(
+            Problem(
+                (*where, "name"), f"value name {inp.name!r} is used twice (also in step {names[inp.name]!r})"
+            )
+        )
+    names[inp.name] = step_key
+    try:
+        check_unit(inp.unit)
+    except UnknownUnit as exc:
+        problems.append(Problem((*where, "unit"), str(exc)))
+    try:
+        _limits(inp)
+    except ValueError as exc:
+        problems.append(Problem(where, f"limits of {inp.name!r}: {exc}"))
+    return problems

@@ -1,0 +1,192 @@
+"""Master recipe services: import, edit drafts, new versions, the signed life-cycle (MBR-01).
+
+Each function is one transaction: the change, its audit entries and, for a
+life-cycle transition, the e-signature. Signers are re-authenticated by the
+caller with ``signer_authenticate`` before the transaction opens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.rules import states
+from batchline.rules.verdict import Reason, Verdict
+from batchline.signatures.services import VerifiedSigner, signature_apply
+
+from . import document as doc
+from .models import MasterRecipe, Product, RecipeStatus
+
+# Which permission each life-cycle command needs, beyond the signature meaning.
+COMMAND_PERMISSION = {
+    "submit": "recipes.author_recipe",
+    "return": "recipes.approve_recipe",
+    "approve": "recipes.approve_recipe",
+    "make_effective": "recipes.approve_recipe",
+    "retire": "recipes.approve_recipe",
+}
+
+
+class RecipeRefused(Exception):
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        super().__init__(" ".join(r.message for r in verdict.reasons))
+
+
+def _refuse(code: str, message: str) -> RecipeRefused:
+    return RecipeRefused(Verdict.of(Reason(code, message)))
+
+
+def _person(actor: Actor) -> int:
+    if actor.id is None:
+        raise _refuse("PERSON_REQUIRED", "Recipes are written by a person, not by the system.")
+    return actor.id
+
+
+def _product(actor: Actor, header: doc.Header) -> Product:
+    product = Product.objects.filter(code=header.product_code).first()
+    if product is None:
+        product = record_create(Product(code=header.product_code, name=header.product_name), actor=actor)
+    return product
+
+
+def recipe_import(*, actor: Actor, text: str, reason: str = "") -> MasterRecipe:
+    """Create the next draft version of the recipe the file describes.
+
+    Raises :class:`~.document.RecipeInvalid` with lines and reasons; nothing is written then.
+    """
+    parsed = doc.parse(text)
+    header = parsed.recipe
+    with transaction.atomic():
+        product = _product(actor, header)
+        last = (
+            MasterRecipe.objects.select_for_update().filter(code=header.code).aggregate(v=Max("version"))["v"]
+        )
+        recipe = MasterRecipe(
+            product=product,
+            code=header.code,
+            version=(last or 0) + 1,
+            name=header.name,
+            status=RecipeStatus.DRAFT,
+            nominal_quantity=header.batch_size.quantity,
+            nominal_unit=header.batch_size.unit,
+            document=doc.canonical(parsed),
+            author_id=_person(actor),
+            created_at=timezone.now(),
+        )
+        return record_create(recipe, actor=actor, reason=reason or "imported")
+
+
+def recipe_update(*, actor: Actor, recipe: MasterRecipe, text: str, reason: str = "") -> MasterRecipe:
+    """Replace a draft's procedure with the file's. Only drafts change; the code stays."""
+    parsed = doc.parse(text)
+    with transaction.atomic():
+        locked = MasterRecipe.objects.select_for_update().get(pk=recipe.pk)
+        if locked.status != RecipeStatus.DRAFT:
+            raise _refuse(
+                "NOT_A_DRAFT",
+                f"{locked.code} version {locked.version} is {locked.get_status_display().lower()}: "
+                "only a draft can be edited; make a new version instead.",
+            )
+        if parsed.recipe.code != locked.code:
+            raise _refuse("CODE_CHANGED", f"The file is for recipe {parsed.recipe.code}, not {locked.code}.")
+        record_update(
+            locked,
+            actor=actor,
+            values={
+                "name": parsed.recipe.name,
+                "nominal_quantity": parsed.recipe.batch_size.quantity,
+                "nominal_unit": parsed.recipe.batch_size.unit,
+                "document": doc.canonical(parsed),
+            },
+            reason=reason,
+        )
+    return locked
+
+
+def recipe_new_version(*, actor: Actor, recipe: MasterRecipe, reason: str = "") -> MasterRecipe:
+    """A new draft that starts as a copy of ``recipe`` (a change to an effective recipe is a new version)."""
+    with transaction.atomic():
+        last = (
+            MasterRecipe.objects.select_for_update().filter(code=recipe.code).aggregate(v=Max("version"))["v"]
+        )
+        copy = MasterRecipe(
+            product_id=recipe.product_id,
+            code=recipe.code,
+            version=last + 1,
+            name=recipe.name,
+            status=RecipeStatus.DRAFT,
+            nominal_quantity=recipe.nominal_quantity,
+            nominal_unit=recipe.nominal_unit,
+            document=recipe.document,
+            author_id=_person(actor),
+            created_at=timezone.now(),
+        )
+        return record_create(copy, actor=actor, reason=reason or f"new version from version {recipe.version}")
+
+
+def recipe_transition(
+    *,
+    actor: Actor,
+    recipe: MasterRecipe,
+    command: str,
+    signer: VerifiedSigner | None,
+    reason: str = "",
+) -> MasterRecipe:
+    """Move a recipe version through its life-cycle under the signer's e-signature.
+
+    Locks the version (and, to make one effective, the current effective one).
+    The author never approves their own recipe.
+    """
+    with transaction.atomic():
+        locked = MasterRecipe.objects.select_for_update().get(pk=recipe.pk)
+        verdict = states.check(states.RECIPE, command, locked.status, what="recipe")
+        if not verdict.allowed:
+            raise RecipeRefused(verdict)
+        t = states.RECIPE[command]
+        if t.meaning is None:
+            raise _refuse("NOT_BY_HAND", f"'{command}' happens by itself; it is not a user action.")
+        if signer is None or signer.user.pk != actor.id:
+            raise _refuse("SIGNATURE_REQUIRED", f"'{command}' needs your e-signature.")
+        permission = COMMAND_PERMISSION[command]
+        if not signer.user.has_perm(permission):
+            raise _refuse(
+                "NOT_AUTHORISED", f"Your roles do not allow you to {command.replace('_', ' ')} a recipe."
+            )
+        if t.reason_required and not reason.strip():
+            raise ReasonRequired(f"Give a reason to {command.replace('_', ' ')} a recipe.")
+        if command in ("approve", "make_effective") and signer.user.pk == locked.author_id:
+            raise _refuse(
+                "AUTHOR_APPROVES", "You wrote this recipe version: a different person must approve it."
+            )
+        values: dict[str, Any] = {"status": t.target}
+        if command == "make_effective":
+            values["effective_at"] = timezone.now()
+            current = (
+                MasterRecipe.objects.select_for_update()
+                .filter(code=locked.code, status=RecipeStatus.EFFECTIVE)
+                .exclude(pk=locked.pk)
+                .first()
+            )
+            if current is not None:
+                record_update(
+                    current,
+                    actor=actor,
+                    values={"status": RecipeStatus.SUPERSEDED},
+                    action="supersede",
+                    reason=f"superseded by version {locked.version}",
+                )
+        record_update(locked, actor=actor, values=values, action=command, reason=reason)
+        signature_apply(
+            signer=signer,
+            meaning=t.meaning,
+            record=locked,
+            content=locked.signed_content(),
+            actor=actor,
+            comment=reason,
+        )
+    return locked
