@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
@@ -56,11 +57,13 @@ def make_user(
         roles=roles if roles is not None else PERSONAS.get(username, []),
     )
     with transaction.atomic():
-        user.set_password(PASSWORD)
-        values: dict[str, Any] = {"must_change_password": not ready_to_sign}
+        values: dict[str, Any] = {
+            "must_change_password": not ready_to_sign,
+            "password": make_password(PASSWORD),
+        }
         if ready_to_sign:
             values |= {"password_changed_at": timezone.now(), "esig_acknowledged_at": timezone.now()}
-        record_update(user, actor=SETUP, values=values, also_save=("password",), action="test_setup")
+        record_update(user, actor=SETUP, values=values, action="test_setup")
     return user
 
 

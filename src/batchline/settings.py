@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "batchline.web.middleware.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -169,7 +170,9 @@ AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False
 
 IDLE_TIMEOUT_SECONDS = _env_int("BATCHLINE_IDLE_TIMEOUT_MINUTES", 15) * 60
-SESSION_COOKIE_AGE = max(IDLE_TIMEOUT_SECONDS, 60)
+# The server keeps a session well past the idle timeout, so that the idle-timeout
+# middleware (not silent expiry) ends it and records the timeout.
+SESSION_COOKIE_AGE = max(2 * IDLE_TIMEOUT_SECONDS, 8 * 3600)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True

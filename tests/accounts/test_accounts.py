@@ -7,7 +7,7 @@ import json
 
 import pytest
 from django.db import transaction
-from django.test import Client, override_settings
+from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 
 from batchline.accounts import services
@@ -34,7 +34,9 @@ def test_a_new_user_gets_roles_and_a_one_time_password_all_audited(personas) -> 
     actions = [e.action for e in entries(record_type="accounts.user", record_id=str(user.pk))]
     assert actions == ["create", "roles"]
     create = entries(record_type="accounts.user", record_id=str(user.pk))[0]
-    assert "password" not in json.loads(create.changes)  # hashes never land in the trail
+    # The password hash never lands in the trail; a digest of it does, so a swap is found.
+    assert user.password not in create.changes
+    assert json.loads(create.changes)["password"][1].startswith("sha256:")
 
 
 @pytest.mark.req("P11-15", "P11-23")
@@ -46,7 +48,7 @@ def test_a_username_is_never_reused_even_after_deactivation(personas) -> None:
         services.user_create(actor=admin_actor(personas), username="OPERATOR", full_name="Someone Else")
 
 
-@pytest.mark.req("P11-15", "DI-01")
+@pytest.mark.req("P11-15", "DI-01", "P11-03", "A11-13")
 def test_accounts_are_deactivated_never_deleted(personas) -> None:
     operator = personas["operator"]
     with pytest.raises(AuditBypassError):
@@ -72,6 +74,7 @@ def test_a_deactivated_user_cannot_log_in(personas) -> None:
     assert response.status_code == 200 and b"wrong" in response.content
 
 
+@pytest.mark.req("P11-25")
 def test_deactivation_ends_the_users_sessions(personas, login) -> None:
     c = login(personas["operator"])
     assert c.get("/").status_code == 200
@@ -99,7 +102,11 @@ def test_the_password_policy_refuses_weak_passwords(personas, new: str, why: str
     operator = personas["operator"]
     with pytest.raises(services.AccountError, match=why):
         services.password_change(
-            user=operator, old_password=PASSWORD, new_password=new, actor=Actor.of(operator, via="web")
+            request=RequestFactory().post("/password/"),
+            user=operator,
+            old_password=PASSWORD,
+            new_password=new,
+            actor=Actor.of(operator, via="web"),
         )
     operator.refresh_from_db()
     assert operator.check_password(PASSWORD)
@@ -110,11 +117,19 @@ def test_recent_passwords_cannot_be_reused(personas) -> None:
     operator = personas["operator"]
     actor = Actor.of(operator, via="web")
     services.password_change(
-        user=operator, old_password=PASSWORD, new_password="granulator-blue-41", actor=actor
+        request=RequestFactory().post("/password/"),
+        user=operator,
+        old_password=PASSWORD,
+        new_password="granulator-blue-41",
+        actor=actor,
     )
     with pytest.raises(services.AccountError, match="used recently"):
         services.password_change(
-            user=operator, old_password="granulator-blue-41", new_password=PASSWORD, actor=actor
+            request=RequestFactory().post("/password/"),
+            user=operator,
+            old_password="granulator-blue-41",
+            new_password=PASSWORD,
+            actor=actor,
         )
 
 
@@ -122,6 +137,7 @@ def test_recent_passwords_cannot_be_reused(personas) -> None:
 def test_a_password_change_is_audited_without_the_password(personas) -> None:
     operator = personas["operator"]
     services.password_change(
+        request=RequestFactory().post("/password/"),
         user=operator,
         old_password=PASSWORD,
         new_password="granulator-blue-41",
@@ -129,7 +145,10 @@ def test_a_password_change_is_audited_without_the_password(personas) -> None:
     )
     last = entries(record_type="accounts.user", record_id=str(operator.pk))[-1]
     assert last.action == "password_change"
-    assert "granulator" not in last.changes and "password" not in json.loads(last.changes)
+    old, new = json.loads(last.changes)["password"]
+    assert old != new and old.startswith("sha256:") and new.startswith("sha256:")
+    operator.refresh_from_db()
+    assert "granulator" not in last.changes and operator.password not in last.changes
 
 
 @pytest.mark.req("P11-24", "P11-21")
@@ -266,3 +285,62 @@ def test_a_lockout_alerts_the_security_unit_by_mail(personas, settings, mailoutb
     (mail,) = mailoutbox
     assert mail.to == ["security@plant.example"]
     assert "ACCOUNT LOCKED" in mail.subject and "operator" in mail.subject
+
+
+@pytest.mark.req("P11-26")
+def test_guessing_the_current_password_on_the_change_form_counts_towards_lockout(
+    personas, login, settings
+) -> None:
+    c = login(personas["operator"])
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = c.post(
+            "/password/",
+            {
+                "old_password": "guess",
+                "new_password": "tablet-press-77",
+                "new_password_again": "tablet-press-77",
+            },
+        )
+        assert response.status_code in (403, 422)
+    actions = [e.action for e in entries(record_type="accounts.user", record_id=str(personas["operator"].pk))]
+    assert actions.count("password_change_failed") == settings.AXES_FAILURE_LIMIT
+    assert "lockout" in actions
+
+
+@pytest.mark.req("P11-26", "P11-25")
+def test_a_lockout_ends_open_sessions_and_stops_tokens(personas, login, settings) -> None:
+    from batchline.accounts.models import ApiToken
+
+    operator = personas["operator"]
+    c = login(operator)
+    _, raw = services.token_create(actor=Actor.of(operator, via="web"), user=operator, name="script")
+    assert Client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        Client().post("/login/", {"username": "operator", "password": "wrong-password"})
+    assert c.get("/").status_code == 302  # the open session is gone
+    assert Client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 401
+    assert [e.action for e in entries(action="lockout")] == ["lockout"]
+    Client().post("/login/", {"username": "operator", "password": "wrong-password"})
+    assert [e.action for e in entries(action="lockout")] == ["lockout"]  # recorded once per lockout
+    assert ApiToken.objects.filter(user=operator).count() == 1
+
+
+@pytest.mark.req("P11-26")
+def test_failures_from_several_stations_add_up_for_the_administrators_too(personas, settings) -> None:
+    from batchline.accounts.selectors import is_locked, locked_usernames
+
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        Client(REMOTE_ADDR=f"10.0.0.{i % 2 + 1}").post(
+            "/login/", {"username": "operator", "password": "wrong"}
+        )
+    assert is_locked(personas["operator"]) and locked_usernames() == ["operator"]
+
+
+@pytest.mark.req("P11-25")
+def test_a_password_reset_revokes_the_users_tokens(personas) -> None:
+    operator = personas["operator"]
+    _, raw = services.token_create(actor=Actor.of(operator, via="web"), user=operator, name="script")
+    services.user_reset_password(
+        actor=Actor.of(personas["admin"], via="web"), user=operator, reason="compromised"
+    )
+    assert Client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 401

@@ -75,7 +75,7 @@ def test_me_tells_whether_signing_is_enabled(personas) -> None:
     assert data["roles"] == ["operator"] and data["signing_enabled"] is True
 
 
-@pytest.mark.req("NFR-05", "A11-16", "P11-18")
+@pytest.mark.req("NFR-05", "A11-16", "P11-18", "P11-20")
 def test_roles_change_through_the_api_with_id_and_password(personas) -> None:
     target = personas["operator"]
     response = api(
@@ -191,7 +191,7 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
     assert AuditEntry.objects.count() == before
 
 
-@pytest.mark.req("P11-05", "DI-09")
+@pytest.mark.req("P11-05", "DI-09", "P11-02")
 def test_the_audit_trail_reads_through_the_api(personas) -> None:
     data = api(
         personas["auditor"],
@@ -221,3 +221,24 @@ def test_the_api_docs_page_loads_nothing_from_outside(db) -> None:
     page = Client().get("/api/v1/docs").content.decode()
     assert "swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower() and "https://" not in page
+
+
+@pytest.mark.req("A11-05")
+@pytest.mark.parametrize("field", ["full_name", "username", "reason"])
+def test_a_nul_character_is_refused_with_a_clear_error_and_nothing_written(personas, field: str) -> None:
+    body = {"username": "nina", "full_name": "Nina New", "reason": "hired"} | {field: "Ni\x00na"}
+    before = AuditEntry.objects.count()
+    response = api(personas["admin"], "post", "/users", body)
+    assert response.status_code == 400 and response.json()["code"] == "NUL_CHARACTER"
+    assert AuditEntry.objects.count() == before + 1  # the token made for this call, nothing else
+
+
+def test_a_nul_character_in_a_page_filter_is_refused(personas, login) -> None:
+    response = login(personas["auditor"]).get("/audit/", {"user": "a\x00b"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("expires_at", ["2030-01-01T00:00:00", "2001-01-01T00:00:00Z"], ids=["naive", "past"])
+def test_a_token_expiry_must_be_a_future_time_with_its_zone(personas, expires_at: str) -> None:
+    response = api(personas["operator"], "post", "/tokens", {"name": "script", "expires_at": expires_at})
+    assert response.status_code == 422, response.content

@@ -98,6 +98,7 @@ def test_a_record_and_its_entry_commit_or_roll_back_together() -> None:
     ],
     ids=["update", "delete", "bulk_create", "bulk_update", "create", "save", "instance-delete"],
 )
+@pytest.mark.req("P11-03")
 def test_writes_that_would_bypass_the_trail_are_refused(write) -> None:
     site()
     with pytest.raises(AuditBypassError):
@@ -155,7 +156,7 @@ def run_verify() -> str:
     return out.getvalue()
 
 
-@pytest.mark.req("P11-01")
+@pytest.mark.req("P11-01", "A11-09")
 def test_verify_passes_on_an_untouched_database() -> None:
     site()
     assert "OK: audit trail verifies" in run_verify()
@@ -170,7 +171,7 @@ def verify_fails_with(text: str) -> str:
     return str(failure.value)
 
 
-@pytest.mark.req("P11-01", "P11-05")
+@pytest.mark.req("P11-01", "P11-05", "A11-09")
 def test_verify_names_a_modified_entry(no_triggers: None) -> None:
     s = site()
     target = AuditEntry.objects.get(record_type="equipment.site", record_id=str(s.pk))
@@ -178,7 +179,7 @@ def test_verify_names_a_modified_entry(no_triggers: None) -> None:
     verify_fails_with(f"audit entry #{target.pk}: content does not match its hash")
 
 
-@pytest.mark.req("P11-01", "P11-05")
+@pytest.mark.req("P11-01", "P11-05", "A11-09")
 def test_verify_names_a_deleted_entry(no_triggers: None) -> None:
     site("a")
     site("b")
@@ -188,7 +189,7 @@ def test_verify_names_a_deleted_entry(no_triggers: None) -> None:
     verify_fails_with(f"audit entry #{successor}: does not follow its predecessor")
 
 
-@pytest.mark.req("P11-01", "P11-05")
+@pytest.mark.req("P11-01", "P11-05", "A11-09")
 def test_verify_names_reordered_entries(no_triggers: None) -> None:
     site("a")
     site("b")
@@ -200,7 +201,7 @@ def test_verify_names_reordered_entries(no_triggers: None) -> None:
     verify_fails_with(f"audit entry #{first.pk}: does not follow its predecessor")
 
 
-@pytest.mark.req("P11-01", "DI-10")
+@pytest.mark.req("P11-01", "DI-10", "A11-09")
 def test_verify_names_a_business_record_edited_with_raw_sql() -> None:
     s = site()
     sql("UPDATE equipment_site SET name = 'Edited behind the back' WHERE id = %s", [s.pk])
@@ -208,7 +209,7 @@ def test_verify_names_a_business_record_edited_with_raw_sql() -> None:
     assert "does NOT verify" in message
 
 
-@pytest.mark.req("P11-01")
+@pytest.mark.req("P11-01", "A11-09")
 def test_verify_finds_a_raw_edit_that_a_later_change_overwrote() -> None:
     s = site()
     sql("UPDATE equipment_site SET name = 'Tampered' WHERE id = %s", [s.pk])
@@ -219,7 +220,7 @@ def test_verify_finds_a_raw_edit_that_a_later_change_overwrote() -> None:
     verify_fails_with('found name = "Tampered", but the trail had set it to "Basel plant"')
 
 
-@pytest.mark.req("P11-01")
+@pytest.mark.req("P11-01", "A11-09")
 def test_verify_finds_a_record_inserted_and_one_deleted_behind_the_back() -> None:
     s = site()
     sql("INSERT INTO equipment_site (code, name, time_zone, address) VALUES ('ghost', 'Ghost', 'UTC', '')")
@@ -229,10 +230,37 @@ def test_verify_finds_a_record_inserted_and_one_deleted_behind_the_back() -> Non
     assert any(f"equipment.site #{s.pk} is in the audit trail but not in the table" in f for f in findings)
 
 
-@pytest.mark.req("P11-01")
+@pytest.mark.req("P11-01", "A11-09")
 def test_verify_finds_roles_granted_behind_the_back(personas) -> None:
     from django.contrib.auth.models import Group
 
     operator = personas["operator"]
     operator.groups.add(Group.objects.get(name="qa_approver"))  # the ORM, but no service: no entry
     verify_fails_with(f"accounts.user #{operator.pk}: roles is")
+
+
+@pytest.mark.req("P11-01", "P11-14", "A11-09")
+def test_verify_finds_a_password_hash_swapped_behind_the_back(personas) -> None:
+    victim, other = personas["qa_approver"], personas["operator"]
+    sql("UPDATE accounts_user SET password = %s WHERE id = %s", [other.password + "x", victim.pk])
+    verify_fails_with(f"accounts.user #{victim.pk}: password is")
+
+
+@pytest.mark.req("P11-01", "P11-14", "A11-09")
+def test_verify_finds_a_signature_edited_or_removed_behind_the_back(personas, no_triggers) -> None:
+    from batchline.signatures.models import Signature
+    from tests.signatures.test_signing import sign_roles, station
+
+    sign_roles(
+        personas["admin"],
+        personas["operator"],
+        ["supervisor"],
+        station(personas["admin"]),
+        username="admin",
+        password="correct-horse-battery-7",
+    )
+    sig = Signature.objects.get()
+    sql("UPDATE signatures_signature SET signer_name = 'Somebody Else' WHERE id = %s", [sig.pk])
+    verify_fails_with(f'signatures.signature #{sig.pk}: signer_name is "Somebody Else"')
+    sql("DELETE FROM signatures_signature WHERE id = %s", [sig.pk])
+    verify_fails_with(f"signatures.signature #{sig.pk} is in the audit trail but not in the table")

@@ -16,6 +16,7 @@ from batchline.signatures.services import (
     SignatureRefused,
     signature_intact,
     signer_authenticate,
+    signing_session_open,
     username_required,
 )
 from tests.conftest import PASSWORD, entries, make_user
@@ -34,10 +35,13 @@ def station(user: User, client: Client | None = None) -> HttpRequest:
 
 
 def sign_roles(admin: User, target: User, roles: list[str], request: HttpRequest, **creds) -> RoleChange:
+    """As the page does it: authenticate, run the signed service, then open the signing session."""
     signer = signer_authenticate(request=request, meaning=Meaning.APPROVED, **creds)
-    return services.user_set_roles(
+    change = services.user_set_roles(
         actor=Actor.of(admin, via="web"), user=target, roles=roles, reason="new duties", signer=signer
     )
+    signing_session_open(signer)
+    return change
 
 
 @pytest.mark.req("P11-13", "P11-14", "A11-18", "A11-16")
@@ -109,35 +113,45 @@ def test_the_database_refuses_to_change_or_remove_a_signature(personas, statemen
 @pytest.mark.req("P11-18", "P11-19")
 def test_first_signing_of_a_session_needs_id_and_password_then_password_only(personas) -> None:
     admin = personas["admin"]
-    c = Client()
-    request = station(admin, c)
+    request = station(admin)
     assert username_required(request)
     with pytest.raises(SignatureRefused) as refused:
         signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.APPROVED)
     assert refused.value.code == "USERNAME_REQUIRED"
-    first = signer_authenticate(
-        request=request, username="admin", password=PASSWORD, meaning=Meaning.APPROVED
-    )
-    assert first.method == Method.ID_AND_PASSWORD
+    sign_roles(admin, personas["operator"], ["supervisor"], request, username="admin", password=PASSWORD)
     assert request.session[SESSION_KEY] == admin.pk
     assert not username_required(request)
     second = signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.APPROVED)
     assert second.method == Method.PASSWORD
+    (first_sig,) = Signature.objects.all()
+    assert first_sig.method == Method.ID_AND_PASSWORD
 
 
 @pytest.mark.req("P11-19")
 def test_a_new_session_starts_over_with_id_and_password(personas) -> None:
     admin = personas["admin"]
     request = station(admin)
-    signer_authenticate(request=request, username="admin", password=PASSWORD, meaning=Meaning.APPROVED)
+    sign_roles(admin, personas["operator"], ["supervisor"], request, username="admin", password=PASSWORD)
+    assert not username_required(request)
     assert username_required(station(admin))  # a fresh login is a fresh session
+
+
+@pytest.mark.req("P11-18", "P11-19")
+def test_a_refused_action_does_not_count_as_the_first_signing(personas) -> None:
+    admin = personas["admin"]
+    request = station(admin)
+    with pytest.raises(services.AccountError):
+        # "already the user's roles": refused after the signer authenticated
+        sign_roles(admin, personas["operator"], ["operator"], request, username="admin", password=PASSWORD)
+    assert username_required(request)
 
 
 @pytest.mark.req("P11-20", "DV-01")
 def test_a_witness_at_someone_elses_station_always_gives_id_and_password(personas) -> None:
     operator, supervisor = personas["operator"], personas["supervisor"]
     request = station(operator)
-    signer_authenticate(request=request, username="operator", password=PASSWORD, meaning=Meaning.PERFORMED)
+    request.session[SESSION_KEY] = operator.pk  # the operator has signed at this station already
+    assert not username_required(request)
     assert username_required(request, witness=True)
     with pytest.raises(SignatureRefused, match="user ID"):
         signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.VERIFIED, witness=True)
@@ -145,8 +159,8 @@ def test_a_witness_at_someone_elses_station_always_gives_id_and_password(persona
         request=request, username="supervisor", password=PASSWORD, meaning=Meaning.VERIFIED, witness=True
     )
     assert (witness.user, witness.witness, witness.method) == (supervisor, True, Method.ID_AND_PASSWORD)
-    # The witness does not inherit the station's continuous session.
-    assert request.session[SESSION_KEY] == operator.pk
+    # A witness's signature never opens a continuous session at someone else's station.
+    assert witness.session is None
 
 
 def test_the_witness_is_not_the_person_at_the_station(personas) -> None:
@@ -182,6 +196,7 @@ def test_an_administrator_reset_password_cannot_sign_until_the_user_changes_it(p
     assert refused.value.code == "PASSWORD_CHANGE_REQUIRED"
     operator.refresh_from_db()
     services.password_change(
+        request=RequestFactory().post("/password/"),
         user=operator,
         old_password=one_time,
         new_password="mixer-green-2031",

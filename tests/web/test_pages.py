@@ -55,7 +55,7 @@ def test_home_shows_the_persons_roles(personas, login) -> None:
     assert 'data-role="supervisor"' in page and "Supervisor Person" in page
 
 
-@pytest.mark.req("P11-07", "P11-05")
+@pytest.mark.req("P11-07", "P11-05", "P11-11")
 def test_an_auditor_cannot_change_anything_through_the_pages(personas, login) -> None:
     c = login(personas["auditor"])
     target = personas["operator"]
@@ -163,8 +163,10 @@ def test_a_bad_user_form_says_why_and_writes_nothing(personas, login) -> None:
     assert AuditEntry.objects.count() == before
 
 
-@pytest.mark.req("P11-18", "A11-16")
-def test_a_role_change_through_the_page_is_signed(personas, login) -> None:
+@pytest.mark.req("P11-18", "A11-16", "P11-13")
+def test_a_role_change_through_the_page_is_signed(
+    personas, login, django_capture_on_commit_callbacks
+) -> None:
     c = login(personas["admin"])
     target = personas["operator"]
     page = c.get(f"/users/{target.pk}/").content.decode()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from django.db.models.functions import Lower
 
 from batchline.audit.models import AuditedModel, AuditedQuerySet
 
@@ -55,13 +57,19 @@ class User(AuditedModel, AbstractUser):
         help_text="When the user acknowledged that their e-signature binds like a handwritten one.",
     )
 
-    AUDIT_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"last_login", "password"})
+    AUDIT_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"last_login"})
+    AUDIT_SILENT: ClassVar[frozenset[str]] = frozenset({"last_login"})
+    AUDIT_DIGEST: ClassVar[frozenset[str]] = frozenset({"password"})
     REQUIRED_FIELDS = ["full_name", "email"]
 
     objects = AuditedUserManager()  # type: ignore[misc]
 
     class Meta:
         ordering = ["username"]
+        constraints = [
+            # "Olga" and "olga" are one person's ID: never two accounts (P11-15), even when created at once.
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+        ]
         permissions = [
             ("manage_users", "Administer users, roles and passwords"),
             ("view_audit_trail", "Read and export the audit trail"),
@@ -81,6 +89,26 @@ class User(AuditedModel, AbstractUser):
 
     def audit_extra_state(self) -> dict[str, Any]:
         return {"roles": self.role_names}
+
+    def check_password(self, raw_password: str) -> bool:
+        """Django's check, but a re-hash with stronger parameters goes through the audit trail."""
+
+        def rehash(raw: str) -> None:
+            from django.db import transaction
+
+            from batchline.audit.services import SYSTEM, record_update
+
+            with transaction.atomic():
+                record_update(
+                    type(self).objects.select_for_update().get(pk=self.pk),
+                    actor=SYSTEM,
+                    values={"password": make_password(raw)},
+                    action="password_rehash",
+                    reason="password hash upgraded to the current hashing parameters",
+                )
+            self.refresh_from_db(fields=["password"])
+
+        return check_password(raw_password, self.password, rehash)
 
 
 class PasswordHistory(models.Model):
@@ -134,7 +162,9 @@ class ApiToken(AuditedModel):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
-    AUDIT_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"last_used_at", "key_hash"})
+    AUDIT_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"last_used_at"})
+    AUDIT_SILENT: ClassVar[frozenset[str]] = frozenset({"last_used_at"})
+    AUDIT_DIGEST: ClassVar[frozenset[str]] = frozenset({"key_hash"})
 
     class Meta:
         ordering = ["-created_at"]

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.db.models import QuerySet, Sum
 
 from .models import User
 
 
-def locked_usernames() -> list[str]:
-    """Accounts locked after too many failed logins or signatures (21 CFR 11.300(d))."""
-    return sorted(
-        set(
-            AccessAttempt.objects.filter(failures_since_start__gte=settings.AXES_FAILURE_LIMIT).values_list(
-                "username", flat=True
-            )
-        )
+def _locked() -> QuerySet[Any]:
+    # Axes keeps one row per username, address and browser and adds them up when
+    # it decides; so must we.
+    return (
+        AccessAttempt.objects.values("username")
+        .annotate(failures=Sum("failures_since_start"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
     )
 
 
+def locked_usernames() -> list[str]:
+    """Accounts locked after too many failed logins or signatures (21 CFR 11.300(d))."""
+    return sorted(row["username"] for row in _locked())
+
+
 def is_locked(user: User) -> bool:
-    return AccessAttempt.objects.filter(
-        username=user.username, failures_since_start__gte=settings.AXES_FAILURE_LIMIT
-    ).exists()
+    return _locked().filter(username=user.username).exists()

@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from axes.utils import reset as axes_reset
-from django.contrib.auth import password_validation
+from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from batchline.audit.services import (
@@ -33,7 +35,9 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from .models import ApiToken, PasswordHistory, RoleChange, User
+from .passwords import password_expired
 from .roles import ROLES
+from .selectors import is_locked
 
 security_log = logging.getLogger("batchline.security")
 
@@ -131,12 +135,10 @@ def user_create_bootstrap(
     )
     if password:
         with transaction.atomic():
-            user.set_password(password)
             record_update(
                 user,
                 actor=SYSTEM,
-                values={},
-                also_save=("password",),
+                values={"password": make_password(password)},
                 action="password_set",
                 reason="initial password typed at the command line; must be changed at first login",
             )
@@ -160,7 +162,7 @@ def user_update(*, actor: Actor, user: User, full_name: str, email: str, reason:
     return locked
 
 
-def _end_sessions(user: User) -> None:
+def end_sessions(user: User) -> None:
     for session in Session.objects.filter(expire_date__gt=timezone.now()):
         if session.get_decoded().get("_auth_user_id") == str(user.pk):
             session.delete()
@@ -175,17 +177,22 @@ def user_deactivate(*, actor: Actor, user: User, reason: str) -> User:
         locked = _lock(user)
         if not locked.is_active:
             raise AccountError(f"{locked.username} is already deactivated.")
+        # Every row lock before the first audit entry: the audit append takes the
+        # chain lock, and locks taken in one order everywhere cannot deadlock.
+        tokens = list(ApiToken.objects.select_for_update().filter(user=locked, revoked_at__isnull=True))
         record_update(locked, actor=actor, values={"is_active": False}, reason=reason, action="deactivate")
-        for token in ApiToken.objects.select_for_update().filter(user=locked, revoked_at__isnull=True):
-            record_update(
-                token,
-                actor=actor,
-                values={"revoked_at": timezone.now()},
-                reason=reason,
-                action="revoke",
-            )
-        _end_sessions(locked)
+        _revoke_tokens(locked, actor=actor, reason=reason, tokens=tokens)
+        end_sessions(locked)
     return locked
+
+
+def _revoke_tokens(user: User, *, actor: Actor, reason: str, tokens: list[ApiToken] | None = None) -> None:
+    if tokens is None:
+        tokens = list(ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True))
+    for token in tokens:
+        record_update(
+            token, actor=actor, values={"revoked_at": timezone.now()}, reason=reason, action="revoke"
+        )
 
 
 def user_reactivate(*, actor: Actor, user: User, reason: str) -> tuple[User, str]:
@@ -196,12 +203,10 @@ def user_reactivate(*, actor: Actor, user: User, reason: str) -> tuple[User, str
         if locked.is_active:
             raise AccountError(f"{locked.username} is active.")
         password = one_time_password()
-        locked.set_password(password)
         record_update(
             locked,
             actor=actor,
-            values={"is_active": True, "must_change_password": True},
-            also_save=("password",),
+            values={"is_active": True, "must_change_password": True, "password": make_password(password)},
             reason=reason,
             action="reactivate",
         )
@@ -214,17 +219,16 @@ def user_reset_password(*, actor: Actor, user: User, reason: str) -> str:
     with transaction.atomic():
         locked = _lock(user)
         password = one_time_password()
-        locked.set_password(password)
         record_update(
             locked,
             actor=actor,
-            values={"must_change_password": True},
-            also_save=("password",),
+            values={"must_change_password": True, "password": make_password(password)},
             reason=reason,
             action="password_reset",
         )
+        _revoke_tokens(locked, actor=actor, reason=reason)
         axes_reset(username=locked.username)
-        _end_sessions(locked)
+        end_sessions(locked)
     return password
 
 
@@ -243,7 +247,7 @@ def user_unlock(*, actor: Actor, user: User, reason: str) -> None:
 
 
 def user_set_roles(
-    *, actor: Actor, user: User, roles: Iterable[str], reason: str, signer: VerifiedSigner
+    *, actor: Actor, user: User, roles: Iterable[str], reason: str, signer: VerifiedSigner, comment: str = ""
 ) -> RoleChange:
     """Change a user's roles under the administrator's e-signature (Annex 11 §12.3)."""
     reason = _require_reason(reason)
@@ -281,14 +285,27 @@ def user_set_roles(
             record=change,
             content=change.signed_content(),
             actor=actor,
+            comment=comment,
         )
     return change
 
 
-def password_change(*, user: User, old_password: str, new_password: str, actor: Actor) -> None:
-    """The user's own change; clears the one-time flag and restarts the expiry clock."""
-    if not user.check_password(old_password):
-        raise AccountError("The current password is wrong.")
+def password_change(
+    *, user: User, old_password: str, new_password: str, actor: Actor, request: HttpRequest
+) -> None:
+    """The user's own change; clears the one-time flag and restarts the expiry clock.
+
+    The current password is checked through ``authenticate()``, so a wrong one
+    counts towards lockout and is audited like a failed login: an unattended,
+    logged-in station is no place to guess a password (21 CFR 11.300(d)).
+    """
+    request._batchline_reauth = "password_change_failed"  # type: ignore[attr-defined]
+    try:
+        confirmed = authenticate(request, username=user.get_username(), password=old_password)
+    finally:
+        request._batchline_reauth = ""  # type: ignore[attr-defined]
+    if confirmed is None or confirmed.pk != user.pk:
+        raise AccountError("The current password is wrong (or the account is locked).")
     try:
         password_validation.validate_password(new_password, user)
     except ValidationError as exc:
@@ -296,12 +313,14 @@ def password_change(*, user: User, old_password: str, new_password: str, actor: 
     with transaction.atomic():
         locked = _lock(user)
         PasswordHistory.objects.create(user=locked, password=locked.password, created_at=timezone.now())
-        locked.set_password(new_password)
         record_update(
             locked,
             actor=actor,
-            values={"must_change_password": False, "password_changed_at": timezone.now()},
-            also_save=("password",),
+            values={
+                "must_change_password": False,
+                "password_changed_at": timezone.now(),
+                "password": make_password(new_password),
+            },
             action="password_change",
         )
     user.refresh_from_db()
@@ -332,6 +351,8 @@ def token_create(*, actor: Actor, user: User, name: str, expires_at: Any = None)
     name = name.strip()
     if not name:
         raise AccountError("Name the token after the machine or script that will use it.")
+    if expires_at is not None and (timezone.is_naive(expires_at) or expires_at <= timezone.now()):
+        raise AccountError("A token's expiry is a time in the future, with its time zone.")
     raw = "bl_" + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken(
@@ -369,7 +390,8 @@ def token_user(raw: str) -> User | None:
     now = timezone.now()
     if token is None or token.revoked_at or (token.expires_at and token.expires_at <= now):
         return None
-    if not token.user.is_active:
+    user = token.user
+    if not user.is_active or user.must_change_password or password_expired(user, now=now) or is_locked(user):
         return None
     token.last_used_at = now
     token.save(update_fields=["last_used_at"])

@@ -10,11 +10,12 @@ import logging
 from typing import Any
 
 from axes.signals import user_locked_out
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import transaction
 from django.dispatch import receiver
 
+from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, audit_append
 
 security_log = logging.getLogger("batchline.security")
@@ -81,8 +82,9 @@ def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     username = credentials.get("username") or ""
     actor, user = _attempted(username, request)
-    signing = getattr(request, "_batchline_signing", False)
-    action = "signature_failed" if signing else "login_failed"
+    # Signing and password changes re-authenticate through authenticate() too;
+    # they mark the request so the entry says what was attempted.
+    action = getattr(request, "_batchline_reauth", "") or "login_failed"
     with transaction.atomic():
         audit_append(
             actor=actor,
@@ -94,9 +96,29 @@ def audit_login_failed(sender: Any, credentials: dict[str, Any], request: Any = 
     security_log.warning("%s for %r from %s", action, username, _station(request))
 
 
+def _already_locked(username: str, user: Any) -> bool:
+    """Whether the last lock-related event of this account is a lockout (no unlock since)."""
+    events = AuditEntry.objects.filter(action__in=("lockout", "unlock", "password_reset", "login"))
+    if user is not None:
+        events = events.filter(record_type="accounts.user", record_id=str(user.pk))
+    else:
+        events = events.filter(actor_username=username)
+    return events.order_by("-id").values_list("action", flat=True).first() == "lockout"
+
+
 @receiver(user_locked_out)
 def audit_lockout(sender: Any, request: Any, username: str, ip_address: str, **kwargs: Any) -> None:
+    """Record the lockout once, alert the security unit, and end the account's sessions."""
     actor, user = _attempted(username, request)
+    if _already_locked(username, user):
+        return  # every further attempt is still recorded, as a failed login
+    if user is not None:
+        from .services import end_sessions
+
+        station_user = getattr(request, "user", None)
+        if station_user is not None and station_user.is_authenticated and station_user.pk == user.pk:
+            logout(request)  # this very session: end it cleanly, not from under the request
+        end_sessions(user)
     with transaction.atomic():
         audit_append(
             actor=actor,

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
@@ -24,6 +25,7 @@ from batchline.signatures.services import (
     SignatureRefused,
     signature_intact,
     signer_authenticate,
+    signing_session_open,
     username_required,
 )
 from batchline.web.access import require
@@ -65,6 +67,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password"],
                 actor=_actor(request),
+                request=request,
             )
         except services.AccountError as exc:
             error = str(exc)
@@ -89,7 +92,12 @@ def esig_acknowledge(request: HttpRequest) -> HttpResponse:
             )
         services.esig_acknowledge(user=user, actor=_actor(request))
         messages.success(request, "Acknowledged. Your electronic signature is enabled.")
-        return HttpResponseRedirect(request.POST.get("next") or reverse("home"))
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            target = reverse("home")
+        return HttpResponseRedirect(target)
     return render(request, "accounts/esig_acknowledge.html", {"next": request.GET.get("next", "")})
 
 
@@ -184,6 +192,7 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except (SignatureRefused, services.AccountError, ReasonRequired) as exc:
         return _user_page(request, target, status=422, roles_form=form, sign_error=str(exc))
+    signing_session_open(signer)
     messages.success(request, f"Roles of {target.username} changed and signed.")
     return _redirect(request, reverse("user_detail", args=[target.pk]))
 

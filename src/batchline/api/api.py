@@ -200,6 +200,7 @@ def users_roles(request: HttpRequest, user_id: int, payload: s.RolesIn) -> dict[
         roles=payload.roles,
         reason=payload.reason,
         signer=signer,
+        comment=payload.signature.comment,
     )
     return _role_change_out(change)
 

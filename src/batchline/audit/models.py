@@ -41,11 +41,15 @@ class AuditedModel(models.Model):
     """A GMP record: saved only by :mod:`batchline.audit.services`, never deleted.
 
     ``AUDIT_EXCLUDE`` names fields that are not GMP data (never diffed, never
-    replayed); a save that touches only those is allowed directly, which is how
-    Django records ``last_login``.
+    replayed); ``AUDIT_SILENT`` those a save may touch without an entry (how
+    Django stamps ``last_login``). ``AUDIT_DIGEST`` names secrets' hashes: the
+    trail holds a SHA-256 digest of them, so a change is recorded and a swap
+    behind the application's back is found, yet the hash itself is never shown.
     """
 
     AUDIT_EXCLUDE: ClassVar[frozenset[str]] = frozenset()
+    AUDIT_SILENT: ClassVar[frozenset[str]] = frozenset()
+    AUDIT_DIGEST: ClassVar[frozenset[str]] = frozenset()
 
     objects = models.Manager.from_queryset(AuditedQuerySet)()
 
@@ -55,7 +59,7 @@ class AuditedModel(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not getattr(self, "_audit_permit", False):
             update_fields = kwargs.get("update_fields")
-            if not (update_fields and set(update_fields) <= self.AUDIT_EXCLUDE):
+            if not (update_fields and set(update_fields) <= self.AUDIT_SILENT):
                 raise AuditBypassError(
                     f"{self._meta.label} saved outside the audit services; "
                     "use batchline.audit.services.record_create / record_update"

@@ -7,6 +7,7 @@ Annex 11 §9, DESIGN invariant 1).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -52,7 +53,10 @@ def audit_state(obj: AuditedModel) -> dict[str, canonical.JSONValue]:
     for field in obj._meta.concrete_fields:
         if field.name in obj.AUDIT_EXCLUDE or field.primary_key:
             continue
-        state[field.attname] = canonical.normalise(getattr(obj, field.attname))
+        value = getattr(obj, field.attname)
+        if field.name in obj.AUDIT_DIGEST:
+            value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest() if value else None
+        state[field.attname] = canonical.normalise(value)
     for name, value in obj.audit_extra_state().items():
         state[name] = canonical.normalise(value)
     return state
@@ -118,16 +122,13 @@ def record_update(
     reason_required: bool = False,
     action: str = "update",
     extra_before: dict[str, Any] | None = None,
-    also_save: tuple[str, ...] = (),
 ) -> dict[str, list[canonical.JSONValue]]:
     """Apply ``values`` to ``obj``, save the changed fields and append their old and new values.
 
     The caller has locked ``obj`` (``select_for_update``) where a concurrent
     change would matter. Returns the changes; no change writes nothing.
     ``extra_before`` carries the previous value of a non-column field (roles)
-    that the caller has already changed. ``also_save`` names unaudited columns
-    the caller changed (a password hash): they are saved, and the entry is
-    written even when no audited value changed, so the event is on record.
+    that the caller has already changed.
     """
     before = audit_state(obj)
     if extra_before:
@@ -136,12 +137,12 @@ def record_update(
         setattr(obj, name, value)
     after = audit_state(obj)
     changes = canonical.diff(before, after)
-    if not changes and not also_save:
+    if not changes:
         return {}
     if reason_required and not reason.strip():
         raise ReasonRequired("a reason is required for this change")
     columns = {f.attname: f.name for f in obj._meta.concrete_fields}
-    changed_columns = [columns[name] for name in changes if name in columns] + list(also_save)
+    changed_columns = [columns[name] for name in changes if name in columns]
     if changed_columns:
         _save(obj, update_fields=changed_columns)
     audit_append(

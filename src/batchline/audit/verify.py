@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from batchline.rules import hashchain
@@ -91,7 +92,40 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """One consistent view of the trail and the live tables, without blocking writers.
+
+    Otherwise a change committed between reading the trail and reading a table
+    would look like an edit behind the application's back.
+    """
+    if connection.in_atomic_block:  # already inside a transaction (tests): it is the snapshot
+        yield
+        return
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+        return
+    # SQLite: a deferred read transaction sees one snapshot (WAL) and takes no write lock,
+    # unlike Django's atomic(), which this project runs as BEGIN IMMEDIATE.
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+
+
 def verify(*, replay: bool = True, max_findings: int = 100) -> Report:
+    with _snapshot():
+        return _verify(replay=replay, max_findings=max_findings)
+
+
+def _verify(*, replay: bool, max_findings: int) -> Report:
     report = Report()
     models = audited_models() if replay else {}
     # (record_type, record_id) -> field -> (value, id of the entry that set it)

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from batchline.audit.models import AuditBypassError, AuditedModel
+
 
 class Meaning(models.TextChoices):
     PERFORMED = "performed", "Performed"
@@ -28,7 +30,10 @@ class Method(models.TextChoices):
     PASSWORD = "password", "password (continuous session)"
 
 
-class Signature(models.Model):
+class Signature(AuditedModel):
+    """Append-only (database triggers) and audited like every GMP record, so
+    ``audit verify`` replays each signature against its entry."""
+
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
     signer_username = models.CharField(max_length=150)
     signer_name = models.CharField(max_length=200)
@@ -51,7 +56,7 @@ class Signature(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
-            raise ValueError("signatures are append-only")
+            raise AuditBypassError("signatures are append-only")
         super().save(*args, **kwargs)
 
     def manifestation(self) -> str:

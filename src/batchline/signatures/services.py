@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from batchline.audit.chain import in_action_transaction
-from batchline.audit.services import Actor, audit_append, record_type_of
+from batchline.audit.services import Actor, audit_append, record_create, record_type_of
 from batchline.rules import canonical
 
 from .models import Meaning, Method, Signature
@@ -45,6 +45,19 @@ class VerifiedSigner:
     user: Any
     method: str
     witness: bool
+    # The station's session, which counts as "signed in" once a signature by this signer commits.
+    session: Any = None
+
+
+def signing_session_open(signer: VerifiedSigner) -> None:
+    """Call after the signed action has committed: later signings in this session need only the password.
+
+    Only a signature that really committed opens the continuous signing session
+    (P11-19); a refused or rolled-back action leaves it closed. Witnesses and
+    API clients never open one.
+    """
+    if signer.session is not None:
+        signer.session[SESSION_KEY] = signer.user.pk
 
 
 def username_required(request: HttpRequest | None, *, witness: bool = False) -> bool:
@@ -133,11 +146,11 @@ def signer_authenticate(
                 "A second person signs as witness.",
             )
 
-    request._batchline_signing = True  # type: ignore[attr-defined]  # lets the failure handler say "signature"
+    request._batchline_reauth = "signature_failed"  # type: ignore[attr-defined]  # the failure handler says so
     try:
         user = authenticate(request, username=username, password=password)
     finally:
-        request._batchline_signing = False  # type: ignore[attr-defined]
+        request._batchline_reauth = ""  # type: ignore[attr-defined]
     if user is None:
         # The failed attempt is already audited and counted by the login-failed handler.
         raise SignatureRefused(
@@ -147,12 +160,11 @@ def signer_authenticate(
     problem = signing_blocker(user, meaning)
     if problem:
         raise _refuse_and_record(request, username, problem[0], problem[1])
-    if not witness and hasattr(request, "session"):
-        request.session[SESSION_KEY] = user.pk
     return VerifiedSigner(
         user=user,
         method=Method.ID_AND_PASSWORD if full else Method.PASSWORD,
         witness=witness,
+        session=None if witness or request.path.startswith("/api/") else getattr(request, "session", None),
     )
 
 
@@ -181,17 +193,25 @@ def signing_blocker(user: Any, meaning: str) -> tuple[str, str] | None:
     return None
 
 
-def binding_hash(
-    *, record_type: str, record_id: str, meaning: str, signer_id: int, signed_at: Any, content: Any
-) -> str:
-    """SHA-256 over exactly what was signed, who signed, when and with what meaning."""
+def binding_hash(signature: Signature, content: Any) -> str:
+    """SHA-256 over exactly what was signed and every part of the manifestation.
+
+    Who (id, user ID, printed name), when, with what meaning, comment, method
+    and witness flag, and the signed record's content: changing any of them
+    afterwards breaks the binding (21 CFR 11.70).
+    """
     payload = canonical.dumps(
         {
-            "record_type": record_type,
-            "record_id": record_id,
-            "meaning": meaning,
-            "signer_id": signer_id,
-            "signed_at": signed_at,
+            "record_type": signature.record_type,
+            "record_id": signature.record_id,
+            "meaning": signature.meaning,
+            "signer_id": signature.signer_id,
+            "signer_username": signature.signer_username,
+            "signer_name": signature.signer_name,
+            "signed_at": signature.signed_at,
+            "comment": signature.comment,
+            "method": signature.method,
+            "witness": signature.witness,
             "content": content,
         }
     )
@@ -227,40 +247,13 @@ def signature_apply(
         record_id=rid,
         method=signer.method,
         witness=signer.witness,
-        binding_hash=binding_hash(
-            record_type=rtype,
-            record_id=rid,
-            meaning=meaning,
-            signer_id=user.pk,
-            signed_at=now,
-            content=content,
-        ),
     )
-    signature.save(force_insert=True)
-    audit_append(
-        actor=Actor.of(user, via=actor.via),
-        action="sign",
-        record_type="signatures.signature",
-        record_id=signature.pk,
-        changes={
-            "signed_record": [None, f"{rtype}#{rid}"],
-            "meaning": [None, meaning],
-            "binding_hash": [None, signature.binding_hash],
-            "method": [None, signer.method],
-            "witness": [None, signer.witness],
-        },
-        reason=comment.strip(),
+    signature.binding_hash = binding_hash(signature, content)
+    return record_create(
+        signature, actor=Actor.of(user, via=actor.via), action="sign", reason=comment.strip()
     )
-    return signature
 
 
 def signature_intact(signature: Signature, content: Any) -> bool:
     """True while the record still holds exactly what was signed (21 CFR 11.70)."""
-    return signature.binding_hash == binding_hash(
-        record_type=signature.record_type,
-        record_id=signature.record_id,
-        meaning=signature.meaning,
-        signer_id=signature.signer_id,
-        signed_at=signature.signed_at,
-        content=content,
-    )
+    return signature.binding_hash == binding_hash(signature, content)

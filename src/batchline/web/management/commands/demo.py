@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -48,17 +49,16 @@ def seed() -> list[tuple[str, str, list[str]]]:
         with transaction.atomic():
             # Demo accounts get a known password and signing enabled, so the demo
             # can sign at once. Real accounts get a one-time password instead.
-            user.set_password(DEMO_PASSWORD)
             now = timezone.now()
             record_update(
                 user,
                 actor=DEMO,
                 values={
+                    "password": make_password(DEMO_PASSWORD),
                     "must_change_password": False,
                     "password_changed_at": now,
                     "esig_acknowledged_at": now,
                 },
-                also_save=("password",),
                 action="demo_setup",
                 reason="demo data: known password, e-signature acknowledged",
             )
