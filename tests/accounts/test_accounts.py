@@ -344,3 +344,18 @@ def test_a_password_reset_revokes_the_users_tokens(personas) -> None:
         actor=Actor.of(personas["admin"], via="web"), user=operator, reason="compromised"
     )
     assert Client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 401
+
+
+@pytest.mark.req("P11-04")
+def test_the_server_keeps_sessions_longer_than_the_idle_timeout_so_the_timeout_is_recorded(settings) -> None:
+    assert settings.SESSION_COOKIE_AGE > settings.IDLE_TIMEOUT_SECONDS
+
+
+def test_the_acknowledgement_never_redirects_off_site(db, login) -> None:
+    nina = make_user("nina", ["operator"])
+    with transaction.atomic():
+        from batchline.audit.services import record_update
+
+        record_update(nina, actor=Actor.of(nina, via="cli"), values={"esig_acknowledged_at": None})
+    response = login(nina).post("/esig/acknowledge/", {"agree": "yes", "next": "https://evil.example/"})
+    assert response.status_code == 302 and response.url == "/"
