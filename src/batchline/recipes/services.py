@@ -111,6 +111,7 @@ def recipe_update(*, actor: Actor, recipe: MasterRecipe, text: str, reason: str 
 def recipe_new_version(*, actor: Actor, recipe: MasterRecipe, reason: str = "") -> MasterRecipe:
     """A new draft that starts as a copy of ``recipe`` (a change to an effective recipe is a new version)."""
     with transaction.atomic():
+        recipe = MasterRecipe.objects.get(pk=recipe.pk)  # copy what is stored, not a caller's stale object
         last = (
             MasterRecipe.objects.select_for_update().filter(code=recipe.code).aggregate(v=Max("version"))["v"]
         )
