@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 
-def batchline(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def batchline(home: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
     environ |= {"BATCHLINE_HOME": str(home), **env}
     return subprocess.run(
@@ -20,6 +20,7 @@ def batchline(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         timeout=120,
+        input=stdin,
     )
 
 
@@ -48,3 +49,48 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert "BATCHLINE_SECRET_KEY must be set" in result.stderr
     assert not (tmp_path / "secret_key").exists()
+
+
+@pytest.mark.req("MBR-01", "A11-05")
+def test_recipe_files_import_and_export_from_the_command_line(tmp_path: Path) -> None:
+    assert batchline(tmp_path, "demo", "--no-serve").returncode == 0
+    exported = batchline(tmp_path, "recipe", "export", "PCM-500-TAB")
+    assert exported.returncode == 0 and exported.stdout.startswith("# PCM-500-TAB version 1 (effective)")
+    recipe_file = tmp_path / "pcm.yaml"
+    recipe_file.write_text(exported.stdout.replace("Dry mix paracetamol", "Dry-mix paracetamol"))
+
+    wrong = batchline(
+        tmp_path, "recipe", "import", str(recipe_file), "--user", "author", "--password-stdin", stdin="nope\n"
+    )
+    assert wrong.returncode == 1 and "nothing was imported" in wrong.stderr, wrong.stderr
+    imported = batchline(
+        tmp_path,
+        "recipe",
+        "import",
+        str(recipe_file),
+        "--user",
+        "author",
+        "--password-stdin",
+        stdin="batchline-demo\n",
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "imported PCM-500-TAB version 2 as a draft"
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(recipe_file.read_text().replace("mean(w1, w2, w3, w4, w5)", "mean(w1, w9)", 1))
+    refused = batchline(
+        tmp_path,
+        "recipe",
+        "import",
+        str(broken),
+        "--user",
+        "author",
+        "--password-stdin",
+        stdin="batchline-demo\n",
+    )
+    assert refused.returncode == 1
+    assert "formula uses 'w9', which no step records" in refused.stderr and ": line " in refused.stderr
+    assert (
+        batchline(tmp_path, "recipe", "export", "PCM-500-TAB", "--version", "3").returncode == 1
+    )  # nothing imported
+    assert batchline(tmp_path, "audit", "verify").returncode == 0

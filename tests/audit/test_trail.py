@@ -264,3 +264,16 @@ def test_verify_finds_a_signature_edited_or_removed_behind_the_back(personas, no
     verify_fails_with(f'signatures.signature #{sig.pk}: signer_name is "Somebody Else"')
     sql("DELETE FROM signatures_signature WHERE id = %s", [sig.pk])
     verify_fails_with(f"signatures.signature #{sig.pk} is in the audit trail but not in the table")
+
+
+@pytest.mark.req("P11-01", "P11-05")
+def test_decimals_are_recorded_at_their_column_scale_so_replay_agrees(db) -> None:
+    from batchline.recipes import services as recipes
+    from tests.conftest import make_user
+    from tests.recipes.test_recipe_services import SMALL
+
+    author = make_user("author", ["recipe_author"])
+    recipe = recipes.recipe_import(actor=Actor.of(author, via="web"), text=SMALL)
+    created = entries(record_type="recipes.masterrecipe", record_id=str(recipe.pk))[0]
+    assert json.loads(created.changes)["nominal_quantity"] == [None, "1000.000000"]
+    assert verify().ok

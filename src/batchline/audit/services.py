@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.db import models
@@ -54,6 +55,10 @@ def audit_state(obj: AuditedModel) -> dict[str, canonical.JSONValue]:
         if field.name in obj.AUDIT_EXCLUDE or field.primary_key:
             continue
         value = getattr(obj, field.attname)
+        if isinstance(field, models.DecimalField) and value is not None:
+            # As the database will hand it back: at the column's scale, so the trail
+            # says "100000.000000" whether the value came from a form or a row.
+            value = Decimal(value).quantize(Decimal(1).scaleb(-field.decimal_places))
         if field.name in obj.AUDIT_DIGEST:
             value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest() if value else None
         state[field.attname] = canonical.normalise(value)

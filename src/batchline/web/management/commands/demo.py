@@ -5,6 +5,7 @@ Idempotent: running it again keeps what is there and adds what is missing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -17,6 +18,10 @@ from batchline.accounts.models import User
 from batchline.accounts.services import user_create
 from batchline.audit.services import Actor, record_create, record_update
 from batchline.equipment.models import Site
+from batchline.recipes.management.commands.recipe import cli_request
+from batchline.recipes.models import MasterRecipe
+from batchline.recipes.services import recipe_import, recipe_transition
+from batchline.signatures.services import signer_authenticate
 
 DEMO_PASSWORD = "batchline-demo"
 DEMO_USERS = [
@@ -62,7 +67,35 @@ def seed() -> list[tuple[str, str, list[str]]]:
                 action="demo_setup",
                 reason="demo data: known password, e-signature acknowledged",
             )
+    seed_recipe()
     return DEMO_USERS
+
+
+DEMO_RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo" / "paracetamol-500.yaml"
+
+
+def seed_recipe() -> MasterRecipe:
+    """The paracetamol recipe, written by the author and made effective by QA, each step signed."""
+    current = MasterRecipe.objects.filter(code="PCM-500-TAB").order_by("-version").first()
+    if current is not None:
+        return current
+    author = User.objects.get(username="author")
+    approver = User.objects.get(username="approver")
+    recipe = recipe_import(
+        actor=Actor.of(author, via="cli"), text=DEMO_RECIPE.read_text(), reason="demo data"
+    )
+    for person, command, meaning in (
+        (author, "submit", "performed"),
+        (approver, "approve", "approved"),
+        (approver, "make_effective", "approved"),
+    ):
+        signer = signer_authenticate(
+            request=cli_request(), username=person.username, password=DEMO_PASSWORD, meaning=meaning
+        )
+        recipe = recipe_transition(
+            actor=Actor.of(person, via="cli"), recipe=recipe, command=command, signer=signer
+        )
+    return recipe
 
 
 class Command(BaseCommand):
