@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "batchline.signatures",
     "batchline.equipment",
     "batchline.recipes",
+    "batchline.execution",
     "batchline.web",
     "batchline.api",
 ]

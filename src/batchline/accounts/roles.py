@@ -20,12 +20,18 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
     "operator": (
         "Operator",
         "Executes steps on the shop floor and signs what they performed.",
-        ["signatures.sign_performed"],
+        ["signatures.sign_performed", "execution.execute_batch", "execution.view_batch"],
     ),
     "supervisor": (
         "Supervisor",
         "Releases orders to the floor, verifies critical steps, holds and resumes batches.",
-        ["signatures.sign_performed", "signatures.sign_verified"],
+        [
+            "signatures.sign_performed",
+            "signatures.sign_verified",
+            "execution.control_batch",
+            "execution.execute_batch",
+            "execution.view_batch",
+        ],
     ),
     "recipe_author": (
         "Recipe author",

@@ -11,7 +11,12 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-APPEND_ONLY_TABLES = ("audit_auditentry", "signatures_signature")
+APPEND_ONLY_TABLES = (
+    "audit_auditentry",
+    "signatures_signature",
+    "execution_stepvalue",
+    "execution_batchexception",
+)
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION batchline_refuse_change() RETURNS trigger

@@ -41,12 +41,12 @@ RECIPE = {
 BATCH = {
     t.command: t
     for t in [
-        _t("release", "created", "released", meaning="approved"),
+        _t("release", "created", "released", meaning="performed"),
         _t("start", "released", "running"),  # by the service, when the first step starts
         _t("hold", "running released", "held", meaning="performed", reason_required=True),
-        _t("resume", "held", "running", meaning="approved"),
+        _t("resume", "held", "running", meaning="performed"),
         _t("complete", "running", "complete"),  # by the service, when the last step is done
-        _t("abort", "created released running held", "aborted", meaning="approved", reason_required=True),
+        _t("abort", "created released running held", "aborted", meaning="performed", reason_required=True),
     ]
 }
 

@@ -1,0 +1,145 @@
+"""Batches, their steps, recorded values and exceptions (ISA-88 control recipe and batch record).
+
+Values and exceptions are append-only in the database, like the audit trail:
+a correction is a new value that points at the one it corrects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from batchline.audit.models import AuditedModel
+from batchline.recipes.models import MasterRecipe
+from batchline.rules import gates
+
+
+class BatchState(models.TextChoices):
+    CREATED = "created", "Created"
+    RELEASED = "released", "Released to the floor"
+    RUNNING = "running", "Running"
+    HELD = "held", "Held"
+    COMPLETE = "complete", "Complete"
+    ABORTED = "aborted", "Aborted"
+
+
+class Batch(AuditedModel):
+    number = models.CharField(max_length=40, unique=True)
+    recipe = models.ForeignKey(MasterRecipe, on_delete=models.PROTECT, related_name="batches")
+    planned_quantity = models.DecimalField(max_digits=18, decimal_places=6)
+    unit = models.CharField(max_length=30)
+    scale = models.DecimalField(max_digits=18, decimal_places=9, help_text="planned ÷ nominal batch size")
+    state = models.CharField(max_length=20, choices=BatchState.choices, default=BatchState.CREATED)
+    control_recipe = models.JSONField(help_text="the master recipe as it was when the batch was created")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("control_batch", "Create, release, hold, resume and abort batches"),
+            ("execute_batch", "Execute batch steps"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_state_display()})"
+
+
+class StepState(models.TextChoices):
+    PENDING = gates.PENDING, "Not started"
+    RUNNING = gates.RUNNING, "In progress"
+    AWAITING_VERIFICATION = gates.AWAITING_VERIFICATION, "Waiting for verification"
+    DONE = gates.DONE, "Complete"
+
+
+class BatchStep(AuditedModel):
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="steps")
+    key = models.CharField(max_length=40)
+    seq = models.PositiveIntegerField(help_text="position in an order that respects every predecessor")
+    operation = models.CharField(max_length=200)
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20)
+    state = models.CharField(max_length=30, choices=StepState.choices, default=StepState.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["batch", "seq"]
+        constraints = [models.UniqueConstraint(fields=["batch", "key"], name="batchstep_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.batch.number}/{self.key}"
+
+    def definition(self) -> dict[str, Any]:
+        for op in self.batch.control_recipe["operations"]:
+            for step in op["steps"]:
+                if step["key"] == self.key:
+                    return step
+        raise KeyError(self.key)
+
+
+class StepValue(AuditedModel):
+    step = models.ForeignKey(BatchStep, on_delete=models.PROTECT, related_name="values")
+    name = models.CharField(max_length=40)
+    label = models.CharField(max_length=200)
+    source = models.CharField(max_length=20, choices=[("entered", "entered"), ("calculated", "calculated")])
+    text = models.CharField(max_length=2000, help_text="as entered, or the calculated number as text")
+    number = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
+    unit = models.CharField(max_length=30, blank=True)
+    in_specification = models.BooleanField(null=True)
+    within_action = models.BooleanField(null=True)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    entered_at = models.DateTimeField()
+    corrects = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="corrected_by"
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["step", "entered_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.text} {self.unit}".rstrip()
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class BatchException(AuditedModel):
+    """Anything a reviewer must see, recorded the moment it happens."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="exceptions")
+    step = models.ForeignKey(
+        BatchStep, null=True, blank=True, on_delete=models.PROTECT, related_name="exceptions"
+    )
+    value = models.ForeignKey(
+        StepValue, null=True, blank=True, on_delete=models.PROTECT, related_name="exceptions"
+    )
+    code = models.CharField(max_length=40)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    message = models.TextField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"

@@ -1,0 +1,664 @@
+"""The execution engine: one code path for every client (P11-06, S88-05, DESIGN invariant 6).
+
+Every action locks the batch row first (so actions on one batch run one at a
+time, on SQLite and PostgreSQL alike), builds a snapshot, asks ``rules.gates``
+and writes nothing when the verdict refuses, except the record of the refusal,
+which is committed on its own afterwards as an exception for QA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.recipes.models import MasterRecipe, RecipeStatus
+from batchline.rules import gates, graph, states
+from batchline.rules.formula import FormulaError
+from batchline.rules.formula import parse as parse_formula
+from batchline.rules.limits import NumberLimits, Range, judge
+from batchline.rules.verdict import Reason, Verdict
+from batchline.signatures.models import Meaning
+from batchline.signatures.services import VerifiedSigner, signature_apply
+
+from .models import Batch, BatchException, BatchState, BatchStep, Severity, StepState, StepValue
+
+VERIFY_PERMISSION = "signatures.sign_verified"
+
+
+class ExecutionRefused(Exception):
+    """A gate said no. ``verdict.reasons`` say why, in words for the operator."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        super().__init__(" ".join(r.message for r in verdict.reasons))
+
+
+def _refuse(code: str, message: str) -> ExecutionRefused:
+    return ExecutionRefused(Verdict.of(Reason(code, message)))
+
+
+def _person(actor: Actor) -> int:
+    if actor.id is None:
+        raise _refuse("PERSON_REQUIRED", "Batches are executed by people, each under their own name.")
+    return actor.id
+
+
+def _exception(
+    batch: Batch,
+    *,
+    actor: Actor,
+    code: str,
+    severity: str,
+    message: str,
+    step: BatchStep | None = None,
+    value: StepValue | None = None,
+) -> BatchException:
+    return record_create(
+        BatchException(
+            batch=batch,
+            step=step,
+            value=value,
+            code=code,
+            severity=severity,
+            message=message,
+            user_id=actor.id,
+            at=timezone.now(),
+        ),
+        actor=actor,
+        reason=message,
+    )
+
+
+def _record_refusal(batch_id: int, step_key: str | None, actor: Actor, refused: ExecutionRefused) -> None:
+    """The refused attempt itself, kept for QA (P11-06 "blocked and logged"), in its own transaction."""
+    with transaction.atomic():
+        batch = Batch.objects.get(pk=batch_id)
+        step = BatchStep.objects.filter(batch=batch, key=step_key).first() if step_key else None
+        for reason in refused.verdict.reasons:
+            _exception(
+                batch,
+                actor=actor,
+                code=f"REFUSED_{reason.code}",
+                severity=Severity.LOW,
+                message=f"Refused: {reason.message}",
+                step=step,
+            )
+
+
+# --- batches ------------------------------------------------------------------------------
+
+
+def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_quantity: Decimal) -> Batch:
+    """A process order from an effective recipe, with its control recipe frozen into it."""
+    person = _person(actor)
+    number = number.strip()
+    if not number:
+        raise _refuse("NUMBER_REQUIRED", "A batch needs a batch number.")
+    if planned_quantity <= 0:
+        raise _refuse("QUANTITY", "The planned quantity must be more than zero.")
+    with transaction.atomic():
+        recipe = MasterRecipe.objects.select_for_update().get(pk=recipe.pk)
+        if recipe.status != RecipeStatus.EFFECTIVE:
+            raise _refuse(
+                "RECIPE_NOT_EFFECTIVE",
+                f"{recipe.code} version {recipe.version} is {recipe.get_status_display().lower()}: "
+                "only an effective recipe can be used for a batch.",
+            )
+        if Batch.objects.filter(number=number).exists():
+            raise _refuse("NUMBER_TAKEN", f"Batch number {number} is already used.")
+        document = recipe.document
+        batch = record_create(
+            Batch(
+                number=number,
+                recipe=recipe,
+                planned_quantity=planned_quantity,
+                unit=recipe.nominal_unit,
+                scale=(planned_quantity / recipe.nominal_quantity).quantize(Decimal("0.000000001")),
+                control_recipe=document,
+                created_by_id=person,
+                created_at=timezone.now(),
+            ),
+            actor=actor,
+        )
+        order = graph.topological_order(_predecessors(document))
+        position = {key: i for i, key in enumerate(order)}
+        for op in document["operations"]:
+            for step in op["steps"]:
+                record_create(
+                    BatchStep(
+                        batch=batch,
+                        key=step["key"],
+                        seq=position[step["key"]],
+                        operation=op["name"],
+                        title=step["title"],
+                        kind=step["kind"],
+                    ),
+                    actor=actor,
+                )
+    return batch
+
+
+def _predecessors(document: Mapping[str, Any]) -> dict[str, list[str]]:
+    preds: dict[str, list[str]] = {}
+    previous: str | None = None
+    for op in document["operations"]:
+        for step in op["steps"]:
+            after = step.get("after")
+            preds[step["key"]] = list(after) if after is not None else ([previous] if previous else [])
+            previous = step["key"]
+    return preds
+
+
+def batch_command(
+    *, actor: Actor, batch: Batch, command: str, signer: VerifiedSigner | None, reason: str = ""
+) -> Batch:
+    """Release, hold, resume or abort a batch; each signed, hold and abort with a reason (S88-05)."""
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().get(pk=batch.pk)
+        verdict = states.check(states.BATCH, command, locked.state, what="batch")
+        if not verdict.allowed:
+            raise ExecutionRefused(verdict)
+        t = states.BATCH[command]
+        if t.meaning is None:
+            raise _refuse("NOT_BY_HAND", f"'{command}' happens by itself when the steps run.")
+        if signer is None or signer.user.pk != actor.id:
+            raise _refuse("SIGNATURE_REQUIRED", f"To {command} a batch, sign with your user ID and password.")
+        if not signer.user.has_perm("execution.control_batch"):
+            raise _refuse("NOT_AUTHORISED", f"Your roles do not allow you to {command} a batch.")
+        if t.reason_required and not reason.strip():
+            raise ReasonRequired(f"Give a reason to {command} the batch.")
+        record_update(locked, actor=actor, values={"state": t.target}, action=command, reason=reason)
+        signature_apply(
+            signer=signer,
+            meaning=t.meaning,
+            record=locked,
+            content={"batch": locked.number, "command": command, "state": t.target, "reason": reason},
+            actor=actor,
+            comment=reason,
+        )
+        if command in ("hold", "abort"):
+            _exception(
+                locked,
+                actor=actor,
+                code=command.upper(),
+                severity=Severity.MEDIUM if command == "hold" else Severity.HIGH,
+                message=f"Batch {'held' if command == 'hold' else 'aborted'}: {reason}",
+            )
+    return locked
+
+
+# --- steps --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    batch: Batch
+    steps: dict[str, BatchStep]
+    views: dict[str, gates.StepView]
+    preds: dict[str, list[str]]
+
+
+def _snapshot(batch_id: int) -> _Snapshot:
+    """Lock the batch (one action per batch at a time) and read all its steps in one query."""
+    batch = Batch.objects.select_for_update().get(pk=batch_id)
+    steps = {s.key: s for s in BatchStep.objects.filter(batch=batch)}
+    preds = _predecessors(batch.control_recipe)
+    definitions = {s["key"]: s for op in batch.control_recipe["operations"] for s in op["steps"]}
+    views = {}
+    for key, step in steps.items():
+        d = definitions[key]
+        timer = d.get("timer") or {}
+        views[key] = gates.StepView(
+            key=key,
+            title=step.title,
+            state=step.state,
+            role=d.get("role", ""),
+            predecessors=tuple(preds[key]),
+            min_seconds=int(Decimal(timer["min_minutes"]) * 60) if timer.get("min_minutes") else None,
+            max_seconds=int(Decimal(timer["max_minutes"]) * 60) if timer.get("max_minutes") else None,
+            performer_signs=bool(d.get("signs")),
+            verification=bool(d.get("verify")),
+            started_at=step.started_at,
+            performed_by=step.completed_by_id,
+        )
+    return _Snapshot(batch, steps, views, preds)
+
+
+def _gate_actor(actor: Actor, user: Any) -> gates.Actor:
+    return gates.Actor(
+        id=_person(actor),
+        roles=frozenset(g.name for g in user.groups.all()),
+        can_verify=user.has_perm(VERIFY_PERMISSION),
+    )
+
+
+def _step(snap: _Snapshot, key: str) -> BatchStep:
+    if key not in snap.steps:
+        raise _refuse("NO_SUCH_STEP", f"Batch {snap.batch.number} has no step {key!r}.")
+    return snap.steps[key]
+
+
+def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> BatchStep:
+    """Start a step once its predecessors are complete and the person has its role."""
+    try:
+        with transaction.atomic():
+            snap = _snapshot(batch.pk)
+            step = _step(snap, step_key)
+            verdict = gates.may_start(
+                snap.views[step_key], snap.views, _gate_actor(actor, user), batch_state=snap.batch.state
+            )
+            if not verdict.allowed:
+                raise ExecutionRefused(verdict)
+            now = timezone.now()
+            record_update(
+                step,
+                actor=actor,
+                values={"state": StepState.RUNNING, "started_at": now, "started_by_id": actor.id},
+                action="start",
+            )
+            if snap.batch.state == BatchState.RELEASED:
+                record_update(snap.batch, actor=actor, values={"state": BatchState.RUNNING}, action="start")
+            return step
+    except ExecutionRefused as refused:
+        _record_refusal(batch.pk, step_key, actor, refused)
+        raise
+
+
+def _scaled(value: Any, factor: Decimal, scales: bool) -> Decimal | None:
+    if value is None:
+        return None
+    return Decimal(value) * factor if scales else Decimal(value)
+
+
+def _limits(definition: Mapping[str, Any], factor: Decimal) -> NumberLimits:
+    scales = bool(definition.get("scales"))
+
+    def rng(name: str) -> Range:
+        limits = definition.get(name) or {}
+        return Range(_scaled(limits.get("low"), factor, scales), _scaled(limits.get("high"), factor, scales))
+
+    return NumberLimits(plausible=rng("plausible"), specification=rng("specification"), action=rng("action"))
+
+
+def _parse_entry(definition: Mapping[str, Any], raw: str) -> tuple[str, Decimal | None, Reason | None]:
+    """The entry as text and, for numbers, as a Decimal; or why it cannot be taken."""
+    label, kind = definition["label"], definition.get("type", "number")
+    text = raw.strip()
+    if kind == "number":
+        try:
+            number = Decimal(text.replace(",", "."))
+            if not number.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            return text, None, Reason("NOT_A_NUMBER", f"{label}: {text!r} is not a number.")
+        return text, number, None
+    if kind == "choice" and text not in definition.get("choices", []):
+        return (
+            text,
+            None,
+            Reason("NOT_A_CHOICE", f"{label}: choose one of {', '.join(definition['choices'])}."),
+        )
+    if kind == "yes_no" and text.lower() not in ("yes", "no"):
+        return text, None, Reason("NOT_YES_NO", f"{label}: answer yes or no.")
+    if len(text) > 2000:
+        return text, None, Reason("TOO_LONG", f"{label}: at most 2000 characters.")
+    return (text.lower() if kind == "yes_no" else text), None, None
+
+
+def current_values(batch: Batch) -> dict[str, StepValue]:
+    """The latest value of every name in the batch (a correction replaces its original here, not in the table)."""
+    values: dict[str, StepValue] = {}
+    corrected = set(
+        StepValue.objects.filter(step__batch=batch, corrects__isnull=False).values_list(
+            "corrects_id", flat=True
+        )
+    )
+    for v in StepValue.objects.filter(step__batch=batch).order_by("entered_at", "id"):
+        if v.pk not in corrected:
+            values[v.name] = v
+    return values
+
+
+def _write_value(
+    step: BatchStep,
+    *,
+    actor: Actor,
+    definition: Mapping[str, Any],
+    source: str,
+    text: str,
+    number: Decimal | None,
+    factor: Decimal,
+    corrects: StepValue | None = None,
+    reason: str = "",
+) -> StepValue:
+    in_spec = within_action = None
+    if number is not None:
+        judged = judge(
+            number, _limits(definition, factor), unit=definition.get("unit", ""), label=definition["label"]
+        )
+        in_spec, within_action = judged.in_specification, judged.within_action
+    value = record_create(
+        StepValue(
+            step=step,
+            name=definition["name"],
+            label=definition["label"],
+            source=source,
+            text=text,
+            number=number,
+            unit=definition.get("unit", ""),
+            in_specification=in_spec,
+            within_action=within_action,
+            entered_by_id=_person(actor),
+            entered_at=timezone.now(),
+            corrects=corrects,
+            reason=reason,
+        ),
+        actor=actor,
+        reason=reason,
+        action="correct" if corrects else "record",
+    )
+    if in_spec is False:
+        spec = _limits(definition, factor).specification.text(definition.get("unit", ""))
+        _exception(
+            step.batch,
+            actor=actor,
+            code="OUT_OF_SPECIFICATION",
+            severity=Severity.HIGH if definition.get("critical") else Severity.MEDIUM,
+            message=f"{definition['label']} {text} {definition.get('unit', '')} is outside its specification {spec}.",
+            step=step,
+            value=value,
+        )
+    elif within_action is False and (definition.get("action") or {}):
+        _exception(
+            step.batch,
+            actor=actor,
+            code="ACTION_LIMIT",
+            severity=Severity.LOW,
+            message=f"{definition['label']} {text} {definition.get('unit', '')} is outside its action limits.",
+            step=step,
+            value=value,
+        )
+    return value
+
+
+def _calculate(
+    batch: Batch,
+    step: BatchStep,
+    definition: Mapping[str, Any],
+    *,
+    actor: Actor,
+    values: dict[str, StepValue],
+) -> StepValue:
+    numbers = {name: v.number for name, v in values.items() if v.number is not None}
+    try:
+        result = parse_formula(definition["formula"]).evaluate(numbers)
+    except FormulaError as exc:
+        raise _refuse("CALCULATION_FAILED", f"{definition['label']} cannot be calculated: {exc}.") from exc
+    result = result.quantize(Decimal(1).scaleb(-int(definition.get("decimals", 2))))
+    return _write_value(
+        step,
+        actor=actor,
+        definition=definition,
+        source="calculated",
+        text=str(result),
+        number=result,
+        factor=batch.scale,
+        corrects=values.get(definition["name"]),
+    )
+
+
+def step_complete(
+    *,
+    actor: Actor,
+    user: Any,
+    batch: Batch,
+    step_key: str,
+    entries: Mapping[str, str] | None = None,
+    checklist: list[bool] | None = None,
+    signer: VerifiedSigner | None = None,
+) -> BatchStep:
+    """Record the step's values, run its calculations, sign, and complete it (or hand it to a verifier).
+
+    Implausible values and a missing signature refuse the whole step and write
+    nothing but the refusal; values outside specification are recorded and
+    raise exceptions.
+    """
+    entries = dict(entries or {})
+    try:
+        with transaction.atomic():
+            snap = _snapshot(batch.pk)
+            step = _step(snap, step_key)
+            definition = step.definition()
+            now = timezone.now()
+            reasons: list[Reason] = []
+            parsed: list[tuple[Mapping[str, Any], str, Decimal | None]] = []
+            missing = []
+            for inp in definition.get("inputs", []):
+                raw = entries.get(inp["name"], "")
+                if not raw.strip():
+                    if inp.get("required", True):
+                        missing.append(inp["label"])
+                    continue
+                text, number, problem = _parse_entry(inp, raw)
+                if problem is None and number is not None:
+                    problem = next(
+                        iter(
+                            judge(
+                                number,
+                                _limits(inp, snap.batch.scale),
+                                unit=inp.get("unit", ""),
+                                label=inp["label"],
+                            ).verdict.reasons
+                        ),
+                        None,
+                    )
+                if problem:
+                    reasons.append(problem)
+                parsed.append((inp, text, number))
+            items = definition.get("checklist", [])
+            if items and (checklist is None or len(checklist) != len(items) or not all(checklist)):
+                reasons.append(Reason("CHECKLIST_OPEN", "Confirm every item of the checklist."))
+            if signer is not None and signer.user.pk != actor.id:
+                reasons.append(Reason("SIGNER_IS_NOT_PERFORMER", "The person completing the step signs it."))
+            verdict = gates.may_complete(
+                snap.views[step_key],
+                _gate_actor(actor, user),
+                batch_state=snap.batch.state,
+                now=now,
+                missing_inputs=missing,
+                signed=signer is not None,
+            )
+            verdict = Verdict((*verdict.reasons, *reasons))
+            if not verdict.allowed:
+                raise ExecutionRefused(verdict)
+
+            for inp, text, number in parsed:
+                _write_value(
+                    step,
+                    actor=actor,
+                    definition=inp,
+                    source="entered",
+                    text=text,
+                    number=number,
+                    factor=snap.batch.scale,
+                )
+            if definition.get("calculations"):
+                values = current_values(snap.batch)
+                for calc in definition["calculations"]:
+                    values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
+            over = gates.overran(snap.views[step_key], now=now)
+            if over is not None:
+                _exception(
+                    snap.batch,
+                    actor=actor,
+                    code="DURATION_EXCEEDED",
+                    severity=Severity.MEDIUM,
+                    step=step,
+                    message=f"“{step.title}” ran {int(over // 60)} min {int(over % 60)} s longer than its maximum.",
+                )
+            target = StepState.AWAITING_VERIFICATION if definition.get("verify") else StepState.DONE
+            record_update(
+                step,
+                actor=actor,
+                values={"state": target, "completed_at": now, "completed_by_id": actor.id},
+                action="complete",
+            )
+            if signer is not None:
+                signature_apply(
+                    signer=signer,
+                    meaning=Meaning.PERFORMED,
+                    record=step,
+                    content=step_content(step),
+                    actor=actor,
+                )
+            _maybe_complete_batch(snap.batch, actor=actor)
+            return step
+    except ExecutionRefused as refused:
+        _record_refusal(batch.pk, step_key, actor, refused)
+        raise
+
+
+def step_content(step: BatchStep) -> dict[str, Any]:
+    """What a step signature binds to: the step and every value recorded on it, corrections included."""
+    return {
+        "batch": step.batch.number,
+        "step": step.key,
+        "values": [
+            {"id": v.pk, "name": v.name, "text": v.text, "unit": v.unit, "corrects": v.corrects_id}
+            for v in step.values.order_by("id")
+        ],
+    }
+
+
+def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer: VerifiedSigner) -> BatchStep:
+    """A different person verifies a completed step with their signature (DV-01)."""
+    try:
+        with transaction.atomic():
+            snap = _snapshot(batch.pk)
+            step = _step(snap, step_key)
+            verdict = gates.may_verify(
+                snap.views[step_key], _gate_actor(actor, user), batch_state=snap.batch.state
+            )
+            if signer.user.pk != actor.id:
+                verdict = Verdict((*verdict.reasons, Reason("SIGNER_IS_NOT_VERIFIER", "The verifier signs.")))
+            if not verdict.allowed:
+                raise ExecutionRefused(verdict)
+            now = timezone.now()
+            record_update(
+                step,
+                actor=actor,
+                values={"state": StepState.DONE, "verified_at": now, "verified_by_id": actor.id},
+                action="verify",
+            )
+            signature_apply(
+                signer=signer, meaning=Meaning.VERIFIED, record=step, content=step_content(step), actor=actor
+            )
+            _maybe_complete_batch(snap.batch, actor=actor)
+            return step
+    except ExecutionRefused as refused:
+        _record_refusal(batch.pk, step_key, actor, refused)
+        raise
+
+
+def value_correct(
+    *, actor: Actor, batch: Batch, step_key: str, name: str, text: str, reason: str, signer: VerifiedSigner
+) -> StepValue:
+    """Correct a recorded value: a new entry that points at the original, with reason and signature (DI-05).
+
+    The original stays; calculations that used the value are recalculated as
+    corrections of their own. Raises an exception for review.
+    """
+    if not reason.strip():
+        raise ReasonRequired("Say why the value is corrected.")
+    with transaction.atomic():
+        snap = _snapshot(batch.pk)
+        step = _step(snap, step_key)
+        if snap.batch.state not in gates.BATCH_ACCEPTS_WORK:
+            raise _refuse(
+                "BATCH_NOT_ACTIVE",
+                f"The batch is {snap.batch.get_state_display().lower()}: values can no longer be corrected.",
+            )
+        if signer.user.pk != actor.id:
+            raise _refuse("SIGNER_IS_NOT_CORRECTOR", "The person correcting the value signs the correction.")
+        definition = next((i for i in step.definition().get("inputs", []) if i["name"] == name), None)
+        values = current_values(snap.batch)
+        original = values.get(name)
+        if definition is None or original is None or original.step_id != step.pk:
+            raise _refuse("NO_SUCH_VALUE", f"Step “{step.title}” has no recorded value {name!r} to correct.")
+        new_text, number, problem = _parse_entry(definition, text)
+        if problem is None and number is not None:
+            problem = next(
+                iter(
+                    judge(
+                        number, _limits(definition, snap.batch.scale), label=definition["label"]
+                    ).verdict.reasons
+                ),
+                None,
+            )
+        if problem is not None:
+            raise ExecutionRefused(Verdict.of(problem))
+        corrected = _write_value(
+            step,
+            actor=actor,
+            definition=definition,
+            source="entered",
+            text=new_text,
+            number=number,
+            factor=snap.batch.scale,
+            corrects=original,
+            reason=reason,
+        )
+        values[name] = corrected
+        _exception(
+            snap.batch,
+            actor=actor,
+            code="CORRECTION",
+            severity=Severity.MEDIUM,
+            step=step,
+            value=corrected,
+            message=f"{definition['label']} corrected from {original.text} to {new_text}: {reason}",
+        )
+        _recalculate(snap, values, actor=actor, changed=name)
+        signature_apply(
+            signer=signer,
+            meaning=Meaning.PERFORMED,
+            record=corrected,
+            content={
+                "value": corrected.pk,
+                "name": name,
+                "text": new_text,
+                "corrects": original.pk,
+                "reason": reason,
+            },
+            actor=actor,
+            comment=reason,
+        )
+        return corrected
+
+
+def _recalculate(snap: _Snapshot, values: dict[str, StepValue], *, actor: Actor, changed: str) -> None:
+    changed_names = {changed}
+    order = graph.topological_order(snap.preds)
+    for key in order:
+        step = snap.steps[key]
+        if step.state == StepState.PENDING:
+            continue
+        for calc in step.definition().get("calculations", []):
+            uses = parse_formula(calc["formula"]).names
+            if uses & changed_names and calc["name"] in values:
+                values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
+                changed_names.add(calc["name"])
+
+
+def _maybe_complete_batch(batch: Batch, *, actor: Actor) -> None:
+    if (
+        batch.state == BatchState.RUNNING
+        and not BatchStep.objects.filter(batch=batch).exclude(state=StepState.DONE).exists()
+    ):
+        record_update(batch, actor=actor, values={"state": BatchState.COMPLETE}, action="complete")
