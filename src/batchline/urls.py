@@ -5,6 +5,7 @@ from django.urls import path
 from batchline.accounts import views as accounts
 from batchline.api.api import api
 from batchline.web import audit_views as audit
+from batchline.web import execution_views as execution
 from batchline.web import views as web
 
 admin.site.site_header = "Batchline administration (every change is audited)"
@@ -25,6 +26,13 @@ urlpatterns = [
     path("security/", web.security, name="security"),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
+    path("floor/", execution.floor, name="floor"),
+    path("batches/new/", execution.batch_new, name="batch_new"),
+    path("batches/<str:number>/", execution.batch, name="batch"),
+    path("batches/<str:number>/record/", execution.batch_record, name="batch_record"),
+    path("batches/<str:number>/scan/", execution.scan, name="batch_scan"),
+    path("batches/<str:number>/command/<str:command>/", execution.batch_action, name="batch_action"),
+    path("batches/<str:number>/steps/<str:key>/<str:action>/", execution.step_action, name="step_action"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

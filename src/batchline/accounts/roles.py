@@ -46,6 +46,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "signatures.sign_verified",
             "accounts.view_audit_trail",
             "recipes.view_masterrecipe",
+            "execution.view_batch",
         ],
     ),
     "qa_approver": (
@@ -59,6 +60,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "accounts.view_audit_trail",
             "recipes.approve_recipe",
             "recipes.view_masterrecipe",
+            "execution.view_batch",
         ],
     ),
     "administrator": (
@@ -81,6 +83,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "accounts.view_security_events",
             "equipment.view_site",
             "recipes.view_masterrecipe",
+            "execution.view_batch",
         ],
     ),
 }

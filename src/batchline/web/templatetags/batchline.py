@@ -22,3 +22,8 @@ def jsonvalue(value: Any) -> str:
 @register.filter
 def rolelabel(name: str) -> str:
     return role_label(name)
+
+
+@register.filter
+def split(value: str) -> list[str]:
+    return value.split()

@@ -5,6 +5,7 @@ Idempotent: running it again keeps what is there and adds what is missing.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from batchline.accounts.models import User
 from batchline.accounts.services import user_create
 from batchline.audit.services import Actor, record_create, record_update
 from batchline.equipment.models import Site
+from batchline.execution.models import Batch
+from batchline.execution.services import batch_command, batch_create
 from batchline.recipes.management.commands.recipe import cli_request
 from batchline.recipes.models import MasterRecipe
 from batchline.recipes.services import recipe_import, recipe_transition
@@ -67,7 +70,8 @@ def seed() -> list[tuple[str, str, list[str]]]:
                 action="demo_setup",
                 reason="demo data: known password, e-signature acknowledged",
             )
-    seed_recipe()
+    recipe = seed_recipe()
+    seed_batch(recipe)
     return DEMO_USERS
 
 
@@ -98,6 +102,20 @@ def seed_recipe() -> MasterRecipe:
     return recipe
 
 
+def seed_batch(recipe: MasterRecipe) -> Batch:
+    """A batch of the demo recipe, released to the floor by the supervisor, ready to execute."""
+    existing = Batch.objects.filter(recipe__code=recipe.code).order_by("created_at").first()
+    if existing is not None:
+        return existing
+    supervisor = User.objects.get(username="supervisor")
+    actor = Actor.of(supervisor, via="cli")
+    batch = batch_create(actor=actor, recipe=recipe, number="PCM-0001", planned_quantity=Decimal("100000"))
+    signer = signer_authenticate(
+        request=cli_request(), username="supervisor", password=DEMO_PASSWORD, meaning="performed"
+    )
+    return batch_command(actor=actor, batch=batch, command="release", signer=signer)
+
+
 class Command(BaseCommand):
     help = "Start Batchline with demo data (SQLite by default). --no-serve seeds and exits."
 
@@ -115,6 +133,7 @@ class Command(BaseCommand):
         self.stdout.write(f"\n  Open {url} and log in as one of (password for all: {DEMO_PASSWORD}):\n")
         for username, name, roles in logins:
             self.stdout.write(f"    {username:<11} {name:<22} {', '.join(roles)}")
+        self.stdout.write(f"\n  Batch PCM-0001 is on the floor: {url}batches/PCM-0001/")
         self.stdout.write("\n  Audit trail check: batchline audit verify\n")
         if options["no_serve"]:
             return

@@ -1,0 +1,268 @@
+"""Reads for the floor list, the execution screen, the batch record and the API.
+
+The queries of a screen do not grow with the number of steps: a batch's
+steps, values, signatures and exceptions are each read in one query and put
+together here (a test pins the count for 10 and 500 steps).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+
+from batchline.rules import gates
+from batchline.rules.limits import Range
+from batchline.signatures.models import Signature
+
+from .models import Batch, BatchException, BatchState, BatchStep, StepState, StepValue
+
+ACTIVE_STATES = (BatchState.CREATED, BatchState.RELEASED, BatchState.RUNNING, BatchState.HELD)
+
+
+def floor_batches() -> QuerySet[Batch]:
+    return Batch.objects.filter(state__in=ACTIVE_STATES).select_related("recipe").order_by("-created_at")
+
+
+def batch_by_number(number: str) -> Batch:
+    return Batch.objects.select_related("recipe", "created_by").get(number=number)
+
+
+@dataclass
+class ValueRow:
+    value: StepValue
+    corrections: list[StepValue] = field(default_factory=list)  # newer entries that replaced it, in order
+
+    @property
+    def current(self) -> StepValue:
+        return self.corrections[-1] if self.corrections else self.value
+
+
+@dataclass
+class InputView:
+    definition: dict[str, Any]
+    row: ValueRow | None
+    plausible: str
+    specification: str
+    target: str
+
+
+@dataclass
+class StepScreen:
+    step: BatchStep
+    definition: dict[str, Any]
+    rows: list[ValueRow]
+    inputs: list[InputView]
+    signatures: list[Signature]
+    exceptions: list[BatchException]
+    predecessors: list[str]
+
+    @property
+    def state_label(self) -> str:
+        return gates.STEP_STATE_LABELS[self.step.state]
+
+
+@dataclass
+class BatchScreen:
+    batch: Batch
+    steps: list[StepScreen]
+    exceptions: list[BatchException]
+    batch_signatures: list[Signature]
+
+    def step(self, key: str | None) -> StepScreen | None:
+        return next((s for s in self.steps if s.step.key == key), None)
+
+    def current(self) -> StepScreen | None:
+        """The step to show: one in progress, else one waiting for verification, else the next to start."""
+        for wanted in (StepState.RUNNING, StepState.AWAITING_VERIFICATION):
+            for s in self.steps:
+                if s.step.state == wanted:
+                    return s
+        done = {s.step.key for s in self.steps if s.step.state == StepState.DONE}
+        for s in self.steps:
+            if s.step.state == StepState.PENDING and all(p in done for p in s.predecessors):
+                return s
+        return None
+
+    @property
+    def done_count(self) -> int:
+        return sum(1 for s in self.steps if s.step.state == StepState.DONE)
+
+
+def _target_text(definition: dict[str, Any], factor: Decimal) -> str:
+    target = definition.get("target")
+    if target is None:
+        return ""
+    value = Decimal(target) * factor if definition.get("scales") else Decimal(target)
+    return f"{value.normalize():f}"
+
+
+def _range_text(limits: dict[str, Any] | None, unit: str, factor: Any, scales: bool) -> str:
+    if not limits:
+        return ""
+
+    def f(x: Any) -> Any:
+        if x is None:
+            return None
+        return (Decimal(x) * factor).normalize() if scales else Decimal(x)
+
+    return Range(f(limits.get("low")), f(limits.get("high"))).text(unit)
+
+
+def batch_screen(batch: Batch) -> BatchScreen:
+    """Everything the execution screen and the batch record show, in five queries."""
+    steps = list(
+        BatchStep.objects.filter(batch=batch).select_related("started_by", "completed_by", "verified_by")
+    )
+    values = list(
+        StepValue.objects.filter(step__batch=batch).select_related("entered_by").order_by("entered_at", "id")
+    )
+    step_ids = [str(s.pk) for s in steps]
+    value_ids = [str(v.pk) for v in values]
+    signatures = list(
+        Signature.objects.filter(record_type="execution.batchstep", record_id__in=step_ids)
+        | Signature.objects.filter(record_type="execution.stepvalue", record_id__in=value_ids)
+        | Signature.objects.filter(record_type="execution.batch", record_id=str(batch.pk))
+    )
+    exceptions = list(
+        BatchException.objects.filter(batch=batch).select_related("user", "step").order_by("at", "id")
+    )
+
+    definitions = {s["key"]: s for op in batch.control_recipe["operations"] for s in op["steps"]}
+    preds: dict[str, list[str]] = {}
+    previous = None
+    for op in batch.control_recipe["operations"]:
+        for s in op["steps"]:
+            preds[s["key"]] = (
+                list(s["after"]) if s.get("after") is not None else ([previous] if previous else [])
+            )
+            previous = s["key"]
+
+    rows_by_step: dict[int, list[ValueRow]] = defaultdict(list)
+    row_of: dict[int, ValueRow] = {}
+    for v in values:
+        if v.corrects_id and v.corrects_id in row_of:
+            row = row_of[v.corrects_id]
+            row.corrections.append(v)
+            row_of[v.pk] = row
+        else:
+            row = ValueRow(v)
+            row_of[v.pk] = row
+            rows_by_step[v.step_id].append(row)
+    sigs_by_step: dict[str, list[Signature]] = defaultdict(list)
+    value_step = {str(v.pk): v.step_id for v in values}
+    batch_sigs = []
+    for sig in signatures:
+        if sig.record_type == "execution.batchstep":
+            sigs_by_step[sig.record_id].append(sig)
+        elif sig.record_type == "execution.stepvalue":
+            sigs_by_step[str(value_step[sig.record_id])].append(sig)
+        else:
+            batch_sigs.append(sig)
+    exc_by_step: dict[int | None, list[BatchException]] = defaultdict(list)
+    for e in exceptions:
+        exc_by_step[e.step_id].append(e)
+
+    screens = []
+    for step in steps:
+        d = definitions[step.key]
+        rows = rows_by_step.get(step.pk, [])
+        by_name = {r.value.name: r for r in rows}
+        inputs = [
+            InputView(
+                definition=i,
+                row=by_name.get(i["name"]),
+                plausible=_range_text(
+                    i.get("plausible"), i.get("unit", ""), batch.scale, bool(i.get("scales"))
+                ),
+                specification=_range_text(
+                    i.get("specification"), i.get("unit", ""), batch.scale, bool(i.get("scales"))
+                ),
+                target=_target_text(i, batch.scale),
+            )
+            for i in d.get("inputs", [])
+        ]
+        screens.append(
+            StepScreen(
+                step=step,
+                definition=d,
+                rows=rows,
+                inputs=inputs,
+                signatures=sorted(sigs_by_step.get(str(step.pk), []), key=lambda s: (s.signed_at, s.pk)),
+                exceptions=exc_by_step.get(step.pk, []),
+                predecessors=preds[step.key],
+            )
+        )
+    return BatchScreen(batch=batch, steps=screens, exceptions=exceptions, batch_signatures=batch_sigs)
+
+
+def batch_record(batch: Batch) -> dict[str, Any]:
+    """The electronic batch record as JSON-ready data (API and exports)."""
+    screen = batch_screen(batch)
+
+    def person(u: Any) -> dict[str, Any] | None:
+        return {"username": u.username, "name": u.printed_name} if u else None
+
+    def sig(s: Signature) -> dict[str, Any]:
+        return {
+            "meaning": s.meaning,
+            "signer": s.signer_username,
+            "printed_name": s.signer_name,
+            "signed_at": s.signed_at.isoformat(),
+            "manifestation": s.manifestation(),
+            "comment": s.comment,
+        }
+
+    def value(v: StepValue) -> dict[str, Any]:
+        return {
+            "id": v.pk,
+            "name": v.name,
+            "label": v.label,
+            "text": v.text,
+            "unit": v.unit,
+            "source": v.source,
+            "in_specification": v.in_specification,
+            "entered_by": person(v.entered_by),
+            "entered_at": v.entered_at.isoformat(),
+            "corrects": v.corrects_id,
+            "reason": v.reason,
+        }
+
+    return {
+        "batch": batch.number,
+        "state": batch.state,
+        "recipe": {"code": batch.recipe.code, "version": batch.recipe.version, "name": batch.recipe.name},
+        "planned_quantity": str(batch.planned_quantity),
+        "unit": batch.unit,
+        "signatures": [sig(s) for s in screen.batch_signatures],
+        "steps": [
+            {
+                "key": s.step.key,
+                "operation": s.step.operation,
+                "title": s.step.title,
+                "state": s.step.state,
+                "started_at": s.step.started_at.isoformat() if s.step.started_at else None,
+                "started_by": person(s.step.started_by),
+                "completed_at": s.step.completed_at.isoformat() if s.step.completed_at else None,
+                "completed_by": person(s.step.completed_by),
+                "verified_by": person(s.step.verified_by),
+                "values": [value(v) for r in s.rows for v in [r.value, *r.corrections]],
+                "signatures": [sig(x) for x in s.signatures],
+            }
+            for s in screen.steps
+        ],
+        "exceptions": [
+            {
+                "code": e.code,
+                "severity": e.severity,
+                "message": e.message,
+                "step": e.step.key if e.step else None,
+                "user": person(e.user),
+                "at": e.at.isoformat(),
+            }
+            for e in screen.exceptions
+        ],
+    }
