@@ -75,6 +75,15 @@ def test_an_auditor_cannot_change_anything_through_the_pages(personas, login) ->
             (f"/users/{target.pk}/{action}/", {"reason": "r"})
             for action in ("deactivate", "reactivate", "reset", "unlock")
         ],
+        ("/batches/new/", {"recipe": "1", "number": "X", "planned_quantity": "1"}),
+        *[
+            (f"/batches/B-1/steps/s1/{action}/", {"signer_username": "auditor", "signer_password": PASSWORD})
+            for action in ("start", "complete", "verify", "correct")
+        ],
+        *[
+            (f"/batches/B-1/command/{command}/", {"reason": "r"})
+            for command in ("release", "hold", "resume", "abort")
+        ],
     ]
     for url, data in writes:
         assert c.post(url, data).status_code == 403, url

@@ -127,17 +127,20 @@ def _signer(request: HttpRequest, meaning: str, *, allow_witness: bool = False) 
 @login_required
 @require_POST
 def step_action(request: HttpRequest, number: str, key: str, action: str) -> HttpResponse:
-    require(request.user, "execution.view_batch")
-    batch = _batch(number)
     user = current_user(request)
+    # Who may act is decided before anything is looked up.
+    if action == "verify":
+        if not (user.has_perm("execution.execute_batch") or user.has_perm("signatures.sign_verified")):
+            raise PermissionDenied("Verification happens at a station of the floor.")
+    else:
+        require(user, "execution.execute_batch")
+    batch = _batch(number)
     actor = Actor.of(user, via="web")
     signer: VerifiedSigner | None = None
     try:
         if action == "start":
-            require(user, "execution.execute_batch")
             services.step_start(actor=actor, user=user, batch=batch, step_key=key)
         elif action == "complete":
-            require(user, "execution.execute_batch")
             definition = next(
                 (s for op in batch.control_recipe["operations"] for s in op["steps"] if s["key"] == key), None
             )
@@ -161,15 +164,12 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 signer=signer,
             )
         elif action == "verify":
-            if not (user.has_perm("execution.execute_batch") or user.has_perm("signatures.sign_verified")):
-                raise PermissionDenied("Verification happens at a station of the floor.")
             signer = _signer(request, Meaning.VERIFIED, allow_witness=True)
             verifier = signer.user
             services.step_verify(
                 actor=Actor.of(verifier, via="web"), user=verifier, batch=batch, step_key=key, signer=signer
             )
         elif action == "correct":
-            require(user, "execution.execute_batch")
             signer = _signer(request, Meaning.PERFORMED)
             services.value_correct(
                 actor=actor,
