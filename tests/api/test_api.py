@@ -154,7 +154,26 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(personas, raw: str | No
 PERSONAL = {"/api/v1/tokens", "/api/v1/tokens/{token_id}/revoke"}
 
 
+SIG = {"username": "auditor", "password": PASSWORD}
+BODIES = {
+    "/api/v1/recipes/import": {"text": "format: batchline.recipe/1"},
+    "/api/v1/recipes/{recipe_id}/transition": {"command": "approve", "signature": SIG},
+    "/api/v1/batches": {"recipe_id": 1, "number": "X-1", "planned_quantity": "1"},
+    "/api/v1/batches/{number}/command": {"command": "hold", "reason": "r", "signature": SIG},
+    "/api/v1/batches/{number}/steps/{key}/complete": {"values": {}},
+    "/api/v1/batches/{number}/steps/{key}/verify": {"signature": SIG},
+    "/api/v1/batches/{number}/steps/{key}/correct": {
+        "name": "w1",
+        "text": "1",
+        "reason": "r",
+        "signature": SIG,
+    },
+}
+
+
 def plausible_body(path: str) -> dict[str, Any]:
+    if path in BODIES:
+        return BODIES[path]
     if path.endswith("/roles"):
         return {
             "roles": ["qa_approver"],
@@ -177,7 +196,12 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
         for method in operations:
             if method == "get" or path in PERSONAL:
                 continue
-            url = path.replace("{user_id}", str(target.pk))
+            url = (
+                path.replace("{user_id}", str(target.pk))
+                .replace("{recipe_id}", "1")
+                .replace("{number}", "B-1")
+                .replace("{key}", "s1")
+            )
             response = getattr(Client(), method)(
                 url,
                 data=json.dumps(plausible_body(path)),

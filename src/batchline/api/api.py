@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from ninja import NinjaAPI, Query, Router
+from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, django_auth
 
@@ -21,6 +21,8 @@ from batchline.accounts.models import ApiToken, RoleChange, User
 from batchline.audit.models import AuditEntry
 from batchline.audit.selectors import AuditFilter, audit_entries
 from batchline.audit.services import Actor, ReasonRequired
+from batchline.execution.services import ExecutionRefused
+from batchline.recipes.services import RecipeRefused
 from batchline.signatures.models import Meaning, Signature
 from batchline.signatures.services import (
     SignatureRefused,
@@ -30,6 +32,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
+from . import production
 from . import schemas as s
 
 
@@ -67,6 +70,17 @@ def _unauthenticated(request: HttpRequest, exc: Exception) -> HttpResponse:
 @api.exception_handler(SignatureRefused)
 def _signature_refused(request: HttpRequest, exc: SignatureRefused) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc), "code": exc.code}, status=403)
+
+
+@api.exception_handler(ExecutionRefused)
+@api.exception_handler(RecipeRefused)
+def _gate_refused(request: HttpRequest, exc: ExecutionRefused | RecipeRefused) -> HttpResponse:
+    reasons = [{"code": r.code, "message": r.message} for r in exc.verdict.reasons]
+    return api.create_response(
+        request,
+        {"detail": str(exc), "code": reasons[0]["code"] if reasons else "REFUSED", "reasons": reasons},
+        status=409,
+    )
 
 
 @api.exception_handler(services.AccountError)
@@ -134,10 +148,10 @@ def users_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @users_router.post("", response={201: s.UserCreated, 403: s.Problem, 422: s.Problem})
-def users_create(request: HttpRequest, payload: s.UserIn) -> tuple[int, dict[str, Any]]:
+def users_create(request: HttpRequest, payload: s.UserIn) -> Status[dict[str, Any]]:
     require(request.user, "accounts.manage_users")
     user, password = services.user_create(actor=_actor(request), **payload.dict())
-    return 201, {"user": _user_out(user), "one_time_password": password}
+    return Status(201, {"user": _user_out(user), "one_time_password": password})
 
 
 @users_router.get("/{user_id}", response=s.UserOut)
@@ -175,12 +189,12 @@ def users_password_reset(request: HttpRequest, user_id: int, payload: s.ReasonIn
 
 
 @users_router.post("/{user_id}/unlock", response={204: None, 403: s.Problem, 422: s.Problem})
-def users_unlock(request: HttpRequest, user_id: int, payload: s.ReasonIn) -> tuple[int, None]:
+def users_unlock(request: HttpRequest, user_id: int, payload: s.ReasonIn) -> Status[None]:
     require(request.user, "accounts.manage_users")
     services.user_unlock(
         actor=_actor(request), user=get_object_or_404(User, pk=user_id), reason=payload.reason
     )
-    return 204, None
+    return Status(204, None)
 
 
 @users_router.post("/{user_id}/roles", response={200: s.RoleChangeOut, 403: s.Problem, 422: s.Problem})
@@ -272,14 +286,14 @@ def tokens_list(request: HttpRequest) -> Any:
 
 
 @tokens_router.post("", response={201: s.TokenCreated, 422: s.Problem})
-def tokens_create(request: HttpRequest, payload: s.TokenIn) -> tuple[int, dict[str, Any]]:
+def tokens_create(request: HttpRequest, payload: s.TokenIn) -> Status[dict[str, Any]]:
     token, raw = services.token_create(
         actor=_actor(request),
         user=current_user(request),
         name=payload.name,
         expires_at=payload.expires_at,
     )
-    return 201, {"token": token, "secret": raw}
+    return Status(201, {"token": token, "secret": raw})
 
 
 @tokens_router.post("/{token_id}/revoke", response={200: s.TokenOut, 403: s.Problem, 422: s.Problem})
@@ -294,3 +308,5 @@ api.add_router("/", me_router)
 api.add_router("/users", users_router)
 api.add_router("/audit", audit_router)
 api.add_router("/tokens", tokens_router)
+api.add_router("/recipes", production.recipes)
+api.add_router("/batches", production.batches)
