@@ -6,6 +6,7 @@ from batchline.accounts import views as accounts
 from batchline.api.api import api
 from batchline.web import audit_views as audit
 from batchline.web import execution_views as execution
+from batchline.web import recipe_views as recipes
 from batchline.web import views as web
 
 admin.site.site_header = "Batchline administration (every change is audited)"
@@ -26,6 +27,13 @@ urlpatterns = [
     path("security/", web.security, name="security"),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
+    path("recipes/", recipes.recipe_list, name="recipes"),
+    path("recipes/import/", recipes.recipe_import, name="recipe_import"),
+    path("recipes/<int:pk>/", recipes.recipe_detail, name="recipe"),
+    path("recipes/<int:pk>/edit/", recipes.recipe_edit, name="recipe_edit"),
+    path("recipes/<int:pk>/new-version/", recipes.recipe_new_version, name="recipe_new_version"),
+    path("recipes/<int:pk>/compare/<int:other>/", recipes.recipe_compare, name="recipe_compare"),
+    path("recipes/<int:pk>/<str:command>/", recipes.recipe_transition, name="recipe_transition"),
     path("floor/", execution.floor, name="floor"),
     path("batches/new/", execution.batch_new, name="batch_new"),
     path("batches/<str:number>/", execution.batch, name="batch"),
