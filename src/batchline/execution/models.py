@@ -61,6 +61,10 @@ class BatchStep(AuditedModel):
     operation = models.CharField(max_length=200)
     title = models.CharField(max_length=200)
     kind = models.CharField(max_length=20)
+    # The step's part of the control recipe, so an action reads one small row
+    # rather than the whole frozen document.
+    spec = models.JSONField()
+    predecessors = models.JSONField(default=list)
     state = models.CharField(max_length=30, choices=StepState.choices, default=StepState.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
     started_by = models.ForeignKey(
@@ -83,11 +87,7 @@ class BatchStep(AuditedModel):
         return f"{self.batch.number}/{self.key}"
 
     def definition(self) -> dict[str, Any]:
-        for op in self.batch.control_recipe["operations"]:
-            for step in op["steps"]:
-                if step["key"] == self.key:
-                    return step
-        raise KeyError(self.key)
+        return dict(self.spec)
 
 
 class StepValue(AuditedModel):

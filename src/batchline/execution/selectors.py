@@ -28,7 +28,8 @@ def floor_batches() -> QuerySet[Batch]:
 
 
 def batch_by_number(number: str) -> Batch:
-    return Batch.objects.select_related("recipe", "created_by").get(number=number)
+    # The frozen document stays unread: each step row carries its own part.
+    return Batch.objects.select_related("recipe", "created_by").defer("control_recipe").get(number=number)
 
 
 @dataclass
@@ -131,15 +132,8 @@ def batch_screen(batch: Batch) -> BatchScreen:
         BatchException.objects.filter(batch=batch).select_related("user", "step").order_by("at", "id")
     )
 
-    definitions = {s["key"]: s for op in batch.control_recipe["operations"] for s in op["steps"]}
-    preds: dict[str, list[str]] = {}
-    previous = None
-    for op in batch.control_recipe["operations"]:
-        for s in op["steps"]:
-            preds[s["key"]] = (
-                list(s["after"]) if s.get("after") is not None else ([previous] if previous else [])
-            )
-            previous = s["key"]
+    definitions = {s.key: s.spec for s in steps}
+    preds = {s.key: list(s.predecessors) for s in steps}
 
     rows_by_step: dict[int, list[ValueRow]] = defaultdict(list)
     row_of: dict[int, ValueRow] = {}

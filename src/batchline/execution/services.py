@@ -126,8 +126,8 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
             ),
             actor=actor,
         )
-        order = graph.topological_order(_predecessors(document))
-        position = {key: i for i, key in enumerate(order)}
+        preds = _predecessors(document)
+        position = {key: i for i, key in enumerate(graph.topological_order(preds))}
         for op in document["operations"]:
             for step in op["steps"]:
                 record_create(
@@ -138,6 +138,8 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
                         operation=op["name"],
                         title=step["title"],
                         kind=step["kind"],
+                        spec=step,
+                        predecessors=preds[step["key"]],
                     ),
                     actor=actor,
                 )
@@ -204,15 +206,24 @@ class _Snapshot:
     preds: dict[str, list[str]]
 
 
-def _snapshot(batch_id: int) -> _Snapshot:
-    """Lock the batch (one action per batch at a time) and read all its steps in one query."""
-    batch = Batch.objects.select_for_update().get(pk=batch_id)
-    steps = {s.key: s for s in BatchStep.objects.filter(batch=batch)}
-    preds = _predecessors(batch.control_recipe)
-    definitions = {s["key"]: s for op in batch.control_recipe["operations"] for s in op["steps"]}
+def _snapshot(batch_id: int, key: str | None = None) -> _Snapshot:
+    """Lock the batch (one action per batch at a time) and read the step ``key`` and its predecessors.
+
+    Without ``key``, every step. The batch's frozen document is not read: each
+    step row carries its own part, so an action costs the same in a recipe of
+    30 steps or of 3,000.
+    """
+    batch = Batch.objects.select_for_update().defer("control_recipe").get(pk=batch_id)
+    steps_qs = BatchStep.objects.filter(batch=batch)
+    if key is not None:
+        own = steps_qs.filter(key=key).first()
+        wanted = [key, *(own.predecessors if own else [])]
+        steps_qs = steps_qs.filter(key__in=wanted)
+    steps = {s.key: s for s in steps_qs}
+    preds = {k: list(s.predecessors) for k, s in steps.items()}
     views = {}
     for key, step in steps.items():
-        d = definitions[key]
+        d = step.spec
         timer = d.get("timer") or {}
         views[key] = gates.StepView(
             key=key,
@@ -248,7 +259,7 @@ def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> Batch
     """Start a step once its predecessors are complete and the person has its role."""
     try:
         with transaction.atomic():
-            snap = _snapshot(batch.pk)
+            snap = _snapshot(batch.pk, step_key)
             step = _step(snap, step_key)
             verdict = gates.may_start(
                 snap.views[step_key], snap.views, _gate_actor(actor, user), batch_state=snap.batch.state
@@ -432,7 +443,7 @@ def step_complete(
     entries = dict(entries or {})
     try:
         with transaction.atomic():
-            snap = _snapshot(batch.pk)
+            snap = _snapshot(batch.pk, step_key)
             step = _step(snap, step_key)
             definition = step.definition()
             now = timezone.now()
@@ -540,7 +551,7 @@ def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer:
     """A different person verifies a completed step with their signature (DV-01)."""
     try:
         with transaction.atomic():
-            snap = _snapshot(batch.pk)
+            snap = _snapshot(batch.pk, step_key)
             step = _step(snap, step_key)
             verdict = gates.may_verify(
                 snap.views[step_key], _gate_actor(actor, user), batch_state=snap.batch.state

@@ -141,11 +141,10 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
         if action == "start":
             services.step_start(actor=actor, user=user, batch=batch, step_key=key)
         elif action == "complete":
-            definition = next(
-                (s for op in batch.control_recipe["operations"] for s in op["steps"] if s["key"] == key), None
-            )
-            if definition is None:
+            step = batch.steps.filter(key=key).first()
+            if step is None:
                 raise Http404(f"No step {key}")
+            definition = step.spec
             if definition.get("signs"):
                 signer = _signer(request, Meaning.PERFORMED)
             entries = {

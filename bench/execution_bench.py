@@ -1,0 +1,284 @@
+"""Step completions per second through the service layer, beside the raw two-INSERT baseline.
+
+    ./dev bench execution                  # SQLite and PostgreSQL
+    ./dev bench execution --databases sqlite --seconds 2
+
+A completion is ``step_complete`` on a running data-entry step: the batch row
+lock, the gates, the value judged against its limits and written, the step's
+state, their audit entries, and (in the signed variant) re-authentication and
+the e-signature. Each client works on its own batch (a batch's actions are
+serialised by design); 8 clients run as 8 processes. The password hash is
+timed on its own, so its share of a signed completion is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from typing import Any
+
+from bench.audit_bench import RESULTS, ROOT, database_url, percentile, raw_writes
+
+STEPS = 1500
+
+
+def recipe_text(signs: bool) -> str:
+    lines = [
+        "format: batchline.recipe/1",
+        "recipe: {code: BENCH-%s, name: Bench, product_code: BENCH, product_name: Bench, batch_size: {quantity: 1, unit: kg}}"
+        % ("S" if signs else "U"),
+        "operations:",
+        "  - key: op",
+        "    name: Operation",
+        "    steps:",
+    ]
+    for i in range(STEPS):
+        lines.append(
+            f"      - {{key: s{i}, kind: data_entry, title: Step {i}, after: [], signs: {str(signs).lower()}, "
+            f"inputs: [{{name: v{i}, label: Value {i}, unit: kg, plausible: {{low: 0, high: 100}}, "
+            f"specification: {{low: 1, high: 2}}}}]}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def setup(signs: bool, batches: int) -> tuple[Any, list[str]]:
+    """Users, an effective recipe of independent steps, and ``batches`` running batches with every step started."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+    from django.utils import timezone
+
+    from batchline.accounts.services import user_create
+    from batchline.audit.services import SYSTEM, Actor, record_update
+    from batchline.execution import services as ex
+    from batchline.execution.models import BatchStep, StepState
+    from batchline.recipes import services as recipes
+    from batchline.recipes.management.commands.recipe import cli_request
+    from batchline.signatures.services import signer_authenticate
+
+    def person(name: str, roles: list[str]) -> Any:
+        from batchline.accounts.models import User
+
+        existing = User.objects.filter(username=name).first()
+        if existing:
+            return existing
+        user, _ = user_create(actor=SYSTEM, username=name, full_name=name.title(), roles=roles)
+        with transaction.atomic():
+            now = timezone.now()
+            record_update(
+                user,
+                actor=SYSTEM,
+                values={
+                    "password": make_password("bench-password-1"),
+                    "must_change_password": False,
+                    "password_changed_at": now,
+                    "esig_acknowledged_at": now,
+                },
+            )
+        return user
+
+    author, approver = person("author", ["recipe_author"]), person("approver", ["qa_approver"])
+    supervisor, operator = person("supervisor", ["supervisor"]), person("operator", ["operator"])
+
+    def sign(user: Any, meaning: str) -> Any:
+        return signer_authenticate(
+            request=cli_request(), username=user.username, password="bench-password-1", meaning=meaning
+        )
+
+    recipe = recipes.recipe_import(actor=Actor.of(author, via="cli"), text=recipe_text(signs))
+    for who, command, meaning in (
+        (author, "submit", "performed"),
+        (approver, "approve", "approved"),
+        (approver, "make_effective", "approved"),
+    ):
+        recipe = recipes.recipe_transition(
+            actor=Actor.of(who, via="cli"), recipe=recipe, command=command, signer=sign(who, meaning)
+        )
+    numbers = []
+    sup = Actor.of(supervisor, via="cli")
+    for b in range(batches):
+        number = f"{'S' if signs else 'U'}-{b}"
+        batch = ex.batch_create(actor=sup, recipe=recipe, number=number, planned_quantity=Decimal(1))
+        ex.batch_command(actor=sup, batch=batch, command="release", signer=sign(supervisor, "performed"))
+        # Start every step in bulk for the set-up only (not measured): the bench measures completion.
+        with transaction.atomic():
+            for step in BatchStep.objects.filter(batch=batch):
+                record_update(
+                    step,
+                    actor=Actor.of(operator, via="cli"),
+                    values={
+                        "state": StepState.RUNNING,
+                        "started_at": timezone.now(),
+                        "started_by_id": operator.pk,
+                    },
+                )
+        numbers.append(number)
+    return operator, numbers
+
+
+def complete_loop(number: str, seconds: float, signs: bool) -> tuple[int, float, list[float]]:
+    from batchline.accounts.models import User
+    from batchline.audit.services import Actor
+    from batchline.execution import services as ex
+    from batchline.execution.models import Batch
+    from batchline.recipes.management.commands.recipe import cli_request
+    from batchline.signatures.services import signer_authenticate
+
+    operator = User.objects.get(username="operator")
+    actor = Actor.of(operator, via="cli")
+    batch = Batch.objects.get(number=number)
+    latencies: list[float] = []
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds and n < STEPS:
+        t0 = time.perf_counter()
+        signer = (
+            signer_authenticate(
+                request=cli_request(), username="operator", password="bench-password-1", meaning="performed"
+            )
+            if signs
+            else None
+        )
+        ex.step_complete(
+            actor=actor, user=operator, batch=batch, step_key=f"s{n}", entries={f"v{n}": "1.5"}, signer=signer
+        )
+        latencies.append(time.perf_counter() - t0)
+        n += 1
+    return n, time.perf_counter() - start, latencies
+
+
+def _worker(number: str, seconds: float, signs: bool, queue: Any) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    n, elapsed, lat = complete_loop(number, seconds, signs)
+    queue.put((n, elapsed, lat))
+
+
+def run(numbers: list[str], seconds: float, signs: bool) -> dict[str, Any]:
+    from django.db import connections
+
+    if len(numbers) == 1:
+        n, elapsed, lat = complete_loop(numbers[0], seconds, signs)
+        return {
+            "clients": 1,
+            "per_s": n / elapsed,
+            "p50_ms": percentile(lat, 0.5),
+            "p95_ms": percentile(lat, 0.95),
+        }
+    connections.close_all()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(num, seconds, signs, queue)) for num in numbers]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.perf_counter() - started
+    latencies = [x for _, _, lat in results for x in lat]
+    return {
+        "clients": len(numbers),
+        "per_s": sum(n for n, _, _ in results) / wall,
+        "p50_ms": percentile(latencies, 0.5),
+        "p95_ms": percentile(latencies, 0.95),
+    }
+
+
+def password_hash_ms() -> float:
+    from django.contrib.auth.hashers import check_password, make_password
+
+    encoded = make_password("bench-password-1")
+    t0 = time.perf_counter()
+    for _ in range(20):
+        check_password("bench-password-1", encoded)
+    return (time.perf_counter() - t0) / 20 * 1000
+
+
+def run_child(args: argparse.Namespace) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchline.settings")
+    import django
+
+    django.setup()
+    kind = args.child
+    result: dict[str, Any] = {
+        "raw_per_s": raw_writes(kind, args.seconds),
+        "password_hash_ms": password_hash_ms(),
+    }
+    for signs in (False, True):
+        _, numbers = setup(
+            signs, args.clients + 1
+        )  # one batch for the single client, one for each of the others
+        label = "signed" if signs else "unsigned"
+        result[f"{label}_1"] = run(numbers[:1], args.seconds, signs)
+        result[f"{label}_{args.clients}"] = (
+            run(numbers[1:], args.seconds, signs) if args.clients > 1 else None
+        )
+    print(json.dumps(result))
+
+
+def run_parent(args: argparse.Namespace) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for kind in args.databases.split(","):
+        url = database_url(kind)
+        env = {**os.environ, "DATABASE_URL": url, "BATCHLINE_HOME": str(RESULTS / "home")}
+        subprocess.run(
+            [sys.executable, "-m", "batchline.cli", "migrate", "-v", "0"], env=env, check=True, cwd=ROOT
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.execution_bench",
+                "--child",
+                kind,
+                "--seconds",
+                str(args.seconds),
+                "--clients",
+                str(args.clients),
+            ],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+    (RESULTS / "execution.json").write_text(json.dumps(results, indent=2))
+    print(
+        f"\nStep completions ({os.cpu_count()} cores); ratios against the raw two-INSERT rate of the same run\n"
+    )
+    for kind, r in results.items():
+        raw = r["raw_per_s"]
+        print(
+            f"[{kind}]  raw two-INSERT transactions {raw:,.0f}/s; one Argon2 password check {r['password_hash_ms']:.1f} ms"
+        )
+        for key in ("unsigned_1", f"unsigned_{args.clients}", "signed_1", f"signed_{args.clients}"):
+            x = r.get(key)
+            if x:
+                print(
+                    f"  {key:<12} {x['per_s']:>8,.0f}/s  {x['per_s'] / raw:6.0%} of raw   p50 {x['p50_ms']:6.2f} ms   p95 {x['p95_ms']:6.2f} ms"
+                )
+        print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    run_child(args) if args.child else run_parent(args)
+
+
+if __name__ == "__main__":
+    main()
