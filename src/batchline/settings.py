@@ -162,6 +162,8 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_MAX_AGE_DAYS = _env_int("BATCHLINE_PASSWORD_MAX_AGE_DAYS", 90)
 
 LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
+# Values entered this long after their step started are flagged as late entries (DI-03).
+LATE_ENTRY_MINUTES = _env_int("BATCHLINE_LATE_ENTRY_MINUTES", 60)
 AXES_FAILURE_LIMIT = LOCKOUT_FAILURES
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_COOLOFF_TIME = None  # a locked account stays locked until an administrator unlocks it

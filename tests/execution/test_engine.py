@@ -281,3 +281,14 @@ def test_a_whole_batch_leaves_a_trail_that_verifies(plant) -> None:
     complete(people, batch, "mean")
     report = verify()
     assert report.ok, [str(f) for f in report.findings]
+
+
+@pytest.mark.req("DI-03")
+def test_values_entered_long_after_the_step_started_are_a_late_entry(plant) -> None:
+    people, recipe = plant
+    batch = new_batch(people, recipe)
+    run_to_weights(people, batch)
+    age(BatchStep.objects.get(batch=batch, key="weights"), 90)
+    complete(people, batch, "weights", entries={"w1": "600", "w2": "600"})
+    (late,) = BatchException.objects.filter(batch=batch, code="LATE_ENTRY")
+    assert late.message.startswith("Values of “Tablet weights” entered 90 min after the step started")

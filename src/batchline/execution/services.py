@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -504,6 +505,21 @@ def step_complete(
                 for calc in definition["calculations"]:
                     values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
             over = gates.overran(snap.views[step_key], now=now)
+            late = (
+                (now - step.started_at).total_seconds() / 60
+                if step.started_at and parsed and over is None
+                else 0
+            )
+            if late > settings.LATE_ENTRY_MINUTES:
+                _exception(
+                    snap.batch,
+                    actor=actor,
+                    code="LATE_ENTRY",
+                    severity=Severity.LOW,
+                    step=step,
+                    message=f"Values of “{step.title}” entered {int(late)} min after the step started "
+                    f"(more than {settings.LATE_ENTRY_MINUTES} min): a late entry.",
+                )
             if over is not None:
                 _exception(
                     snap.batch,
