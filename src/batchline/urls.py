@@ -13,6 +13,7 @@ admin.site.site_header = "Batchline administration (every change is audited)"
 
 urlpatterns = [
     path("", web.home, name="home"),
+    path("healthz", web.healthz, name="healthz"),
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", accounts.password_change, name="password_change"),

@@ -38,3 +38,8 @@ def security(request: HttpRequest) -> HttpResponse:
     events = [{"entry": e, "changes": changes_of(e)} for e in security_events()]
     attempts = AccessAttempt.objects.order_by("-attempt_time")[:100]
     return render(request, "web/security.html", {"events": events, "attempts": attempts})
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for a load balancer: answers without touching the database."""
+    return HttpResponse("ok", content_type="text/plain")
