@@ -29,7 +29,11 @@ def floor_batches() -> QuerySet[Batch]:
 
 def batch_by_number(number: str) -> Batch:
     # The frozen document stays unread: each step row carries its own part.
-    return Batch.objects.select_related("recipe", "created_by").defer("control_recipe").get(number=number)
+    return (
+        Batch.objects.select_related("recipe", "created_by")
+        .defer("control_recipe", "recipe__document")
+        .get(number=number)
+    )
 
 
 @dataclass
@@ -260,3 +264,78 @@ def batch_record(batch: Batch) -> dict[str, Any]:
             for e in screen.exceptions
         ],
     }
+
+
+def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen, StepScreen | None]:
+    """What the execution screen needs: every step's title and state, the exceptions, and one step in full.
+
+    Lighter than :func:`batch_screen` (which the batch record uses): values,
+    limits and signatures are read and built for the shown step only.
+    """
+    steps = list(
+        BatchStep.objects.filter(batch=batch).only(
+            "id", "batch_id", "key", "title", "state", "seq", "operation", "predecessors"
+        )
+    )
+    exceptions = list(
+        BatchException.objects.filter(batch=batch).select_related("user", "step").order_by("at", "id")
+    )
+    light = [
+        StepScreen(
+            step=s,
+            definition={},
+            rows=[],
+            inputs=[],
+            signatures=[],
+            exceptions=[],
+            predecessors=list(s.predecessors),
+        )
+        for s in steps
+    ]
+    screen = BatchScreen(batch=batch, steps=light, exceptions=exceptions, batch_signatures=[])
+    pick = screen.step(selected) or screen.current()
+    if pick is None:
+        return screen, None
+    step = BatchStep.objects.select_related("started_by", "completed_by", "verified_by").get(pk=pick.step.pk)
+    values = list(
+        StepValue.objects.filter(step=step).select_related("entered_by").order_by("entered_at", "id")
+    )
+    signatures = list(
+        Signature.objects.filter(record_type="execution.batchstep", record_id=str(step.pk))
+        | Signature.objects.filter(
+            record_type="execution.stepvalue", record_id__in=[str(v.pk) for v in values]
+        )
+    )
+    rows: list[ValueRow] = []
+    row_of: dict[int, ValueRow] = {}
+    for v in values:
+        if v.corrects_id and v.corrects_id in row_of:
+            row_of[v.corrects_id].corrections.append(v)
+            row_of[v.pk] = row_of[v.corrects_id]
+        else:
+            row_of[v.pk] = ValueRow(v)
+            rows.append(row_of[v.pk])
+    by_name = {r.value.name: r for r in rows}
+    d = step.spec
+    detail = StepScreen(
+        step=step,
+        definition=d,
+        rows=rows,
+        inputs=[_input_view(i, by_name.get(i["name"]), batch.scale) for i in d.get("inputs", [])],
+        signatures=sorted(signatures, key=lambda s: (s.signed_at, s.pk)),
+        exceptions=[e for e in exceptions if e.step_id == step.pk],
+        predecessors=list(step.predecessors),
+    )
+    return screen, detail
+
+
+def _input_view(definition: dict[str, Any], row: ValueRow | None, factor: Decimal) -> InputView:
+    scales = bool(definition.get("scales"))
+    unit = definition.get("unit", "")
+    return InputView(
+        definition=definition,
+        row=row,
+        plausible=_range_text(definition.get("plausible"), unit, factor, scales),
+        specification=_range_text(definition.get("specification"), unit, factor, scales),
+        target=_target_text(definition, factor),
+    )

@@ -88,8 +88,7 @@ def _panel(
     sign_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    screen = selectors.batch_screen(batch)
-    current = screen.step(selected) or screen.current()
+    screen, current = selectors.batch_panel(batch, selected)
     user = current_user(request)
     context: dict[str, Any] = {
         "screen": screen,
@@ -227,9 +226,8 @@ def scan(request: HttpRequest, number: str) -> HttpResponse:
     """A barcode scanner types a code and Enter: a step's code opens that step."""
     require(request.user, "execution.view_batch")
     batch = _batch(number)
-    code = request.POST.get("code", "").strip()
-    screen = selectors.batch_screen(batch)
-    if screen.step(code) is None:
+    code = request.POST.get("code", "").strip()[:100]
+    if not batch.steps.filter(key=code).exists():
         return _panel(
             request,
             batch,
