@@ -226,6 +226,7 @@ def test_a_correction_keeps_the_original_recalculates_and_raises_an_exception(pl
     complete(people, batch, "mean")
     with pytest.raises(ReasonRequired):
         ex.value_correct(
+            user=people["operator"],
             actor=A(people["operator"]),
             batch=batch,
             step_key="weights",
@@ -235,6 +236,7 @@ def test_a_correction_keeps_the_original_recalculates_and_raises_an_exception(pl
             signer=sign(people["operator"]),
         )
     fixed = ex.value_correct(
+        user=people["operator"],
         actor=A(people["operator"]),
         batch=batch,
         step_key="weights",

@@ -348,6 +348,7 @@ def step_correct(request: HttpRequest, number: str, key: str, payload: CorrectIn
     signer = _signer(request, payload.signature, Meaning.PERFORMED)
     services.value_correct(
         actor=_actor(request),
+        user=current_user(request),
         batch=batch,
         step_key=key,
         name=payload.name,

@@ -6,6 +6,7 @@ a correction is a new value that points at the one it corrects.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,9 @@ class Batch(AuditedModel):
     number = models.CharField(max_length=40, unique=True)
     recipe = models.ForeignKey(MasterRecipe, on_delete=models.PROTECT, related_name="batches")
     planned_quantity = models.DecimalField(max_digits=18, decimal_places=6)
+    nominal_quantity = models.DecimalField(
+        max_digits=18, decimal_places=6, help_text="the recipe's batch size"
+    )
     unit = models.CharField(max_length=30)
     scale = models.DecimalField(max_digits=18, decimal_places=9, help_text="planned ÷ nominal batch size")
     state = models.CharField(max_length=20, choices=BatchState.choices, default=BatchState.CREATED)
@@ -45,6 +49,11 @@ class Batch(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.number} ({self.get_state_display()})"
+
+    @property
+    def ratio(self) -> tuple[Decimal, Decimal]:
+        """Planned and nominal size: scaled figures are value × planned ÷ nominal, multiplied first."""
+        return Decimal(self.planned_quantity), Decimal(self.nominal_quantity)
 
 
 class StepState(models.TextChoices):

@@ -97,11 +97,16 @@ class BatchScreen:
         return sum(1 for s in self.steps if s.step.state == StepState.DONE)
 
 
-def _target_text(definition: dict[str, Any], factor: Decimal) -> str:
+def _target_text(definition: dict[str, Any], ratio: tuple[Decimal, Decimal]) -> str:
     target = definition.get("target")
     if target is None:
         return ""
-    value = Decimal(target) * factor if definition.get("scales") else Decimal(target)
+    value = Decimal(target) * ratio[0] / ratio[1] if definition.get("scales") else Decimal(target)
+    return plain(value)
+
+
+def plain(value: Decimal) -> str:
+    """A number as people write it: no exponent, no trailing zeros."""
     return f"{value.normalize():f}"
 
 
@@ -112,7 +117,8 @@ def _range_text(limits: dict[str, Any] | None, unit: str, factor: Any, scales: b
     def f(x: Any) -> Any:
         if x is None:
             return None
-        return (Decimal(x) * factor).normalize() if scales else Decimal(x)
+        value = Decimal(x) * factor[0] / factor[1] if scales else Decimal(x)
+        return Decimal(plain(value))
 
     return Range(f(limits.get("low")), f(limits.get("high"))).text(unit)
 
@@ -174,12 +180,12 @@ def batch_screen(batch: Batch) -> BatchScreen:
                 definition=i,
                 row=by_name.get(i["name"]),
                 plausible=_range_text(
-                    i.get("plausible"), i.get("unit", ""), batch.scale, bool(i.get("scales"))
+                    i.get("plausible"), i.get("unit", ""), batch.ratio, bool(i.get("scales"))
                 ),
                 specification=_range_text(
-                    i.get("specification"), i.get("unit", ""), batch.scale, bool(i.get("scales"))
+                    i.get("specification"), i.get("unit", ""), batch.ratio, bool(i.get("scales"))
                 ),
-                target=_target_text(i, batch.scale),
+                target=_target_text(i, batch.ratio),
             )
             for i in d.get("inputs", [])
         ]
@@ -321,7 +327,7 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
         step=step,
         definition=d,
         rows=rows,
-        inputs=[_input_view(i, by_name.get(i["name"]), batch.scale) for i in d.get("inputs", [])],
+        inputs=[_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])],
         signatures=sorted(signatures, key=lambda s: (s.signed_at, s.pk)),
         exceptions=[e for e in exceptions if e.step_id == step.pk],
         predecessors=list(step.predecessors),
@@ -329,7 +335,9 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
     return screen, detail
 
 
-def _input_view(definition: dict[str, Any], row: ValueRow | None, factor: Decimal) -> InputView:
+def _input_view(
+    definition: dict[str, Any], row: ValueRow | None, factor: tuple[Decimal, Decimal]
+) -> InputView:
     scales = bool(definition.get("scales"))
     unit = definition.get("unit", "")
     return InputView(

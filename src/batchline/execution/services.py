@@ -8,13 +8,14 @@ which is committed on its own afterwards as an exception for QA.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
@@ -30,6 +31,9 @@ from batchline.signatures.services import VerifiedSigner, signature_apply
 from .models import Batch, BatchException, BatchState, BatchStep, Severity, StepState, StepValue
 
 VERIFY_PERMISSION = "signatures.sign_verified"
+BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+# StepValue.number is numeric(28, 9): at most 19 digits before the point and 9 after.
+MAX_NUMBER = Decimal("1e19")
 
 
 class ExecutionRefused(Exception):
@@ -101,8 +105,19 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
     number = number.strip()
     if not number:
         raise _refuse("NUMBER_REQUIRED", "A batch needs a batch number.")
-    if planned_quantity <= 0:
-        raise _refuse("QUANTITY", "The planned quantity must be more than zero.")
+    if not planned_quantity.is_finite() or planned_quantity <= 0:
+        raise _refuse("QUANTITY", "The planned quantity must be a number more than zero.")
+    if planned_quantity != planned_quantity.quantize(Decimal("0.000001")) or planned_quantity >= Decimal(
+        "1e12"
+    ):
+        raise _refuse(
+            "QUANTITY", "The planned quantity has at most 12 digits before and 6 after the decimal point."
+        )
+    if not BATCH_NUMBER.fullmatch(number):
+        raise _refuse(
+            "NUMBER_FORMAT",
+            "A batch number is letters, digits, '.', '_' and '-' (up to 40), starting with a letter or digit.",
+        )
     with transaction.atomic():
         recipe = MasterRecipe.objects.select_for_update().get(pk=recipe.pk)
         if recipe.status != RecipeStatus.EFFECTIVE:
@@ -113,20 +128,30 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
             )
         if Batch.objects.filter(number=number).exists():
             raise _refuse("NUMBER_TAKEN", f"Batch number {number} is already used.")
+        ratio = planned_quantity / recipe.nominal_quantity
+        if not Decimal("0.000001") <= ratio <= Decimal("1000000"):
+            raise _refuse(
+                "QUANTITY",
+                f"{planned_quantity} {recipe.nominal_unit} is out of proportion to the recipe's batch size of "
+                f"{recipe.nominal_quantity.normalize():f} {recipe.nominal_unit}.",
+            )
         document = recipe.document
-        batch = record_create(
-            Batch(
-                number=number,
-                recipe=recipe,
-                planned_quantity=planned_quantity,
-                unit=recipe.nominal_unit,
-                scale=(planned_quantity / recipe.nominal_quantity).quantize(Decimal("0.000000001")),
-                control_recipe=document,
-                created_by_id=person,
-                created_at=timezone.now(),
-            ),
-            actor=actor,
+        row = Batch(
+            number=number,
+            recipe=recipe,
+            planned_quantity=planned_quantity,
+            nominal_quantity=recipe.nominal_quantity,
+            unit=recipe.nominal_unit,
+            scale=ratio.quantize(Decimal("0.000000001")),
+            control_recipe=document,
+            created_by_id=person,
+            created_at=timezone.now(),
         )
+        try:
+            with transaction.atomic():  # a savepoint: the same number taken at the same moment is refused
+                batch = record_create(row, actor=actor)
+        except IntegrityError as exc:
+            raise _refuse("NUMBER_TAKEN", f"Batch number {number} is already used.") from exc
         preds = _predecessors(document)
         position = {key: i for i, key in enumerate(graph.topological_order(preds))}
         for op in document["operations"]:
@@ -234,8 +259,8 @@ def _snapshot(batch_id: int, key: str | None = None) -> _Snapshot:
             predecessors=tuple(preds[key]),
             min_seconds=int(Decimal(timer["min_minutes"]) * 60) if timer.get("min_minutes") else None,
             max_seconds=int(Decimal(timer["max_minutes"]) * 60) if timer.get("max_minutes") else None,
-            performer_signs=bool(d.get("signs")),
-            verification=bool(d.get("verify")),
+            performer_signs=bool(d.get("signs")) or d.get("kind") == "signature",
+            verification=bool(d.get("verify")) or d.get("kind") == "verification",
             started_at=step.started_at,
             performed_by=step.completed_by_id,
         )
@@ -282,13 +307,17 @@ def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> Batch
         raise
 
 
-def _scaled(value: Any, factor: Decimal, scales: bool) -> Decimal | None:
+Ratio = tuple[Decimal, Decimal]
+
+
+def _scaled(value: Any, ratio: Ratio, scales: bool) -> Decimal | None:
     if value is None:
         return None
-    return Decimal(value) * factor if scales else Decimal(value)
+    # Multiply first, then divide: 30 × 100 ÷ 300 is exactly 10, 30 × (100 ÷ 300) is not.
+    return Decimal(value) * ratio[0] / ratio[1] if scales else Decimal(value)
 
 
-def _limits(definition: Mapping[str, Any], factor: Decimal) -> NumberLimits:
+def _limits(definition: Mapping[str, Any], factor: Ratio) -> NumberLimits:
     scales = bool(definition.get("scales"))
 
     def rng(name: str) -> Range:
@@ -302,13 +331,28 @@ def _parse_entry(definition: Mapping[str, Any], raw: str) -> tuple[str, Decimal 
     """The entry as text and, for numbers, as a Decimal; or why it cannot be taken."""
     label, kind = definition["label"], definition.get("type", "number")
     text = raw.strip()
+    if len(text) > 2000:
+        return text[:50], None, Reason("TOO_LONG", f"{label}: at most 2000 characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "", None, Reason("NOT_TEXT", f"{label}: the entry contains characters that are not text.")
     if kind == "number":
         try:
             number = Decimal(text.replace(",", "."))
             if not number.is_finite():
                 raise InvalidOperation
         except InvalidOperation:
-            return text, None, Reason("NOT_A_NUMBER", f"{label}: {text!r} is not a number.")
+            return text[:50], None, Reason("NOT_A_NUMBER", f"{label}: {text[:50]!r} is not a number.")
+        if abs(number) >= MAX_NUMBER or number.as_tuple().exponent < -9:  # type: ignore[operator]
+            return (
+                text[:50],
+                None,
+                Reason(
+                    "NOT_A_NUMBER",
+                    f"{label}: {text[:50]!r} has more digits than a recorded value can hold (19 before the point, 9 after).",
+                ),
+            )
         return text, number, None
     if kind == "choice" and text not in definition.get("choices", []):
         return (
@@ -318,8 +362,6 @@ def _parse_entry(definition: Mapping[str, Any], raw: str) -> tuple[str, Decimal 
         )
     if kind == "yes_no" and text.lower() not in ("yes", "no"):
         return text, None, Reason("NOT_YES_NO", f"{label}: answer yes or no.")
-    if len(text) > 2000:
-        return text, None, Reason("TOO_LONG", f"{label}: at most 2000 characters.")
     return (text.lower() if kind == "yes_no" else text), None, None
 
 
@@ -345,7 +387,7 @@ def _write_value(
     source: str,
     text: str,
     number: Decimal | None,
-    factor: Decimal,
+    factor: Ratio,
     corrects: StepValue | None = None,
     reason: str = "",
 ) -> StepValue:
@@ -406,13 +448,16 @@ def _calculate(
     *,
     actor: Actor,
     values: dict[str, StepValue],
+    reason: str = "",
 ) -> StepValue:
     numbers = {name: v.number for name, v in values.items() if v.number is not None}
     try:
         result = parse_formula(definition["formula"]).evaluate(numbers)
-    except FormulaError as exc:
+        result = result.quantize(Decimal(1).scaleb(-int(definition.get("decimals", 2))))
+        if not result.is_finite() or abs(result) >= MAX_NUMBER:
+            raise FormulaError("the result is too large to record")
+    except (FormulaError, InvalidOperation, ArithmeticError) as exc:
         raise _refuse("CALCULATION_FAILED", f"{definition['label']} cannot be calculated: {exc}.") from exc
-    result = result.quantize(Decimal(1).scaleb(-int(definition.get("decimals", 2))))
     return _write_value(
         step,
         actor=actor,
@@ -420,8 +465,9 @@ def _calculate(
         source="calculated",
         text=str(result),
         number=result,
-        factor=batch.scale,
+        factor=batch.ratio,
         corrects=values.get(definition["name"]),
+        reason=reason,
     )
 
 
@@ -463,7 +509,7 @@ def step_complete(
                         iter(
                             judge(
                                 number,
-                                _limits(inp, snap.batch.scale),
+                                _limits(inp, snap.batch.ratio),
                                 unit=inp.get("unit", ""),
                                 label=inp["label"],
                             ).verdict.reasons
@@ -498,7 +544,7 @@ def step_complete(
                     source="entered",
                     text=text,
                     number=number,
-                    factor=snap.batch.scale,
+                    factor=snap.batch.ratio,
                 )
             if definition.get("calculations"):
                 values = current_values(snap.batch)
@@ -529,7 +575,8 @@ def step_complete(
                     step=step,
                     message=f"“{step.title}” ran {int(over // 60)} min {int(over % 60)} s longer than its maximum.",
                 )
-            target = StepState.AWAITING_VERIFICATION if definition.get("verify") else StepState.DONE
+            needs_verifier = definition.get("verify") or definition.get("kind") == "verification"
+            target = StepState.AWAITING_VERIFICATION if needs_verifier else StepState.DONE
             record_update(
                 step,
                 actor=actor,
@@ -594,82 +641,163 @@ def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer:
 
 
 def value_correct(
-    *, actor: Actor, batch: Batch, step_key: str, name: str, text: str, reason: str, signer: VerifiedSigner
+    *,
+    actor: Actor,
+    user: Any,
+    batch: Batch,
+    step_key: str,
+    name: str,
+    text: str,
+    reason: str,
+    signer: VerifiedSigner,
 ) -> StepValue:
     """Correct a recorded value: a new entry that points at the original, with reason and signature (DI-05).
 
     The original stays; calculations that used the value are recalculated as
-    corrections of their own. Raises an exception for review.
+    corrections of their own. A step that was verified goes back to waiting
+    for verification: what the verifier saw has changed. Raises an exception
+    for review; a refused correction is recorded like any refused action.
     """
     if not reason.strip():
         raise ReasonRequired("Say why the value is corrected.")
-    with transaction.atomic():
-        snap = _snapshot(batch.pk)
-        step = _step(snap, step_key)
-        if snap.batch.state not in gates.BATCH_ACCEPTS_WORK:
-            raise _refuse(
+    try:
+        with transaction.atomic():
+            return _correct(
+                actor=actor,
+                user=user,
+                batch=batch,
+                step_key=step_key,
+                name=name,
+                text=text,
+                reason=reason,
+                signer=signer,
+            )
+    except ExecutionRefused as refused:
+        _record_refusal(batch.pk, step_key, actor, refused)
+        raise
+
+
+def _correct(
+    *,
+    actor: Actor,
+    user: Any,
+    batch: Batch,
+    step_key: str,
+    name: str,
+    text: str,
+    reason: str,
+    signer: VerifiedSigner,
+) -> StepValue:
+    snap = _snapshot(batch.pk)
+    step = _step(snap, step_key)
+    reasons = []
+    if snap.batch.state not in gates.BATCH_ACCEPTS_WORK:
+        reasons.append(
+            Reason(
                 "BATCH_NOT_ACTIVE",
                 f"The batch is {snap.batch.get_state_display().lower()}: values can no longer be corrected.",
             )
-        if signer.user.pk != actor.id:
-            raise _refuse("SIGNER_IS_NOT_CORRECTOR", "The person correcting the value signs the correction.")
-        definition = next((i for i in step.definition().get("inputs", []) if i["name"] == name), None)
-        values = current_values(snap.batch)
-        original = values.get(name)
-        if definition is None or original is None or original.step_id != step.pk:
-            raise _refuse("NO_SUCH_VALUE", f"Step “{step.title}” has no recorded value {name!r} to correct.")
-        new_text, number, problem = _parse_entry(definition, text)
-        if problem is None and number is not None:
-            problem = next(
-                iter(
-                    judge(
-                        number, _limits(definition, snap.batch.scale), label=definition["label"]
-                    ).verdict.reasons
-                ),
-                None,
+        )
+    missing_role = gates.role_reason(snap.views[step_key], _gate_actor(actor, user))
+    if missing_role:
+        reasons.append(missing_role)
+    if signer.user.pk != actor.id:
+        reasons.append(
+            Reason("SIGNER_IS_NOT_CORRECTOR", "The person correcting the value signs the correction.")
+        )
+    definition = next((i for i in step.definition().get("inputs", []) if i["name"] == name), None)
+    values = current_values(snap.batch)
+    original = values.get(name)
+    if definition is None or original is None or original.step_id != step.pk:
+        reasons.append(
+            Reason("NO_SUCH_VALUE", f"Step “{step.title}” has no recorded value {name!r} to correct.")
+        )
+    if reasons:
+        raise ExecutionRefused(Verdict(tuple(reasons)))
+    assert definition is not None and original is not None
+    new_text, number, problem = _parse_entry(definition, text)
+    if problem is None and number is not None:
+        limits = _limits(definition, snap.batch.ratio)
+        problem = next(iter(judge(number, limits, label=definition["label"]).verdict.reasons), None)
+    if problem is not None:
+        raise ExecutionRefused(Verdict.of(problem))
+    corrected = _write_value(
+        step,
+        actor=actor,
+        definition=definition,
+        source="entered",
+        text=new_text,
+        number=number,
+        factor=snap.batch.ratio,
+        corrects=original,
+        reason=reason,
+    )
+    values[name] = corrected
+    _exception(
+        snap.batch,
+        actor=actor,
+        code="CORRECTION",
+        severity=Severity.MEDIUM,
+        step=step,
+        value=corrected,
+        message=f"{definition['label']} corrected from {original.text} to {new_text}: {reason}",
+    )
+    _recalculate(
+        snap, values, actor=actor, changed=name, reason=f"recalculated: {definition['label']} corrected"
+    )
+    for affected in {step.key} | _steps_using(snap, name):
+        s = snap.steps[affected]
+        if s.state == StepState.DONE and s.verified_at is not None:
+            record_update(
+                s,
+                actor=actor,
+                values={
+                    "state": StepState.AWAITING_VERIFICATION,
+                    "verified_at": None,
+                    "verified_by_id": None,
+                },
+                action="verification_void",
+                reason=f"{definition['label']} corrected after verification",
             )
-        if problem is not None:
-            raise ExecutionRefused(Verdict.of(problem))
-        corrected = _write_value(
-            step,
-            actor=actor,
-            definition=definition,
-            source="entered",
-            text=new_text,
-            number=number,
-            factor=snap.batch.scale,
-            corrects=original,
-            reason=reason,
-        )
-        values[name] = corrected
-        _exception(
-            snap.batch,
-            actor=actor,
-            code="CORRECTION",
-            severity=Severity.MEDIUM,
-            step=step,
-            value=corrected,
-            message=f"{definition['label']} corrected from {original.text} to {new_text}: {reason}",
-        )
-        _recalculate(snap, values, actor=actor, changed=name)
-        signature_apply(
-            signer=signer,
-            meaning=Meaning.PERFORMED,
-            record=corrected,
-            content={
-                "value": corrected.pk,
-                "name": name,
-                "text": new_text,
-                "corrects": original.pk,
-                "reason": reason,
-            },
-            actor=actor,
-            comment=reason,
-        )
-        return corrected
+            _exception(
+                snap.batch,
+                actor=actor,
+                code="VERIFICATION_VOID",
+                severity=Severity.MEDIUM,
+                step=s,
+                message=f"“{s.title}” must be verified again: {definition['label']} was corrected after its verification.",
+            )
+    signature_apply(
+        signer=signer,
+        meaning=Meaning.PERFORMED,
+        record=corrected,
+        content={
+            "value": corrected.pk,
+            "name": name,
+            "text": new_text,
+            "corrects": original.pk,
+            "reason": reason,
+        },
+        actor=actor,
+        comment=reason,
+    )
+    return corrected
 
 
-def _recalculate(snap: _Snapshot, values: dict[str, StepValue], *, actor: Actor, changed: str) -> None:
+def _steps_using(snap: _Snapshot, name: str) -> set[str]:
+    """Steps whose calculations use ``name``, directly or through another calculation."""
+    used, changed = set(), {name}
+    for key in graph.topological_order(snap.preds):
+        for calc in snap.steps[key].definition().get("calculations", []):
+            if parse_formula(calc["formula"]).names & changed:
+                used.add(key)
+                changed.add(calc["name"])
+    return used
+
+
+def _recalculate(
+    snap: _Snapshot, values: dict[str, StepValue], *, actor: Actor, changed: str, reason: str
+) -> None:
     changed_names = {changed}
     order = graph.topological_order(snap.preds)
     for key in order:
@@ -679,7 +807,9 @@ def _recalculate(snap: _Snapshot, values: dict[str, StepValue], *, actor: Actor,
         for calc in step.definition().get("calculations", []):
             uses = parse_formula(calc["formula"]).names
             if uses & changed_names and calc["name"] in values:
-                values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
+                values[calc["name"]] = _calculate(
+                    snap.batch, step, calc, actor=actor, values=values, reason=reason
+                )
                 changed_names.add(calc["name"])
 
 

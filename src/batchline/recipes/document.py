@@ -201,6 +201,8 @@ def parse(text: str) -> RecipeDocument:
     try:
         data = yaml.safe_load(text)
         lines = _line_map(text)
+    except RecursionError as exc:
+        raise RecipeInvalid([Problem((), "the file nests too deeply or refers to itself")]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         what = getattr(exc, "problem", None) or str(exc)
@@ -211,6 +213,8 @@ def parse(text: str) -> RecipeDocument:
         raise RecipeInvalid([Problem((), "a recipe file is a mapping with 'recipe' and 'operations'", 1)])
     try:
         doc = RecipeDocument.model_validate(data)
+    except RecursionError as exc:
+        raise RecipeInvalid([Problem((), "the file nests too deeply or refers to itself")]) from exc
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
 from batchline.rules import states
 from batchline.rules.verdict import Reason, Verdict
@@ -52,6 +53,14 @@ def _product(actor: Actor, header: doc.Header) -> Product:
     if product is None:
         product = record_create(Product(code=header.product_code, name=header.product_name), actor=actor)
     return product
+
+
+def writers_of(recipe: MasterRecipe) -> set[int]:
+    """Everyone who created or edited this version, from its audit trail (four eyes, MBR-01)."""
+    editors = AuditEntry.objects.filter(
+        record_type="recipes.masterrecipe", record_id=str(recipe.pk), action__in=("create", "update")
+    ).values_list("actor_id", flat=True)
+    return {recipe.author_id, *(e for e in editors if e is not None)}
 
 
 def recipe_import(*, actor: Actor, text: str, reason: str = "") -> MasterRecipe:
@@ -160,9 +169,10 @@ def recipe_transition(
             )
         if t.reason_required and not reason.strip():
             raise ReasonRequired(f"Give a reason to {command.replace('_', ' ')} a recipe.")
-        if command in ("approve", "make_effective") and signer.user.pk == locked.author_id:
+        if command in ("approve", "make_effective") and signer.user.pk in writers_of(locked):
             raise _refuse(
-                "AUTHOR_APPROVES", "You wrote this recipe version: a different person must approve it."
+                "AUTHOR_APPROVES",
+                "You wrote or edited this recipe version: a different person must approve it.",
             )
         values: dict[str, Any] = {"status": t.target}
         if command == "make_effective":
@@ -181,7 +191,13 @@ def recipe_transition(
                     action="supersede",
                     reason=f"superseded by version {locked.version}",
                 )
-        record_update(locked, actor=actor, values=values, action=command, reason=reason)
+        try:
+            with transaction.atomic():  # a savepoint: a lost race ends in a refusal, not a server error
+                record_update(locked, actor=actor, values=values, action=command, reason=reason)
+        except IntegrityError as exc:
+            raise _refuse(
+                "CONCURRENT_CHANGE", "Another version became effective at the same moment; try again."
+            ) from exc
         signature_apply(
             signer=signer,
             meaning=t.meaning,

@@ -62,6 +62,18 @@ FUNCTIONS: dict[str, Callable[..., Decimal]] = {
     "sqrt": _sqrt,
 }
 
+# (fewest, most) arguments of each function
+ARITY = {
+    "min": (1, 99),
+    "max": (1, 99),
+    "abs": (1, 1),
+    "sum": (1, 99),
+    "mean": (1, 99),
+    "sd": (2, 99),
+    "round": (1, 2),
+    "sqrt": (1, 1),
+}
+
 _BINARY: dict[type[ast.operator], Callable[[Decimal, Decimal], Decimal]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
@@ -95,9 +107,11 @@ class Formula:
             ctx.traps[InvalidOperation] = True
             try:
                 return _eval(self.tree.body, values)
+            except FormulaError:
+                raise
             except DivisionByZero as exc:
                 raise FormulaError("division by zero") from exc
-            except InvalidOperation as exc:
+            except (InvalidOperation, ArithmeticError, ValueError, TypeError) as exc:
                 raise FormulaError("the result is not a number") from exc
 
 
@@ -129,6 +143,8 @@ def _check(node: ast.AST, names: set[str]) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise FormulaError(f"only numbers may be written in a formula{where}")
+        if not Decimal(str(node.value)).is_finite() or abs(Decimal(str(node.value))) >= Decimal("1e19"):
+            raise FormulaError(f"the number is too large{where}")
         return
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         _check(node.operand, names)
@@ -142,6 +158,10 @@ def _check(node: ast.AST, names: set[str]) -> None:
             raise FormulaError(f"unknown function{where}; available: {', '.join(sorted(FUNCTIONS))}")
         if node.keywords:
             raise FormulaError(f"functions take plain arguments{where}")
+        low, high = ARITY[node.func.id]
+        if not low <= len(node.args) <= high:
+            wanted = f"{low}" if low == high else f"{low} to {high}" if high < 99 else f"at least {low}"
+            raise FormulaError(f"{node.func.id}() takes {wanted} argument(s){where}")
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise FormulaError(f"* is not allowed{where}")

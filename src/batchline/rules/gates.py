@@ -67,7 +67,8 @@ def _batch(batch_state: str) -> Reason | None:
     )
 
 
-def _role(step: StepView, actor: Actor) -> Reason | None:
+def role_reason(step: StepView, actor: Actor) -> Reason | None:
+    """Why ``actor`` may not work on ``step`` for want of its role, or None."""
     if not step.role or step.role in actor.roles:
         return None
     return Reason(
@@ -77,7 +78,7 @@ def _role(step: StepView, actor: Actor) -> Reason | None:
 
 
 def may_start(step: StepView, steps: Mapping[str, StepView], actor: Actor, *, batch_state: str) -> Verdict:
-    reasons = [_batch(batch_state), _role(step, actor)]
+    reasons = [_batch(batch_state), role_reason(step, actor)]
     if step.state != PENDING:
         reasons.append(
             Reason("STEP_ALREADY_STARTED", f"Step “{step.title}” is already {STEP_STATE_LABELS[step.state]}.")
@@ -103,7 +104,7 @@ def may_complete(
     missing_inputs: Collection[str] = (),
     signed: bool = False,
 ) -> Verdict:
-    reasons = [_batch(batch_state), _role(step, actor)]
+    reasons = [_batch(batch_state), role_reason(step, actor)]
     if step.state == PENDING:
         reasons.append(Reason("STEP_NOT_STARTED", f"Step “{step.title}” has not been started."))
     elif step.state != RUNNING:

@@ -15,26 +15,35 @@ def topological_order(predecessors: Mapping[str, Iterable[str]]) -> list[str]:
     """Every step after all its predecessors, keeping the given order where free.
 
     Raises :class:`CycleError` naming one cycle; unknown predecessors are the
-    caller's to check first.
+    caller's to check first. Iterative, so a chain of thousands of steps is fine.
     """
     preds = {node: list(dict.fromkeys(ps)) for node, ps in predecessors.items()}
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(node: str, path: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            start = path.index(node)
-            raise CycleError([*path[start:], node])
-        state[node] = 1
-        for p in preds.get(node, []):
-            visit(p, [*path, node])
-        state[node] = 2
-        order.append(node)
-
-    for node in preds:
-        visit(node, [])
+    for root in preds:
+        if state.get(root) == 2:
+            continue
+        path: list[str] = [root]
+        stack: list[tuple[str, int]] = [(root, 0)]
+        state[root] = 1
+        while stack:
+            node, i = stack[-1]
+            children = preds.get(node, [])
+            if i < len(children):
+                stack[-1] = (node, i + 1)
+                child = children[i]
+                if state.get(child) == 2:
+                    continue
+                if state.get(child) == 1:
+                    raise CycleError([*path[path.index(child) :], child])
+                state[child] = 1
+                path.append(child)
+                stack.append((child, 0))
+            else:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                order.append(node)
     return order
 
 

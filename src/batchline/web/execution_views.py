@@ -171,6 +171,7 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
             signer = _signer(request, Meaning.PERFORMED)
             services.value_correct(
                 actor=actor,
+                user=user,
                 batch=batch,
                 step_key=key,
                 name=request.POST.get("name", ""),

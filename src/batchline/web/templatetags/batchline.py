@@ -27,3 +27,14 @@ def rolelabel(name: str) -> str:
 @register.filter
 def split(value: str) -> list[str]:
     return value.split()
+
+
+@register.filter
+def plain(value: Any) -> str:
+    """A number as people write it: 100000, not 1E+5; 2.5, not 2.500000."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return f"{Decimal(value).normalize():f}"
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
