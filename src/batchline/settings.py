@@ -120,7 +120,10 @@ HOME.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{HOME / 'batchline.sqlite3'}",
-        conn_max_age=_env_int("BATCHLINE_DB_CONN_MAX_AGE", 0),
+        # Keep connections between requests: opening one to PostgreSQL per request
+        # cost more than rendering the execution screen (docs/performance.md).
+        conn_max_age=_env_int("BATCHLINE_DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
