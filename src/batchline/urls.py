@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
 from batchline.accounts import views as accounts
 from batchline.api.api import api
@@ -8,6 +8,21 @@ from batchline.web import audit_views as audit
 from batchline.web import execution_views as execution
 from batchline.web import recipe_views as recipes
 from batchline.web import views as web
+
+
+class RecordId:
+    """A record id as the database holds it (64-bit): a longer number is no page, not a server error."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(RecordId, "id")
 
 admin.site.site_header = "Batchline administration (every change is audited)"
 
@@ -22,19 +37,19 @@ urlpatterns = [
     path("audit/export.csv", audit.audit_csv, name="audit_csv"),
     path("users/", accounts.users, name="users"),
     path("users/new/", accounts.user_new, name="user_new"),
-    path("users/<int:pk>/", accounts.user_detail, name="user_detail"),
-    path("users/<int:pk>/roles/", accounts.user_roles, name="user_roles"),
-    path("users/<int:pk>/<str:action>/", accounts.user_action, name="user_action"),
+    path("users/<id:pk>/", accounts.user_detail, name="user_detail"),
+    path("users/<id:pk>/roles/", accounts.user_roles, name="user_roles"),
+    path("users/<id:pk>/<str:action>/", accounts.user_action, name="user_action"),
     path("security/", web.security, name="security"),
     path("tokens/", accounts.tokens, name="tokens"),
-    path("tokens/<int:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
+    path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("recipes/", recipes.recipe_list, name="recipes"),
     path("recipes/import/", recipes.recipe_import, name="recipe_import"),
-    path("recipes/<int:pk>/", recipes.recipe_detail, name="recipe"),
-    path("recipes/<int:pk>/edit/", recipes.recipe_edit, name="recipe_edit"),
-    path("recipes/<int:pk>/new-version/", recipes.recipe_new_version, name="recipe_new_version"),
-    path("recipes/<int:pk>/compare/<int:other>/", recipes.recipe_compare, name="recipe_compare"),
-    path("recipes/<int:pk>/<str:command>/", recipes.recipe_transition, name="recipe_transition"),
+    path("recipes/<id:pk>/", recipes.recipe_detail, name="recipe"),
+    path("recipes/<id:pk>/edit/", recipes.recipe_edit, name="recipe_edit"),
+    path("recipes/<id:pk>/new-version/", recipes.recipe_new_version, name="recipe_new_version"),
+    path("recipes/<id:pk>/compare/<id:other>/", recipes.recipe_compare, name="recipe_compare"),
+    path("recipes/<id:pk>/<str:command>/", recipes.recipe_transition, name="recipe_transition"),
     path("floor/", execution.floor, name="floor"),
     path("batches/new/", execution.batch_new, name="batch_new"),
     path("batches/<str:number>/", execution.batch, name="batch"),

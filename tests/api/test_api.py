@@ -266,3 +266,10 @@ def test_a_nul_character_in_a_page_filter_is_refused(personas, login) -> None:
 def test_a_token_expiry_must_be_a_future_time_with_its_zone(personas, expires_at: str) -> None:
     response = api(personas["operator"], "post", "/tokens", {"name": "script", "expires_at": expires_at})
     assert response.status_code == 422, response.content
+
+
+def test_ids_beyond_the_database_are_no_record_not_a_server_error(personas, login) -> None:
+    huge = 2**63
+    assert api(personas["admin"], "get", f"/users/{huge}/role-changes").status_code == 404
+    assert api(personas["admin"], "get", f"/users/{huge}").status_code == 404
+    assert login(personas["admin"]).get(f"/users/{huge}/").status_code == 404

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import DataError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Query, Router, Status
@@ -70,6 +71,15 @@ def _unauthenticated(request: HttpRequest, exc: Exception) -> HttpResponse:
 @api.exception_handler(SignatureRefused)
 def _signature_refused(request: HttpRequest, exc: SignatureRefused) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc), "code": exc.code}, status=403)
+
+
+@api.exception_handler(OverflowError)
+@api.exception_handler(DataError)
+def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # An id or number beyond what the database can hold names no record.
+    return api.create_response(
+        request, {"detail": "No such record: a value is out of range.", "code": "OUT_OF_RANGE"}, status=404
+    )
 
 
 @api.exception_handler(ExecutionRefused)
