@@ -270,6 +270,9 @@ def test_a_token_expiry_must_be_a_future_time_with_its_zone(personas, expires_at
 
 def test_ids_beyond_the_database_are_no_record_not_a_server_error(personas, login) -> None:
     huge = 2**63
-    assert api(personas["admin"], "get", f"/users/{huge}/role-changes").status_code in (200, 404)  # an empty list on PostgreSQL
+    assert api(personas["admin"], "get", f"/users/{huge}/role-changes").status_code in (
+        200,
+        404,
+    )  # an empty list on PostgreSQL
     assert api(personas["admin"], "get", f"/users/{huge}").status_code == 404
     assert login(personas["admin"]).get(f"/users/{huge}/").status_code == 404

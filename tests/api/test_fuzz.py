@@ -55,7 +55,8 @@ def token(db, keep_connection) -> str:
 
 @pytest.mark.req("A11-05", "NFR-05")
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: CI must not fail on a new random find; run with --hypothesis-seed=random to explore.
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_input_makes_the_api_fail_or_write_on_refusal(case, token) -> None:
     before = snapshot()
     response = case.call(headers={"Authorization": f"Bearer {token}"})
