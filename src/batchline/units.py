@@ -18,7 +18,7 @@ _UNIT_TEXT = re.compile(r"[A-Za-zµ°%][A-Za-zµ°%0-9/*^. -]{0,29}")
 
 
 class UnknownUnit(ValueError):
-    pass
+    """A unit pint does not know; the message names it."""
 
 
 @cache
