@@ -294,3 +294,15 @@ def test_values_entered_long_after_the_step_started_are_a_late_entry(plant) -> N
     complete(people, batch, "weights", entries={"w1": "600", "w2": "600"})
     (late,) = BatchException.objects.filter(batch=batch, code="LATE_ENTRY")
     assert late.message.startswith("Values of “Tablet weights” entered 90 min after the step started")
+
+
+@pytest.mark.req("S88-05")
+def test_resume_returns_a_batch_to_where_the_hold_found_it(plant) -> None:
+    people, recipe = plant
+    batch = new_batch(people, recipe)
+    sup = people["supervisor"]
+    ex.batch_command(actor=A(sup), batch=batch, command="hold", signer=sign(sup), reason="room not ready")
+    assert ex.batch_command(actor=A(sup), batch=batch, command="resume", signer=sign(sup)).state == "released"
+    start(people, batch, "clearance")
+    ex.batch_command(actor=A(sup), batch=batch, command="hold", signer=sign(sup), reason="alarm")
+    assert ex.batch_command(actor=A(sup), batch=batch, command="resume", signer=sign(sup)).state == "running"

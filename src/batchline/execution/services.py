@@ -8,6 +8,7 @@ which is committed on its own afterwards as an exception for QA.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.rules import gates, graph, states
@@ -183,6 +185,21 @@ def _predecessors(document: Mapping[str, Any]) -> dict[str, list[str]]:
     return preds
 
 
+def _state_before_hold(batch: Batch) -> str:
+    """Resume returns a batch to where the hold found it (released or running), as its trail says."""
+    last_hold = (
+        AuditEntry.objects.filter(record_type="execution.batch", record_id=str(batch.pk), action="hold")
+        .order_by("-id")
+        .values_list("changes", flat=True)
+        .first()
+    )
+    if last_hold:
+        before = json.loads(last_hold).get("state", [None])[0]
+        if before in (BatchState.RELEASED, BatchState.RUNNING):
+            return str(before)
+    return BatchState.RUNNING
+
+
 def batch_command(
     *, actor: Actor, batch: Batch, command: str, signer: VerifiedSigner | None, reason: str = ""
 ) -> Batch:
@@ -201,12 +218,13 @@ def batch_command(
             raise _refuse("NOT_AUTHORISED", f"Your roles do not allow you to {command} a batch.")
         if t.reason_required and not reason.strip():
             raise ReasonRequired(f"Give a reason to {command} the batch.")
-        record_update(locked, actor=actor, values={"state": t.target}, action=command, reason=reason)
+        target = _state_before_hold(locked) if command == "resume" else t.target
+        record_update(locked, actor=actor, values={"state": target}, action=command, reason=reason)
         signature_apply(
             signer=signer,
             meaning=t.meaning,
             record=locked,
-            content={"batch": locked.number, "command": command, "state": t.target, "reason": reason},
+            content={"batch": locked.number, "command": command, "state": target, "reason": reason},
             actor=actor,
             comment=reason,
         )

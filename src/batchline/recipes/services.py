@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
@@ -55,6 +54,25 @@ def _product(actor: Actor, header: doc.Header) -> Product:
     return product
 
 
+def _lock_versions(code: str) -> int:
+    """Lock the recipe's versions (FOR UPDATE cannot take an aggregate) and return the highest, or 0."""
+    versions = list(
+        MasterRecipe.objects.select_for_update().filter(code=code).values_list("version", flat=True)
+    )
+    return max(versions, default=0)
+
+
+def _insert_version(recipe: MasterRecipe, *, actor: Actor, reason: str) -> MasterRecipe:
+    try:
+        with transaction.atomic():  # a savepoint: the same version written at the same moment is refused
+            return record_create(recipe, actor=actor, reason=reason)
+    except IntegrityError as exc:
+        raise _refuse(
+            "CONCURRENT_CHANGE",
+            f"Another version of {recipe.code} was written at the same moment; try again.",
+        ) from exc
+
+
 def writers_of(recipe: MasterRecipe) -> set[int]:
     """Everyone who created or edited this version, from its audit trail (four eyes, MBR-01)."""
     editors = AuditEntry.objects.filter(
@@ -71,14 +89,14 @@ def recipe_import(*, actor: Actor, text: str, reason: str = "") -> MasterRecipe:
     parsed = doc.parse(text)
     header = parsed.recipe
     with transaction.atomic():
+        # Row locks first, then the product (whose creation takes the audit chain's lock):
+        # one lock order everywhere.
+        last = _lock_versions(header.code)
         product = _product(actor, header)
-        last = (
-            MasterRecipe.objects.select_for_update().filter(code=header.code).aggregate(v=Max("version"))["v"]
-        )
         recipe = MasterRecipe(
             product=product,
             code=header.code,
-            version=(last or 0) + 1,
+            version=last + 1,
             name=header.name,
             status=RecipeStatus.DRAFT,
             nominal_quantity=header.batch_size.quantity,
@@ -87,7 +105,7 @@ def recipe_import(*, actor: Actor, text: str, reason: str = "") -> MasterRecipe:
             author_id=_person(actor),
             created_at=timezone.now(),
         )
-        return record_create(recipe, actor=actor, reason=reason or "imported")
+        return _insert_version(recipe, actor=actor, reason=reason or "imported")
 
 
 def recipe_update(*, actor: Actor, recipe: MasterRecipe, text: str, reason: str = "") -> MasterRecipe:
@@ -121,9 +139,7 @@ def recipe_new_version(*, actor: Actor, recipe: MasterRecipe, reason: str = "") 
     """A new draft that starts as a copy of ``recipe`` (a change to an effective recipe is a new version)."""
     with transaction.atomic():
         recipe = MasterRecipe.objects.get(pk=recipe.pk)  # copy what is stored, not a caller's stale object
-        last = (
-            MasterRecipe.objects.select_for_update().filter(code=recipe.code).aggregate(v=Max("version"))["v"]
-        )
+        last = _lock_versions(recipe.code)
         copy = MasterRecipe(
             product_id=recipe.product_id,
             code=recipe.code,
@@ -136,7 +152,9 @@ def recipe_new_version(*, actor: Actor, recipe: MasterRecipe, reason: str = "") 
             author_id=_person(actor),
             created_at=timezone.now(),
         )
-        return record_create(copy, actor=actor, reason=reason or f"new version from version {recipe.version}")
+        return _insert_version(
+            copy, actor=actor, reason=reason or f"new version from version {recipe.version}"
+        )
 
 
 def recipe_transition(
