@@ -22,8 +22,7 @@ from batchline.accounts.models import ApiToken, RoleChange, User
 from batchline.audit.models import AuditEntry
 from batchline.audit.selectors import AuditFilter, audit_entries
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.execution.services import ExecutionRefused
-from batchline.recipes.services import RecipeRefused
+from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning, Signature
 from batchline.signatures.services import (
     SignatureRefused,
@@ -82,9 +81,8 @@ def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
     )
 
 
-@api.exception_handler(ExecutionRefused)
-@api.exception_handler(RecipeRefused)
-def _gate_refused(request: HttpRequest, exc: ExecutionRefused | RecipeRefused) -> HttpResponse:
+@api.exception_handler(Refused)
+def _gate_refused(request: HttpRequest, exc: Refused) -> HttpResponse:
     reasons = [{"code": r.code, "message": r.message} for r in exc.verdict.reasons]
     return api.create_response(
         request,

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 
 from batchline.rules import gates
-from batchline.rules.limits import Range
 from batchline.signatures.models import Signature
 
 from .models import Batch, BatchException, BatchState, BatchStep, StepState, StepValue
+from .scaling import Ratio, number_limits, range_text, target_text
 
 ACTIVE_STATES = (BatchState.CREATED, BatchState.RELEASED, BatchState.RUNNING, BatchState.HELD)
 
@@ -97,32 +96,6 @@ class BatchScreen:
         return sum(1 for s in self.steps if s.step.state == StepState.DONE)
 
 
-def _target_text(definition: dict[str, Any], ratio: tuple[Decimal, Decimal]) -> str:
-    target = definition.get("target")
-    if target is None:
-        return ""
-    value = Decimal(target) * ratio[0] / ratio[1] if definition.get("scales") else Decimal(target)
-    return plain(value)
-
-
-def plain(value: Decimal) -> str:
-    """A number as people write it: no exponent, no trailing zeros."""
-    return f"{value.normalize():f}"
-
-
-def _range_text(limits: dict[str, Any] | None, unit: str, factor: Any, scales: bool) -> str:
-    if not limits:
-        return ""
-
-    def f(x: Any) -> Any:
-        if x is None:
-            return None
-        value = Decimal(x) * factor[0] / factor[1] if scales else Decimal(x)
-        return Decimal(plain(value))
-
-    return Range(f(limits.get("low")), f(limits.get("high"))).text(unit)
-
-
 def batch_screen(batch: Batch) -> BatchScreen:
     """Everything the execution screen and the batch record show, in five queries."""
     steps = list(
@@ -175,20 +148,7 @@ def batch_screen(batch: Batch) -> BatchScreen:
         d = definitions[step.key]
         rows = rows_by_step.get(step.pk, [])
         by_name = {r.value.name: r for r in rows}
-        inputs = [
-            InputView(
-                definition=i,
-                row=by_name.get(i["name"]),
-                plausible=_range_text(
-                    i.get("plausible"), i.get("unit", ""), batch.ratio, bool(i.get("scales"))
-                ),
-                specification=_range_text(
-                    i.get("specification"), i.get("unit", ""), batch.ratio, bool(i.get("scales"))
-                ),
-                target=_target_text(i, batch.ratio),
-            )
-            for i in d.get("inputs", [])
-        ]
+        inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])]
         screens.append(
             StepScreen(
                 step=step,
@@ -335,15 +295,13 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
     return screen, detail
 
 
-def _input_view(
-    definition: dict[str, Any], row: ValueRow | None, factor: tuple[Decimal, Decimal]
-) -> InputView:
-    scales = bool(definition.get("scales"))
+def _input_view(definition: dict[str, Any], row: ValueRow | None, ratio: Ratio) -> InputView:
+    limits = number_limits(definition, ratio)
     unit = definition.get("unit", "")
     return InputView(
         definition=definition,
         row=row,
-        plausible=_range_text(definition.get("plausible"), unit, factor, scales),
-        specification=_range_text(definition.get("specification"), unit, factor, scales),
-        target=_target_text(definition, factor),
+        plausible=range_text(limits.plausible, unit),
+        specification=range_text(limits.specification, unit),
+        target=target_text(definition, ratio),
     )

@@ -8,12 +8,13 @@ which is committed on its own afterwards as an exception for QA.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -21,16 +22,18 @@ from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.recipes.document import from_canonical
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.rules import gates, graph, states
 from batchline.rules.formula import FormulaError
 from batchline.rules.formula import parse as parse_formula
-from batchline.rules.limits import NumberLimits, Range, judge
-from batchline.rules.verdict import Reason, Verdict
+from batchline.rules.limits import judge
+from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from .models import Batch, BatchException, BatchState, BatchStep, Severity, StepState, StepValue
+from .scaling import Ratio, number_limits
 
 VERIFY_PERMISSION = "signatures.sign_verified"
 BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -38,16 +41,11 @@ BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 MAX_NUMBER = Decimal("1e19")
 
 
-class ExecutionRefused(Exception):
+class ExecutionRefused(Refused):
     """A gate said no. ``verdict.reasons`` say why, in words for the operator."""
 
-    def __init__(self, verdict: Verdict) -> None:
-        self.verdict = verdict
-        super().__init__(" ".join(r.message for r in verdict.reasons))
 
-
-def _refuse(code: str, message: str) -> ExecutionRefused:
-    return ExecutionRefused(Verdict.of(Reason(code, message)))
+_refuse = ExecutionRefused.because
 
 
 def _person(actor: Actor) -> int:
@@ -80,6 +78,25 @@ def _exception(
         actor=actor,
         reason=message,
     )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _records_refusal(action: Callable[P, R]) -> Callable[P, R]:
+    """A refused step action is rolled back, then its refusal is recorded on its own for QA."""
+
+    @functools.wraps(action)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return action(*args, **kwargs)
+        except ExecutionRefused as refused:
+            batch, step_key, actor = kwargs["batch"], kwargs.get("step_key"), kwargs["actor"]
+            _record_refusal(batch.pk, step_key, actor, refused)  # type: ignore[attr-defined,arg-type]
+            raise
+
+    return run
 
 
 def _record_refusal(batch_id: int, step_key: str | None, actor: Actor, refused: ExecutionRefused) -> None:
@@ -154,7 +171,7 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
                 batch = record_create(row, actor=actor)
         except IntegrityError as exc:
             raise _refuse("NUMBER_TAKEN", f"Batch number {number} is already used.") from exc
-        preds = _predecessors(document)
+        preds = from_canonical(document).predecessors()
         position = {key: i for i, key in enumerate(graph.topological_order(preds))}
         for op in document["operations"]:
             for step in op["steps"]:
@@ -172,17 +189,6 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
                     actor=actor,
                 )
     return batch
-
-
-def _predecessors(document: Mapping[str, Any]) -> dict[str, list[str]]:
-    preds: dict[str, list[str]] = {}
-    previous: str | None = None
-    for op in document["operations"]:
-        for step in op["steps"]:
-            after = step.get("after")
-            preds[step["key"]] = list(after) if after is not None else ([previous] if previous else [])
-            previous = step["key"]
-    return preds
 
 
 def _state_before_hold(batch: Batch) -> str:
@@ -299,50 +305,27 @@ def _step(snap: _Snapshot, key: str) -> BatchStep:
     return snap.steps[key]
 
 
+@_records_refusal
 def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> BatchStep:
     """Start a step once its predecessors are complete and the person has its role."""
-    try:
-        with transaction.atomic():
-            snap = _snapshot(batch.pk, step_key)
-            step = _step(snap, step_key)
-            verdict = gates.may_start(
-                snap.views[step_key], snap.views, _gate_actor(actor, user), batch_state=snap.batch.state
-            )
-            if not verdict.allowed:
-                raise ExecutionRefused(verdict)
-            now = timezone.now()
-            record_update(
-                step,
-                actor=actor,
-                values={"state": StepState.RUNNING, "started_at": now, "started_by_id": actor.id},
-                action="start",
-            )
-            if snap.batch.state == BatchState.RELEASED:
-                record_update(snap.batch, actor=actor, values={"state": BatchState.RUNNING}, action="start")
-            return step
-    except ExecutionRefused as refused:
-        _record_refusal(batch.pk, step_key, actor, refused)
-        raise
-
-
-Ratio = tuple[Decimal, Decimal]
-
-
-def _scaled(value: Any, ratio: Ratio, scales: bool) -> Decimal | None:
-    if value is None:
-        return None
-    # Multiply first, then divide: 30 × 100 ÷ 300 is exactly 10, 30 × (100 ÷ 300) is not.
-    return Decimal(value) * ratio[0] / ratio[1] if scales else Decimal(value)
-
-
-def _limits(definition: Mapping[str, Any], factor: Ratio) -> NumberLimits:
-    scales = bool(definition.get("scales"))
-
-    def rng(name: str) -> Range:
-        limits = definition.get(name) or {}
-        return Range(_scaled(limits.get("low"), factor, scales), _scaled(limits.get("high"), factor, scales))
-
-    return NumberLimits(plausible=rng("plausible"), specification=rng("specification"), action=rng("action"))
+    with transaction.atomic():
+        snap = _snapshot(batch.pk, step_key)
+        step = _step(snap, step_key)
+        verdict = gates.may_start(
+            snap.views[step_key], snap.views, _gate_actor(actor, user), batch_state=snap.batch.state
+        )
+        if not verdict.allowed:
+            raise ExecutionRefused(verdict)
+        now = timezone.now()
+        record_update(
+            step,
+            actor=actor,
+            values={"state": StepState.RUNNING, "started_at": now, "started_by_id": actor.id},
+            action="start",
+        )
+        if snap.batch.state == BatchState.RELEASED:
+            record_update(snap.batch, actor=actor, values={"state": BatchState.RUNNING}, action="start")
+        return step
 
 
 def _parse_entry(definition: Mapping[str, Any], raw: str) -> tuple[str, Decimal | None, Reason | None]:
@@ -412,7 +395,10 @@ def _write_value(
     in_spec = within_action = None
     if number is not None:
         judged = judge(
-            number, _limits(definition, factor), unit=definition.get("unit", ""), label=definition["label"]
+            number,
+            number_limits(definition, factor),
+            unit=definition.get("unit", ""),
+            label=definition["label"],
         )
         in_spec, within_action = judged.in_specification, judged.within_action
     value = record_create(
@@ -436,7 +422,7 @@ def _write_value(
         action="correct" if corrects else "record",
     )
     if in_spec is False:
-        spec = _limits(definition, factor).specification.text(definition.get("unit", ""))
+        spec = number_limits(definition, factor).specification.text(definition.get("unit", ""))
         _exception(
             step.batch,
             actor=actor,
@@ -489,6 +475,7 @@ def _calculate(
     )
 
 
+@_records_refusal
 def step_complete(
     *,
     actor: Actor,
@@ -506,114 +493,108 @@ def step_complete(
     raise exceptions.
     """
     entries = dict(entries or {})
-    try:
-        with transaction.atomic():
-            snap = _snapshot(batch.pk, step_key)
-            step = _step(snap, step_key)
-            definition = step.definition()
-            now = timezone.now()
-            reasons: list[Reason] = []
-            parsed: list[tuple[Mapping[str, Any], str, Decimal | None]] = []
-            missing = []
-            for inp in definition.get("inputs", []):
-                raw = entries.get(inp["name"], "")
-                if not raw.strip():
-                    if inp.get("required", True):
-                        missing.append(inp["label"])
-                    continue
-                text, number, problem = _parse_entry(inp, raw)
-                if problem is None and number is not None:
-                    problem = next(
-                        iter(
-                            judge(
-                                number,
-                                _limits(inp, snap.batch.ratio),
-                                unit=inp.get("unit", ""),
-                                label=inp["label"],
-                            ).verdict.reasons
-                        ),
-                        None,
-                    )
-                if problem:
-                    reasons.append(problem)
-                parsed.append((inp, text, number))
-            items = definition.get("checklist", [])
-            if items and (checklist is None or len(checklist) != len(items) or not all(checklist)):
-                reasons.append(Reason("CHECKLIST_OPEN", "Confirm every item of the checklist."))
-            if signer is not None and signer.user.pk != actor.id:
-                reasons.append(Reason("SIGNER_IS_NOT_PERFORMER", "The person completing the step signs it."))
-            verdict = gates.may_complete(
-                snap.views[step_key],
-                _gate_actor(actor, user),
-                batch_state=snap.batch.state,
-                now=now,
-                missing_inputs=missing,
-                signed=signer is not None,
-            )
-            verdict = Verdict((*verdict.reasons, *reasons))
-            if not verdict.allowed:
-                raise ExecutionRefused(verdict)
+    with transaction.atomic():
+        snap = _snapshot(batch.pk, step_key)
+        step = _step(snap, step_key)
+        definition = step.definition()
+        now = timezone.now()
+        reasons: list[Reason] = []
+        parsed: list[tuple[Mapping[str, Any], str, Decimal | None]] = []
+        missing = []
+        for inp in definition.get("inputs", []):
+            raw = entries.get(inp["name"], "")
+            if not raw.strip():
+                if inp.get("required", True):
+                    missing.append(inp["label"])
+                continue
+            text, number, problem = _parse_entry(inp, raw)
+            if problem is None and number is not None:
+                problem = next(
+                    iter(
+                        judge(
+                            number,
+                            number_limits(inp, snap.batch.ratio),
+                            unit=inp.get("unit", ""),
+                            label=inp["label"],
+                        ).verdict.reasons
+                    ),
+                    None,
+                )
+            if problem:
+                reasons.append(problem)
+            parsed.append((inp, text, number))
+        items = definition.get("checklist", [])
+        if items and (checklist is None or len(checklist) != len(items) or not all(checklist)):
+            reasons.append(Reason("CHECKLIST_OPEN", "Confirm every item of the checklist."))
+        if signer is not None and signer.user.pk != actor.id:
+            reasons.append(Reason("SIGNER_IS_NOT_PERFORMER", "The person completing the step signs it."))
+        verdict = gates.may_complete(
+            snap.views[step_key],
+            _gate_actor(actor, user),
+            batch_state=snap.batch.state,
+            now=now,
+            missing_inputs=missing,
+            signed=signer is not None,
+        )
+        verdict = Verdict((*verdict.reasons, *reasons))
+        if not verdict.allowed:
+            raise ExecutionRefused(verdict)
 
-            for inp, text, number in parsed:
-                _write_value(
-                    step,
-                    actor=actor,
-                    definition=inp,
-                    source="entered",
-                    text=text,
-                    number=number,
-                    factor=snap.batch.ratio,
-                )
-            if definition.get("calculations"):
-                values = current_values(snap.batch)
-                for calc in definition["calculations"]:
-                    values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
-            over = gates.overran(snap.views[step_key], now=now)
-            late = (
-                (now - step.started_at).total_seconds() / 60
-                if step.started_at and parsed and over is None
-                else 0
-            )
-            if late > settings.LATE_ENTRY_MINUTES:
-                _exception(
-                    snap.batch,
-                    actor=actor,
-                    code="LATE_ENTRY",
-                    severity=Severity.LOW,
-                    step=step,
-                    message=f"Values of “{step.title}” entered {int(late)} min after the step started "
-                    f"(more than {settings.LATE_ENTRY_MINUTES} min): a late entry.",
-                )
-            if over is not None:
-                _exception(
-                    snap.batch,
-                    actor=actor,
-                    code="DURATION_EXCEEDED",
-                    severity=Severity.MEDIUM,
-                    step=step,
-                    message=f"“{step.title}” ran {int(over // 60)} min {int(over % 60)} s longer than its maximum.",
-                )
-            needs_verifier = definition.get("verify") or definition.get("kind") == "verification"
-            target = StepState.AWAITING_VERIFICATION if needs_verifier else StepState.DONE
-            record_update(
+        for inp, text, number in parsed:
+            _write_value(
                 step,
                 actor=actor,
-                values={"state": target, "completed_at": now, "completed_by_id": actor.id},
-                action="complete",
+                definition=inp,
+                source="entered",
+                text=text,
+                number=number,
+                factor=snap.batch.ratio,
             )
-            if signer is not None:
-                signature_apply(
-                    signer=signer,
-                    meaning=Meaning.PERFORMED,
-                    record=step,
-                    content=step_content(step),
-                    actor=actor,
-                )
-            _maybe_complete_batch(snap.batch, actor=actor)
-            return step
-    except ExecutionRefused as refused:
-        _record_refusal(batch.pk, step_key, actor, refused)
-        raise
+        if definition.get("calculations"):
+            values = current_values(snap.batch)
+            for calc in definition["calculations"]:
+                values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
+        over = gates.overran(snap.views[step_key], now=now)
+        late = (
+            (now - step.started_at).total_seconds() / 60 if step.started_at and parsed and over is None else 0
+        )
+        if late > settings.LATE_ENTRY_MINUTES:
+            _exception(
+                snap.batch,
+                actor=actor,
+                code="LATE_ENTRY",
+                severity=Severity.LOW,
+                step=step,
+                message=f"Values of “{step.title}” entered {int(late)} min after the step started "
+                f"(more than {settings.LATE_ENTRY_MINUTES} min): a late entry.",
+            )
+        if over is not None:
+            _exception(
+                snap.batch,
+                actor=actor,
+                code="DURATION_EXCEEDED",
+                severity=Severity.MEDIUM,
+                step=step,
+                message=f"“{step.title}” ran {int(over // 60)} min {int(over % 60)} s longer than its maximum.",
+            )
+        needs_verifier = definition.get("verify") or definition.get("kind") == "verification"
+        target = StepState.AWAITING_VERIFICATION if needs_verifier else StepState.DONE
+        record_update(
+            step,
+            actor=actor,
+            values={"state": target, "completed_at": now, "completed_by_id": actor.id},
+            action="complete",
+        )
+        if signer is not None:
+            signature_apply(
+                signer=signer,
+                meaning=Meaning.PERFORMED,
+                record=step,
+                content=step_content(step),
+                actor=actor,
+            )
+        _maybe_complete_batch(snap.batch, actor=actor)
+        return step
 
 
 def step_content(step: BatchStep) -> dict[str, Any]:
@@ -628,36 +609,34 @@ def step_content(step: BatchStep) -> dict[str, Any]:
     }
 
 
+@_records_refusal
 def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer: VerifiedSigner) -> BatchStep:
     """A different person verifies a completed step with their signature (DV-01)."""
-    try:
-        with transaction.atomic():
-            snap = _snapshot(batch.pk, step_key)
-            step = _step(snap, step_key)
-            verdict = gates.may_verify(
-                snap.views[step_key], _gate_actor(actor, user), batch_state=snap.batch.state
-            )
-            if signer.user.pk != actor.id:
-                verdict = Verdict((*verdict.reasons, Reason("SIGNER_IS_NOT_VERIFIER", "The verifier signs.")))
-            if not verdict.allowed:
-                raise ExecutionRefused(verdict)
-            now = timezone.now()
-            record_update(
-                step,
-                actor=actor,
-                values={"state": StepState.DONE, "verified_at": now, "verified_by_id": actor.id},
-                action="verify",
-            )
-            signature_apply(
-                signer=signer, meaning=Meaning.VERIFIED, record=step, content=step_content(step), actor=actor
-            )
-            _maybe_complete_batch(snap.batch, actor=actor)
-            return step
-    except ExecutionRefused as refused:
-        _record_refusal(batch.pk, step_key, actor, refused)
-        raise
+    with transaction.atomic():
+        snap = _snapshot(batch.pk, step_key)
+        step = _step(snap, step_key)
+        verdict = gates.may_verify(
+            snap.views[step_key], _gate_actor(actor, user), batch_state=snap.batch.state
+        )
+        if signer.user.pk != actor.id:
+            verdict = Verdict((*verdict.reasons, Reason("SIGNER_IS_NOT_VERIFIER", "The verifier signs.")))
+        if not verdict.allowed:
+            raise ExecutionRefused(verdict)
+        now = timezone.now()
+        record_update(
+            step,
+            actor=actor,
+            values={"state": StepState.DONE, "verified_at": now, "verified_by_id": actor.id},
+            action="verify",
+        )
+        signature_apply(
+            signer=signer, meaning=Meaning.VERIFIED, record=step, content=step_content(step), actor=actor
+        )
+        _maybe_complete_batch(snap.batch, actor=actor)
+        return step
 
 
+@_records_refusal
 def value_correct(
     *,
     actor: Actor,
@@ -678,128 +657,101 @@ def value_correct(
     """
     if not reason.strip():
         raise ReasonRequired("Say why the value is corrected.")
-    try:
-        with transaction.atomic():
-            return _correct(
-                actor=actor,
-                user=user,
-                batch=batch,
-                step_key=step_key,
-                name=name,
-                text=text,
-                reason=reason,
-                signer=signer,
+    with transaction.atomic():
+        snap = _snapshot(batch.pk)
+        step = _step(snap, step_key)
+        reasons = []
+        if snap.batch.state not in gates.BATCH_ACCEPTS_WORK:
+            reasons.append(
+                Reason(
+                    "BATCH_NOT_ACTIVE",
+                    f"The batch is {snap.batch.get_state_display().lower()}: values can no longer be corrected.",
+                )
             )
-    except ExecutionRefused as refused:
-        _record_refusal(batch.pk, step_key, actor, refused)
-        raise
-
-
-def _correct(
-    *,
-    actor: Actor,
-    user: Any,
-    batch: Batch,
-    step_key: str,
-    name: str,
-    text: str,
-    reason: str,
-    signer: VerifiedSigner,
-) -> StepValue:
-    snap = _snapshot(batch.pk)
-    step = _step(snap, step_key)
-    reasons = []
-    if snap.batch.state not in gates.BATCH_ACCEPTS_WORK:
-        reasons.append(
-            Reason(
-                "BATCH_NOT_ACTIVE",
-                f"The batch is {snap.batch.get_state_display().lower()}: values can no longer be corrected.",
+        missing_role = gates.role_reason(snap.views[step_key], _gate_actor(actor, user))
+        if missing_role:
+            reasons.append(missing_role)
+        if signer.user.pk != actor.id:
+            reasons.append(
+                Reason("SIGNER_IS_NOT_CORRECTOR", "The person correcting the value signs the correction.")
             )
+        definition = next((i for i in step.definition().get("inputs", []) if i["name"] == name), None)
+        values = current_values(snap.batch)
+        original = values.get(name)
+        if definition is None or original is None or original.step_id != step.pk:
+            reasons.append(
+                Reason("NO_SUCH_VALUE", f"Step “{step.title}” has no recorded value {name!r} to correct.")
+            )
+        if reasons:
+            raise ExecutionRefused(Verdict(tuple(reasons)))
+        assert definition is not None and original is not None
+        new_text, number, problem = _parse_entry(definition, text)
+        if problem is None and number is not None:
+            limits = number_limits(definition, snap.batch.ratio)
+            problem = next(iter(judge(number, limits, label=definition["label"]).verdict.reasons), None)
+        if problem is not None:
+            raise ExecutionRefused(Verdict.of(problem))
+        corrected = _write_value(
+            step,
+            actor=actor,
+            definition=definition,
+            source="entered",
+            text=new_text,
+            number=number,
+            factor=snap.batch.ratio,
+            corrects=original,
+            reason=reason,
         )
-    missing_role = gates.role_reason(snap.views[step_key], _gate_actor(actor, user))
-    if missing_role:
-        reasons.append(missing_role)
-    if signer.user.pk != actor.id:
-        reasons.append(
-            Reason("SIGNER_IS_NOT_CORRECTOR", "The person correcting the value signs the correction.")
+        values[name] = corrected
+        _exception(
+            snap.batch,
+            actor=actor,
+            code="CORRECTION",
+            severity=Severity.MEDIUM,
+            step=step,
+            value=corrected,
+            message=f"{definition['label']} corrected from {original.text} to {new_text}: {reason}",
         )
-    definition = next((i for i in step.definition().get("inputs", []) if i["name"] == name), None)
-    values = current_values(snap.batch)
-    original = values.get(name)
-    if definition is None or original is None or original.step_id != step.pk:
-        reasons.append(
-            Reason("NO_SUCH_VALUE", f"Step “{step.title}” has no recorded value {name!r} to correct.")
+        _recalculate(
+            snap, values, actor=actor, changed=name, reason=f"recalculated: {definition['label']} corrected"
         )
-    if reasons:
-        raise ExecutionRefused(Verdict(tuple(reasons)))
-    assert definition is not None and original is not None
-    new_text, number, problem = _parse_entry(definition, text)
-    if problem is None and number is not None:
-        limits = _limits(definition, snap.batch.ratio)
-        problem = next(iter(judge(number, limits, label=definition["label"]).verdict.reasons), None)
-    if problem is not None:
-        raise ExecutionRefused(Verdict.of(problem))
-    corrected = _write_value(
-        step,
-        actor=actor,
-        definition=definition,
-        source="entered",
-        text=new_text,
-        number=number,
-        factor=snap.batch.ratio,
-        corrects=original,
-        reason=reason,
-    )
-    values[name] = corrected
-    _exception(
-        snap.batch,
-        actor=actor,
-        code="CORRECTION",
-        severity=Severity.MEDIUM,
-        step=step,
-        value=corrected,
-        message=f"{definition['label']} corrected from {original.text} to {new_text}: {reason}",
-    )
-    _recalculate(
-        snap, values, actor=actor, changed=name, reason=f"recalculated: {definition['label']} corrected"
-    )
-    for affected in {step.key} | _steps_using(snap, name):
-        s = snap.steps[affected]
-        if s.state == StepState.DONE and s.verified_at is not None:
-            record_update(
-                s,
-                actor=actor,
-                values={
-                    "state": StepState.AWAITING_VERIFICATION,
-                    "verified_at": None,
-                    "verified_by_id": None,
-                },
-                action="verification_void",
-                reason=f"{definition['label']} corrected after verification",
-            )
-            _exception(
-                snap.batch,
-                actor=actor,
-                code="VERIFICATION_VOID",
-                severity=Severity.MEDIUM,
-                step=s,
-                message=f"“{s.title}” must be verified again: {definition['label']} was corrected after its verification.",
-            )
-    signature_apply(
-        signer=signer,
-        meaning=Meaning.PERFORMED,
-        record=corrected,
-        content={
-            "value": corrected.pk,
-            "name": name,
-            "text": new_text,
-            "corrects": original.pk,
-            "reason": reason,
-        },
-        actor=actor,
-        comment=reason,
-    )
-    return corrected
+        for affected in {step.key} | _steps_using(snap, name):
+            s = snap.steps[affected]
+            if s.state == StepState.DONE and s.verified_at is not None:
+                record_update(
+                    s,
+                    actor=actor,
+                    values={
+                        "state": StepState.AWAITING_VERIFICATION,
+                        "verified_at": None,
+                        "verified_by_id": None,
+                    },
+                    action="verification_void",
+                    reason=f"{definition['label']} corrected after verification",
+                )
+                _exception(
+                    snap.batch,
+                    actor=actor,
+                    code="VERIFICATION_VOID",
+                    severity=Severity.MEDIUM,
+                    step=s,
+                    message=f"“{s.title}” must be verified again: {definition['label']} was corrected after its verification.",
+                )
+        signature_apply(
+            signer=signer,
+            meaning=Meaning.PERFORMED,
+            record=corrected,
+            content={
+                "value": corrected.pk,
+                "name": name,
+                "text": new_text,
+                "corrects": original.pk,
+                "reason": reason,
+            },
+            actor=actor,
+            comment=reason,
+        )
+        return corrected
 
 
 def _steps_using(snap: _Snapshot, name: str) -> set[str]:

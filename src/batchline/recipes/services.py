@@ -15,7 +15,7 @@ from django.utils import timezone
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
 from batchline.rules import states
-from batchline.rules.verdict import Reason, Verdict
+from batchline.rules.verdict import Refused
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from . import document as doc
@@ -31,14 +31,11 @@ COMMAND_PERMISSION = {
 }
 
 
-class RecipeRefused(Exception):
-    def __init__(self, verdict: Verdict) -> None:
-        self.verdict = verdict
-        super().__init__(" ".join(r.message for r in verdict.reasons))
+class RecipeRefused(Refused):
+    """A recipe action was refused; ``verdict.reasons`` say why."""
 
 
-def _refuse(code: str, message: str) -> RecipeRefused:
-    return RecipeRefused(Verdict.of(Reason(code, message)))
+_refuse = RecipeRefused.because
 
 
 def _person(actor: Actor) -> int:

@@ -32,3 +32,15 @@ class Verdict:
 
 
 ALLOWED = Verdict()
+
+
+class Refused(Exception):
+    """A rule said no: raised by a service, carrying the verdict and its reasons in words."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        super().__init__(" ".join(r.message for r in verdict.reasons))
+
+    @classmethod
+    def because(cls, code: str, message: str) -> Refused:
+        return cls(Verdict.of(Reason(code, message)))

@@ -28,14 +28,14 @@ from batchline.signatures.services import (
 
 from .access import current_user, require
 
-# What each role may do from each status, for the buttons; the service decides again.
-ACTIONS = [
-    ("submit", "Submit for review", "recipes.author_recipe"),
-    ("return", "Return to draft", "recipes.approve_recipe"),
-    ("approve", "Approve", "recipes.approve_recipe"),
-    ("make_effective", "Make effective", "recipes.approve_recipe"),
-    ("retire", "Retire", "recipes.approve_recipe"),
-]
+# The buttons, labelled; who may press each comes from the service's own table.
+LABELS = {
+    "submit": "Submit for review",
+    "return": "Return to draft",
+    "approve": "Approve",
+    "make_effective": "Make effective",
+    "retire": "Retire",
+}
 
 
 @login_required
@@ -75,8 +75,9 @@ def _detail(request: HttpRequest, recipe: MasterRecipe, *, status: int = 200, **
     content = recipe.signed_content()
     actions = [
         (command, label, states.RECIPE[command].meaning, states.RECIPE[command].reason_required)
-        for command, label, permission in ACTIONS
-        if recipe.status in states.RECIPE[command].source and user.has_perm(permission)
+        for command, label in LABELS.items()
+        if recipe.status in states.RECIPE[command].source
+        and user.has_perm(services.COMMAND_PERMISSION[command])
     ]
     versions = MasterRecipe.objects.filter(code=recipe.code).exclude(pk=recipe.pk).order_by("-version")
     context = {
@@ -102,10 +103,9 @@ def recipe_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def recipe_transition(request: HttpRequest, pk: int, command: str) -> HttpResponse:
-    if command not in states.RECIPE or command == "supersede":
+    if command not in services.COMMAND_PERMISSION:
         return HttpResponse(status=404)
-    permission = dict((c, p) for c, _label, p in ACTIONS)[command]
-    require(request.user, permission)
+    require(request.user, services.COMMAND_PERMISSION[command])
     recipe = get_object_or_404(MasterRecipe, pk=pk)
     try:
         signer = signer_authenticate(

@@ -34,7 +34,9 @@ def plain(value: Any) -> str:
     """A number as people write it: 100000, not 1E+5; 2.5, not 2.500000."""
     from decimal import Decimal, InvalidOperation
 
+    from batchline.execution.scaling import plain as plain_number
+
     try:
-        return f"{Decimal(value).normalize():f}"
+        return plain_number(Decimal(value))
     except (InvalidOperation, TypeError, ValueError):
         return str(value)
