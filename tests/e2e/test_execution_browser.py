@@ -9,10 +9,9 @@ import pytest
 from batchline.audit.services import Actor
 from batchline.execution import services as ex
 from batchline.execution.models import Batch
-from batchline.recipes import services as recipes
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.test_browser import log_in
-from tests.execution.test_engine import sign
+from tests.execution.test_engine import effective_recipe, sign
 from tests.recipes.test_recipe_services import SMALL
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,18 +30,7 @@ def released_batch(live_db: None) -> Batch:
     }
     # The small recipe without the 4-minute minimum, so the browser need not wait.
     text = SMALL.replace("timer: {min_minutes: 4, max_minutes: 6}", "timer: {max_minutes: 6}")
-    recipe = recipes.recipe_import(actor=Actor.of(people["author"], via="web"), text=text)
-    for who, command, meaning in (
-        ("author", "submit", "performed"),
-        ("approver", "approve", "approved"),
-        ("approver", "make_effective", "approved"),
-    ):
-        recipe = recipes.recipe_transition(
-            actor=Actor.of(people[who], via="web"),
-            recipe=recipe,
-            command=command,
-            signer=sign(people[who], meaning),
-        )
+    recipe = effective_recipe(people, text)
     sup = people["supervisor"]
     batch = ex.batch_create(
         actor=Actor.of(sup, via="web"), recipe=recipe, number="E2E-1", planned_quantity=Decimal(1000)

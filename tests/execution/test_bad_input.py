@@ -10,7 +10,7 @@ from batchline.execution import services as ex
 from batchline.execution.models import Batch, BatchException, BatchStep, StepValue
 from batchline.recipes import document as doc
 from batchline.recipes import services as recipes
-from tests.execution.test_engine import A, make_plant, new_batch, run_to_weights, sign
+from tests.execution.test_engine import A, effective_recipe, make_plant, new_batch, run_to_weights, sign
 from tests.recipes.test_recipe_services import SMALL
 
 pytestmark = pytest.mark.django_db
@@ -68,15 +68,7 @@ def test_scaled_limits_are_exact(db) -> None:
         "specification: {low: 570, high: 630}, critical: true, scales: true}\n          - {name: w2",
     )
     people, _ = make_plant()
-    recipe = recipes.recipe_import(actor=A(people["author"]), text=text.replace("TST-1", "TST-2"))
-    for who, command, meaning in (
-        ("author", "submit", "performed"),
-        ("approver", "approve", "approved"),
-        ("approver", "make_effective", "approved"),
-    ):
-        recipe = recipes.recipe_transition(
-            actor=A(people[who]), recipe=recipe, command=command, signer=sign(people[who], meaning)
-        )
+    recipe = effective_recipe(people, text.replace("TST-1", "TST-2"))
     batch = new_batch(people, recipe, number="S-1", quantity="100")
     run_to_weights(people, batch)
     ex.step_complete(
@@ -174,15 +166,7 @@ def test_a_correction_after_verification_sends_the_step_back_to_its_verifier(db)
     text = SMALL.replace("TST-1", "TST-4").replace(
         "        title: Tablet weights\n", "        title: Tablet weights\n        verify: true\n"
     )
-    recipe = recipes.recipe_import(actor=A(people["author"]), text=text)
-    for who, command, meaning in (
-        ("author", "submit", "performed"),
-        ("approver", "approve", "approved"),
-        ("approver", "make_effective", "approved"),
-    ):
-        recipe = recipes.recipe_transition(
-            actor=A(people[who]), recipe=recipe, command=command, signer=sign(people[who], meaning)
-        )
+    recipe = effective_recipe(people, text)
     batch = new_batch(people, recipe, number="V-1")
     run_to_weights(people, batch)
     op, sup = people["operator"], people["supervisor"]

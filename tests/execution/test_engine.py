@@ -23,16 +23,9 @@ from tests.signatures.test_signing import station
 pytestmark = pytest.mark.django_db
 
 
-def make_plant():
-    """People for every role and the small recipe, effective."""
-    people = {
-        "author": make_user("author", ["recipe_author"]),
-        "approver": make_user("approver", ["qa_approver"]),
-        "supervisor": make_user("supervisor", ["supervisor"]),
-        "operator": make_user("operator", ["operator"]),
-        "operator2": make_user("operator2", ["operator"]),
-    }
-    recipe = recipes.recipe_import(actor=Actor.of(people["author"], via="web"), text=SMALL)
+def effective_recipe(people, text: str):
+    """Import ``text`` as the author, then submit, approve and make it effective, each signed."""
+    recipe = recipes.recipe_import(actor=Actor.of(people["author"], via="web"), text=text)
     for who, command, meaning in (
         ("author", "submit", "performed"),
         ("approver", "approve", "approved"),
@@ -44,6 +37,19 @@ def make_plant():
             command=command,
             signer=sign(people[who], meaning),
         )
+    return recipe
+
+
+def make_plant():
+    """People for every role and the small recipe, effective."""
+    people = {
+        "author": make_user("author", ["recipe_author"]),
+        "approver": make_user("approver", ["qa_approver"]),
+        "supervisor": make_user("supervisor", ["supervisor"]),
+        "operator": make_user("operator", ["operator"]),
+        "operator2": make_user("operator2", ["operator"]),
+    }
+    recipe = effective_recipe(people, SMALL)
     return people, recipe
 
 

@@ -10,9 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from batchline.audit.services import Actor
 from batchline.execution import services as ex
-from batchline.recipes import services as recipes
 from tests.conftest import make_user
-from tests.execution.test_engine import sign
+from tests.execution.test_engine import effective_recipe, sign
 
 pytestmark = pytest.mark.django_db
 
@@ -53,20 +52,7 @@ def test_the_screen_needs_the_same_queries_for_10_and_500_steps(client) -> None:
     }
     counts = {}
     for n in (10, 500):
-        recipe = recipes.recipe_import(
-            actor=Actor.of(people["author"], via="web"), text=recipe_with(n, f"MANY-{n}")
-        )
-        for who, command, meaning in (
-            ("author", "submit", "performed"),
-            ("approver", "approve", "approved"),
-            ("approver", "make_effective", "approved"),
-        ):
-            recipe = recipes.recipe_transition(
-                actor=Actor.of(people[who], via="web"),
-                recipe=recipe,
-                command=command,
-                signer=sign(people[who], meaning),
-            )
+        recipe = effective_recipe(people, recipe_with(n, f"MANY-{n}"))
         sup = Actor.of(people["supervisor"], via="web")
         batch = ex.batch_create(actor=sup, recipe=recipe, number=f"Q-{n}", planned_quantity=Decimal(10))
         ex.batch_command(actor=sup, batch=batch, command="release", signer=sign(people["supervisor"]))
