@@ -16,6 +16,9 @@ For each database, in a fresh bench database (never the one you work in):
    fetches the same rows through the bare driver and hashes them with sha256.
 
 Machines here are shared and noisy: compare the ratios, not the absolutes.
+
+The PostgreSQL bench database is ``batchline_bench``; ``BATCHLINE_BENCH_PG_DB`` names
+another, so that two people's runs on one server do not drop each other's.
 """
 
 from __future__ import annotations
@@ -36,15 +39,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN_URL = os.environ.get("BATCHLINE_BENCH_POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
-PG_BENCH_DB = "batchline_bench"
+# Overridable so that two benches (or two worktrees) can run at once.
+PG_BENCH_DB = os.environ.get("BATCHLINE_BENCH_PG_DB", "batchline_bench")
 
 
 # --- the parent: prepares each database and runs one child per database -----------------
 
 
-def database_url(kind: str) -> str:
+def database_url(kind: str, sqlite_name: str = "bench.sqlite3") -> str:
     if kind == "sqlite":
-        path = RESULTS / "bench.sqlite3"
+        path = RESULTS / sqlite_name
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{path}"
@@ -148,13 +152,13 @@ def raw_connection(kind: str) -> Any:
     return psycopg.connect(os.environ["DATABASE_URL"])
 
 
-def raw_tables(kind: str, conn: Any) -> None:
+def raw_tables(kind: str, conn: Any, copies: dict[str, str] | None = None) -> None:
     """Copies of the record and audit tables (same columns and indexes) for the raw loop.
 
     Same database, same disk, same index maintenance; but the real trail stays a
     valid chain for the phases that follow.
     """
-    copies = {"equipment_site": "bench_raw_site", "audit_auditentry": "bench_raw_audit"}
+    copies = copies or {"equipment_site": "bench_raw_site", "audit_auditentry": "bench_raw_audit"}
     if kind == "sqlite":
         for original, copy in copies.items():
             conn.execute(f"DROP TABLE IF EXISTS {copy}")

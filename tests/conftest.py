@@ -67,6 +67,23 @@ def make_user(
     return user
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_caches() -> Iterator[None]:
+    """Each test starts with empty per-process caches, as a newly started server would.
+
+    A test's rows are rolled back and their ids used again by the next test,
+    which a running server never sees (ids only grow), so a screen cached or a
+    permission named in one test must not meet the next.
+    """
+    from django.core.cache import caches
+
+    from batchline.accounts import backends
+
+    caches["screens"].clear()
+    backends.forget_permission_names()
+    yield
+
+
 @pytest.fixture
 def personas(db: None) -> dict[str, User]:
     return {name: make_user(name) for name in PERSONAS}
@@ -157,3 +174,15 @@ def page(browser: Any, live_server: Any, live_db: None) -> Iterator[Any]:
     pg = context.new_page()
     yield pg
     context.close()
+
+
+@pytest.fixture
+def sim() -> Iterator[Any]:
+    """An MT-SICS scale simulator on a free local port (settles in 20 ms), for the weighing tests."""
+    from batchline.devices.scale_sim import ScaleSimulator
+
+    scale = ScaleSimulator(
+        serial="SIM-0042", capacity=6200, unit="g", decimals=1, settle_time=0.02, stable_timeout=0.5
+    )
+    with scale.running() as running:
+        yield running

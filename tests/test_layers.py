@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "batchline"
 
@@ -25,7 +28,9 @@ FORBIDDEN = {
         "batchline.accounts.views",
     ],
     "accounts": ["batchline.api"],
-    "equipment": ["batchline.web", "batchline.api"],
+    "equipment": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
+    # Execution asks training (the qualification gate), never the other way round.
+    "training": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
 }
 
 
@@ -39,13 +44,25 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
-def test_rules_import_only_the_standard_library() -> None:
-    for path in (SRC / "rules").rglob("*.py"):
+# Devices run in their own process, without Django (DESIGN.md, STACK.md).
+@pytest.mark.parametrize("package", ["rules", "devices"])
+def test_pure_packages_import_only_the_standard_library(package: str) -> None:
+    for path in (SRC / package).rglob("*.py"):
         for name in imports_of(path):
             top = name.split(".")[0]
             assert (
-                top in sys.stdlib_module_names or name.startswith("batchline.rules") or top == "__future__"
+                top in sys.stdlib_module_names
+                or name.startswith(f"batchline.{package}")
+                or top == "__future__"
             ), f"{path.name} imports {name}"
+
+
+def test_the_device_package_loads_without_django() -> None:
+    code = (
+        "import sys, batchline.devices, batchline.devices.scale_sim; "
+        "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_lower_layers_do_not_import_higher_ones() -> None:
@@ -53,3 +70,16 @@ def test_lower_layers_do_not_import_higher_ones() -> None:
         for path in (SRC / app).rglob("*.py"):
             for name in imports_of(path):
                 assert not any(name.startswith(f) for f in forbidden), f"{app}/{path.name} imports {name}"
+
+
+def test_labels_import_neither_django_nor_another_app() -> None:
+    # Labels and scanning are plain Python over plain data (docs/labels.md): the materials
+    # and dispensing services call them, and their tests need no database.
+    for path in (SRC / "labels").rglob("*.py"):
+        for name in imports_of(path):
+            top = name.split(".")[0]
+            assert top not in ("django", "ninja", "rules"), f"labels/{path.name} imports {name}"
+            if top == "batchline":
+                assert name.startswith(("batchline.labels", "batchline.rules")), (
+                    f"labels/{path.name} imports {name}"
+                )

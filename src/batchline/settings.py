@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "batchline.accounts",
     "batchline.signatures",
     "batchline.equipment",
+    "batchline.materials",
+    "batchline.training",
     "batchline.recipes",
     "batchline.execution",
     "batchline.web",
@@ -123,7 +125,9 @@ DATABASES = {
         # Keep connections between requests: opening one to PostgreSQL per request
         # cost more than rendering the execution screen (docs/performance.md).
         conn_max_age=_env_int("BATCHLINE_DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        # A reused connection is checked (one round trip) before each request's
+        # first query, so a database restart fails no request; off saves that trip.
+        conn_health_checks=_env_bool("BATCHLINE_DB_CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -135,14 +139,42 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(HOME / "test-batchline.sqlite3")}
+elif _env_bool("BATCHLINE_DB_PREPARED_STATEMENTS", False):
+    # PostgreSQL plans a statement once per connection instead of on every
+    # execution (server-side parameters; psycopg prepares after 5 runs). Off by
+    # default, as in Django: a pooler in transaction mode (PgBouncer before 1.21)
+    # breaks prepared statements. Halves the database's CPU per cached screen
+    # (docs/performance.md).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": 5}
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- caches -----------------------------------------------------------------
+# "screens" holds rendered execution screens, filed under the audit trail's head,
+# so an entry can never show anything older than the last committed write
+# (web/screens.py). Per process; the timeout only bounds memory and how long
+# an edit made behind the application's back (which `audit verify` finds)
+# could stay on screen.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "batchline"},
+    "screens": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "batchline-screens",
+        "TIMEOUT": 60,
+        "OPTIONS": {"MAX_ENTRIES": 500},
+    },
+}
+if not _env_bool("BATCHLINE_SCREEN_CACHE", True):  # every screen reads and renders (the bench's "cache off")
+    CACHES["screens"] = {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
 
 # --- accounts, passwords, lockout, sessions -----------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, with the user and their permissions read in one statement (accounts/backends.py).
+    "batchline.accounts.backends.ModelBackend",
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
 
@@ -167,6 +199,8 @@ PASSWORD_MAX_AGE_DAYS = _env_int("BATCHLINE_PASSWORD_MAX_AGE_DAYS", 90)
 LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
 # Values entered this long after their step started are flagged as late entries (DI-03).
 LATE_ENTRY_MINUTES = _env_int("BATCHLINE_LATE_ENTRY_MINUTES", 60)
+# How long a scale may take to answer (a stable weight waits for settling).
+SCALE_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_SCALE_TIMEOUT", "5"))
 AXES_FAILURE_LIMIT = LOCKOUT_FAILURES
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_COOLOFF_TIME = None  # a locked account stays locked until an administrator unlocks it
@@ -176,10 +210,19 @@ AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False
 
 IDLE_TIMEOUT_SECONDS = _env_int("BATCHLINE_IDLE_TIMEOUT_MINUTES", 15) * 60
+# The idle clock is written to the session only when it has moved by this much, so
+# most requests do not write their session; an idle session may end up to this
+# much before the timeout, never after it (accounts/middleware.py).
+IDLE_ACTIVITY_GRANULARITY_SECONDS = min(30, IDLE_TIMEOUT_SECONDS // 10)
 # The server keeps a session well past the idle timeout, so that the idle-timeout
 # middleware (not silent expiry) ends it and records the timeout.
 SESSION_COOKIE_AGE = max(2 * IDLE_TIMEOUT_SECONDS, 8 * 3600)
-SESSION_SAVE_EVERY_REQUEST = True
+# Saved when changed, which the idle clock does at least every
+# IDLE_ACTIVITY_GRANULARITY_SECONDS while the person is active; each save also
+# pushes the server-side expiry on by SESSION_COOKIE_AGE.
+SESSION_SAVE_EVERY_REQUEST = False
+# Django's database sessions, read with one hand-written statement (accounts/sessions.py).
+SESSION_ENGINE = "batchline.accounts.sessions"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -5,8 +5,12 @@ from django.urls import path, register_converter
 from batchline.accounts import views as accounts
 from batchline.api.api import api
 from batchline.web import audit_views as audit
+from batchline.web import equipment_views as equipment
 from batchline.web import execution_views as execution
+from batchline.web import material_views as materials
+from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
+from batchline.web import training_views as training
 from batchline.web import views as web
 
 
@@ -43,8 +47,29 @@ urlpatterns = [
     path("security/", web.security, name="security"),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
+    path("scales/reading/", execution.scale_reading, name="scale_reading"),
+    path("batches/<slug:number>/steps/<slug:key>/proposal/", execution.fefo_proposal, name="fefo_proposal"),
+    path(
+        "batches/<slug:number>/containers/<slug:code>/label.pdf",
+        execution.dispensed_label,
+        name="dispensed_label",
+    ),
+    path("lots/", materials.lot_list, name="lots"),
+    path("lots/receive/", materials.lot_receive, name="lot_receive"),
+    path("lots/<id:pk>/", materials.lot_detail, name="lot"),
+    path("lots/<id:pk>/disposition/", materials.lot_disposition, name="lot_disposition"),
+    path("containers/<slug:code>/label.<str:fmt>", materials.label_print, name="label_print"),
     path("recipes/", recipes.recipe_list, name="recipes"),
     path("recipes/import/", recipes.recipe_import, name="recipe_import"),
+    path("recipes/new/", recipe_editor.recipe_new, name="recipe_new"),
+    path("recipes/<id:pk>/editor/", recipe_editor.recipe_editor, name="recipe_editor"),
+    path("recipes/<id:pk>/editor/change/", recipe_editor.recipe_editor_change, name="recipe_editor_change"),
+    path("recipes/<id:pk>/editor/steps/<slug:key>/", recipe_editor.recipe_step_edit, name="recipe_step_edit"),
+    path(
+        "recipes/<id:pk>/editor/operations/<slug:operation>/add-step/",
+        recipe_editor.recipe_step_add,
+        name="recipe_step_add",
+    ),
     path("recipes/<id:pk>/", recipes.recipe_detail, name="recipe"),
     path("recipes/<id:pk>/edit/", recipes.recipe_edit, name="recipe_edit"),
     path("recipes/<id:pk>/new-version/", recipes.recipe_new_version, name="recipe_new_version"),
@@ -57,6 +82,12 @@ urlpatterns = [
     path("batches/<str:number>/scan/", execution.scan, name="batch_scan"),
     path("batches/<str:number>/command/<str:command>/", execution.batch_action, name="batch_action"),
     path("batches/<str:number>/steps/<str:key>/<str:action>/", execution.step_action, name="step_action"),
+    path("equipment/", equipment.board, name="equipment"),
+    path("equipment/<str:code>/", equipment.detail, name="equipment_detail"),
+    path("equipment/<str:code>/<str:action>/", equipment.action, name="equipment_action"),
+    path("training/", training.training, name="training"),
+    path("training/records/", training.training_add, name="training_add"),
+    path("training/qualifications/", training.qualification_new, name="qualification_new"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -253,6 +253,70 @@ def test_an_idle_session_ends_on_the_server_clock(personas, login, settings) -> 
     assert entries(actor_username="operator")[-1].action == "session_timeout"
 
 
+class Clock:
+    """Stands in for the idle-timeout middleware's ``time`` module: the test turns the hands."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.mark.req("P11-04")
+def test_the_idle_clock_is_written_at_most_every_30_seconds_and_never_late(
+    personas, login, settings, monkeypatch
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from batchline.accounts import middleware
+
+    clock = Clock()
+    monkeypatch.setattr(middleware, "time", clock)
+    step = settings.IDLE_ACTIVITY_GRANULARITY_SECONDS
+    assert step == 30
+    c = login(personas["operator"])
+    start = clock.now
+    assert c.get("/").status_code == 200
+    assert c.session[LAST_ACTIVITY] == start
+
+    # Within the granularity a request reads the session and does not write it.
+    clock.now = start + step - 1
+    with CaptureQueriesContext(connection) as ctx:
+        assert c.get("/").status_code == 200
+    assert not [q for q in ctx.captured_queries if "django_session" in q["sql"] and "UPDATE" in q["sql"]]
+    assert c.session[LAST_ACTIVITY] == start
+
+    # Once the clock has moved by the granularity, the request writes it.
+    clock.now = start + step
+    assert c.get("/").status_code == 200
+    assert c.session[LAST_ACTIVITY] == start + step
+
+    # The last request, at start + 2 * step - 1, is not recorded, so idleness counts from
+    # start + step: the session ends less than one granularity before the timeout, never after it.
+    last_request = start + 2 * step - 1
+    clock.now = last_request
+    assert c.get("/").status_code == 200
+    clock.now = start + step + settings.IDLE_TIMEOUT_SECONDS + 1
+    assert settings.IDLE_TIMEOUT_SECONDS - step < clock.now - last_request < settings.IDLE_TIMEOUT_SECONDS
+    response = c.get("/")
+    assert response.status_code == 302 and response.url == "/login/?timeout=1"
+    assert entries(actor_username="operator")[-1].action == "session_timeout"
+
+
+@pytest.mark.req("P11-04")
+def test_an_expired_session_is_not_read(personas, login) -> None:
+    from django.contrib.sessions.models import Session
+
+    c = login(personas["operator"])
+    assert c.get("/").status_code == 200
+    key = c.cookies["sessionid"].value
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
+    response = c.get("/")
+    assert response.status_code == 302 and response.url.startswith("/login/")
+
+
 @pytest.mark.req("P11-04")
 def test_an_active_session_stays(personas, login) -> None:
     c = login(personas["operator"])

@@ -109,7 +109,7 @@ def test_a_wrong_signing_password_through_the_api_is_403_and_writes_only_the_fai
     assert response.status_code == 403 and response.json()["code"] == "BAD_CREDENTIALS"
     target.refresh_from_db()
     assert target.role_names == ["operator"]
-    new = [e.action for e in AuditEntry.objects.filter(id__gt=before)]
+    new = [e.action for e in AuditEntry.objects.filter(id__gt=before).order_by("id")]
     # the token's first use and the failed attempt; nothing else
     assert new == ["create", "signature_failed"]
 
@@ -162,6 +162,8 @@ BODIES = {
     "/api/v1/batches/{number}/command": {"command": "hold", "reason": "r", "signature": SIG},
     "/api/v1/batches/{number}/steps/{key}/complete": {"values": {}},
     "/api/v1/batches/{number}/steps/{key}/verify": {"signature": SIG},
+    "/api/v1/batches/{number}/steps/{key}/scan": {"scan": "C-000001"},
+    "/api/v1/batches/{number}/steps/{key}/dispense": {"source": "C-000001", "scale": "SCALE-01"},
     "/api/v1/batches/{number}/steps/{key}/correct": {
         "name": "w1",
         "text": "1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from contextlib import suppress
 
 import pytest
 from django.core.management import call_command
@@ -11,7 +12,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from batchline.audit.models import AuditBypassError, AuditEntry
-from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create, record_update
 from batchline.audit.verify import verify
 from batchline.equipment.models import Site
 from tests.conftest import entries
@@ -143,6 +144,92 @@ def test_each_entry_points_at_its_predecessor() -> None:
     rows = list(AuditEntry.objects.order_by("id").values_list("prev_hash", "hash"))
     for (_, prev_hash), (next_prev, _) in itertools.pairwise(rows):
         assert next_prev == prev_hash
+
+
+# --- rows written by the audit services' own statements ----------------------------------
+
+
+def test_a_record_pointing_at_an_unsaved_one_is_refused_as_save_refuses_it() -> None:
+    from batchline.execution.models import BatchStep, StepValue
+
+    with pytest.raises(ValueError, match="unsaved related object"), transaction.atomic():
+        record_create(StepValue(step=BatchStep(key="x"), name="v", label="V", source="entered"), actor=ACTOR)
+
+
+def test_an_update_of_a_row_that_is_gone_raises_and_appends_nothing() -> None:
+    s = site()
+    ghost = Site.objects.get(pk=s.pk)
+    ghost.pk = s.pk + 1000
+    before = AuditEntry.objects.count()
+    with pytest.raises(DatabaseError, match="did not affect any rows"), transaction.atomic():
+        record_update(ghost, actor=ACTOR, values={"name": "Nowhere"})
+    assert AuditEntry.objects.count() == before
+
+
+def test_a_model_with_signal_receivers_is_saved_through_the_orm() -> None:
+    from django.db.models.signals import post_save
+
+    seen = []
+
+    def receiver(sender, instance, created, **kwargs):
+        seen.append((instance.code, created))
+
+    post_save.connect(receiver, sender=Site)
+    try:
+        s = site("sig")
+        with transaction.atomic():
+            record_update(s, actor=ACTOR, values={"name": "Renamed"})
+    finally:
+        post_save.disconnect(receiver, sender=Site)
+    assert seen == [("sig", True), ("sig", False)]
+    assert verify().ok
+
+
+# --- entries appended together ------------------------------------------------------
+
+
+def trail() -> list[tuple[str, str, str]]:
+    return list(AuditEntry.objects.order_by("id").values_list("action", "record_type", "record_id"))
+
+
+@pytest.mark.req("P11-01", "P11-05")
+def test_entries_appended_together_make_the_chain_one_by_one_would() -> None:
+    a = site("a")
+    before = AuditEntry.objects.count()
+    with transaction.atomic(), audit_together():
+        b = record_create(Site(code="b", name="B"), actor=ACTOR)
+        record_update(b, actor=ACTOR, values={"name": "B2"}, reason="renamed")
+        record_update(a, actor=ACTOR, values={"name": "A2"}, reason="renamed")
+        assert AuditEntry.objects.count() == before  # made, appended at the end of the block
+    assert trail()[before:] == [
+        ("create", "equipment.site", str(b.pk)),
+        ("update", "equipment.site", str(b.pk)),
+        ("update", "equipment.site", str(a.pk)),
+    ]
+    rows = list(AuditEntry.objects.order_by("id").values_list("prev_hash", "hash"))
+    for (_, prev_hash), (next_prev, _) in itertools.pairwise(rows):
+        assert next_prev == prev_hash
+    assert verify().ok  # every hash recomputed, every change replayed against the table
+
+
+@pytest.mark.req("P11-05")
+def test_a_block_that_fails_part_way_still_appends_the_entries_of_what_it_wrote() -> None:
+    # A caller that catches the failure inside its transaction commits what was written: with its entries.
+    with transaction.atomic(), suppress(ValueError), audit_together():
+        c = record_create(Site(code="c", name="C"), actor=ACTOR)
+        raise ValueError("something later in the block failed")
+    assert trail()[-1] == ("create", "equipment.site", str(c.pk))
+    assert verify().ok
+
+
+def test_a_savepoint_inside_the_block_cannot_write_entries() -> None:
+    # They could neither keep their place after the block's earlier entries nor roll back with it.
+    before = (Site.objects.count(), AuditEntry.objects.count())
+    with pytest.raises(RuntimeError, match="savepoint"), transaction.atomic(), audit_together():
+        record_create(Site(code="d", name="D"), actor=ACTOR)
+        with transaction.atomic():
+            record_create(Site(code="e", name="E"), actor=ACTOR)
+    assert (Site.objects.count(), AuditEntry.objects.count()) == before
 
 
 # --- batchline audit verify -------------------------------------------------------

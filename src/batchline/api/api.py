@@ -32,7 +32,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import production
+from . import plant, production
 from . import schemas as s
 
 
@@ -318,3 +318,5 @@ api.add_router("/audit", audit_router)
 api.add_router("/tokens", tokens_router)
 api.add_router("/recipes", production.recipes)
 api.add_router("/batches", production.batches)
+api.add_router("/equipment", plant.equipment)
+api.add_router("/training", plant.training)

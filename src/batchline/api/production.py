@@ -329,6 +329,67 @@ def step_complete(request: HttpRequest, number: str, key: str, payload: Complete
     return _step_out(batch, key)
 
 
+class ScanIn(Schema):
+    scan: str = Field(max_length=200, description="what the barcode scanner typed: a container label")
+
+
+@batches.post("/{number}/steps/{key}/scan", response={200: StepOut, 403: Problem, 409: Refusal})
+def step_scan(request: HttpRequest, number: str, key: str, payload: ScanIn) -> Any:
+    """Scan a container on a material charge step: judged at the server's time, then consumed."""
+    require(request.user, "execution.execute_batch")
+    batch = _batch(number)
+    user = current_user(request)
+    services.step_scan(actor=_actor(request), user=user, batch=batch, step_key=key, scan=payload.scan)
+    return _step_out(batch, key)
+
+
+class DispenseIn(Schema):
+    source: str = Field(max_length=200, description="the source container's label, as scanned")
+    scale: str = Field(max_length=40, description="the scale's equipment code; it is read over MT-SICS")
+    manual_weight: str | None = Field(
+        default=None, max_length=40, description="only when the scale is down: the weight typed by hand"
+    )
+    manual_unit: str = Field(default="", max_length=30)
+    reason: str = Field(default="", max_length=500, description="why the scale was not used")
+    witness: SignatureIn | None = Field(
+        default=None, description="the second person confirming a manual weight"
+    )
+
+
+@batches.post(
+    "/{number}/steps/{key}/dispense", response={200: StepOut, 403: Problem, 409: Refusal, 422: Problem}
+)
+def step_dispense(request: HttpRequest, number: str, key: str, payload: DispenseIn) -> Any:
+    """Weigh material out of a container on a weigh-and-dispense step (a stable reading, in tolerance)."""
+    require(request.user, "execution.execute_batch")
+    batch = _batch(number)
+    user = current_user(request)
+    witness = (
+        signer_authenticate(
+            request=request,
+            username=payload.witness.username,
+            password=payload.witness.password,
+            meaning=Meaning.VERIFIED,
+            witness=True,
+        )
+        if payload.witness
+        else None
+    )
+    services.step_dispense(
+        actor=_actor(request),
+        user=user,
+        batch=batch,
+        step_key=key,
+        source=payload.source,
+        scale=payload.scale,
+        manual_weight=payload.manual_weight,
+        manual_unit=payload.manual_unit,
+        reason=payload.reason,
+        witness=witness,
+    )
+    return _step_out(batch, key)
+
+
 @batches.post("/{number}/steps/{key}/verify", response={200: StepOut, 403: Problem, 409: Refusal})
 def step_verify(request: HttpRequest, number: str, key: str, payload: VerifyIn) -> Any:
     require(request.user, "signatures.sign_verified")

@@ -13,6 +13,13 @@ predecessor.
 - SQLite: every write transaction is BEGIN IMMEDIATE and so already holds the
   database's single write lock; the head is read and the link computed here.
 
+Several entries of one action can be appended together (:func:`together`):
+the same chain, one entry after another in the order they were made, written
+in one round trip at the end of the block instead of one each. On PostgreSQL
+``batchline_audit_append_many()`` takes the lock once and links each entry to
+the one before; the chain lock is then held from that call to the commit
+rather than from the action's first write.
+
 The content digest is always computed in Python (``rules/hashchain.py``); only
 the link step, sha256(prev_hash || digest), runs in PostgreSQL, and the test
 suite's ``audit verify`` runs on both databases hold them to one result. The
@@ -24,7 +31,10 @@ of an audited write (docs/performance.md).
 from __future__ import annotations
 
 import datetime as dt
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
@@ -68,8 +78,41 @@ END
 $$;
 """.replace("CHAIN_LOCK_KEY", str(CHAIN_LOCK_KEY))
 
+# The same append for several entries of one transaction, linked one after another in
+# array order: the lock is taken and the head read once.
+APPEND_MANY_FUNCTION_SQL = """
+CREATE OR REPLACE FUNCTION batchline_audit_append_many(
+    p_at timestamptz[], p_actor_id bigint[], p_actor_username varchar[], p_actor_name varchar[],
+    p_action varchar[], p_record_type varchar[], p_record_id varchar[], p_changes text[],
+    p_reason text[], p_via varchar[], p_digest varchar[])
+RETURNS TABLE (entry_id bigint, entry_hash varchar)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE prev varchar;
+BEGIN
+    PERFORM pg_advisory_xact_lock(CHAIN_LOCK_KEY);
+    SELECT hash INTO prev FROM audit_auditentry ORDER BY id DESC LIMIT 1;
+    prev := coalesce(prev, repeat('0', 64));
+    FOR i IN 1 .. coalesce(array_length(p_digest, 1), 0) LOOP
+        entry_hash := encode(sha256(convert_to(prev || p_digest[i], 'SQL_ASCII')), 'hex');
+        INSERT INTO audit_auditentry (at, actor_id, actor_username, actor_name, action, record_type,
+                                      record_id, changes, reason, via, prev_hash, hash)
+        VALUES (p_at[i], p_actor_id[i], p_actor_username[i], p_actor_name[i], p_action[i],
+                p_record_type[i], p_record_id[i], p_changes[i], p_reason[i], p_via[i], prev, entry_hash)
+        RETURNING id INTO entry_id;
+        prev := entry_hash;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+""".replace("CHAIN_LOCK_KEY", str(CHAIN_LOCK_KEY))
+
 _PG_APPEND = (
     "SELECT entry_id, entry_hash FROM batchline_audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_PG_APPEND_MANY = (
+    "SELECT entry_id, entry_hash FROM batchline_audit_append_many(%s::timestamptz[], %s::bigint[], "
+    "%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::text[], "
+    "%s::varchar[], %s::varchar[])"
 )
 _SQLITE_INSERT = (
     f"INSERT INTO audit_auditentry ({', '.join(_COLUMNS)}, prev_hash, hash) "  # noqa: S608 (constants only)
@@ -93,20 +136,96 @@ def in_action_transaction() -> bool:
     return any(not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
 
 
-def append(content: hashchain.EntryContent, *, at: dt.datetime) -> Appended:
+@dataclass
+class _Pending:
+    """Entries made inside :func:`together`, at the depth of atomic blocks where it began."""
+
+    depth: int
+    entries: list[tuple[hashchain.EntryContent, dt.datetime]] = field(default_factory=list)
+
+
+_PENDING = "_batchline_audit_pending"
+
+
+def append(content: hashchain.EntryContent, *, at: dt.datetime) -> Appended | None:
+    """Append one entry now, or, inside :func:`together`, at the end of the block (then None)."""
     if not in_action_transaction():
         raise RuntimeError("audit entries are written inside the transaction of the change they record")
-    fields = content.fields()
-    digest = hashchain.content_digest(fields)
-    values = [connection.ops.adapt_datetimefield_value(at), *fields[1:]]
+    conn = transaction.get_connection()
+    pending: _Pending | None = getattr(conn, _PENDING, None)
+    if pending is not None:
+        if pending.depth != len(conn.atomic_blocks):
+            # Its entry would have to come after the block's earlier ones, which are not
+            # written yet, and roll back with the savepoint, which they must not.
+            raise RuntimeError("a savepoint inside audit_together() cannot write audit entries")
+        pending.entries.append((content, at))
+        return None
+    return _write([(content, at)])
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """Append the entries made in this block in one call at its end, chained in the order made.
+
+    Runs inside the action's transaction, so the entries still commit or roll
+    back with the changes they record. Should the block fail part-way, the
+    entries of what it already wrote are appended before the exception goes on
+    (a caller that catches it and commits commits them too); if even that
+    fails, the transaction is marked to roll back, so no change commits
+    without its entry. A savepoint opened inside the block cannot write
+    entries (RuntimeError): they could neither keep their place in the chain
+    nor roll back with it.
+    """
+    conn = transaction.get_connection()
+    if getattr(conn, _PENDING, None) is not None:  # an enclosing block appends them
+        yield
+        return
+    if not in_action_transaction():
+        raise RuntimeError("audit entries are written inside the transaction of the change they record")
+    pending = _Pending(depth=len(conn.atomic_blocks))
+    setattr(conn, _PENDING, pending)
+    try:
+        yield
+    except BaseException:
+        setattr(conn, _PENDING, None)
+        try:
+            _write(pending.entries)
+        except Exception:
+            transaction.set_rollback(True)
+        raise
+    setattr(conn, _PENDING, None)
+    _write(pending.entries)
+
+
+def _write(entries: Sequence[tuple[hashchain.EntryContent, dt.datetime]]) -> Appended | None:
+    """Append ``entries`` in order; the last one appended, which is the chain's head now."""
+    if not entries:
+        return None
+    rows: list[list[Any]] = []
+    digests: list[str] = []
+    for content, at in entries:
+        fields = content.fields()
+        rows.append([connection.ops.adapt_datetimefield_value(at), *fields[1:]])
+        digests.append(hashchain.content_digest(fields))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_PG_APPEND, [*values, digest])
-            entry_id, entry_hash = cursor.fetchone()
+            if len(rows) == 1:
+                cursor.execute(_PG_APPEND, [*rows[0], digests[0]])
+            else:
+                columns = [list(column) for column in zip(*rows, strict=True)]
+                cursor.execute(_PG_APPEND_MANY, [*columns, digests])
+            entry_id, entry_hash = cursor.fetchall()[-1]
             return Appended(entry_id, entry_hash)
+        # SQLite: BEGIN IMMEDIATE already holds the database's write lock.
         cursor.execute("SELECT hash FROM audit_auditentry ORDER BY id DESC LIMIT 1")
-        row = cursor.fetchone()
-        prev = row[0] if row else hashchain.GENESIS
-        entry_hash = hashchain.link(prev, digest)
-        cursor.execute(_SQLITE_INSERT, [*values, prev, entry_hash])
-        return Appended(cursor.lastrowid, entry_hash)
+        head = cursor.fetchone()
+        prev = head[0] if head else hashchain.GENESIS
+        linked = []
+        for values, digest in zip(rows, digests, strict=True):
+            entry_hash = hashchain.link(prev, digest)
+            linked.append([*values, prev, entry_hash])
+            prev = entry_hash
+        if len(linked) > 1:
+            cursor.executemany(_SQLITE_INSERT, linked[:-1])
+        cursor.execute(_SQLITE_INSERT, linked[-1])
+        return Appended(cursor.lastrowid, prev)

@@ -16,6 +16,10 @@ APPEND_ONLY_TABLES = (
     "signatures_signature",
     "execution_stepvalue",
     "execution_batchexception",
+    "materials_ledgerentry",
+    "materials_consumption",
+    "materials_labelprint",
+    "equipment_logbookentry",
 )
 
 _PG_FUNCTION = """

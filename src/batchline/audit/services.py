@@ -7,12 +7,15 @@ Annex 11 §9, DESIGN invariant 1).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from django.db import models
+from django.db import DatabaseError, connection, models
+from django.db.models import NOT_PROVIDED, signals
 from django.utils import timezone
 
 from batchline.rules import canonical, hashchain
@@ -48,20 +51,32 @@ def record_type_of(model: type[models.Model] | models.Model) -> str:
     return model._meta.label_lower
 
 
+@functools.cache
+def _audited_fields(model: type[AuditedModel]) -> tuple[tuple[str, Decimal | None, bool], ...]:
+    """For each audited column: its attribute, the quantum of a decimal column, whether it is a digest."""
+    return tuple(
+        (
+            field.attname,
+            Decimal(1).scaleb(-field.decimal_places) if isinstance(field, models.DecimalField) else None,
+            field.name in model.AUDIT_DIGEST,
+        )
+        for field in model._meta.concrete_fields
+        if field.name not in model.AUDIT_EXCLUDE and not field.primary_key
+    )
+
+
 def audit_state(obj: AuditedModel) -> dict[str, canonical.JSONValue]:
     """The record's audited values in canonical form, as the trail describes them."""
     state: dict[str, canonical.JSONValue] = {}
-    for field in obj._meta.concrete_fields:
-        if field.name in obj.AUDIT_EXCLUDE or field.primary_key:
-            continue
-        value = getattr(obj, field.attname)
-        if isinstance(field, models.DecimalField) and value is not None:
+    for attname, quantum, digest in _audited_fields(type(obj)):
+        value = getattr(obj, attname)
+        if quantum is not None and value is not None:
             # As the database will hand it back: at the column's scale, so the trail
             # says "100000.000000" whether the value came from a form or a row.
-            value = Decimal(value).quantize(Decimal(1).scaleb(-field.decimal_places))
-        if field.name in obj.AUDIT_DIGEST:
+            value = Decimal(value).quantize(quantum)
+        if digest:
             value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest() if value else None
-        state[field.attname] = canonical.normalise(value)
+        state[attname] = canonical.normalise(value)
     for name, value in obj.audit_extra_state().items():
         state[name] = canonical.normalise(value)
     return state
@@ -76,8 +91,11 @@ def audit_append(
     changes: dict[str, Any] | None = None,
     reason: str = "",
     _normalised: bool = False,
-) -> chain.Appended:
-    """Append one entry: an event (login, lockout, signature) or a record change."""
+) -> chain.Appended | None:
+    """Append one entry: an event (login, lockout, signature) or a record change.
+
+    Inside :func:`audit_together` the entry is appended at the end of the block (returns None).
+    """
     now = timezone.now()
     content = hashchain.EntryContent(
         at=str(canonical.normalise(now)),
@@ -94,12 +112,100 @@ def audit_append(
     return chain.append(content, at=now)
 
 
-def _save(obj: models.Model, **kwargs: Any) -> None:
-    obj._audit_permit = True  # type: ignore[attr-defined]
-    try:
-        obj.save(**kwargs)
-    finally:
-        obj._audit_permit = False  # type: ignore[attr-defined]
+def audit_together() -> AbstractContextManager[None]:
+    """Append the entries of the changes made in this block together, at its end (one round trip).
+
+    The same entries, chained in the same order, in the same transaction: for an
+    action that writes several records (a value, the step's state, a signature).
+    """
+    return chain.together()
+
+
+def _save(obj: models.Model, *, force_insert: bool = False, update_fields: list[str] | None = None) -> None:
+    """Write the record's row: an INSERT, or an UPDATE of ``update_fields``.
+
+    What ``Model.save()`` would send, as one statement written once per model:
+    the ORM spent more time building these statements than the database took
+    to run them (docs/performance.md). Each value goes through its field's own
+    ``pre_save`` and ``get_db_prep_save``, as in the ORM. A model that does more
+    on save (its own ``save()``, signal receivers, inheritance, database
+    defaults) is saved through the ORM as before.
+    """
+    model = type(obj)
+    if not _plain_save(model) or any(
+        signal.has_listeners(model) for signal in (signals.pre_save, signals.post_save)
+    ):
+        obj._audit_permit = True  # type: ignore[attr-defined]
+        try:
+            obj.save(force_insert=force_insert, update_fields=update_fields)
+        finally:
+            obj._audit_permit = False  # type: ignore[attr-defined]
+        return
+    meta = obj._meta
+    obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]  # as save() does
+    if force_insert:
+        pk_set = obj.pk is not None
+        sql, fields = _insert_sql(model, connection.vendor, pk_set)
+        params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if not pk_set:
+                obj.pk = (
+                    cursor.fetchone()[0]
+                    if connection.features.can_return_columns_from_insert
+                    else connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+                )
+        obj._state.adding = False
+        obj._state.db = connection.alias
+        return
+    assert update_fields, "an UPDATE names its columns"
+    sql, fields = _update_sql(model, connection.vendor, tuple(update_fields))
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+    params.append(meta.pk.get_db_prep_value(obj.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+@functools.cache
+def _plain_save(model: type[models.Model]) -> bool:
+    """Whether saving ``model`` is only writing its row: no save() of its own, one table, plain fields."""
+    meta = model._meta
+    return (
+        model.save is AuditedModel.save
+        and not meta.parents
+        and not meta.proxy
+        and not meta.order_with_respect_to
+        and meta.pk is meta.auto_field
+        and not any(
+            f.generated or getattr(f, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
+            for f in meta.local_concrete_fields
+        )
+    )
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], vendor: str, pk_set: bool) -> tuple[str, list[models.Field]]:
+    meta, qn = model._meta, connection.ops.quote_name
+    fields = [f for f in meta.local_concrete_fields if pk_set or f is not meta.auto_field]
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608 (names from the model)
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if not pk_set and connection.features.can_return_columns_from_insert:
+        sql += f" RETURNING {qn(meta.pk.column)}"
+    return sql, fields
+
+
+@functools.cache
+def _update_sql(
+    model: type[models.Model], vendor: str, names: tuple[str, ...]
+) -> tuple[str, list[models.Field]]:
+    meta, qn = model._meta, connection.ops.quote_name
+    fields = [cast(models.Field, meta.get_field(name)) for name in names]
+    assigned = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+    return f"UPDATE {qn(meta.db_table)} SET {assigned} WHERE {qn(meta.pk.column)} = %s", fields  # noqa: S608
 
 
 def record_create(obj: M, *, actor: Actor, reason: str = "", action: str = "create") -> M:

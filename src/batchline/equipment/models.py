@@ -1,10 +1,16 @@
-"""The physical model (ISA-95/ISA-88): site first; areas, units and equipment follow."""
+"""The physical model (ISA-95/ISA-88): sites, equipment classes and units, and each unit's logbook.
+
+Statuses and hold times are decided by ``rules/equipment.py``; a unit's
+logbook is append-only in the database, like the audit trail.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from batchline.audit.models import AuditedModel
+from batchline.rules import equipment as eq
 
 
 class Site(AuditedModel):
@@ -18,3 +24,113 @@ class Site(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"
+
+
+class EquipmentClass(AuditedModel):
+    """A kind of equipment with the hold times its cleaning validation set (EQ-02)."""
+
+    code = models.SlugField(max_length=40, unique=True, help_text="e.g. granulator, scale")
+    name = models.CharField(max_length=200)
+    dirty_hold_hours = models.PositiveIntegerField(
+        null=True, blank=True, help_text="use end → cleaning start; empty: no limit"
+    )
+    clean_hold_hours = models.PositiveIntegerField(
+        null=True, blank=True, help_text="cleaning end → next use; empty: no limit"
+    )
+    is_scale = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "equipment classes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EquipmentStatus(models.TextChoices):
+    CLEAN = eq.CLEAN, "Clean"
+    IN_USE = eq.IN_USE, "In use"
+    DIRTY = eq.DIRTY, "Dirty"
+    CLEANING = eq.CLEANING, "Cleaning"
+    MAINTENANCE = eq.MAINTENANCE, "Maintenance"
+    OUT_OF_SERVICE = eq.OUT_OF_SERVICE, "Out of service"
+
+
+class Equipment(AuditedModel):
+    """One unit, found by the barcode on it. Status changes only through ``equipment.services``."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="equipment")
+    code = models.CharField(max_length=40, unique=True, help_text="the barcode on the unit, e.g. GRAN-01")
+    name = models.CharField(max_length=200)
+    equipment_class = models.ForeignKey(EquipmentClass, on_delete=models.PROTECT, related_name="units")
+    status = models.CharField(max_length=20, choices=EquipmentStatus.choices, default=EquipmentStatus.DIRTY)
+    status_reason = models.TextField(blank=True, help_text="why it is out of service or in maintenance")
+    current_batch = models.CharField(max_length=40, null=True, blank=True)
+    in_use_since = models.DateTimeField(null=True, blank=True)
+    last_batch = models.CharField(max_length=40, blank=True)
+    last_product = models.CharField(max_length=200, blank=True)
+    last_used_end = models.DateTimeField(null=True, blank=True)
+    cleaned_at = models.DateTimeField(null=True, blank=True)
+    calibration_due_at = models.DateTimeField(null=True, blank=True)
+    maintenance_due_at = models.DateTimeField(null=True, blank=True)
+    # Scales: where the device listens, what it weighs, and its daily check.
+    host = models.CharField(max_length=200, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    capacity = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    minimum_weight = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    unit = models.CharField(max_length=20, blank=True)
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_check_passed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "equipment"
+        permissions = [
+            ("record_cleaning", "Record cleaning of equipment"),
+            ("check_scale", "Record a scale's daily check"),
+            ("write_logbook", "Write and correct equipment logbook notes"),
+            (
+                "maintain_equipment",
+                "Record maintenance and calibration; take equipment out of and into service",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+
+class LogbookKind(models.TextChoices):
+    USE_START = "use_start", "Use started"
+    USE_END = "use_end", "Use ended"
+    CLEANING_START = "cleaning_start", "Cleaning started"
+    CLEANING_END = "cleaning_end", "Cleaning done"
+    MAINTENANCE = "maintenance", "Maintenance"
+    CALIBRATION = "calibration", "Calibration"
+    CHECK = "check", "Scale check"
+    STATUS = "status", "Status change"
+    NOTE = "note", "Note"
+    CORRECTION = "correction", "Correction"
+
+
+class LogbookEntry(AuditedModel):
+    """One line of a unit's logbook (LOG-01). Append-only in the database: a correction is a new entry."""
+
+    equipment = models.ForeignKey(Equipment, on_delete=models.PROTECT, related_name="logbook")
+    kind = models.CharField(max_length=20, choices=LogbookKind.choices)
+    at = models.DateTimeField(help_text="server time")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    batch_number = models.CharField(max_length=40, blank=True)
+    product = models.CharField(max_length=200, blank=True)
+    text = models.TextField(blank=True)
+    corrects = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="corrections"
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "logbook entries"
+        indexes = [models.Index(fields=["equipment", "at"], name="logbook_equipment_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.equipment_id} {self.kind} {self.at:%Y-%m-%d %H:%M}"

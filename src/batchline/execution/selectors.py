@@ -11,8 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
+from batchline.audit.models import AuditEntry
 from batchline.rules import gates
 from batchline.signatures.models import Signature
 
@@ -24,6 +26,31 @@ ACTIVE_STATES = (BatchState.CREATED, BatchState.RELEASED, BatchState.RUNNING, Ba
 
 def floor_batches() -> QuerySet[Batch]:
     return Batch.objects.filter(state__in=ACTIVE_STATES).select_related("recipe").order_by("-created_at")
+
+
+def batch_version(number: str) -> tuple[int, int] | None:
+    """The batch's id and the audit trail's head (its highest entry id), in one statement; None if no batch.
+
+    A rendering of the execution screen cached under this pair cannot go stale:
+    every write of GMP data appends an audit entry in its own transaction
+    (DESIGN invariant 1) and entries are numbered in commit order
+    (``audit/chain.py``), so any committed change to what the screen shows
+    (the batch, its steps, values, signatures, exceptions, the recipe, a
+    person's printed name) moves the head. Read it before the data: what is
+    then read is at least as new as the head it is filed under.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_VERSION_SQL, [number])
+        row = cursor.fetchone()
+    return (row[0], row[1] or 0) if row else None
+
+
+# ORDER BY ... LIMIT 1 rather than MAX(): the same index scan, and PostgreSQL plans
+# it in a seventh of the time (docs/performance.md).
+_VERSION_SQL = (
+    f"SELECT b.id, (SELECT a.id FROM {AuditEntry._meta.db_table} a ORDER BY a.id DESC LIMIT 1) "  # noqa: S608
+    f"FROM {Batch._meta.db_table} b WHERE b.number = %s"
+)
 
 
 def batch_by_number(number: str) -> Batch:
@@ -238,14 +265,18 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
     Lighter than :func:`batch_screen` (which the batch record uses): values,
     limits and signatures are read and built for the shown step only.
     """
+    # Ordered by seq alone: the model's default order starts with the batch, which
+    # the ORM turns into a join on the batch table to sort by its creation time.
     steps = list(
-        BatchStep.objects.filter(batch=batch).only(
-            "id", "batch_id", "key", "title", "state", "seq", "operation", "predecessors"
-        )
+        BatchStep.objects.filter(batch=batch)
+        .only("id", "batch_id", "key", "title", "state", "seq", "operation", "predecessors")
+        .order_by("seq")
     )
-    exceptions = list(
-        BatchException.objects.filter(batch=batch).select_related("user", "step").order_by("at", "id")
-    )
+    exceptions = list(BatchException.objects.filter(batch=batch).select_related("user").order_by("at", "id"))
+    step_of = {s.pk: s for s in steps}
+    for e in exceptions:  # the step's title, from the rows just read (steps are never deleted)
+        if e.step_id in step_of:
+            e.step = step_of[e.step_id]
     light = [
         StepScreen(
             step=s,

@@ -8,6 +8,7 @@ which is committed on its own afterwards as an exception for QA.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -21,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
-from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create, record_update
 from batchline.recipes.document import from_canonical
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.rules import gates, graph, states
@@ -31,7 +32,9 @@ from batchline.rules.limits import judge
 from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
+from batchline.training.selectors import user_qualified
 
+from . import charging, dispensing, identify, rows
 from .models import Batch, BatchException, BatchState, BatchStep, Severity, StepState, StepValue
 from .scaling import Ratio, number_limits
 
@@ -100,9 +103,15 @@ def _records_refusal(action: Callable[P, R]) -> Callable[P, R]:
 
 
 def _record_refusal(batch_id: int, step_key: str | None, actor: Actor, refused: ExecutionRefused) -> None:
-    """The refused attempt itself, kept for QA (P11-06 "blocked and logged"), in its own transaction."""
+    """The refused attempt itself, kept for QA (P11-06 "blocked and logged"), in its own transaction.
+
+    It holds the batch's lock like any action on the batch, taken before the audit
+    chain's as everywhere else: one lock order, no deadlock.
+    """
     with transaction.atomic():
-        batch = Batch.objects.get(pk=batch_id)
+        batch = rows.lock_batch(batch_id)
+        if batch is None:
+            raise Batch.DoesNotExist(f"no batch #{batch_id}")
         step = BatchStep.objects.filter(batch=batch, key=step_key).first() if step_key else None
         for reason in refused.verdict.reasons:
             _exception(
@@ -211,7 +220,7 @@ def batch_command(
 ) -> Batch:
     """Release, hold, resume or abort a batch; each signed, hold and abort with a reason (S88-05)."""
     with transaction.atomic():
-        locked = Batch.objects.select_for_update().get(pk=batch.pk)
+        locked = Batch.objects.select_for_update(no_key=True).get(pk=batch.pk)  # as rows.lock_batch
         verdict = states.check(states.BATCH, command, locked.state, what="batch")
         if not verdict.allowed:
             raise ExecutionRefused(verdict)
@@ -242,6 +251,8 @@ def batch_command(
                 severity=Severity.MEDIUM if command == "hold" else Severity.HIGH,
                 message=f"Batch {'held' if command == 'hold' else 'aborted'}: {reason}",
             )
+        if command == "abort":
+            identify.release_all(locked, actor=actor)
     return locked
 
 
@@ -254,22 +265,30 @@ class _Snapshot:
     steps: dict[str, BatchStep]
     views: dict[str, gates.StepView]
     preds: dict[str, list[str]]
+    roles: frozenset[str]  # of the person acting
+    others_open: bool | None  # whether a step other than ``key`` is not done (None: not asked)
 
 
-def _snapshot(batch_id: int, key: str | None = None) -> _Snapshot:
-    """Lock the batch (one action per batch at a time) and read the step ``key`` and its predecessors.
+def _snapshot(
+    batch_id: int, key: str | None = None, *, user: Any, predecessors: bool = False, finishes: bool = False
+) -> _Snapshot:
+    """Lock the batch (one action per batch at a time) and read the step ``key`` and the roles of ``user``.
 
-    Without ``key``, every step. The batch's frozen document is not read: each
+    With ``predecessors``, the step's predecessors too; with ``finishes`` (an
+    action that may make the step done), whether any other step is still open;
+    without ``key``, every step. The batch's frozen document is not read: each
     step row carries its own part, so an action costs the same in a recipe of
     30 steps or of 3,000.
     """
-    batch = Batch.objects.select_for_update().defer("control_recipe").get(pk=batch_id)
-    steps_qs = BatchStep.objects.filter(batch=batch)
-    if key is not None:
-        own = steps_qs.filter(key=key).first()
-        wanted = [key, *(own.predecessors if own else [])]
-        steps_qs = steps_qs.filter(key__in=wanted)
-    steps = {s.key: s for s in steps_qs}
+    batch = rows.lock_batch(batch_id)
+    if batch is None:
+        raise Batch.DoesNotExist(f"no batch #{batch_id}")
+    found, roles, others_open = rows.steps_and_roles(
+        batch, None if key is None else [key], user.pk, others_open=finishes and key is not None
+    )
+    if predecessors and found and found[0].predecessors:
+        found.extend(rows.steps_and_roles(batch, list(found[0].predecessors), user.pk).steps)
+    steps = {s.key: s for s in found}
     preds = {k: list(s.predecessors) for k, s in steps.items()}
     views = {}
     for key, step in steps.items():
@@ -288,14 +307,15 @@ def _snapshot(batch_id: int, key: str | None = None) -> _Snapshot:
             started_at=step.started_at,
             performed_by=step.completed_by_id,
         )
-    return _Snapshot(batch, steps, views, preds)
+    return _Snapshot(batch, steps, views, preds, roles, others_open)
 
 
-def _gate_actor(actor: Actor, user: Any) -> gates.Actor:
+def _gate_actor(actor: Actor, snap: _Snapshot, user: Any = None) -> gates.Actor:
+    """The person as the gates see them; whether they may verify is asked (of ``user``) only for verification."""
     return gates.Actor(
         id=_person(actor),
-        roles=frozenset(g.name for g in user.groups.all()),
-        can_verify=user.has_perm(VERIFY_PERMISSION),
+        roles=snap.roles,
+        can_verify=user is not None and user.has_perm(VERIFY_PERMISSION),
     )
 
 
@@ -309,14 +329,17 @@ def _step(snap: _Snapshot, key: str) -> BatchStep:
 def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> BatchStep:
     """Start a step once its predecessors are complete and the person has its role."""
     with transaction.atomic():
-        snap = _snapshot(batch.pk, step_key)
+        snap = _snapshot(batch.pk, step_key, user=user, predecessors=True)
         step = _step(snap, step_key)
         verdict = gates.may_start(
-            snap.views[step_key], snap.views, _gate_actor(actor, user), batch_state=snap.batch.state
+            snap.views[step_key], snap.views, _gate_actor(actor, snap), batch_state=snap.batch.state
         )
+        now = timezone.now()
+        if step.spec.get("qualification"):
+            qualified = user_qualified(_person(actor), step.spec["qualification"], now)
+            verdict = Verdict((*verdict.reasons, *qualified.reasons))
         if not verdict.allowed:
             raise ExecutionRefused(verdict)
-        now = timezone.now()
         record_update(
             step,
             actor=actor,
@@ -494,7 +517,7 @@ def step_complete(
     """
     entries = dict(entries or {})
     with transaction.atomic():
-        snap = _snapshot(batch.pk, step_key)
+        snap = _snapshot(batch.pk, step_key, user=user, finishes=True)
         step = _step(snap, step_key)
         definition = step.definition()
         now = timezone.now()
@@ -528,9 +551,12 @@ def step_complete(
             reasons.append(Reason("CHECKLIST_OPEN", "Confirm every item of the checklist."))
         if signer is not None and signer.user.pk != actor.id:
             reasons.append(Reason("SIGNER_IS_NOT_PERFORMER", "The person completing the step signs it."))
+        reasons += charging.completion_reasons(step, snap.batch.ratio)
+        reasons += identify.completion_reasons(step)
+        reasons += dispensing.completion_reasons(step)
         verdict = gates.may_complete(
             snap.views[step_key],
-            _gate_actor(actor, user),
+            _gate_actor(actor, snap),
             batch_state=snap.batch.state,
             now=now,
             missing_inputs=missing,
@@ -540,61 +566,176 @@ def step_complete(
         if not verdict.allowed:
             raise ExecutionRefused(verdict)
 
-        for inp, text, number in parsed:
-            _write_value(
+        # Each change's entry is made as it happens and all are appended, chained in that
+        # order, in one call at the end of the block: one round trip instead of one per record.
+        with audit_together():
+            for inp, text, number in parsed:
+                _write_value(
+                    step,
+                    actor=actor,
+                    definition=inp,
+                    source="entered",
+                    text=text,
+                    number=number,
+                    factor=snap.batch.ratio,
+                )
+            if definition.get("calculations"):
+                values = current_values(snap.batch)
+                for calc in definition["calculations"]:
+                    values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
+            over = gates.overran(snap.views[step_key], now=now)
+            late = (
+                (now - step.started_at).total_seconds() / 60
+                if step.started_at and parsed and over is None
+                else 0
+            )
+            if late > settings.LATE_ENTRY_MINUTES:
+                _exception(
+                    snap.batch,
+                    actor=actor,
+                    code="LATE_ENTRY",
+                    severity=Severity.LOW,
+                    step=step,
+                    message=f"Values of “{step.title}” entered {int(late)} min after the step started "
+                    f"(more than {settings.LATE_ENTRY_MINUTES} min): a late entry.",
+                )
+            if over is not None:
+                _exception(
+                    snap.batch,
+                    actor=actor,
+                    code="DURATION_EXCEEDED",
+                    severity=Severity.MEDIUM,
+                    step=step,
+                    message=f"“{step.title}” ran {int(over // 60)} min {int(over % 60)} s longer than its maximum.",
+                )
+            needs_verifier = definition.get("verify") or definition.get("kind") == "verification"
+            target = StepState.AWAITING_VERIFICATION if needs_verifier else StepState.DONE
+            record_update(
                 step,
                 actor=actor,
-                definition=inp,
-                source="entered",
-                text=text,
-                number=number,
-                factor=snap.batch.ratio,
+                values={"state": target, "completed_at": now, "completed_by_id": actor.id},
+                action="complete",
             )
-        if definition.get("calculations"):
-            values = current_values(snap.batch)
-            for calc in definition["calculations"]:
-                values[calc["name"]] = _calculate(snap.batch, step, calc, actor=actor, values=values)
-        over = gates.overran(snap.views[step_key], now=now)
-        late = (
-            (now - step.started_at).total_seconds() / 60 if step.started_at and parsed and over is None else 0
+            if signer is not None:
+                signature_apply(
+                    signer=signer,
+                    meaning=Meaning.PERFORMED,
+                    record=step,
+                    content=step_content(step),
+                    actor=actor,
+                )
+            if target == StepState.DONE:  # a step waiting for its verifier leaves the batch open anyway
+                _maybe_complete_batch(snap, actor=actor)
+        # After the block that appends its entries together: releasing equipment opens savepoints.
+        if snap.batch.state == BatchState.COMPLETE:
+            identify.release_all(snap.batch, actor=actor)
+        return step
+
+
+@_records_refusal
+def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str) -> StepValue:
+    """A label scanned on a running step: a container on a material charge, a unit on an equipment step.
+
+    Judged at the server's time under the batch lock; refused (nothing consumed
+    or claimed, the refusal recorded for QA) when the material, lot, stock,
+    equipment state, hold time or calibration is wrong.
+    """
+    with transaction.atomic():
+        snap = _snapshot(batch.pk, step_key, user=user)
+        step = _step(snap, step_key)
+        step.batch = snap.batch
+        early = Verdict.of(
+            gates.batch_reason(snap.batch.state),
+            gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
         )
-        if late > settings.LATE_ENTRY_MINUTES:
-            _exception(
-                snap.batch,
-                actor=actor,
-                code="LATE_ENTRY",
-                severity=Severity.LOW,
-                step=step,
-                message=f"Values of “{step.title}” entered {int(late)} min after the step started "
-                f"(more than {settings.LATE_ENTRY_MINUTES} min): a late entry.",
+        if not early.allowed:
+            raise ExecutionRefused(early)
+        scanner = identify.scan_equipment if step.kind == "equipment_id" else charging.scan_charge
+        try:
+            verdict, value = scanner(
+                actor=actor, snap_batch=snap.batch, step=step, scan=scan, person=_person(actor)
             )
-        if over is not None:
+        except Refused as refused:  # unknown container, a unit that does not convert: same path
+            raise ExecutionRefused(refused.verdict) from refused
+        if not verdict.allowed or value is None:
+            raise ExecutionRefused(verdict)
+        return value
+
+
+@_records_refusal
+def step_dispense(
+    *,
+    actor: Actor,
+    user: Any,
+    batch: Batch,
+    step_key: str,
+    source: str,
+    scale: str,
+    manual_weight: str | None = None,
+    manual_unit: str = "",
+    reason: str = "",
+    witness: VerifiedSigner | None = None,
+    other_lot_reason: str = "",
+) -> StepValue:
+    """Weigh material out of the scanned container on the chosen scale (or by hand, with a witness).
+
+    The scale is read first, outside every lock; the reading is judged and
+    recorded under the batch's lock. Refused (nothing weighed out, the
+    refusal recorded for QA) on any failing gate, an unstable reading, a
+    weight outside tolerance or a scale that does not answer.
+    """
+    if manual_weight is None:
+        read, problem = dispensing.read_scale(scale)
+        if read is None:
+            raise ExecutionRefused(Verdict.of(problem))
+        weighing = dataclasses.replace(read, other_lot_reason=other_lot_reason)
+    else:
+        net = (
+            charging.stock.quantity_of(manual_weight, what="weight") if manual_weight.strip() else Decimal(0)
+        )
+        weighing = dispensing.Weighing(
+            net=net,
+            unit=manual_unit,
+            tare=None,
+            device="manual",
+            manual_reason=reason,
+            witness=witness,
+            other_lot_reason=other_lot_reason,
+        )
+    with transaction.atomic():
+        snap = _snapshot(batch.pk, step_key, user=user)
+        step = _step(snap, step_key)
+        early = Verdict.of(
+            gates.batch_reason(snap.batch.state),
+            gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
+        )
+        if not early.allowed:
+            raise ExecutionRefused(early)
+        try:
+            verdict, value = dispensing.dispense(
+                actor=actor,
+                batch=snap.batch,
+                step=step,
+                source=source,
+                scale=scale,
+                weighing=weighing,
+                person=_person(actor),
+            )
+        except Refused as refused:
+            raise ExecutionRefused(refused.verdict) from refused
+        if not verdict.allowed or value is None:
+            raise ExecutionRefused(verdict)
+        if weighing.device == "manual":
             _exception(
                 snap.batch,
                 actor=actor,
-                code="DURATION_EXCEEDED",
+                code="MANUAL_WEIGHT_ENTRY",
                 severity=Severity.MEDIUM,
                 step=step,
-                message=f"“{step.title}” ran {int(over // 60)} min {int(over % 60)} s longer than its maximum.",
+                value=value,
+                message=f"Weight typed by hand for “{step.title}”: {value.text} {value.unit}. Reason: {reason}",
             )
-        needs_verifier = definition.get("verify") or definition.get("kind") == "verification"
-        target = StepState.AWAITING_VERIFICATION if needs_verifier else StepState.DONE
-        record_update(
-            step,
-            actor=actor,
-            values={"state": target, "completed_at": now, "completed_by_id": actor.id},
-            action="complete",
-        )
-        if signer is not None:
-            signature_apply(
-                signer=signer,
-                meaning=Meaning.PERFORMED,
-                record=step,
-                content=step_content(step),
-                actor=actor,
-            )
-        _maybe_complete_batch(snap.batch, actor=actor)
-        return step
+        return value
 
 
 def step_content(step: BatchStep) -> dict[str, Any]:
@@ -603,8 +744,10 @@ def step_content(step: BatchStep) -> dict[str, Any]:
         "batch": step.batch.number,
         "step": step.key,
         "values": [
-            {"id": v.pk, "name": v.name, "text": v.text, "unit": v.unit, "corrects": v.corrects_id}
-            for v in step.values.order_by("id")
+            {"id": pk, "name": name, "text": text, "unit": unit, "corrects": corrects}
+            for pk, name, text, unit, corrects in step.values.order_by("id").values_list(
+                "id", "name", "text", "unit", "corrects_id"
+            )
         ],
     }
 
@@ -613,10 +756,10 @@ def step_content(step: BatchStep) -> dict[str, Any]:
 def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer: VerifiedSigner) -> BatchStep:
     """A different person verifies a completed step with their signature (DV-01)."""
     with transaction.atomic():
-        snap = _snapshot(batch.pk, step_key)
+        snap = _snapshot(batch.pk, step_key, user=user, finishes=True)
         step = _step(snap, step_key)
         verdict = gates.may_verify(
-            snap.views[step_key], _gate_actor(actor, user), batch_state=snap.batch.state
+            snap.views[step_key], _gate_actor(actor, snap, user), batch_state=snap.batch.state
         )
         if signer.user.pk != actor.id:
             verdict = Verdict((*verdict.reasons, Reason("SIGNER_IS_NOT_VERIFIER", "The verifier signs.")))
@@ -632,7 +775,9 @@ def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer:
         signature_apply(
             signer=signer, meaning=Meaning.VERIFIED, record=step, content=step_content(step), actor=actor
         )
-        _maybe_complete_batch(snap.batch, actor=actor)
+        _maybe_complete_batch(snap, actor=actor)
+        if snap.batch.state == BatchState.COMPLETE:
+            identify.release_all(snap.batch, actor=actor)
         return step
 
 
@@ -658,7 +803,7 @@ def value_correct(
     if not reason.strip():
         raise ReasonRequired("Say why the value is corrected.")
     with transaction.atomic():
-        snap = _snapshot(batch.pk)
+        snap = _snapshot(batch.pk, user=user)
         step = _step(snap, step_key)
         reasons = []
         if snap.batch.state not in gates.BATCH_ACCEPTS_WORK:
@@ -668,7 +813,7 @@ def value_correct(
                     f"The batch is {snap.batch.get_state_display().lower()}: values can no longer be corrected.",
                 )
             )
-        missing_role = gates.role_reason(snap.views[step_key], _gate_actor(actor, user))
+        missing_role = gates.role_reason(snap.views[step_key], _gate_actor(actor, snap))
         if missing_role:
             reasons.append(missing_role)
         if signer.user.pk != actor.id:
@@ -783,9 +928,9 @@ def _recalculate(
                 changed_names.add(calc["name"])
 
 
-def _maybe_complete_batch(batch: Batch, *, actor: Actor) -> None:
-    if (
-        batch.state == BatchState.RUNNING
-        and not BatchStep.objects.filter(batch=batch).exclude(state=StepState.DONE).exists()
-    ):
+def _maybe_complete_batch(snap: _Snapshot, *, actor: Actor) -> None:
+    """Complete the batch when the step just done was its last open one (read with the snapshot)."""
+    batch = snap.batch
+    others_open = rows.open_steps_remain(batch) if snap.others_open is None else snap.others_open
+    if batch.state == BatchState.RUNNING and not others_open:
         record_update(batch, actor=actor, values={"state": BatchState.COMPLETE}, action="complete")

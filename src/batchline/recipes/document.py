@@ -80,10 +80,38 @@ class Timer(Strict):
     max_minutes: Number | None = None
 
 
+class MaterialCharge(Strict):
+    """What a material step charges: the item, how much (scaled with the batch), how close."""
+
+    code: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=18, decimal_places=6)]
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+    scales: bool = Field(default=True, description="the quantity scales with the planned batch size")
+    tolerance_percent: Number | None = Field(default=None, ge=0, le=50)
+    tolerance_absolute: Number | None = Field(default=None, ge=0)
+    potency_adjust: bool = Field(
+        default=False,
+        description="weigh: the target is divided by the lot's potency (assay, % of label claim)",
+    )
+    compensates: Key | None = Field(
+        default=None,
+        description="weigh: a filler whose target shrinks by what the named step weighed above its nominal",
+    )
+
+
 class Step(Strict):
     key: Key
     kind: Literal[
-        "instruction", "data_entry", "checklist", "timer", "calculation", "verification", "signature"
+        "instruction",
+        "data_entry",
+        "checklist",
+        "timer",
+        "calculation",
+        "verification",
+        "signature",
+        "material_charge",
+        "equipment_id",
+        "weigh_dispense",
     ]
     title: ShortText
     instruction: Text = ""
@@ -96,6 +124,13 @@ class Step(Strict):
     checklist: list[ShortText] = Field(default_factory=list, max_length=50)
     timer: Timer | None = None
     calculations: list[Calculation] = Field(default_factory=list, max_length=20)
+    material: MaterialCharge | None = None
+    equipment_class: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="equipment identification: the class the scanned unit must belong to"
+    )
+    qualification: Annotated[str, StringConstraints(max_length=60)] | None = Field(
+        default=None, description="a training (SOP or skill code) the performer must hold at step start"
+    )
 
 
 class Operation(Strict):
@@ -156,6 +191,19 @@ class Problem:
         dotted = ".".join(str(p) for p in self.path)
         return f"line {self.line}" + (f" ({dotted})" if dotted else "") if self.line else dotted or "file"
 
+    def place(self) -> str:
+        """Where, in an author's words ("operation 2, step 3, input 1, unit"), for the form editor."""
+        words, path = [], list(self.path)
+        while path:
+            part = path.pop(0)
+            if isinstance(part, str) and path and isinstance(path[0], int):
+                noun = {"operations": "operation", "steps": "step", "inputs": "input"}.get(part)
+                noun = noun or {"calculations": "calculation", "checklist": "checklist item"}.get(part, part)
+                words.append(f"{noun} {int(path.pop(0)) + 1}")
+            else:
+                words.append(str(part).replace("_", " "))
+        return ", ".join(words) or "recipe"
+
     def __str__(self) -> str:
         return f"{self.where()}: {self.message}"
 
@@ -211,6 +259,12 @@ def parse(text: str) -> RecipeDocument:
         ) from exc
     if not isinstance(data, dict):
         raise RecipeInvalid([Problem((), "a recipe file is a mapping with 'recipe' and 'operations'", 1)])
+    return validate(data, lines)
+
+
+def validate(data: dict[str, Any], lines: dict[Path, int] | None = None) -> RecipeDocument:
+    """Check a recipe given as plain data (schema, then meaning); problems carry their path."""
+    lines = lines or {}
     try:
         doc = RecipeDocument.model_validate(data)
     except RecursionError as exc:
@@ -281,6 +335,25 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                 step.timer and (step.timer.min_minutes or step.timer.max_minutes)
             ):
                 problems.append(Problem((*here, "timer"), "a timer step needs a minimum or maximum duration"))
+            if step.kind in ("material_charge", "weigh_dispense") and step.material is None:
+                problems.append(Problem((*here, "material"), "a material charge step names its material"))
+            if step.material is not None:
+                m = step.material
+                try:
+                    check_unit(m.unit)
+                except UnknownUnit as exc:
+                    problems.append(Problem((*here, "material", "unit"), str(exc)))
+                if m.compensates is not None and m.compensates not in {st.key for _, st in doc.steps()}:
+                    problems.append(
+                        Problem((*here, "material", "compensates"), f"step {m.compensates!r} does not exist")
+                    )
+                if m.tolerance_percent is not None and m.tolerance_absolute is not None:
+                    problems.append(
+                        Problem(
+                            (*here, "material"),
+                            "give the tolerance as a percentage or as a quantity, not both",
+                        )
+                    )
             if step.kind == "calculation" and not step.calculations:
                 problems.append(Problem((*here, "calculations"), "a calculation step needs a formula"))
             t = step.timer

@@ -7,6 +7,9 @@ caller with ``signer_authenticate`` before the transaction opens.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -46,9 +49,16 @@ def _person(actor: Actor) -> int:
 
 def _product(actor: Actor, header: doc.Header) -> Product:
     product = Product.objects.filter(code=header.product_code).first()
-    if product is None:
-        product = record_create(Product(code=header.product_code, name=header.product_name), actor=actor)
-    return product
+    if product is not None:
+        return product
+    try:
+        with transaction.atomic():  # a savepoint: two first imports of one product race for its row
+            return record_create(Product(code=header.product_code, name=header.product_name), actor=actor)
+    except IntegrityError as exc:
+        raise _refuse(
+            "CONCURRENT_CHANGE",
+            f"Product {header.product_code} was created by someone else at the same moment; try again.",
+        ) from exc
 
 
 def _lock_versions(code: str) -> int:
@@ -83,8 +93,12 @@ def recipe_import(*, actor: Actor, text: str, reason: str = "") -> MasterRecipe:
 
     Raises :class:`~.document.RecipeInvalid` with lines and reasons; nothing is written then.
     """
-    parsed = doc.parse(text)
-    header = parsed.recipe
+    return recipe_create(actor=actor, document=doc.parse(text), reason=reason or "imported")
+
+
+def recipe_create(*, actor: Actor, document: doc.RecipeDocument, reason: str = "") -> MasterRecipe:
+    """Create the next draft version of ``document``'s recipe code (a new code starts at version 1)."""
+    header = document.recipe
     with transaction.atomic():
         # Row locks first, then the product (whose creation takes the audit chain's lock):
         # one lock order everywhere.
@@ -98,37 +112,76 @@ def recipe_import(*, actor: Actor, text: str, reason: str = "") -> MasterRecipe:
             status=RecipeStatus.DRAFT,
             nominal_quantity=header.batch_size.quantity,
             nominal_unit=header.batch_size.unit,
-            document=doc.canonical(parsed),
+            document=doc.canonical(document),
             author_id=_person(actor),
             created_at=timezone.now(),
         )
-        return _insert_version(recipe, actor=actor, reason=reason or "imported")
+        return _insert_version(recipe, actor=actor, reason=reason or "created")
+
+
+def document_digest(document: dict[str, Any]) -> str:
+    """What an editor form saw, so a save over someone else's newer change is refused, not lost."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _lock_draft(recipe: MasterRecipe) -> MasterRecipe:
+    locked = MasterRecipe.objects.select_for_update().get(pk=recipe.pk)
+    if locked.status != RecipeStatus.DRAFT:
+        raise _refuse(
+            "NOT_A_DRAFT",
+            f"{locked.code} version {locked.version} is {locked.get_status_display().lower()}: "
+            "only a draft can be edited; make a new version instead.",
+        )
+    return locked
+
+
+def _store_draft(locked: MasterRecipe, parsed: doc.RecipeDocument, *, actor: Actor, reason: str) -> None:
+    if parsed.recipe.code != locked.code:
+        raise _refuse("CODE_CHANGED", f"The file is for recipe {parsed.recipe.code}, not {locked.code}.")
+    record_update(
+        locked,
+        actor=actor,
+        values={
+            "name": parsed.recipe.name,
+            "nominal_quantity": parsed.recipe.batch_size.quantity,
+            "nominal_unit": parsed.recipe.batch_size.unit,
+            "document": doc.canonical(parsed),
+        },
+        reason=reason,
+    )
 
 
 def recipe_update(*, actor: Actor, recipe: MasterRecipe, text: str, reason: str = "") -> MasterRecipe:
     """Replace a draft's procedure with the file's. Only drafts change; the code stays."""
     parsed = doc.parse(text)
     with transaction.atomic():
-        locked = MasterRecipe.objects.select_for_update().get(pk=recipe.pk)
-        if locked.status != RecipeStatus.DRAFT:
+        locked = _lock_draft(recipe)
+        _store_draft(locked, parsed, actor=actor, reason=reason)
+    return locked
+
+
+def recipe_revise(
+    *,
+    actor: Actor,
+    recipe: MasterRecipe,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    seen: str | None = None,
+    reason: str = "",
+) -> MasterRecipe:
+    """Apply one editor change (see :mod:`.editing`) to the stored draft, checked like a file.
+
+    ``seen`` is the :func:`document_digest` the author's form was built from; if the
+    draft changed since, the save is refused rather than silently undoing that change.
+    Raises :class:`~.document.RecipeInvalid` (nothing written) when the result is not a valid recipe.
+    """
+    with transaction.atomic():
+        locked = _lock_draft(recipe)
+        if seen is not None and seen != document_digest(locked.document):
             raise _refuse(
-                "NOT_A_DRAFT",
-                f"{locked.code} version {locked.version} is {locked.get_status_display().lower()}: "
-                "only a draft can be edited; make a new version instead.",
+                "CHANGED_MEANWHILE",
+                "Someone saved this draft after you opened it: reload it and make your change again.",
             )
-        if parsed.recipe.code != locked.code:
-            raise _refuse("CODE_CHANGED", f"The file is for recipe {parsed.recipe.code}, not {locked.code}.")
-        record_update(
-            locked,
-            actor=actor,
-            values={
-                "name": parsed.recipe.name,
-                "nominal_quantity": parsed.recipe.batch_size.quantity,
-                "nominal_unit": parsed.recipe.batch_size.unit,
-                "document": doc.canonical(parsed),
-            },
-            reason=reason,
-        )
+        _store_draft(locked, doc.validate(change(locked.document)), actor=actor, reason=reason)
     return locked
 
 

@@ -53,7 +53,7 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
-def _batch(batch_state: str) -> Reason | None:
+def batch_reason(batch_state: str) -> Reason | None:
     if batch_state in BATCH_ACCEPTS_WORK:
         return None
     labels = {
@@ -78,7 +78,7 @@ def role_reason(step: StepView, actor: Actor) -> Reason | None:
 
 
 def may_start(step: StepView, steps: Mapping[str, StepView], actor: Actor, *, batch_state: str) -> Verdict:
-    reasons = [_batch(batch_state), role_reason(step, actor)]
+    reasons = [batch_reason(batch_state), role_reason(step, actor)]
     if step.state != PENDING:
         reasons.append(
             Reason("STEP_ALREADY_STARTED", f"Step “{step.title}” is already {STEP_STATE_LABELS[step.state]}.")
@@ -104,7 +104,7 @@ def may_complete(
     missing_inputs: Collection[str] = (),
     signed: bool = False,
 ) -> Verdict:
-    reasons = [_batch(batch_state), role_reason(step, actor)]
+    reasons = [batch_reason(batch_state), role_reason(step, actor)]
     if step.state == PENDING:
         reasons.append(Reason("STEP_NOT_STARTED", f"Step “{step.title}” has not been started."))
     elif step.state != RUNNING:
@@ -139,7 +139,7 @@ def overran(step: StepView, *, now: dt.datetime) -> float | None:
 
 
 def may_verify(step: StepView, actor: Actor, *, batch_state: str) -> Verdict:
-    reasons = [_batch(batch_state)]
+    reasons = [batch_reason(batch_state)]
     if step.state != AWAITING_VERIFICATION:
         reasons.append(
             Reason(

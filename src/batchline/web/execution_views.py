@@ -7,6 +7,7 @@ in words, status 422, and nothing written but the refusal itself.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,14 +15,25 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.execution import selectors, services
-from batchline.execution.models import Batch
+from batchline.equipment.models import Equipment
+from batchline.execution import charging, dispensing, selectors, services
+from batchline.execution.models import Batch, BatchStep
+from batchline.execution.scaling import plain
+from batchline.labels.container import Dispense
+from batchline.labels.pdf import render_pdf
+from batchline.materials import services as stock
+from batchline.materials.models import Consumption, Container, Material
 from batchline.recipes.models import MasterRecipe, RecipeStatus
+from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
@@ -31,7 +43,12 @@ from batchline.signatures.services import (
     username_required,
 )
 
+from . import screens
 from .access import current_user, require
+from .material_views import container_label
+
+# Step kinds whose running step takes what the scan field reads (a container, an equipment tag).
+SCANNED = frozenset({"material_charge", "equipment_id"})
 
 
 def _batch(number: str) -> Batch:
@@ -79,36 +96,128 @@ def batch_new(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("batch", args=[batch.number]))
 
 
+def _material_context(batch: Batch, current: Any) -> dict[str, Any]:
+    """What a material, weighing or equipment step shows; all of it changes only with audited writes.
+
+    (The first-to-expire proposal changes as time passes, so it is not here: the booth
+    loads it on its own, uncached, from :func:`fefo_proposal`.)
+    """
+    charge = booth = None
+    if current and current.step.kind == "material_charge":
+        step = current.step
+        target, low, high, unit = charging.required(step.spec, batch.ratio)
+        charge = {
+            "code": step.spec["material"]["code"],
+            "target": plain(target),
+            "low": plain(low),
+            "high": plain(high),
+            "unit": unit,
+            "charged": plain(charging.charged(step)),
+            "containers": Consumption.objects.filter(batch_number=batch.number, step_key=step.key)
+            .select_related("container", "lot")
+            .order_by("id"),
+        }
+    if current and current.step.kind == "weigh_dispense":
+        target, low, high, unit = charging.required(current.step.spec, batch.ratio)
+        booth = {
+            "code": current.step.spec["material"]["code"],
+            "target": plain(target),
+            "low": plain(low),
+            "high": plain(high),
+            "unit": unit,
+            "potency": current.step.spec["material"].get("potency_adjust", False),
+            "scales": Equipment.objects.filter(equipment_class__is_scale=True).order_by("code"),
+            "dispensed": Container.objects.filter(
+                dispensed_for=batch.number, ledger__step_key=current.step.key
+            ).distinct(),
+        }
+    scans = current is not None and current.step.state == "running"
+    return {
+        "charge": charge,
+        "booth": booth,
+        "scan_step": current.step.key if scans and current and current.step.kind in SCANNED else None,
+    }
+
+
+@login_required
+def fefo_proposal(request: HttpRequest, number: str, key: str) -> HttpResponse:
+    """The container to pick first, now: outside the screen's cache, as a lot's expiry passes unwritten."""
+    require(request.user, "execution.view_batch")
+    step = BatchStep.objects.filter(batch__number=number, key=key, kind="weigh_dispense").first()
+    if step is None:
+        raise Http404(f"No weighing step {key} in batch {number}")
+    material = Material.objects.filter(code=step.spec["material"]["code"]).first()
+    proposal = dispensing.fefo_proposal(material, number) if material else None
+    return render(request, "execution/_fefo.html", {"proposal": proposal})
+
+
 def _panel(
     request: HttpRequest,
-    batch: Batch,
+    number: str,
     *,
     selected: str | None = None,
     refusal: list[str] | None = None,
     sign_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    screen, current = selectors.batch_panel(batch, selected)
+    """The execution panel (the whole page unless htmx asks), from the cache when nothing has changed."""
+    version = selectors.batch_version(number)  # first: what is read after it is at least as new
+    if version is None:
+        raise Http404(f"No batch {number}")
     user = current_user(request)
-    context: dict[str, Any] = {
-        "screen": screen,
-        "batch": batch,
-        "current": current,
-        "refusal": refusal or [],
-        "sign_error": sign_error,
-        "username_required": username_required(request),
-        "can_control": user.has_perm("execution.control_batch"),
-        "meaning": Meaning.PERFORMED.value,
-        "meaning_label": Meaning.PERFORMED.label,
-    }
-    template = "execution/_panel.html" if getattr(request, "htmx", False) else "execution/batch.html"
-    return render(request, template, context, status=status)
+    can_control = user.has_perm("execution.control_batch")
+    needs_username = username_required(request)
+    panel_key = (
+        None
+        if refusal or sign_error
+        else screens.panel_key(
+            version, selected=selected, can_control=can_control, username_required=needs_username
+        )
+    )
+
+    def render_panel(csrf_token: str) -> str:
+        batch = selectors.batch_by_number(number)
+        screen, current = selectors.batch_panel(batch, selected)
+        context: dict[str, Any] = {
+            **_material_context(batch, current),
+            "screen": screen,
+            "batch": batch,
+            "current": current,
+            "refusal": refusal or [],
+            "sign_error": sign_error,
+            "username_required": needs_username,
+            "can_control": can_control,
+            "meaning": Meaning.PERFORMED.value,
+            "meaning_label": Meaning.PERFORMED.label,
+            "csrf_token": csrf_token,
+        }
+        return render_to_string("execution/_panel.html", context)
+
+    token = get_token(request)
+    if getattr(request, "htmx", False):
+        return HttpResponse(
+            screens.cached_html(panel_key, csrf_token=token, render=render_panel), status=status
+        )
+
+    def render_page(csrf_token: str) -> str:
+        panel = screens.cached_html(panel_key, csrf_token=csrf_token, render=render_panel)
+        context = {"number": number, "panel": mark_safe(panel), "csrf_token": csrf_token}  # noqa: S308 (our render)
+        return render_to_string("execution/batch.html", context, request=request)
+
+    page_key = (
+        None
+        if panel_key is None
+        or request.method != "GET"  # the menu marks the page it is on
+        or len(messages.get_messages(request))  # a message shows once: never cached
+        else screens.page_key(panel_key, user_id=user.pk, permissions=user.get_all_permissions())
+    )
+    return HttpResponse(screens.cached_html(page_key, csrf_token=token, render=render_page), status=status)
 
 
 @login_required
 def batch(request: HttpRequest, number: str) -> HttpResponse:
     require(request.user, "execution.view_batch")
-    return _panel(request, _batch(number), selected=request.GET.get("step"))
+    return _panel(request, number, selected=request.GET.get("step"))
 
 
 def _signer(request: HttpRequest, meaning: str, *, allow_witness: bool = False) -> VerifiedSigner:
@@ -161,6 +270,22 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 checklist=checklist,
                 signer=signer,
             )
+        elif action == "dispense":
+            manual = request.POST.get("manual_weight", "").strip()
+            witness = _signer(request, Meaning.VERIFIED, allow_witness=True) if manual else None
+            services.step_dispense(
+                actor=actor,
+                user=user,
+                batch=batch,
+                step_key=key,
+                source=request.POST.get("source", "")[:200],
+                scale=request.POST.get("scale", "")[:40],
+                manual_weight=manual or None,
+                manual_unit=request.POST.get("manual_unit", "")[:30],
+                reason=request.POST.get("reason", "")[:500],
+                witness=witness,
+                other_lot_reason=request.POST.get("other_lot_reason", "")[:500],
+            )
         elif action == "verify":
             signer = _signer(request, Meaning.VERIFIED, allow_witness=True)
             verifier = signer.user
@@ -181,19 +306,19 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
             )
         else:
             raise Http404("Unknown action")
-    except services.ExecutionRefused as refused:
+    except Refused as refused:  # a gate, or input the materials service refused (a weight that is no number)
         return _panel(
             request,
-            _batch(number),
+            number,
             selected=key,
             refusal=[r.message for r in refused.verdict.reasons],
             status=422,
         )
     except (SignatureRefused, ReasonRequired) as exc:
-        return _panel(request, _batch(number), selected=key, sign_error=str(exc), status=422)
+        return _panel(request, number, selected=key, sign_error=str(exc), status=422)
     if signer is not None and not signer.witness:
         signing_session_open(signer)
-    return _panel(request, _batch(number), selected=None if action != "correct" else key)
+    return _panel(request, number, selected=None if action != "correct" else key)
 
 
 @login_required
@@ -212,13 +337,11 @@ def batch_action(request: HttpRequest, number: str, command: str) -> HttpRespons
             reason=request.POST.get("reason", ""),
         )
     except services.ExecutionRefused as refused:
-        return _panel(
-            request, _batch(number), refusal=[r.message for r in refused.verdict.reasons], status=422
-        )
+        return _panel(request, number, refusal=[r.message for r in refused.verdict.reasons], status=422)
     except (SignatureRefused, ReasonRequired) as exc:
-        return _panel(request, _batch(number), sign_error=str(exc), status=422)
+        return _panel(request, number, sign_error=str(exc), status=422)
     signing_session_open(signer)
-    return _panel(request, _batch(number))
+    return _panel(request, number)
 
 
 @login_required
@@ -227,15 +350,35 @@ def scan(request: HttpRequest, number: str) -> HttpResponse:
     """A barcode scanner types a code and Enter: a step's code opens that step."""
     require(request.user, "execution.view_batch")
     batch = _batch(number)
-    code = request.POST.get("code", "").strip()[:100]
+    code = request.POST.get("code", "").strip()[:200]
+    step_key = request.POST.get("step", "")
+    if step_key and not batch.steps.filter(key=code).exists():
+        require(request.user, "execution.execute_batch")
+        try:
+            services.step_scan(
+                actor=Actor.of(request.user, via="web"),
+                user=current_user(request),
+                batch=batch,
+                step_key=step_key,
+                scan=code,
+            )
+        except services.ExecutionRefused as exc:
+            return _panel(
+                request,
+                number,
+                selected=step_key,
+                refusal=[r.message for r in exc.verdict.reasons],
+                status=422,
+            )
+        return _panel(request, number, selected=step_key)
     if not batch.steps.filter(key=code).exists():
         return _panel(
             request,
-            batch,
+            number,
             refusal=[f"The scanned code {code!r} is not a step of batch {batch.number}."],
             status=422,
         )
-    return _panel(request, batch, selected=code)
+    return _panel(request, number, selected=code)
 
 
 @login_required
@@ -246,3 +389,52 @@ def batch_record(request: HttpRequest, number: str) -> HttpResponse:
         raise PermissionDenied("Your roles do not allow reading batch records.")
     batch = _batch(number)
     return render(request, "execution/record.html", {"screen": selectors.batch_screen(batch), "batch": batch})
+
+
+@login_required
+def scale_reading(request: HttpRequest) -> HttpResponse:
+    """The live reading the booth screen polls (MT-SICS SI, stable or not): shown, never recorded."""
+    require(request.user, "execution.execute_batch")
+    code = request.GET.get("scale", "")[:40]
+    reading = dispensing.live_reading(code) if code else {"error": "Choose a scale."}
+    return render(request, "execution/_reading.html", {"reading": reading, "code": code})
+
+
+@login_required
+@require_POST
+def dispensed_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
+    """The label of a container weighed out for this batch (211.101(b)(4)): printed at the booth, logged."""
+    require(request.user, "execution.execute_batch")
+    batch = _batch(number)
+    container = (
+        Container.objects.select_related("lot__material")
+        .filter(code=code, dispensed_for=batch.number)
+        .first()
+    )
+    if container is None:
+        raise Http404(f"No container {code} was dispensed for batch {batch.number}")
+    entry = container.ledger.order_by("id").first()
+    dispense = Dispense(
+        batch=batch.number,
+        product_name=batch.recipe.product.name,
+        strength="",
+        dispensed_by=entry.user.printed_name if entry else "",
+        dispensed_at=entry.at if entry else timezone.now(),
+    )
+    label = dataclasses.replace(
+        container_label(container, print_count=container.prints.count() + 1), dispense=dispense
+    )
+    content = render_pdf(label)
+    try:
+        stock.label_print_record(
+            actor=Actor.of(request.user, via="web"),
+            container=container,
+            fmt="pdf",
+            content=content,
+            reason=request.POST.get("reason", ""),
+        )
+    except ReasonRequired as exc:
+        return _panel(request, batch.number, refusal=[str(exc)], status=422)
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{code}.pdf"'
+    return response

@@ -62,6 +62,9 @@ def recipe_import(request: HttpRequest) -> HttpResponse:
         recipe = services.recipe_import(actor=Actor.of(request.user, via="web"), text=text)
     except doc.RecipeInvalid as exc:
         return _problems_page(request, "recipes/import.html", {"text": text}, exc)
+    except services.RecipeRefused as exc:
+        problems = [r.message for r in exc.verdict.reasons]
+        return render(request, "recipes/import.html", {"text": text, "problems": problems}, status=409)
     messages.success(request, f"Imported {recipe.code} version {recipe.version} as a draft.")
     return HttpResponseRedirect(reverse("recipe", args=[recipe.pk]))
 

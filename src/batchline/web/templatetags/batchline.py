@@ -40,3 +40,9 @@ def plain(value: Any) -> str:
         return plain_number(Decimal(value))
     except (InvalidOperation, TypeError, ValueError):
         return str(value)
+
+
+@register.filter
+def get(mapping: dict[str, Any], key: str) -> Any:
+    """``mapping[key]`` in a template, or the key itself when it is missing."""
+    return mapping.get(key, key)

@@ -5,6 +5,7 @@ Idempotent: running it again keeps what is there and adds what is missing.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,18 @@ from django.utils import timezone
 from batchline.accounts.models import User
 from batchline.accounts.services import user_create
 from batchline.audit.services import Actor, record_create, record_update
+from batchline.devices.scale_sim import ScaleSimulator
+from batchline.equipment import demo as equipment_demo
 from batchline.equipment.models import Site
 from batchline.execution.models import Batch
 from batchline.execution.services import batch_command, batch_create
+from batchline.materials import services as stock
+from batchline.materials.models import Lot, Material
 from batchline.recipes.management.commands.recipe import cli_request
 from batchline.recipes.models import MasterRecipe
 from batchline.recipes.services import recipe_import, recipe_transition
 from batchline.signatures.services import signer_authenticate
+from batchline.training import demo as training_demo
 
 DEMO_PASSWORD = "batchline-demo"
 DEMO_USERS = [
@@ -33,6 +39,7 @@ DEMO_USERS = [
     ("operator2", "Omar Operator", ["operator"]),
     ("supervisor", "Sam Supervisor", ["supervisor"]),
     ("author", "Rita Recipe-Author", ["recipe_author"]),
+    ("warehouse", "Walt Warehouse", ["warehouse"]),
     ("reviewer", "Quinn QA-Reviewer", ["qa_reviewer"]),
     ("approver", "Alex QA-Approver", ["qa_approver"]),
     ("admin", "Ada Administrator", ["administrator"]),
@@ -70,9 +77,99 @@ def seed() -> list[tuple[str, str, list[str]]]:
                 action="demo_setup",
                 reason="demo data: known password, e-signature acknowledged",
             )
+    seed_materials()
+    site = Site.objects.get(code="demo")
+    people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
+    equipment_demo.seed(site, people)
+    training_demo.seed(site, people)
     recipe = seed_recipe()
     seed_batch(recipe)
     return DEMO_USERS
+
+
+def _sign(username: str, meaning: str) -> Any:
+    return signer_authenticate(
+        request=cli_request(), username=username, password=DEMO_PASSWORD, meaning=meaning
+    )
+
+
+def seed_materials() -> None:
+    """Paracetamol in four lots, one for each thing the material gate must catch (issue 4's demo)."""
+    if Material.objects.filter(code="PCM-API").exists():
+        return
+    clerk = User.objects.get(username="warehouse")
+    qa = User.objects.get(username="approver")
+    now = timezone.now()
+    api = stock.material_create(
+        actor=Actor.of(clerk, via="cli"),
+        code="PCM-API",
+        name="Paracetamol",
+        kind="api",
+        unit="kg",
+        storage="15–25 °C, dry",
+        shelf_life_days=1095,
+        retest_days=730,
+        gtin="09501101530003",
+        reason="demo data",
+    )
+    lots = [
+        # number, containers (kg), status, expires in, retest in, what it shows
+        ("PCM-L0101", ["25", "25", "10"], "released", dt.timedelta(days=700), None),
+        ("PCM-L0102", ["25"], "quarantine", dt.timedelta(days=900), None),
+        ("PCM-L0099", ["25"], "released", dt.timedelta(days=30), None),  # its expiry is corrected below
+        ("PCM-L0098", ["25"], "released", dt.timedelta(days=200), -dt.timedelta(days=1)),  # past retest
+    ]
+    for number, containers, status, expires, retest in lots:
+        lot = stock.lot_receive(
+            actor=Actor.of(clerk, via="cli"),
+            material=api,
+            number=number,
+            expires_at=now + expires,
+            retest_at=now + retest if retest is not None else None,
+            containers=containers,
+            supplier="Granules India Ltd.",
+            potency=Decimal("99.6"),
+            location="WH-A-01",
+        )
+        if status == "released":
+            stock.lot_disposition(
+                actor=Actor.of(qa, via="cli"),
+                lot=lot,
+                status="released",
+                signer=_sign("approver", "released"),
+                reason="demo data: certificate of analysis reviewed",
+            )
+    mgst = stock.material_create(
+        actor=Actor.of(clerk, via="cli"),
+        code="MGST",
+        name="Magnesium stearate",
+        kind="excipient",
+        unit="kg",
+        reason="demo data",
+    )
+    lot = stock.lot_receive(
+        actor=Actor.of(clerk, via="cli"),
+        material=mgst,
+        number="MGST-L0007",
+        expires_at=now + dt.timedelta(days=500),
+        containers=["10", "10"],
+        supplier="Peter Greven",
+        location="WH-B-03",
+    )
+    stock.lot_disposition(
+        actor=Actor.of(qa, via="cli"),
+        lot=lot,
+        status="released",
+        signer=_sign("approver", "released"),
+        reason="demo data: certificate of analysis reviewed",
+    )
+    stock.lot_expiry_correct(
+        actor=Actor.of(qa, via="cli"),
+        lot=Lot.objects.get(number="PCM-L0099"),
+        expires_at=now - dt.timedelta(minutes=90),
+        signer=_sign("approver", "approved"),
+        reason="demo data: the supplier's notice moved the expiry to 90 minutes before the demo started",
+    )
 
 
 DEMO_RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo" / "paracetamol-500.yaml"
@@ -134,7 +231,28 @@ class Command(BaseCommand):
         for username, name, roles in logins:
             self.stdout.write(f"    {username:<11} {name:<22} {', '.join(roles)}")
         self.stdout.write(f"\n  Batch PCM-0001 is on the floor: {url}batches/PCM-0001/")
+        self.stdout.write(
+            "  Paracetamol containers to scan at 'Charge paracetamol': C-000001…C-000003 (lot PCM-L0101,\n"
+            "  released), C-000004 (quarantine), C-000005 (expired 90 minutes before the demo started),\n"
+            "  C-000006 (past its retest date). At 'Dispense magnesium stearate' scan C-000007 and weigh\n"
+            "  on SCALE-01, the simulated bench scale."
+        )
         self.stdout.write("\n  Audit trail check: batchline audit verify\n")
         if options["no_serve"]:
             return
-        call_command("runserver", options["addrport"], use_reloader=False)
+        # The bench scale SCALE-01 is a simulator speaking MT-SICS on port 4305, holding
+        # the demo's magnesium stearate weight; `python -m batchline.devices.scale_sim
+        # --port 4305 --send "XLOAD 498.7"` from another terminal changes what it weighs.
+        simulator = ScaleSimulator(serial="SIM-0001", capacity=6200, unit="g", decimals=1, settle_time=1.0)
+        simulator.place("501.3")
+        try:
+            with simulator.running("127.0.0.1", 4305):
+                self.stdout.write(
+                    "  Scale simulator SCALE-01 on 127.0.0.1:4305 (MT-SICS), holding 501.3 g.\n"
+                )
+                call_command("runserver", options["addrport"], use_reloader=False)
+        except OSError as exc:  # the port is taken (a real scale, another demo): serve without it
+            self.stdout.write(
+                self.style.WARNING(f"  Scale simulator not started ({exc}); serving without it.")
+            )
+            call_command("runserver", options["addrport"], use_reloader=False)
