@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "batchline.training",
     "batchline.recipes",
     "batchline.execution",
+    "batchline.quality",
     "batchline.web",
     "batchline.api",
 ]
@@ -199,6 +200,11 @@ PASSWORD_MAX_AGE_DAYS = _env_int("BATCHLINE_PASSWORD_MAX_AGE_DAYS", 90)
 LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
 # Values entered this long after their step started are flagged as late entries (DI-03).
 LATE_ENTRY_MINUTES = _env_int("BATCHLINE_LATE_ENTRY_MINUTES", 60)
+# Review by exception (quality/services.py). The EU qualified person's certification as the last
+# stage before release, where the plant's licence requires it (EU GMP Annex 16).
+BATCHLINE_QP_CERTIFICATION = _env_bool("BATCHLINE_QP_CERTIFICATION", False)
+# Whether a person may disposition an exception they raised themselves (DEV-04: off by default).
+BATCHLINE_SELF_APPROVAL = _env_bool("BATCHLINE_SELF_APPROVAL", False)
 # How long a scale may take to answer (a stable weight waits for settling).
 SCALE_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_SCALE_TIMEOUT", "5"))
 AXES_FAILURE_LIMIT = LOCKOUT_FAILURES
