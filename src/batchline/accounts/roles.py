@@ -72,6 +72,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
         "QA reviewer",
         "Reviews batches by exception and reads the audit trail.",
         [
+            "signatures.sign_performed",  # raising and investigating deviations
             "signatures.sign_reviewed",
             "signatures.sign_verified",
             "accounts.view_audit_trail",
@@ -93,6 +94,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
         "QA approver",
         "Approves recipes, dispositions deviations, releases or rejects batches.",
         [
+            "signatures.sign_performed",  # raising and investigating deviations
             "signatures.sign_reviewed",
             "signatures.sign_approved",
             "signatures.sign_released",

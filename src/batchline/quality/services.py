@@ -382,10 +382,11 @@ def review_sign(
         signed = list(ReviewStage.objects.filter(batch=locked).values_list("stage", "by_id"))
         checks = selectors.completeness(locked)
         verdict = rules.may_sign(stage, [s for s, _ in signed], checks, qp_required=qp_required())
-        if stage == Stage.REJECTED and locked.state not in (
-            BatchState.COMPLETE,
-            BatchState.IN_REVIEW,
-            BatchState.ABORTED,
+        if stage == Stage.REJECTED and locked.state in (
+            BatchState.CREATED,
+            BatchState.RELEASED,
+            BatchState.RUNNING,
+            BatchState.HELD,
         ):
             verdict = Verdict((*verdict.reasons, Reason("NOT_ENDED", "Only an ended batch is rejected.")))
         if stage in (Stage.PRODUCTION_REVIEW, Stage.QA_REVIEW) and any(by == actor.id for _, by in signed):
