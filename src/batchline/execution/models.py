@@ -121,6 +121,9 @@ class StepValue(AuditedModel):
     unit = models.CharField(max_length=30, blank=True)
     in_specification = models.BooleanField(null=True)
     within_action = models.BooleanField(null=True)
+    critical = models.BooleanField(
+        default=False, help_text="a critical process parameter or quality attribute"
+    )
     entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     entered_at = models.DateTimeField()
     corrects = models.OneToOneField(

@@ -421,6 +421,7 @@ def _write_value(
             unit=definition.get("unit", ""),
             in_specification=in_spec,
             within_action=within_action,
+            critical=bool(definition.get("critical")),
             entered_by_id=_person(actor),
             entered_at=timezone.now(),
             corrects=corrects,
