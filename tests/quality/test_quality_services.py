@@ -22,6 +22,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def plant(db):
+    return make_people()
+
+
+def make_people():
     people, recipe = make_plant()
     people["reviewer"] = make_user("reviewer", ["qa_reviewer"])
     people["supervisor2"] = make_user("supervisor2", ["supervisor"])

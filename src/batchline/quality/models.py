@@ -100,3 +100,51 @@ class ReviewStage(AuditedModel):
             ("certify_batch", "Certify a batch as the qualified person"),
             ("disposition_batch", "Release or reject a batch"),
         ]
+
+
+class QmsMessage(models.Model):
+    """A deviation's event waiting for (or delivered to) the external QMS: an outbox row.
+
+    Written in the same transaction as the deviation's change, so an event is never
+    lost or sent for a change that rolled back; delivered after commit, retried with
+    a growing pause, each attempt logged in :class:`QmsDelivery`. Integration plumbing,
+    not GMP data: the deviation itself carries the audit trail and the signatures.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed: retries exhausted"
+
+    deviation = models.ForeignKey(Deviation, on_delete=models.PROTECT, related_name="qms_messages")
+    event = models.CharField(max_length=20)
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="qms_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.deviation_id}/{self.event} ({self.state})"
+
+
+class QmsDelivery(models.Model):
+    """One attempt to deliver a message: when, where, and what the QMS answered."""
+
+    message = models.ForeignKey(QmsMessage, on_delete=models.PROTECT, related_name="deliveries")
+    at = models.DateTimeField()
+    url = models.CharField(max_length=500)
+    status = models.PositiveIntegerField(null=True, help_text="HTTP status, none when no answer came")
+    error = models.TextField(blank=True)
+    milliseconds = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.url} {self.status or self.error}"

@@ -26,7 +26,7 @@ from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
-from . import selectors
+from . import qms, selectors
 from .models import Classification, Deviation, DeviationLink, ReviewStage, Stage
 
 
@@ -260,9 +260,10 @@ def deviation_raise(
             record_create(
                 DeviationLink(deviation=dev, batch_number=exc.batch.number, exception=exc), actor=actor
             )
-        signature_apply(
+        signed = signature_apply(
             signer=signer, meaning=Meaning.PERFORMED, record=dev, content=deviation_content(dev), actor=actor
         )
+        qms.enqueue(dev, "raised", deviation_content(dev), signed.manifestation())
     return dev
 
 
@@ -330,14 +331,11 @@ def deviation_transition(
                 raise _refuse("SAME_PERSON", "You submitted the investigation: another person approves it.")
             values["closed_at"] = timezone.now()
         record_update(locked, actor=actor, values=values, action=command, reason=comment)
-        signature_apply(
-            signer=signer,
-            meaning=meaning,
-            record=locked,
-            content=deviation_content(locked),
-            actor=actor,
-            comment=comment,
+        content = deviation_content(locked)
+        signed = signature_apply(
+            signer=signer, meaning=meaning, record=locked, content=content, actor=actor, comment=comment
         )
+        qms.enqueue(locked, command, content, signed.manifestation())
     return locked
 
 
