@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "batchline.training",
     "batchline.recipes",
     "batchline.execution",
+    "batchline.quality",
     "batchline.web",
     "batchline.api",
 ]
@@ -199,6 +200,17 @@ PASSWORD_MAX_AGE_DAYS = _env_int("BATCHLINE_PASSWORD_MAX_AGE_DAYS", 90)
 LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
 # Values entered this long after their step started are flagged as late entries (DI-03).
 LATE_ENTRY_MINUTES = _env_int("BATCHLINE_LATE_ENTRY_MINUTES", 60)
+# Review by exception (quality/services.py). The EU qualified person's certification as the last
+# stage before release, where the plant's licence requires it (EU GMP Annex 16).
+BATCHLINE_QP_CERTIFICATION = _env_bool("BATCHLINE_QP_CERTIFICATION", False)
+# Whether a person may disposition an exception they raised themselves (DEV-04: off by default).
+BATCHLINE_SELF_APPROVAL = _env_bool("BATCHLINE_SELF_APPROVAL", False)
+# Deviations handed to an external QMS (quality/qms.py, docs/qms.md): empty URL, no hand-off.
+QMS_WEBHOOK_URL = os.environ.get("BATCHLINE_QMS_WEBHOOK_URL", "").strip()
+QMS_WEBHOOK_SECRET = os.environ.get("BATCHLINE_QMS_WEBHOOK_SECRET", "")
+QMS_SOURCE = os.environ.get("BATCHLINE_QMS_SOURCE", "batchline")  # prefix of message ids
+QMS_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_QMS_TIMEOUT", "10"))
+QMS_MAX_ATTEMPTS = _env_int("BATCHLINE_QMS_MAX_ATTEMPTS", 12)
 # How long a scale may take to answer (a stable weight waits for settling).
 SCALE_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_SCALE_TIMEOUT", "5"))
 AXES_FAILURE_LIMIT = LOCKOUT_FAILURES

@@ -162,6 +162,24 @@ def test_a_batch_runs_over_the_api(people) -> None:
         {"name": "w1", "text": "600", "reason": "misread", "signature": sig("operator")},
     )
     assert corrected.status_code == 200
+    # w1 is critical: its out-of-specification value stopped the batch until QA dispositions it.
+    blocked = api(op, "post", "/batches/API-1/steps/mean/start")
+    assert blocked.status_code == 409 and blocked.json()["code"] == "EXCEPTION_BLOCKS"
+    review = api(people["approver"], "get", "/quality/batches/API-1/review").json()
+    open_ids = [e["id"] for e in review["exceptions"] if e["disposition"] is None]
+    assert {e["code"] for e in review["exceptions"]} >= {"CRITICAL_OUT_OF_SPECIFICATION", "CORRECTION"}
+    accepted = api(
+        people["approver"],
+        "post",
+        "/quality/exceptions/disposition",
+        {
+            "exceptions": open_ids,
+            "decision": "accepted",
+            "comment": "Misread scale, corrected with reason; true weight within specification.",
+            "signature": sig("approver"),
+        },
+    )
+    assert accepted.status_code == 200, accepted.json()
     api(op, "post", "/batches/API-1/steps/mean/start")
     api(op, "post", "/batches/API-1/steps/mean/complete", {})
     assert (
@@ -178,7 +196,7 @@ def test_a_batch_runs_over_the_api(people) -> None:
     w1 = [v for v in weights["values"] if v["name"] == "w1"]
     assert [v["text"] for v in w1] == ["640", "600"] and w1[1]["corrects"] == w1[0]["id"]
     assert {e["code"] for e in record["exceptions"]} >= {
-        "OUT_OF_SPECIFICATION",
+        "CRITICAL_OUT_OF_SPECIFICATION",
         "CORRECTION",
         "REFUSED_PREDECESSOR_OPEN",
     }

@@ -188,9 +188,31 @@ def test_an_implausible_value_is_refused_and_an_out_of_spec_value_is_recorded_wi
     complete(people, batch, "weights", entries={"w1": "640", "w2": "600"})
     w1 = StepValue.objects.get(step__batch=batch, name="w1")
     assert (w1.number, w1.in_specification) == (Decimal("640"), False)
-    exc = BatchException.objects.get(batch=batch, code="OUT_OF_SPECIFICATION")
-    assert exc.value == w1 and exc.severity == "high"  # w1 is critical
+    exc = BatchException.objects.get(batch=batch, code="CRITICAL_OUT_OF_SPECIFICATION")
+    assert exc.value == w1 and (exc.severity, exc.blocks) == ("critical", True)  # w1 is critical
     assert exc.message == "Weight 1 640 mg is outside its specification 570–630 mg."
+    # A critical value out of specification stops the batch until QA has dispositioned it.
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        start(people, batch, "mean")
+    assert refused.value.verdict.codes == ["EXCEPTION_BLOCKS"]
+    assert "Weight 1 640 mg is outside its specification" in str(refused.value)
+    accept_exceptions(people, batch)
+    assert start(people, batch, "mean").state == "running"
+
+
+def accept_exceptions(people, batch) -> None:
+    """QA (the approver) accepts every open exception of ``batch``, signed."""
+    from batchline.quality.services import exceptions_disposition
+
+    exceptions_disposition(
+        actor=A(people["approver"]),
+        signer=sign(people["approver"], "approved"),
+        exception_ids=list(
+            BatchException.objects.filter(batch=batch, disposition__isnull=True).values_list("id", flat=True)
+        ),
+        decision="accepted",
+        comment="Assessed: the weighing was repeated within specification; no impact.",
+    )
 
 
 @pytest.mark.req("IPC-02", "DV-01", "DI-05")
@@ -228,6 +250,7 @@ def test_a_correction_keeps_the_original_recalculates_and_raises_an_exception(pl
     batch = new_batch(people, recipe)
     run_to_weights(people, batch)
     complete(people, batch, "weights", entries={"w1": "598", "w2": "640"})
+    accept_exceptions(people, batch)  # w2 is critical: its exception stops the batch until dispositioned
     start(people, batch, "mean")
     complete(people, batch, "mean")
     with pytest.raises(ReasonRequired):

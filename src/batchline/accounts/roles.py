@@ -24,6 +24,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "signatures.sign_performed",
             "execution.execute_batch",
             "execution.view_batch",
+            "quality.raise_deviation",
             # Operators clean and check the equipment they work with, and write its logbook.
             "equipment.view_equipment",
             "equipment.record_cleaning",
@@ -37,7 +38,11 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
         [
             "signatures.sign_performed",
             "signatures.sign_verified",
+            "signatures.sign_reviewed",
             "execution.control_batch",
+            "quality.raise_deviation",
+            "quality.review_production",
+            "quality.view_deviation",
             "execution.execute_batch",
             "execution.view_batch",
             "equipment.view_equipment",
@@ -67,6 +72,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
         "QA reviewer",
         "Reviews batches by exception and reads the audit trail.",
         [
+            "signatures.sign_performed",  # raising and investigating deviations
             "signatures.sign_reviewed",
             "signatures.sign_verified",
             "accounts.view_audit_trail",
@@ -76,12 +82,19 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "equipment.view_equipment",
             "training.view_trainingrecord",
             "training.manage_training",
+            "signatures.sign_approved",
+            "execution.disposition_exception",
+            "quality.raise_deviation",
+            "quality.investigate_deviation",
+            "quality.view_deviation",
+            "quality.review_quality",
         ],
     ),
     "qa_approver": (
         "QA approver",
         "Approves recipes, dispositions deviations, releases or rejects batches.",
         [
+            "signatures.sign_performed",  # raising and investigating deviations
             "signatures.sign_reviewed",
             "signatures.sign_approved",
             "signatures.sign_released",
@@ -95,6 +108,25 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "equipment.view_equipment",
             "training.view_trainingrecord",
             "training.manage_training",
+            "execution.disposition_exception",
+            "quality.raise_deviation",
+            "quality.investigate_deviation",
+            "quality.approve_deviation",
+            "quality.view_deviation",
+            "quality.review_quality",
+            "quality.disposition_batch",
+        ],
+    ),
+    "qualified_person": (
+        "Qualified person (EU)",
+        "Certifies batches before release where the plant's licence requires it (EU GMP Annex 16).",
+        [
+            "signatures.sign_certified",
+            "accounts.view_audit_trail",
+            "execution.view_batch",
+            "materials.view_lot",
+            "quality.view_deviation",
+            "quality.certify_batch",
         ],
     ),
     "administrator": (
@@ -131,6 +163,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "training.view_trainingrecord",
             "recipes.view_masterrecipe",
             "execution.view_batch",
+            "quality.view_deviation",
         ],
     ),
 }

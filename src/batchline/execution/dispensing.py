@@ -35,7 +35,8 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from .charging import _label_mismatch, read_scan, required
-from .models import Batch, BatchException, BatchStep, Severity, StepState, StepValue
+from .models import Batch, BatchStep, StepState, StepValue
+from .raising import exception_raise
 from .scaling import plain
 
 
@@ -227,20 +228,15 @@ def dispense(
         )
     if other_lot:
         assert proposal is not None
-        record_create(
-            BatchException(
-                batch=batch,
-                step=step,
-                value=value,
-                code="FEFO_OVERRIDE",
-                severity=Severity.LOW,
-                message=f"Lot {container.lot.number} used instead of lot {proposal.lot.number}, which expires "
-                f"first: {weighing.other_lot_reason}",
-                user_id=person,
-                at=now,
-            ),
+        exception_raise(
+            batch,
             actor=actor,
-            reason=weighing.other_lot_reason,
+            code="FEFO_OVERRIDE",
+            step=step,
+            value=value,
+            material=container.code,
+            message=f"Lot {container.lot.number} used instead of lot {proposal.lot.number}, which expires "
+            f"first: {weighing.other_lot_reason}",
         )
     return Verdict(), value
 

@@ -14,7 +14,7 @@ from django.db import models
 
 from batchline.audit.models import AuditedModel
 from batchline.recipes.models import MasterRecipe
-from batchline.rules import gates
+from batchline.rules import exceptions, gates
 
 
 class BatchState(models.TextChoices):
@@ -24,6 +24,10 @@ class BatchState(models.TextChoices):
     HELD = "held", "Held"
     COMPLETE = "complete", "Complete"
     ABORTED = "aborted", "Aborted"
+    # After execution, quality's staged review (quality/services.py) moves the batch on.
+    IN_REVIEW = "in_review", "In review"
+    QA_RELEASED = "qa_released", "Released by QA"
+    REJECTED = "rejected", "Rejected"
 
 
 class Batch(AuditedModel):
@@ -39,6 +43,9 @@ class Batch(AuditedModel):
     control_recipe = models.JSONField(help_text="the master recipe as it was when the batch was created")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
+    blocking_exceptions = models.PositiveIntegerField(
+        default=0, help_text="blocking exceptions not yet dispositioned: execution waits while above 0"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -114,6 +121,9 @@ class StepValue(AuditedModel):
     unit = models.CharField(max_length=30, blank=True)
     in_specification = models.BooleanField(null=True)
     within_action = models.BooleanField(null=True)
+    critical = models.BooleanField(
+        default=False, help_text="a critical process parameter or quality attribute"
+    )
     entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     entered_at = models.DateTimeField()
     corrects = models.OneToOneField(
@@ -146,14 +156,45 @@ class BatchException(AuditedModel):
     value = models.ForeignKey(
         StepValue, null=True, blank=True, on_delete=models.PROTECT, related_name="exceptions"
     )
-    code = models.CharField(max_length=40)
+    code = models.CharField(max_length=40, help_text="its type in the taxonomy, rules/exceptions.py")
     severity = models.CharField(max_length=10, choices=Severity.choices)
+    blocks = models.BooleanField(default=False, help_text="execution stops until it is dispositioned")
+    material = models.CharField(max_length=60, blank=True, help_text="container or lot it concerns")
+    equipment = models.CharField(max_length=40, blank=True, help_text="equipment unit it concerns")
     message = models.TextField()
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()
 
     class Meta:
         ordering = ["at", "id"]
+        permissions = [("disposition_exception", "Disposition batch exceptions")]
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+    @property
+    def type(self) -> exceptions.ExceptionType:
+        return exceptions.classify(self.code)
+
+
+class Decision(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted: no impact on quality"
+    DEVIATION = "deviation", "Escalated to a deviation"
+
+
+class ExceptionDisposition(AuditedModel):
+    """QA's decision on one exception, with its comment and signature; never changed, like the exception.
+
+    It lives beside the exception rather than in the quality app because execution's own
+    gate reads it: a blocking exception without a disposition stops the batch.
+    """
+
+    exception = models.OneToOneField(BatchException, on_delete=models.PROTECT, related_name="disposition")
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    comment = models.TextField()
+    deviation_number = models.CharField(max_length=40, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]

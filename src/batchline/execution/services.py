@@ -25,7 +25,7 @@ from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create, record_update
 from batchline.recipes.document import from_canonical
 from batchline.recipes.models import MasterRecipe, RecipeStatus
-from batchline.rules import gates, graph, states
+from batchline.rules import exceptions, gates, graph, states
 from batchline.rules.formula import FormulaError
 from batchline.rules.formula import parse as parse_formula
 from batchline.rules.limits import judge
@@ -34,8 +34,8 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 from batchline.training.selectors import user_qualified
 
-from . import charging, dispensing, identify, rows
-from .models import Batch, BatchException, BatchState, BatchStep, Severity, StepState, StepValue
+from . import charging, dispensing, identify, raising, rows
+from .models import Batch, BatchState, BatchStep, Severity, StepState, StepValue
 from .scaling import Ratio, number_limits
 
 VERIFY_PERMISSION = "signatures.sign_verified"
@@ -57,32 +57,6 @@ def _person(actor: Actor) -> int:
     return actor.id
 
 
-def _exception(
-    batch: Batch,
-    *,
-    actor: Actor,
-    code: str,
-    severity: str,
-    message: str,
-    step: BatchStep | None = None,
-    value: StepValue | None = None,
-) -> BatchException:
-    return record_create(
-        BatchException(
-            batch=batch,
-            step=step,
-            value=value,
-            code=code,
-            severity=severity,
-            message=message,
-            user_id=actor.id,
-            at=timezone.now(),
-        ),
-        actor=actor,
-        reason=message,
-    )
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -96,13 +70,17 @@ def _records_refusal(action: Callable[P, R]) -> Callable[P, R]:
             return action(*args, **kwargs)
         except ExecutionRefused as refused:
             batch, step_key, actor = kwargs["batch"], kwargs.get("step_key"), kwargs["actor"]
-            _record_refusal(batch.pk, step_key, actor, refused)  # type: ignore[attr-defined,arg-type]
+            # What was scanned or weighed from, and on which scale: the context QA reads.
+            scanned = str(kwargs.get("scan") or kwargs.get("source") or "")
+            _record_refusal(batch.pk, step_key, actor, refused, scanned, str(kwargs.get("scale") or ""))  # type: ignore[attr-defined,arg-type]
             raise
 
     return run
 
 
-def _record_refusal(batch_id: int, step_key: str | None, actor: Actor, refused: ExecutionRefused) -> None:
+def _record_refusal(
+    batch_id: int, step_key: str | None, actor: Actor, refused: ExecutionRefused, scanned: str, scale: str
+) -> None:
     """The refused attempt itself, kept for QA (P11-06 "blocked and logged"), in its own transaction.
 
     It holds the batch's lock like any action on the batch, taken before the audit
@@ -114,13 +92,19 @@ def _record_refusal(batch_id: int, step_key: str | None, actor: Actor, refused: 
             raise Batch.DoesNotExist(f"no batch #{batch_id}")
         step = BatchStep.objects.filter(batch=batch, key=step_key).first() if step_key else None
         for reason in refused.verdict.reasons:
-            _exception(
+            code = f"REFUSED_{reason.code}"
+            kind = exceptions.classify(code).kind
+            equipment = (
+                scanned if kind.startswith("equipment") else scale if kind.startswith("dispensing") else ""
+            )
+            raising.exception_raise(
                 batch,
                 actor=actor,
-                code=f"REFUSED_{reason.code}",
-                severity=Severity.LOW,
+                code=code,
                 message=f"Refused: {reason.message}",
                 step=step,
+                material=scanned[:60] if kind.startswith("material") else "",
+                equipment=equipment[:40],
             )
 
 
@@ -244,7 +228,7 @@ def batch_command(
             comment=reason,
         )
         if command in ("hold", "abort"):
-            _exception(
+            raising.exception_raise(
                 locked,
                 actor=actor,
                 code=command.upper(),
@@ -334,6 +318,8 @@ def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> Batch
         verdict = gates.may_start(
             snap.views[step_key], snap.views, _gate_actor(actor, snap), batch_state=snap.batch.state
         )
+        if blocked := raising.blocked_reason(snap.batch):
+            verdict = Verdict((blocked, *verdict.reasons))
         now = timezone.now()
         if step.spec.get("qualification"):
             qualified = user_qualified(_person(actor), step.spec["qualification"], now)
@@ -435,6 +421,7 @@ def _write_value(
             unit=definition.get("unit", ""),
             in_specification=in_spec,
             within_action=within_action,
+            critical=bool(definition.get("critical")),
             entered_by_id=_person(actor),
             entered_at=timezone.now(),
             corrects=corrects,
@@ -446,17 +433,17 @@ def _write_value(
     )
     if in_spec is False:
         spec = number_limits(definition, factor).specification.text(definition.get("unit", ""))
-        _exception(
+        raising.exception_raise(
             step.batch,
             actor=actor,
-            code="OUT_OF_SPECIFICATION",
-            severity=Severity.HIGH if definition.get("critical") else Severity.MEDIUM,
+            # A critical process parameter or quality attribute stops the batch (rules/exceptions.py).
+            code="CRITICAL_OUT_OF_SPECIFICATION" if definition.get("critical") else "OUT_OF_SPECIFICATION",
             message=f"{definition['label']} {text} {definition.get('unit', '')} is outside its specification {spec}.",
             step=step,
             value=value,
         )
     elif within_action is False and (definition.get("action") or {}):
-        _exception(
+        raising.exception_raise(
             step.batch,
             actor=actor,
             code="ACTION_LIMIT",
@@ -521,7 +508,7 @@ def step_complete(
         step = _step(snap, step_key)
         definition = step.definition()
         now = timezone.now()
-        reasons: list[Reason] = []
+        reasons: list[Reason] = [blocked] if (blocked := raising.blocked_reason(snap.batch)) else []
         parsed: list[tuple[Mapping[str, Any], str, Decimal | None]] = []
         missing = []
         for inp in definition.get("inputs", []):
@@ -590,7 +577,7 @@ def step_complete(
                 else 0
             )
             if late > settings.LATE_ENTRY_MINUTES:
-                _exception(
+                raising.exception_raise(
                     snap.batch,
                     actor=actor,
                     code="LATE_ENTRY",
@@ -600,7 +587,7 @@ def step_complete(
                     f"(more than {settings.LATE_ENTRY_MINUTES} min): a late entry.",
                 )
             if over is not None:
-                _exception(
+                raising.exception_raise(
                     snap.batch,
                     actor=actor,
                     code="DURATION_EXCEEDED",
@@ -646,6 +633,7 @@ def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str
         step.batch = snap.batch
         early = Verdict.of(
             gates.batch_reason(snap.batch.state),
+            raising.blocked_reason(snap.batch),
             gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
         )
         if not early.allowed:
@@ -707,6 +695,7 @@ def step_dispense(
         step = _step(snap, step_key)
         early = Verdict.of(
             gates.batch_reason(snap.batch.state),
+            raising.blocked_reason(snap.batch),
             gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
         )
         if not early.allowed:
@@ -726,13 +715,13 @@ def step_dispense(
         if not verdict.allowed or value is None:
             raise ExecutionRefused(verdict)
         if weighing.device == "manual":
-            _exception(
+            raising.exception_raise(
                 snap.batch,
                 actor=actor,
                 code="MANUAL_WEIGHT_ENTRY",
-                severity=Severity.MEDIUM,
                 step=step,
                 value=value,
+                material=source,
                 message=f"Weight typed by hand for “{step.title}”: {value.text} {value.unit}. Reason: {reason}",
             )
         return value
@@ -848,7 +837,7 @@ def value_correct(
             reason=reason,
         )
         values[name] = corrected
-        _exception(
+        raising.exception_raise(
             snap.batch,
             actor=actor,
             code="CORRECTION",
@@ -874,7 +863,7 @@ def value_correct(
                     action="verification_void",
                     reason=f"{definition['label']} corrected after verification",
                 )
-                _exception(
+                raising.exception_raise(
                     snap.batch,
                     actor=actor,
                     code="VERIFICATION_VOID",

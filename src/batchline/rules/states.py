@@ -50,6 +50,17 @@ BATCH = {
     ]
 }
 
+# Deviation (211.192): open → under investigation → pending approval → closed, each step signed.
+DEVIATION = {
+    t.command: t
+    for t in [
+        _t("investigate", "open", "investigation"),
+        _t("submit", "investigation", "pending_approval"),
+        _t("return", "pending_approval", "investigation", reason_required=True),
+        _t("close", "pending_approval", "closed"),
+    ]
+}
+
 LABELS = {
     "draft": "draft",
     "in_review": "in review",
@@ -63,6 +74,12 @@ LABELS = {
     "held": "held",
     "complete": "complete",
     "aborted": "aborted",
+    "qa_released": "released by QA",
+    "rejected": "rejected",
+    "open": "open",
+    "investigation": "under investigation",
+    "pending_approval": "pending approval",
+    "closed": "closed",
 }
 
 

@@ -23,6 +23,7 @@ class Meaning(models.TextChoices):
     APPROVED = "approved", "Approved"
     RELEASED = "released", "Released"
     REJECTED = "rejected", "Rejected"
+    CERTIFIED = "certified", "Certified by the qualified person"
 
 
 class Method(models.TextChoices):

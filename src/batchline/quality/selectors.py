@@ -1,0 +1,155 @@
+"""Reads for review by exception: the completeness check and what QA reads, in a fixed number of queries.
+
+Neither grows with the number of recorded values (docs/performance.md): the
+checks ask the database for what is missing, not for everything that is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import CharField
+from django.db.models.functions import Cast
+
+from batchline.audit.models import AuditEntry
+from batchline.audit.services import record_type_of
+from batchline.execution.models import Batch, BatchException, BatchStep, StepValue
+from batchline.materials.models import Container
+from batchline.rules import exceptions as taxonomy
+from batchline.rules import review as rules
+from batchline.signatures.models import Meaning, Signature
+
+from .models import DeviationLink, DeviationState, ReviewStage
+
+
+def _step_ids_as_text(batch: Batch) -> Any:
+    return BatchStep.objects.filter(batch=batch).annotate(sid=Cast("id", CharField())).values("sid")
+
+
+def facts(batch: Batch) -> rules.BatchFacts:
+    # Only the two flags of each step's definition, extracted by the database: parsing every
+    # step's whole definition was most of the check's time on a 1,000-step batch.
+    steps = (
+        BatchStep.objects.filter(batch=batch)
+        .values_list("id", "key", "title", "state", "kind", "spec__signs", "spec__verify")
+        .order_by("seq", "id")
+    )
+    signed: dict[str, set[str]] = {}
+    for record_id, meaning in Signature.objects.filter(
+        record_type=record_type_of(BatchStep), record_id__in=_step_ids_as_text(batch)
+    ).values_list("record_id", "meaning"):
+        signed.setdefault(record_id, set()).add(meaning)
+    open_exceptions = [
+        f"{code}: {message}"
+        for code, message in BatchException.objects.filter(batch=batch, disposition__isnull=True)
+        .order_by("at", "id")
+        .values_list("code", "message")
+    ]
+    open_deviations = [
+        f"{number}: {title} ({DeviationState(state).label.lower()})"
+        for number, title, state in DeviationLink.objects.filter(batch_number=batch.number)
+        .exclude(deviation__state=DeviationState.CLOSED)
+        .values_list("deviation__number", "deviation__title", "deviation__state")
+        .distinct()
+        .order_by("deviation__number")
+    ]
+    unbalanced = [
+        f"{code} (lot {lot}) still holds {quantity.normalize():f} {unit}: charge it or return it"
+        for code, lot, quantity, unit in Container.objects.filter(dispensed_for=batch.number)
+        .exclude(quantity=0)
+        .order_by("code")
+        .values_list("code", "lot__number", "quantity", "unit")
+    ]
+    return rules.BatchFacts(
+        number=batch.number,
+        state=batch.state,
+        steps=[
+            rules.StepFacts(
+                key=key,
+                title=title,
+                state=state,
+                performer_signs=bool(signs) or kind == "signature",
+                verification=bool(verify) or kind == "verification",
+                signed=Meaning.PERFORMED in signed.get(str(pk), ()),
+                verified=Meaning.VERIFIED in signed.get(str(pk), ()),
+            )
+            for pk, key, title, state, kind, signs, verify in steps
+        ],
+        open_exceptions=open_exceptions,
+        open_deviations=open_deviations,
+        unbalanced=unbalanced,
+    )
+
+
+def completeness(batch: Batch) -> list[rules.Check]:
+    return rules.completeness(facts(batch))
+
+
+@dataclass(frozen=True)
+class ReviewScreen:
+    batch: Batch
+    checks: list[rules.Check]
+    exceptions: list[BatchException]
+    critical_values: list[StepValue]
+    corrections: list[StepValue]
+    batch_history: list[AuditEntry]
+    stages: list[ReviewStage]
+    next_stage: str | None
+    deviations: list[DeviationLink]
+
+    @property
+    def complete(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def open_exceptions(self) -> int:
+        return sum(1 for e in self.exceptions if not hasattr(e, "disposition"))
+
+
+def review_screen(batch: Batch, *, qp_required: bool) -> ReviewScreen:
+    """What QA reads instead of the whole record (RBE-02, RBE-04): exceptions, critical values,
+    changes after first entry, the batch's own history, the checklist and the stages signed."""
+    checks = completeness(batch)
+    exceptions = list(
+        BatchException.objects.filter(batch=batch)
+        .select_related("step", "user", "disposition", "disposition__by")
+        .order_by("at", "id")
+    )
+    # Flagged when recorded, so QA's list of critical values does not parse every step's definition.
+    critical_values = list(
+        StepValue.objects.filter(step__batch=batch, critical=True)
+        .select_related("step", "entered_by")
+        .order_by("step__seq", "entered_at", "id")
+    )
+    corrections = list(
+        StepValue.objects.filter(step__batch=batch, corrects__isnull=False)
+        .select_related("step", "entered_by", "corrects")
+        .order_by("entered_at", "id")
+    )
+    history = list(
+        AuditEntry.objects.filter(record_type=record_type_of(Batch), record_id=str(batch.pk)).order_by("id")
+    )
+    stages = list(ReviewStage.objects.filter(batch=batch).select_related("by").order_by("at", "id"))
+    deviations = list(
+        DeviationLink.objects.filter(batch_number=batch.number)
+        .select_related("deviation")
+        .order_by("deviation__number", "id")
+    )
+    seen: set[int] = set()
+    unique_deviations = [d for d in deviations if not (d.deviation_id in seen or seen.add(d.deviation_id))]  # type: ignore[func-returns-value]
+    return ReviewScreen(
+        batch=batch,
+        checks=checks,
+        exceptions=exceptions,
+        critical_values=critical_values,
+        corrections=corrections,
+        batch_history=history,
+        stages=stages,
+        next_stage=rules.next_stage([s.stage for s in stages], qp_required=qp_required),
+        deviations=unique_deviations,
+    )
+
+
+def exception_type(code: str) -> taxonomy.ExceptionType:
+    return taxonomy.classify(code)

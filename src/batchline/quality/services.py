@@ -1,0 +1,428 @@
+"""Quality's writes: exception dispositions, deviations, and the signed stages of a batch's review.
+
+Each is one transaction with its audit entries and its e-signature; a refusal
+writes nothing. The order of locks is the batch's row first (as every action on
+a batch), then the rows this writes, then the audit chain's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from batchline.audit.models import AuditEntry
+from batchline.audit.services import Actor, ReasonRequired, record_create, record_type_of, record_update
+from batchline.execution import rows
+from batchline.execution.models import Batch, BatchException, BatchState, Decision, ExceptionDisposition
+from batchline.materials.models import Counter
+from batchline.rules import exceptions as taxonomy
+from batchline.rules import review as rules
+from batchline.rules import states
+from batchline.rules.verdict import Reason, Refused, Verdict
+from batchline.signatures.models import Meaning
+from batchline.signatures.services import VerifiedSigner, signature_apply
+
+from . import qms, selectors
+from .models import Classification, Deviation, DeviationLink, ReviewStage, Stage
+
+
+class QualityRefused(Refused):
+    """Quality said no; ``verdict.reasons`` say why."""
+
+
+_refuse = QualityRefused.because
+
+
+def _signed_by_actor(
+    actor: Actor, signer: VerifiedSigner | None, permission: str, what: str
+) -> VerifiedSigner:
+    if signer is None or signer.user.pk != actor.id:
+        raise _refuse("SIGNATURE_REQUIRED", f"To {what}, sign with your own user ID and password.")
+    if not signer.user.has_perm(permission):
+        raise _refuse("NOT_AUTHORISED", f"Your roles do not allow you to {what}.")
+    return signer
+
+
+def _person(actor: Actor) -> int:
+    if actor.id is None:
+        raise _refuse("PERSON_REQUIRED", "Quality decisions are made by people, each under their own name.")
+    return actor.id
+
+
+def self_approval_allowed() -> bool:
+    return bool(getattr(settings, "BATCHLINE_SELF_APPROVAL", False))
+
+
+def qp_required() -> bool:
+    return bool(getattr(settings, "BATCHLINE_QP_CERTIFICATION", False))
+
+
+# --- exceptions ---------------------------------------------------------------------------------
+
+
+def exception_content(exc: BatchException) -> dict[str, Any]:
+    """What a disposition's signature binds to: the exception as it was recorded."""
+    return {
+        "batch": exc.batch.number,
+        "exception": exc.pk,
+        "code": exc.code,
+        "severity": exc.severity,
+        "message": exc.message,
+        "step": exc.step.key if exc.step else None,
+        "at": exc.at.isoformat(),
+    }
+
+
+def exceptions_disposition(
+    *,
+    actor: Actor,
+    signer: VerifiedSigner | None,
+    exception_ids: Sequence[int],
+    decision: str,
+    comment: str,
+    deviation_number: str = "",
+) -> list[ExceptionDisposition]:
+    """QA decides on one or more exceptions of one batch; each disposition signed on its own content.
+
+    A comment is required (DEV-04); one's own exception is not approved by oneself
+    unless the plant configures it (BATCHLINE_SELF_APPROVAL); escalating to a
+    deviation links the exception to it, and the deviation's closure then governs
+    the batch's release.
+    """
+    signer = _signed_by_actor(actor, signer, "execution.disposition_exception", "disposition exceptions")
+    if not comment.strip():
+        raise ReasonRequired("A disposition needs a comment: what was assessed and why it is acceptable.")
+    if decision not in Decision.values:
+        raise _refuse("UNKNOWN_DECISION", f"{decision!r} is not a disposition.")
+    ids = sorted({int(i) for i in exception_ids})
+    if not ids:
+        raise _refuse("NOTHING_CHOSEN", "Choose the exceptions to disposition.")
+    found = list(BatchException.objects.filter(pk__in=ids).select_related("batch", "step"))
+    if len(found) != len(ids):
+        raise _refuse("NO_SUCH_EXCEPTION", "One of the chosen exceptions does not exist.")
+    batch_ids = {e.batch_id for e in found}
+    if len(batch_ids) != 1:
+        raise _refuse("ONE_BATCH", "Disposition the exceptions of one batch at a time.")
+    with transaction.atomic():
+        batch = rows.lock_batch(batch_ids.pop())
+        assert batch is not None
+        deviation = None
+        if decision == Decision.DEVIATION:
+            deviation = Deviation.objects.select_for_update().filter(number=deviation_number.strip()).first()
+            if deviation is None:
+                raise _refuse("NO_SUCH_DEVIATION", f"No deviation {deviation_number!r}: raise it first.")
+        done = set(
+            ExceptionDisposition.objects.filter(exception_id__in=ids).values_list("exception_id", flat=True)
+        )
+        if done:
+            raise _refuse("ALREADY_DISPOSITIONED", f"Exception(s) {sorted(done)} have a disposition already.")
+        if not self_approval_allowed() and any(e.user_id == actor.id for e in found):
+            raise _refuse(
+                "SELF_APPROVAL",
+                "You raised one of these exceptions: another person dispositions it (DEV-04).",
+            )
+        now = timezone.now()
+        made = []
+        for exc in found:
+            exc.batch = batch
+            made.append(
+                record_create(
+                    ExceptionDisposition(
+                        exception=exc,
+                        decision=decision,
+                        comment=comment.strip(),
+                        deviation_number=deviation.number if deviation else "",
+                        by_id=_person(actor),
+                        at=now,
+                    ),
+                    actor=actor,
+                    reason=comment,
+                )
+            )
+            if deviation is not None:
+                record_create(
+                    DeviationLink(deviation=deviation, batch_number=batch.number, exception=exc), actor=actor
+                )
+            signature_apply(
+                signer=signer,
+                meaning=Meaning.APPROVED,
+                record=made[-1],
+                content={**exception_content(exc), "decision": decision, "comment": comment.strip()},
+                actor=actor,
+                comment=comment,
+            )
+        blocking = sum(1 for e in found if e.blocks)
+        if blocking:
+            record_update(
+                batch,
+                actor=actor,
+                values={"blocking_exceptions": max(0, batch.blocking_exceptions - blocking)},
+                action="unblock",
+                reason=comment,
+            )
+    return made
+
+
+# --- deviations ---------------------------------------------------------------------------------
+
+
+def _next_deviation_number(year: int) -> str:
+    name = f"deviation-{year}"
+    counter = Counter.objects.select_for_update().filter(name=name).first()
+    if counter is None:
+        Counter.objects.get_or_create(name=name)
+        counter = Counter.objects.select_for_update().get(name=name)
+    counter.value += 1
+    counter.save(update_fields=["value"])
+    return f"DEV-{year}-{counter.value:04d}"
+
+
+def deviation_content(dev: Deviation) -> dict[str, Any]:
+    return {
+        "number": dev.number,
+        "title": dev.title,
+        "classification": dev.classification,
+        "state": dev.state,
+        "description": dev.description,
+        "immediate_action": dev.immediate_action,
+        "investigation": dev.investigation,
+        "root_cause": dev.root_cause,
+        "impact": dev.impact,
+        "capa_reference": dev.capa_reference,
+        "links": [
+            {
+                "batch": lk.batch_number,
+                "lot": lk.lot_number,
+                "equipment": lk.equipment_code,
+                "exception": lk.exception_id,
+            }
+            for lk in dev.links.order_by("id")
+        ],
+    }
+
+
+def deviation_raise(
+    *,
+    actor: Actor,
+    signer: VerifiedSigner | None,
+    title: str,
+    classification: str,
+    description: str,
+    immediate_action: str = "",
+    batches: Sequence[str] = (),
+    lots: Sequence[str] = (),
+    equipment: Sequence[str] = (),
+    exception_ids: Sequence[int] = (),
+) -> Deviation:
+    """A numbered deviation, raised directly or from exceptions, linked to what it concerns; signed."""
+    signer = _signed_by_actor(actor, signer, "quality.raise_deviation", "raise a deviation")
+    problems = []
+    if not title.strip():
+        problems.append(("TITLE_REQUIRED", "A deviation needs a title."))
+    if not description.strip():
+        problems.append(("DESCRIPTION_REQUIRED", "Describe what happened."))
+    if classification not in Classification.values:
+        problems.append(("CLASSIFICATION", "Classify the deviation: minor, major or critical."))
+    if problems:
+        raise QualityRefused(Verdict.of(*(Reason(c, m) for c, m in problems)))
+    excs = list(BatchException.objects.filter(pk__in=exception_ids).select_related("batch"))
+    if len(excs) != len(set(exception_ids)):
+        raise _refuse("NO_SUCH_EXCEPTION", "One of the chosen exceptions does not exist.")
+    batch_numbers = sorted({*(b.strip() for b in batches if b.strip()), *(e.batch.number for e in excs)})
+    known = set(Batch.objects.filter(number__in=batch_numbers).values_list("number", flat=True))
+    if unknown := [b for b in batch_numbers if b not in known]:
+        raise _refuse("NO_SUCH_BATCH", f"No batch {', '.join(unknown)}.")
+    with transaction.atomic():
+        now = timezone.now()
+        dev = record_create(
+            Deviation(
+                number=_next_deviation_number(now.year),
+                title=title.strip()[:200],
+                classification=classification,
+                description=description.strip(),
+                immediate_action=immediate_action.strip(),
+                raised_by_id=_person(actor),
+                raised_at=now,
+            ),
+            actor=actor,
+        )
+        for number in batch_numbers:
+            record_create(DeviationLink(deviation=dev, batch_number=number), actor=actor)
+        for lot in sorted({x.strip() for x in lots if x.strip()}):
+            record_create(DeviationLink(deviation=dev, lot_number=lot[:40]), actor=actor)
+        for code in sorted({x.strip() for x in equipment if x.strip()}):
+            record_create(DeviationLink(deviation=dev, equipment_code=code[:40]), actor=actor)
+        for exc in excs:
+            record_create(
+                DeviationLink(deviation=dev, batch_number=exc.batch.number, exception=exc), actor=actor
+            )
+        signed = signature_apply(
+            signer=signer, meaning=Meaning.PERFORMED, record=dev, content=deviation_content(dev), actor=actor
+        )
+        qms.enqueue(dev, "raised", deviation_content(dev), signed.manifestation())
+    return dev
+
+
+# command -> (permission, meaning, fields it takes, fields it needs filled)
+_DEVIATION_STEPS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
+    "investigate": ("quality.investigate_deviation", Meaning.REVIEWED, ("immediate_action",), ()),
+    "submit": (
+        "quality.investigate_deviation",
+        Meaning.PERFORMED,
+        ("investigation", "root_cause", "impact", "capa_reference"),
+        ("investigation", "root_cause", "impact"),
+    ),
+    "return": ("quality.approve_deviation", Meaning.REVIEWED, (), ()),
+    "close": ("quality.approve_deviation", Meaning.APPROVED, (), ()),
+}
+
+_FIELD_LABELS = {
+    "investigation": "the investigation",
+    "root_cause": "the root cause",
+    "impact": "the impact on the batch",
+}
+
+
+def deviation_transition(
+    *,
+    actor: Actor,
+    signer: VerifiedSigner | None,
+    deviation: Deviation,
+    command: str,
+    fields: dict[str, str] | None = None,
+    comment: str = "",
+) -> Deviation:
+    """Move a deviation one step along open → under investigation → pending approval → closed, signed."""
+    verdict = states.check(states.DEVIATION, command, deviation.state, what="deviation")
+    if not verdict.allowed:
+        raise QualityRefused(verdict)
+    permission, meaning, takes, needs = _DEVIATION_STEPS[command]
+    signer = _signed_by_actor(actor, signer, permission, f"{command} a deviation")
+    t = states.DEVIATION[command]
+    if t.reason_required and not comment.strip():
+        raise ReasonRequired(f"Give a reason to {command} the deviation.")
+    with transaction.atomic():
+        locked = Deviation.objects.select_for_update().get(pk=deviation.pk)
+        if locked.state != deviation.state:
+            raise _refuse("CONCURRENT_CHANGE", f"{locked.number} was changed meanwhile: open it again.")
+        values: dict[str, Any] = {"state": t.target}
+        for name in takes:
+            if fields and name in fields:
+                values[name] = fields[name].strip()[:60] if name == "capa_reference" else fields[name].strip()
+        if missing := [f for f in needs if not (values.get(f) or getattr(locked, f)).strip()]:
+            raise _refuse(
+                "INVESTIGATION_INCOMPLETE",
+                "Before approval, write " + ", ".join(_FIELD_LABELS[f] for f in missing) + ".",
+            )
+        if command == "close":
+            submitted_by = (
+                AuditEntry.objects.filter(
+                    record_type=record_type_of(Deviation), record_id=str(locked.pk), action="submit"
+                )
+                .order_by("-id")
+                .values_list("actor_id", flat=True)
+                .first()
+            )
+            if submitted_by == actor.id:
+                raise _refuse("SAME_PERSON", "You submitted the investigation: another person approves it.")
+            values["closed_at"] = timezone.now()
+        record_update(locked, actor=actor, values=values, action=command, reason=comment)
+        content = deviation_content(locked)
+        signed = signature_apply(
+            signer=signer, meaning=meaning, record=locked, content=content, actor=actor, comment=comment
+        )
+        qms.enqueue(locked, command, content, signed.manifestation())
+    return locked
+
+
+# --- review stages ------------------------------------------------------------------------------
+
+_STAGE_RIGHTS = {
+    Stage.PRODUCTION_REVIEW: ("quality.review_production", Meaning.REVIEWED),
+    Stage.QA_REVIEW: ("quality.review_quality", Meaning.REVIEWED),
+    Stage.QP_CERTIFICATION: ("quality.certify_batch", Meaning.CERTIFIED),
+    Stage.RELEASED: ("quality.disposition_batch", Meaning.RELEASED),
+    Stage.REJECTED: ("quality.disposition_batch", Meaning.REJECTED),
+}
+
+STAGE_MEANING = {str(stage): meaning for stage, (_, meaning) in _STAGE_RIGHTS.items()}
+
+_BATCH_STATE_AFTER = {
+    Stage.PRODUCTION_REVIEW: BatchState.IN_REVIEW,
+    Stage.RELEASED: BatchState.QA_RELEASED,
+    Stage.REJECTED: BatchState.REJECTED,
+}
+
+
+def review_sign(
+    *, actor: Actor, signer: VerifiedSigner | None, batch: Batch, stage: str, comment: str = ""
+) -> ReviewStage:
+    """Sign the next stage of a batch's review, in order, on a record the completeness check passes.
+
+    Production review moves the batch into review; release and rejection end it
+    (QA approver only, RBE-07), and the output lot takes the batch's disposition.
+    A person signs one stage of a batch's review at most: the QA reviewer is not
+    the production reviewer.
+    """
+    if stage not in _STAGE_RIGHTS:
+        raise _refuse("UNKNOWN_STAGE", f"{stage!r} is not a review stage.")
+    permission, meaning = _STAGE_RIGHTS[Stage(stage)]
+    signer = _signed_by_actor(actor, signer, permission, f"sign the {rules.STAGE_LABELS[stage]}")
+    if stage == Stage.REJECTED and not comment.strip():
+        raise ReasonRequired("Give the reason the batch is rejected.")
+    with transaction.atomic():
+        locked = rows.lock_batch(batch.pk)
+        assert locked is not None
+        signed = list(ReviewStage.objects.filter(batch=locked).values_list("stage", "by_id"))
+        checks = selectors.completeness(locked)
+        verdict = rules.may_sign(stage, [s for s, _ in signed], checks, qp_required=qp_required())
+        if stage == Stage.REJECTED and locked.state in (
+            BatchState.CREATED,
+            BatchState.RELEASED,
+            BatchState.RUNNING,
+            BatchState.HELD,
+        ):
+            verdict = Verdict((*verdict.reasons, Reason("NOT_ENDED", "Only an ended batch is rejected.")))
+        if stage in (Stage.PRODUCTION_REVIEW, Stage.QA_REVIEW) and any(by == actor.id for _, by in signed):
+            verdict = Verdict(
+                (
+                    *verdict.reasons,
+                    Reason("SAME_REVIEWER", "You signed an earlier stage: another person reviews."),
+                )
+            )
+        if not verdict.allowed:
+            raise QualityRefused(verdict)
+        row = record_create(
+            ReviewStage(
+                batch=locked,
+                stage=stage,
+                by_id=_person(actor),
+                at=timezone.now(),
+                comment=comment.strip(),
+                rules_version=taxonomy.VERSION,
+                checklist=[c.as_dict() for c in checks],
+            ),
+            actor=actor,
+            reason=comment,
+        )
+        if target := _BATCH_STATE_AFTER.get(Stage(stage)):
+            record_update(locked, actor=actor, values={"state": target}, action=stage, reason=comment)
+        signature_apply(
+            signer=signer,
+            meaning=meaning,
+            record=row,
+            content={
+                "batch": locked.number,
+                "stage": stage,
+                "checklist": row.checklist,
+                "rules_version": row.rules_version,
+                "comment": row.comment,
+            },
+            actor=actor,
+            comment=comment,
+        )
+    return row
