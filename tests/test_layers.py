@@ -31,6 +31,8 @@ FORBIDDEN = {
     "equipment": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
     # Execution asks training (the qualification gate), never the other way round.
     "training": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
+    # Reports read through selectors and models; pages and the API call them, never the reverse.
+    "reports": ["batchline.web", "batchline.api"],
 }
 
 
@@ -83,3 +85,12 @@ def test_labels_import_neither_django_nor_another_app() -> None:
                 assert name.startswith(("batchline.labels", "batchline.rules")), (
                     f"labels/{path.name} imports {name}"
                 )
+
+
+def test_the_archive_verifier_imports_only_the_standard_library_and_rules() -> None:
+    # An archive is checked years later without Django or a database (docs/records.md).
+    for name in imports_of(SRC / "reports" / "verify.py"):
+        top = name.split(".")[0]
+        assert top in sys.stdlib_module_names or top == "__future__" or name.startswith("batchline.rules"), (
+            name
+        )

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "batchline.recipes",
     "batchline.execution",
     "batchline.quality",
+    "batchline.reports",
     "batchline.web",
     "batchline.api",
 ]
@@ -198,6 +199,9 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_MAX_AGE_DAYS = _env_int("BATCHLINE_PASSWORD_MAX_AGE_DAYS", 90)
 
 LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
+# MESA's B2MML/BatchML V0700 XSDs, which may not be copied into the project (reports/batchml.py);
+# empty: ../shared/schemas/b2mml-v0700 beside the repository.
+BATCHLINE_B2MML_SCHEMAS = os.environ.get("BATCHLINE_B2MML_SCHEMAS", "")
 # Values entered this long after their step started are flagged as late entries (DI-03).
 LATE_ENTRY_MINUTES = _env_int("BATCHLINE_LATE_ENTRY_MINUTES", 60)
 # Review by exception (quality/services.py). The EU qualified person's certification as the last

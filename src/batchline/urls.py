@@ -79,6 +79,11 @@ urlpatterns = [
     path("batches/new/", execution.batch_new, name="batch_new"),
     path("batches/<str:number>/", execution.batch, name="batch"),
     path("batches/<str:number>/record/", execution.batch_record, name="batch_record"),
+    path(
+        "batches/<str:number>/record/<str:fmt>/",
+        execution.batch_record_document,
+        name="batch_record_document",
+    ),
     path("batches/<str:number>/scan/", execution.scan, name="batch_scan"),
     path("batches/<str:number>/command/<str:command>/", execution.batch_action, name="batch_action"),
     path("batches/<str:number>/steps/<str:key>/<str:action>/", execution.step_action, name="step_action"),

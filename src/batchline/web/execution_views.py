@@ -33,6 +33,7 @@ from batchline.labels.pdf import render_pdf
 from batchline.materials import services as stock
 from batchline.materials.models import Consumption, Container, Material
 from batchline.recipes.models import MasterRecipe, RecipeStatus
+from batchline.reports import documents
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
@@ -381,14 +382,30 @@ def scan(request: HttpRequest, number: str) -> HttpResponse:
     return _panel(request, number, selected=code)
 
 
-@login_required
-def batch_record(request: HttpRequest, number: str) -> HttpResponse:
+def _may_read_records(request: HttpRequest) -> None:
     if not (
         request.user.has_perm("execution.view_batch") or request.user.has_perm("accounts.view_audit_trail")
     ):
         raise PermissionDenied("Your roles do not allow reading batch records.")
+
+
+@login_required
+def batch_record(request: HttpRequest, number: str) -> HttpResponse:
+    _may_read_records(request)
     batch = _batch(number)
     return render(request, "execution/record.html", {"screen": selectors.batch_screen(batch), "batch": batch})
+
+
+@login_required
+def batch_record_document(request: HttpRequest, number: str, fmt: str) -> HttpResponse:
+    """The executed record as a file: PDF, JSON or BatchML (one click on the record page)."""
+    _may_read_records(request)
+    if fmt not in documents.FORMATS:
+        raise Http404(f"No record format {fmt}")
+    doc = documents.batch_document(_batch(number), fmt)
+    response = HttpResponse(doc.data, content_type=doc.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{doc.filename}"'
+    return response
 
 
 @login_required

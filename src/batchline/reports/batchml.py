@@ -1,0 +1,273 @@
+"""The executed batch record as a BatchML BatchProductionRecord (ISA-88, MESA B2MML V0700), built with lxml.
+
+Mapped by hand (STACK.md: generated bindings are huge): the record's header
+fields, every correction as a ``Change`` with the value before it, every
+step state change, value, material consumption, equipment use, exception and
+signature as an ``Event``, and each signature as a personnel identification
+manifest. The document is validated against MESA's published XSDs, which
+the project may not copy: they are read from ``BATCHLINE_B2MML_SCHEMAS``
+(see :func:`schema_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from lxml import etree
+
+from .content import content_sha256
+
+NS = "http://www.mesa.org/xml/B2MML"
+SCHEMA_FILE = "BatchML-BatchProductionRecord.xsd"
+FALLBACK = Path("/work/shared/schemas/b2mml-v0700")
+WHERE_TO_GET = (
+    "MESA's B2MML/BatchML V0700 schemas (BatchML-BatchProductionRecord.xsd and the files it includes) "
+    "are not shipped with Batchline. Download them from MESA International (mesa.org, B2MML) and point "
+    "BATCHLINE_B2MML_SCHEMAS at their directory; by default Batchline looks in ../shared/schemas/b2mml-v0700/ "
+    "beside the repository."
+)
+
+
+class SchemasMissing(RuntimeError):
+    pass
+
+
+def schema_dir() -> Path:
+    """Where the XSDs are: the setting or env var, else ``../shared/schemas/b2mml-v0700`` beside the repository."""
+    configured = getattr(settings, "BATCHLINE_B2MML_SCHEMAS", "") or os.environ.get(
+        "BATCHLINE_B2MML_SCHEMAS", ""
+    )
+    if configured:
+        return Path(configured)
+    beside_repo = Path(settings.PACKAGE_DIR).parents[1].parent / "shared" / "schemas" / "b2mml-v0700"
+    return beside_repo if beside_repo.is_dir() else FALLBACK
+
+
+def _parser() -> etree.XMLParser:
+    # No entity expansion and no network: an XSD or document cannot pull in anything from outside.
+    return etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+@cache
+def _schema(path: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(path, _parser()))
+
+
+def schema() -> etree.XMLSchema:
+    path = schema_dir() / SCHEMA_FILE
+    if not path.is_file():
+        raise SchemasMissing(f"{path} is missing. {WHERE_TO_GET}")
+    return _schema(str(path))
+
+
+def validate(xml: bytes) -> list[str]:
+    """Every schema error of ``xml`` as ``line: message``; empty when it validates."""
+    doc = etree.fromstring(xml, _parser())
+    s = schema()
+    if s.validate(doc):
+        return []
+    return [f"{e.line}: {e.message}" for e in s.error_log]
+
+
+def _el(parent: Any, name: str, text: Any = None, **attrs: str) -> Any:
+    e = etree.SubElement(parent, f"{{{NS}}}{name}", **attrs)
+    if text is not None:
+        e.text = str(text)
+    return e
+
+
+def _value(parent: Any, name: str, text: str, unit: str = "") -> None:
+    v = _el(parent, name)
+    _el(v, "ValueString", text)
+    _el(v, "DataType", "string")
+    if unit:
+        _el(v, "UnitOfMeasure", unit)
+
+
+def _name(person: Any) -> str | None:
+    return person.get("name") if isinstance(person, dict) else person
+
+
+class _Events:
+    def __init__(self, parent: Any) -> None:
+        self.parent = parent
+
+    def add(
+        self,
+        entry_id: str,
+        at: str | None,
+        kind: str,
+        sub: str,
+        *,
+        description: str = "",
+        equipment: str = "",
+        value: tuple[str, str] | None = None,
+        previous: tuple[str, str] | None = None,
+        message: str = "",
+        person: str | None = None,
+        step: str | None = None,
+        category: str = "",
+    ) -> None:
+        e = _el(self.parent, "Event")
+        _el(e, "EntryID", entry_id)
+        _el(e, "ObjectType", "Event")
+        if at:
+            _el(e, "TimeStamp", at)
+        if description:
+            _el(e, "Description", description)
+        _el(e, "EventType", kind)
+        _el(e, "EventSubType", sub)
+        if equipment:
+            _el(e, "EquipmentID", equipment)
+        if value:
+            _value(e, "Value", *value)
+        if previous:
+            _value(e, "PreviousValue", *previous)
+        if message:
+            _el(e, "MessageText", message)
+        if person:
+            _el(e, "PersonID", person)
+        if step:
+            _el(e, "ProceduralElementReference", step)
+        if category:
+            _el(e, "Category", category)
+
+
+def render_batchml(content: dict[str, Any]) -> bytes:
+    """The record as a BatchML ``BatchProductionRecord`` document (UTF-8 bytes)."""
+    h = content["header"]
+    root = etree.Element(f"{{{NS}}}BatchProductionRecord", nsmap={None: NS})
+    _el(root, "ID", f"EBR-{h['batch']}")
+    _el(root, "EntryID", f"EBR-{h['batch']}")
+    _el(root, "ObjectType", "Batch Production Record")
+    _el(root, "TimeStamp", content["generated_at"])
+    _el(
+        root,
+        "Description",
+        f"Executed batch record of batch {h['batch']}: {h['product_name']}, recipe {h['recipe_code']} "
+        f"version {h['recipe_version']}, batch size {h['planned_quantity']} {h['unit']}. "
+        f"Content SHA-256 {content_sha256(content)}.",
+    )
+    _el(root, "PublishedDate", content["generated_at"])
+    _el(root, "CreationDate", h["created_at"])
+    _el(root, "BatchID", h["batch"])
+    _el(root, "MaterialDefinitionID", h["product_code"])
+    _el(root, "RecordStatus", h["state"])
+    _el(root, "Version", f"{h['recipe_code']} v{h['recipe_version']}")
+
+    changes = _el(root, "ChangeHistory")
+    for s in content["steps"]:
+        by_id = {v["id"]: v for v in s["values"]}
+        for v in s["values"]:
+            if v["corrects"] is None:
+                continue
+            before = by_id.get(v["corrects"])
+            c = _el(changes, "Change")
+            _el(c, "EntryID", f"value-{v['id']}")
+            _el(c, "ObjectType", "Change")
+            _el(c, "TimeStamp", v["entered_at"])
+            _el(c, "Description", f"{v['label']} changed to {v['text']} {v['unit']}".rstrip())
+            _el(c, "RecordReference", f"value-{v['corrects']}")
+            _value(c, "PrechangeData", before["text"] if before else "", v["unit"])
+            _el(c, "Reason", v["reason"] or "")
+
+    events = _Events(_el(root, "Events"))
+    for s in content["steps"]:
+        key = s["key"]
+        for what, at, who in (
+            ("started", s["started_at"], s["started_by"]),
+            ("completed", s["completed_at"], s["completed_by"]),
+            ("verified", s["verified_at"], s["verified_by"]),
+        ):
+            if at:
+                events.add(
+                    f"step-{key}-{what}",
+                    at,
+                    "Procedural Execution",
+                    "State Change",
+                    description=f"{s['title']} {what}",
+                    person=_name(who),
+                    step=key,
+                )
+        for v in s["values"]:
+            events.add(
+                f"value-{v['id']}",
+                v["entered_at"],
+                "Procedural Execution",
+                "Parameter Data",
+                description=v["label"] + (" (changed after entry)" if v["changed_after_entry"] else ""),
+                value=(v["text"], v["unit"]),
+                message=f"specification {v['specification']}" if v["specification"] else "",
+                person=_name(v["entered_by"]),
+                step=key,
+                category="critical" if v["critical"] else "",
+            )
+        for sig in s["signatures"]:
+            events.add(
+                f"signature-{sig['id']}",
+                sig["signed_at"],
+                "Operator",
+                "Security",
+                description=sig["manifestation"],
+                message=sig["comment"],
+                person=sig["printed_name"],
+                step=key,
+                category=sig["meaning"],
+            )
+    for m in content["materials"]:
+        events.add(
+            f"consume-{m['container']}-{m['at']}",
+            m["at"],
+            "Material",
+            "Consume",
+            description=f"{m['material_code']} {m['material_name']} lot {m['lot']} container {m['container']}",
+            value=(m["quantity"], m["unit"]),
+            person=_name(m["by"]),
+            step=m["step"],
+        )
+    for e in content["equipment"]:
+        events.add(
+            f"logbook-{e['id']}",
+            e["at"],
+            "Equipment",
+            "Allocation"
+            if e["kind"] == "use_start"
+            else "Deallocation"
+            if e["kind"] == "use_end"
+            else "Equipment",
+            description=f"{e['name']}: {e['kind']}",
+            equipment=e["equipment"],
+            message=e["text"],
+            person=_name(e["by"]),
+        )
+    for x in content["exceptions"]:
+        events.add(
+            f"exception-{x['id']}",
+            x["at"],
+            "Message",
+            "Message",
+            description=x["code"],
+            message=x["message"],
+            person=_name(x["user"]),
+            step=x["step"],
+            category=x["severity"],
+        )
+
+    people = _el(root, "PersonnelIdentification")
+    signatures = [*content["signatures"], *(sig for s in content["steps"] for sig in s["signatures"])]
+    for sig in signatures:
+        m = _el(people, "PersonnelIdentificationManifest")
+        _el(m, "EntryID", f"signature-{sig['id']}")
+        _el(m, "ObjectType", "Personnel Identification Manifest")
+        _el(m, "TimeStamp", sig["signed_at"])
+        _el(m, "Description", sig["manifestation"])
+        _el(m, "RecordReference", f"{sig['record_type']}:{sig['record_id']}")
+        _el(m, "Name", sig["printed_name"])
+        _el(m, "ChangeIndication", sig["meaning"])
+        if sig["comment"]:
+            _el(m, "Reason", sig["comment"])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
