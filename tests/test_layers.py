@@ -31,6 +31,10 @@ FORBIDDEN = {
     "equipment": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
     # Execution asks training (the qualification gate), never the other way round.
     "training": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
+    # Quality decides on what execution recorded; execution never asks quality (its gate reads
+    # the exception's own disposition row).
+    "execution": ["batchline.web", "batchline.api", "batchline.quality", "batchline.reports"],
+    "quality": ["batchline.web", "batchline.api", "batchline.reports"],
     # Reports read through selectors and models; pages and the API call them, never the reverse.
     "reports": ["batchline.web", "batchline.api"],
 }

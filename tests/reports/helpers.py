@@ -118,6 +118,19 @@ def complete_batch(number: str = "B-REC-1") -> tuple[dict[str, Any], Batch]:
     complete(people, batch, "dry_mix")
     start(people, batch, "ipc_weights")
     complete(people, batch, "ipc_weights", entries={"w1": "598", "w2": "640"})
+    # Weight 2 is critical: QA dispositions its exception before the batch goes on.
+    from batchline.execution.models import BatchException
+    from batchline.quality.services import exceptions_disposition
+
+    exceptions_disposition(
+        actor=A(people["approver"]),
+        signer=sign(people["approver"], "approved"),
+        exception_ids=list(
+            BatchException.objects.filter(batch=batch, blocks=True).values_list("id", flat=True)
+        ),
+        decision="accepted",
+        comment="Balance display misread; re-weighed at 604 mg, within specification.",
+    )
     start(people, batch, "ipc_mean")
     complete(people, batch, "ipc_mean")
     ex.value_correct(

@@ -189,10 +189,16 @@ def test_the_json_round_trips_to_the_same_content_and_hash() -> None:
     assert len(values) == 7 and sum(v["changed_after_entry"] for v in values) == 2
     assert len([x for s in loaded["steps"] for x in s["signatures"]]) + len(loaded["signatures"]) == 4
     assert [e["code"] for e in loaded["exceptions"]] == [
-        "OUT_OF_SPECIFICATION",
+        "CRITICAL_OUT_OF_SPECIFICATION",
         "OUT_OF_SPECIFICATION",
         "CORRECTION",
     ]
+    # The critical one stopped the batch and carries QA's signed disposition; the others are open.
+    critical = loaded["exceptions"][0]
+    assert (critical["category"], critical["blocks"]) == ("critical_value", True)
+    assert critical["disposition"]["decision"] == "accepted"
+    assert "Alex Approver — Approved — " in critical["disposition"]["manifestation"]
+    assert [e["disposition"] for e in loaded["exceptions"][1:]] == [None, None]
     assert loaded["deviations"] == [] and loaded["review"] is None
 
 

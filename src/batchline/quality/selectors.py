@@ -14,13 +14,13 @@ from django.db.models.functions import Cast
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import record_type_of
-from batchline.execution.models import Batch, BatchException, BatchStep, StepValue
+from batchline.execution.models import Batch, BatchException, BatchStep, ExceptionDisposition, StepValue
 from batchline.materials.models import Container
 from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as rules
 from batchline.signatures.models import Meaning, Signature
 
-from .models import DeviationLink, DeviationState, ReviewStage
+from .models import Deviation, DeviationLink, DeviationState, ReviewStage, Stage
 
 
 def _step_ids_as_text(batch: Batch) -> Any:
@@ -153,3 +153,87 @@ def review_screen(batch: Batch, *, qp_required: bool) -> ReviewScreen:
 
 def exception_type(code: str) -> taxonomy.ExceptionType:
     return taxonomy.classify(code)
+
+
+def _manifestations(record_type: str, ids: list[int]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for s in Signature.objects.filter(record_type=record_type, record_id__in=[str(i) for i in ids]).order_by(
+        "id"
+    ):
+        found.setdefault(s.record_id, []).append(s.manifestation())
+    return found
+
+
+def record_quality(batch: Batch) -> dict[str, Any]:
+    """Quality's part of the executed batch record, as JSON-ready data, in a fixed number of queries:
+    each exception's type and disposition, the linked deviations, the review stages signed."""
+    dispositions = {
+        d.exception_id: d
+        for d in ExceptionDisposition.objects.filter(exception__batch=batch).select_related("by")
+    }
+    disposition_signatures = _manifestations(
+        record_type_of(ExceptionDisposition), [d.pk for d in dispositions.values()]
+    )
+    exceptions = {}
+    for exc_id, code, blocks in BatchException.objects.filter(batch=batch).values_list(
+        "id", "code", "blocks"
+    ):
+        kind = taxonomy.classify(code)
+        d = dispositions.get(exc_id)
+        exceptions[exc_id] = {
+            "category": kind.category,
+            "kind": kind.kind,
+            "blocks": blocks,
+            "disposition": None
+            if d is None
+            else {
+                "decision": d.decision,
+                "comment": d.comment,
+                "deviation": d.deviation_number or None,
+                "manifestation": "; ".join(disposition_signatures.get(str(d.pk), [])),
+                "by": d.by.printed_name,
+                "at": d.at.isoformat(),
+            },
+        }
+    deviations = list(
+        Deviation.objects.filter(links__batch_number=batch.number).distinct().order_by("number")
+    )
+    deviation_signatures = _manifestations(record_type_of(Deviation), [d.pk for d in deviations])
+    stages = list(ReviewStage.objects.filter(batch=batch).select_related("by").order_by("at", "id"))
+    stage_signatures = _manifestations(record_type_of(ReviewStage), [s.pk for s in stages])
+    final = next((s for s in stages if s.stage in (Stage.RELEASED, Stage.REJECTED)), None)
+    return {
+        "exceptions": exceptions,
+        "deviations": [
+            {
+                "number": d.number,
+                "title": d.title,
+                "classification": d.classification,
+                "state": d.state,
+                "description": d.description,
+                "immediate_action": d.immediate_action,
+                "root_cause": d.root_cause,
+                "impact": d.impact,
+                "capa": d.capa_reference,
+                "signatures": deviation_signatures.get(str(d.pk), []),
+            }
+            for d in deviations
+        ],
+        "review": None
+        if not stages
+        else {
+            "stages": [
+                {
+                    "stage": s.stage,
+                    "meaning": Stage(s.stage).label,
+                    "signer": s.by.printed_name,
+                    "at": s.at.isoformat(),
+                    "manifestation": "; ".join(stage_signatures.get(str(s.pk), [])),
+                    "rules_version": s.rules_version,
+                }
+                for s in stages
+            ],
+            "disposition": final.stage if final else None,
+            "disposition_at": final.at.isoformat() if final else None,
+        },
+    }

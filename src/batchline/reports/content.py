@@ -28,6 +28,7 @@ from batchline.execution.models import Batch
 from batchline.execution.scaling import Ratio, number_limits, range_text, target_text
 from batchline.execution.selectors import StepScreen, ValueRow, batch_screen
 from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind
+from batchline.quality import selectors as quality_selectors
 from batchline.rules import canonical
 from batchline.signatures.models import Signature
 
@@ -176,6 +177,7 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
     generated = now or timezone.now()
     batch = Batch.objects.select_related("recipe__product", "created_by").get(pk=batch.pk)
     screen = batch_screen(batch)
+    quality = quality_selectors.record_quality(batch)
     number = batch.number
 
     consumptions = list(
@@ -370,20 +372,18 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
             {
                 "id": e.pk,
                 "code": e.code,
-                "category": None,
                 "severity": e.severity,
                 "message": e.message,
                 "step": e.step.key if e.step else None,
                 "user": _person(e.user),
                 "at": _at(e.at),
-                "blocks": None,
-                "disposition": None,
+                **quality["exceptions"][e.pk],
             }
             for e in screen.exceptions
         ],
-        "deviations": [],
+        "deviations": quality["deviations"],
         "yields": [],
         "reconciliation": [],
-        "review": None,
+        "review": quality["review"],
         "audit_trail": trail,
     }
