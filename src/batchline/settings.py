@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -209,6 +210,11 @@ LATE_ENTRY_MINUTES = _env_int("BATCHLINE_LATE_ENTRY_MINUTES", 60)
 BATCHLINE_QP_CERTIFICATION = _env_bool("BATCHLINE_QP_CERTIFICATION", False)
 # Whether a person may disposition an exception they raised themselves (DEV-04: off by default).
 BATCHLINE_SELF_APPROVAL = _env_bool("BATCHLINE_SELF_APPROVAL", False)
+# A lot's material issued to a batch and not consumed, returned or wasted, as % of what was issued,
+# that the batch's reconciliation accepts (execution/yields.py, YLD-03).
+RECONCILIATION_TOLERANCE_PERCENT = Decimal(
+    os.environ.get("BATCHLINE_RECONCILIATION_TOLERANCE_PERCENT", "0.5")
+)
 # Deviations handed to an external QMS (quality/qms.py, docs/qms.md): empty URL, no hand-off.
 QMS_WEBHOOK_URL = os.environ.get("BATCHLINE_QMS_WEBHOOK_URL", "").strip()
 QMS_WEBHOOK_SECRET = os.environ.get("BATCHLINE_QMS_WEBHOOK_SECRET", "")

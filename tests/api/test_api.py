@@ -170,6 +170,20 @@ BODIES = {
         "reason": "r",
         "signature": SIG,
     },
+    "/api/v1/quality/exceptions/disposition": {
+        "exceptions": [1],
+        "decision": "accepted",
+        "comment": "c",
+        "signature": SIG,
+    },
+    "/api/v1/quality/deviations": {
+        "title": "t",
+        "classification": "minor",
+        "description": "d",
+        "signature": SIG,
+    },
+    "/api/v1/quality/deviations/{number}/step": {"command": "investigate", "signature": SIG},
+    "/api/v1/quality/batches/{number}/review": {"stage": "released", "signature": SIG},
 }
 
 

@@ -184,7 +184,7 @@ _STEP_MEANING = {
     "/deviations/{number}/step", response={200: dict[str, Any], 403: Problem, 409: Refusal, 422: Problem}
 )
 def deviation_step(request: HttpRequest, number: str, payload: DeviationStepIn) -> Any:
-    require(request.user, "quality.view_deviation")
+    require(request.user, services.DEVIATION_STEP_PERMISSION[payload.command])
     dev = get_object_or_404(Deviation, number=number)
     fields = {
         k: getattr(payload, k)
@@ -212,7 +212,7 @@ class StageIn(Schema):
     "/batches/{number}/review", response={200: dict[str, Any], 403: Problem, 409: Refusal, 422: Problem}
 )
 def review_sign(request: HttpRequest, number: str, payload: StageIn) -> Any:
-    require(request.user, "execution.view_batch")
+    require(request.user, services.STAGE_PERMISSION[payload.stage])
     row = services.review_sign(
         actor=_actor(request),
         signer=_signer(request, payload.signature, services.STAGE_MEANING[payload.stage]),

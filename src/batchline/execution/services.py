@@ -34,7 +34,7 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 from batchline.training.selectors import user_qualified
 
-from . import charging, dispensing, identify, raising, rows
+from . import charging, dispensing, identify, raising, rows, yields
 from .models import Batch, BatchState, BatchStep, Severity, StepState, StepValue
 from .scaling import Ratio, number_limits
 
@@ -176,12 +176,23 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
                         operation=op["name"],
                         title=step["title"],
                         kind=step["kind"],
-                        spec=step,
+                        spec=_with_yield(step, op),
                         predecessors=preds[step["key"]],
                     ),
                     actor=actor,
                 )
     return batch
+
+
+def _with_yield(step: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    """The step that records its operation's actual output carries the operation's yield, so it is
+    judged when that step completes, without reading the whole control recipe."""
+    spec = op.get("yield")
+    if spec and spec["actual"] in {
+        v["name"] for v in [*step.get("inputs", []), *step.get("calculations", [])]
+    }:
+        return {**step, "yield": {**spec, "operation": op["name"]}}
+    return step
 
 
 def _state_before_hold(batch: Batch) -> str:
@@ -595,6 +606,9 @@ def step_complete(
                     step=step,
                     message=f"“{step.title}” ran {int(over // 60)} min {int(over % 60)} s longer than its maximum.",
                 )
+            if "yield" in definition:
+                step.batch = snap.batch
+                yields.judge_step(step, actor=actor)
             needs_verifier = definition.get("verify") or definition.get("kind") == "verification"
             target = StepState.AWAITING_VERIFICATION if needs_verifier else StepState.DONE
             record_update(
@@ -851,6 +865,9 @@ def value_correct(
         )
         for affected in {step.key} | _steps_using(snap, name):
             s = snap.steps[affected]
+            if "yield" in s.spec:  # the operation's output changed: its yield is judged again
+                s.batch = snap.batch
+                yields.judge_step(s, actor=actor)
             if s.state == StepState.DONE and s.verified_at is not None:
                 record_update(
                     s,
@@ -923,3 +940,4 @@ def _maybe_complete_batch(snap: _Snapshot, *, actor: Actor) -> None:
     others_open = rows.open_steps_remain(batch) if snap.others_open is None else snap.others_open
     if batch.state == BatchState.RUNNING and not others_open:
         record_update(batch, actor=actor, values={"state": BatchState.COMPLETE}, action="complete")
+        yields.judge_batch(batch, actor=actor)

@@ -7,6 +7,7 @@ checks ask the database for what is missing, not for everything that is there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import CharField
@@ -14,6 +15,7 @@ from django.db.models.functions import Cast
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import record_type_of
+from batchline.execution import yields
 from batchline.execution.models import Batch, BatchException, BatchStep, ExceptionDisposition, StepValue
 from batchline.materials.models import Container
 from batchline.rules import exceptions as taxonomy
@@ -62,6 +64,7 @@ def facts(batch: Batch) -> rules.BatchFacts:
         .values_list("code", "lot__number", "quantity", "unit")
     ]
     return rules.BatchFacts(
+        limit_failures=limit_failures(batch),
         number=batch.number,
         state=batch.state,
         steps=[
@@ -80,6 +83,30 @@ def facts(batch: Batch) -> rules.BatchFacts:
         open_deviations=open_deviations,
         unbalanced=unbalanced,
     )
+
+
+def limit_failures(batch: Batch) -> list[str]:
+    """Yields that cannot be computed, and any yield or reconciliation outside its limits that has no
+    exception to disposition (the engine raises one when it judges them; this says so if it did not)."""
+    raised = set(
+        BatchException.objects.filter(
+            batch=batch, code__in=["YIELD_OUT_OF_LIMITS", "RECONCILIATION_OUT_OF_LIMITS"]
+        ).values_list("code", "material")
+    )
+    found = []
+    for y in yields.batch_yields(batch):
+        if y.within is None:
+            found.append(y.text())
+        elif y.within is False and not any(code == "YIELD_OUT_OF_LIMITS" for code, _ in raised):
+            found.append(y.text() + " without its exception")
+    for r in yields.batch_reconciliation(batch):
+        if (
+            not r.within
+            and ("RECONCILIATION_OUT_OF_LIMITS", r.lot[:60]) not in raised
+            and batch.state in ("complete", "in_review")
+        ):
+            found.append(r.text() + " without its exception")
+    return found
 
 
 def completeness(batch: Batch) -> list[rules.Check]:
@@ -202,7 +229,38 @@ def record_quality(batch: Batch) -> dict[str, Any]:
     stages = list(ReviewStage.objects.filter(batch=batch).select_related("by").order_by("at", "id"))
     stage_signatures = _manifestations(record_type_of(ReviewStage), [s.pk for s in stages])
     final = next((s for s in stages if s.stage in (Stage.RELEASED, Stage.REJECTED)), None)
+
+    def number(x: Any) -> str | None:
+        return None if x is None else f"{x.normalize():f}"
+
     return {
+        "yields": [
+            {
+                "operation": y.operation,
+                "actual": number(y.actual),
+                "theoretical": number(y.theoretical),
+                "percent": None if y.percent is None else f"{y.percent.quantize(Decimal('0.01'))}",
+                "low": number(y.low),
+                "high": number(y.high),
+                "unit": y.unit,
+                "within": y.within,
+            }
+            for y in yields.batch_yields(batch)
+        ],
+        "reconciliation": [
+            {
+                "lot": r.lot,
+                "material": r.material,
+                "issued": number(r.issued),
+                "consumed": number(r.consumed),
+                "returned": number(r.returned),
+                "waste": number(r.waste),
+                "difference": number(r.difference),
+                "unit": r.unit,
+                "within": r.within,
+            }
+            for r in yields.batch_reconciliation(batch)
+        ],
         "exceptions": exceptions,
         "deviations": [
             {

@@ -280,6 +280,8 @@ _DEVIATION_STEPS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] =
     "close": ("quality.approve_deviation", Meaning.APPROVED, (), ()),
 }
 
+DEVIATION_STEP_PERMISSION = {command: rights[0] for command, rights in _DEVIATION_STEPS.items()}
+
 _FIELD_LABELS = {
     "investigation": "the investigation",
     "root_cause": "the root cause",
@@ -349,6 +351,7 @@ _STAGE_RIGHTS = {
     Stage.REJECTED: ("quality.disposition_batch", Meaning.REJECTED),
 }
 
+STAGE_PERMISSION = {str(stage): permission for stage, (permission, _) in _STAGE_RIGHTS.items()}
 STAGE_MEANING = {str(stage): meaning for stage, (_, meaning) in _STAGE_RIGHTS.items()}
 
 _BATCH_STATE_AFTER = {

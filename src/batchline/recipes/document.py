@@ -27,7 +27,7 @@ from batchline.rules import graph
 from batchline.rules.formula import FormulaError
 from batchline.rules.formula import parse as parse_formula
 from batchline.rules.limits import NumberLimits, Range
-from batchline.units import UnknownUnit, check_unit
+from batchline.units import UnknownUnit, check_unit, convert
 
 FORMAT = "batchline.recipe/1"
 MAX_STEPS = 2000
@@ -133,10 +133,33 @@ class Step(Strict):
     )
 
 
+class YieldSpec(Strict):
+    """An operation's yield (YLD-01/02): a recorded quantity against the theoretical one, with limits in %."""
+
+    actual: Key = Field(
+        description="the value (a quantity with a unit) recorded in this operation that is its output"
+    )
+    theoretical: (
+        Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=18, decimal_places=6)] | None
+    ) = Field(
+        default=None, description="the expected output at the nominal batch size; none: the components used"
+    )
+    unit: Annotated[str, StringConstraints(max_length=30)] = ""
+    scales: bool = Field(
+        default=True, description="the theoretical quantity scales with the planned batch size"
+    )
+    low_percent: Annotated[Decimal, Field(ge=0, le=1000, max_digits=9, decimal_places=3)]
+    high_percent: Annotated[Decimal, Field(ge=0, le=1000, max_digits=9, decimal_places=3)]
+
+
 class Operation(Strict):
+    # "yield" is the plant's word and a Python keyword: the field is yield_, the document says yield.
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
     key: Key
     name: ShortText
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    yield_: YieldSpec | None = Field(default=None, alias="yield")
 
 
 class Quantity(Strict):
@@ -372,6 +395,9 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
             for i, calc in enumerate(step.calculations):
                 problems += _check_value_def(calc, (*here, "calculations", i), value_names, step.key)
 
+    for o, op in enumerate(doc.operations):
+        problems += _check_yield(op, ("operations", o, "yield"))
+
     preds = doc.predecessors()
     for key, ps in preds.items():
         for p in ps:
@@ -411,6 +437,32 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                                 f"formula uses {name!r}, recorded by step {source!r}, which does not come before this one",
                             )
                         )
+    return problems
+
+
+def _check_yield(op: Operation, where: Path) -> list[Problem]:
+    y = op.yield_
+    if y is None:
+        return []
+    recorded: dict[str, Input | Calculation] = {}
+    for st in op.steps:
+        recorded.update({v.name: v for v in st.inputs})
+        recorded.update({v.name: v for v in st.calculations})
+    actual = recorded.get(y.actual)
+    if actual is None:
+        return [Problem((*where, "actual"), f"no step of operation {op.key!r} records {y.actual!r}")]
+    problems = []
+    if (isinstance(actual, Input) and actual.type != "number") or not actual.unit:
+        problems.append(Problem((*where, "actual"), f"{y.actual!r} must be a number with a unit"))
+    if y.low_percent > y.high_percent:
+        problems.append(Problem(where, "the low limit is above the high limit"))
+    if y.theoretical is not None and not y.unit:
+        problems.append(Problem((*where, "unit"), "give the theoretical quantity's unit"))
+    if actual.unit and y.unit:
+        try:
+            convert(Decimal(1), y.unit, actual.unit)
+        except Exception:
+            problems.append(Problem((*where, "unit"), f"{y.unit!r} cannot be compared with {actual.unit!r}"))
     return problems
 
 

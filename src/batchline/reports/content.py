@@ -382,8 +382,8 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
             for e in screen.exceptions
         ],
         "deviations": quality["deviations"],
-        "yields": [],
-        "reconciliation": [],
+        "yields": quality["yields"],
+        "reconciliation": quality["reconciliation"],
         "review": quality["review"],
         "audit_trail": trail,
     }
