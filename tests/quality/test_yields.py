@@ -8,7 +8,6 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from batchline.execution import services as ex
 from batchline.execution import yields
 from batchline.execution.models import BatchException
 from batchline.materials import services as stock
