@@ -88,11 +88,9 @@ def seed() -> dict[str, Any]:
             supplier_lot=supplier_lot,
         )
 
-    lots = {
-        "A1": receive(api, "A1", "SUP-A-77", ["10", "10"]),
-        "A2": receive(api, "A2", "SUP-A-78", ["10"]),
-        "E1": receive(exc, "E1", "SUP-E-1", ["20"]),
-    }
+    receive(api, "A1", "SUP-A-77", ["10", "10"])
+    receive(api, "A2", "SUP-A-78", ["10"])
+    receive(exc, "E1", "SUP-E-1", ["20"])
     recipes = {
         code: effective_recipe(p, RECIPE.format(code=code, name=name)) for code, name in PRODUCTS.items()
     }

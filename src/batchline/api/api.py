@@ -32,7 +32,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import plant, production
+from . import genealogy, plant, production
 from . import schemas as s
 
 
@@ -320,3 +320,4 @@ api.add_router("/recipes", production.recipes)
 api.add_router("/batches", production.batches)
 api.add_router("/equipment", plant.equipment)
 api.add_router("/training", plant.training)
+api.add_router("/genealogy", genealogy.genealogy)
