@@ -183,3 +183,15 @@ def test_recall_by_equipment_and_time_window(world) -> None:
     before = gen.recall_equipment("GRAN-01", later - dt.timedelta(days=9), g1_end - dt.timedelta(days=1))
     assert before.batches_on_unit == [] and before.trace.lots == []
     assert gen.recall_equipment("NO-UNIT", g1_end, later).batches_on_unit == []
+
+
+@pytest.mark.req("GEN-02")
+def test_the_demo_data_shows_a_genealogy(db) -> None:
+    from batchline.web.management.commands import demo
+
+    demo.seed()
+    made = Lot.objects.get(number="PCM-0000")
+    assert numbers(gen.backward(made.pk)) == ({"PCM-0000", "PCM-L0100", "MGST-L0007"}, {"PCM-0000"})
+    # The demo's own batch has its output lot too, empty until it runs.
+    assert msel.output_lot("PCM-0001") is not None
+    assert Container.objects.filter(code__in=["C-000001", "C-000002", "C-000003"], quantity=25).count() == 2

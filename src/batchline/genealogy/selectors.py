@@ -271,6 +271,7 @@ def _people(numbers: list[str], parts: dict[tuple[int, str], set[str]]) -> list[
     steps = (
         BatchStep.objects.filter(batch__number__in=numbers)
         .values_list("batch__number", "started_by_id", "completed_by_id", "verified_by_id")
+        .order_by()
         .distinct()
     )
     for number, started, completed, verified in steps:
