@@ -171,7 +171,9 @@ def seed(kind: str, args: argparse.Namespace, plant: dict[str, Any]) -> dict[str
     lot_level = {lid: level for level, ids in enumerate(levels) for lid in ids}
     made_by = {out: number for _bid, number, _level, _inputs, out in batches}
     # Moments: batches of a level run after those of the level before, in order.
-    batch_at = {b[1]: start + dt.timedelta(days=40 * b[2], seconds=30 * i) for i, b in enumerate(batches)}
+    batch_at = {
+        b[1]: start + dt.timedelta(days=40 * b[2], seconds=30 * int(b[1].rsplit("-", 1)[1])) for b in batches
+    }
     w.write(
         Lot,
         (
@@ -373,7 +375,6 @@ def seed(kind: str, args: argparse.Namespace, plant: dict[str, Any]) -> dict[str
         for table in tables:
             conn.execute(f"VACUUM ANALYZE {table}")
     conn.close()
-    first_day = min(batch_at.values())
     return {
         "sizes": {
             "ledger": ledger,
@@ -386,7 +387,7 @@ def seed(kind: str, args: argparse.Namespace, plant: dict[str, Any]) -> dict[str
         "raw": levels[0],
         "lot0": lot0,
         "units": [f"GU-{i:04d}" for i in range(args.units)],
-        "first_day": first_day.isoformat(),
+        "start": start.isoformat(),
     }
 
 
@@ -459,9 +460,13 @@ def run_child(args: argparse.Namespace) -> None:
     result["forward"] = _timed("forward from a received lot", gen.forward, raw)
     suppliers = [f"S-{lid - seeded['lot0']:07d}" for lid in raw[: max(1, args.calls // 4)]]
     result["recall_supplier"] = _timed("recall by supplier lot", gen.recall_supplier_lot, suppliers)
-    first = dt.datetime.fromisoformat(seeded["first_day"])
+    # A day from within the hours a level's batches ran (level i from day 40 i, one every 30 s).
+    start = dt.datetime.fromisoformat(seeded["start"])
     windows = [
-        (rnd.choice(seeded["units"]), first + dt.timedelta(days=40 * rnd.randint(1, LEVELS)))
+        (
+            rnd.choice(seeded["units"]),
+            start + dt.timedelta(days=40 * rnd.randint(1, LEVELS), hours=rnd.random() * 4),
+        )
         for _ in suppliers
     ]
     result["recall_unit"] = _timed(

@@ -104,9 +104,6 @@ class Trace:
     equipment: list[EquipmentUse] = field(default_factory=list)
     people: list[PersonPart] = field(default_factory=list)
 
-    def lot(self, number: str) -> LotNode:
-        return next(lot for lot in self.lots if lot.number == number)
-
 
 def _levels(direction: str, roots: Sequence[int]) -> dict[int, int]:
     """Every lot reached from ``roots``, with its level (the shortest number of lot steps)."""
@@ -176,9 +173,9 @@ def _trace(direction: str, roots: list[int]) -> Trace:
         .order_by("id")
     )
     trace.lots = [LotNode(*row, depth=levels[row[0]]) for row in lots]  # type: ignore[misc]
-    consumed = Consumption.objects.values(
-        "lot_id", "batch_number", "container__code", "unit", "ledger__user_id"
-    ).annotate(quantity=Sum("quantity"))
+    # The edges alone, then their ledger entries by primary key: joined in one statement,
+    # PostgreSQL misjudged the edges' number and scanned every container (docs/performance.md).
+    consumed = Consumption.objects.values_list("lot_id", "batch_number", "ledger_id", "quantity", "unit")
     batch_depth: dict[str, int] = {}
     if direction == BACKWARD:
         # The batches are those that made the lots; each consumed lots one level further back.
@@ -190,19 +187,27 @@ def _trace(direction: str, roots: list[int]) -> Trace:
         consumed = consumed.filter(batch_number__in=list(batch_depth))
     else:
         consumed = consumed.filter(lot_id__in=list(levels))
+    edges = [row for row in consumed.order_by() if row[0] in levels]  # a lot past MAX_DEPTH is left out
+    moved = {
+        entry: (user_id, code)
+        for entry, user_id, code in LedgerEntry.objects.filter(id__in=[e[2] for e in edges]).values_list(
+            "id", "user_id", "container__code"
+        )
+    }
     flows: dict[tuple[str, int, str, str], Decimal] = defaultdict(Decimal)
     users: dict[tuple[int, str], set[str]] = defaultdict(set)
-    for row in consumed.order_by():
-        lot_id, number = row["lot_id"], row["batch_number"]
-        if lot_id not in levels:
-            continue  # past MAX_DEPTH
+    taken: dict[tuple[str, int, str, str], Decimal] = defaultdict(Decimal)
+    for lot_id, number, entry, quantity, unit in edges:
         if direction == FORWARD:
             batch_depth[number] = min(levels[lot_id], batch_depth.get(number, MAX_DEPTH))
-        flows[("consumed", lot_id, number, row["unit"])] += row["quantity"]
-        trace.containers.append(
-            ContainerUse(row["container__code"], lot_id, number, "consumed", row["quantity"], row["unit"])
-        )
-        users[(row["ledger__user_id"], number)].add("moved material")
+        flows[("consumed", lot_id, number, unit)] += quantity
+        user_id, code = moved[entry]
+        taken[(code, lot_id, number, unit)] += quantity
+        users[(user_id, number)].add("moved material")
+    trace.containers = [
+        ContainerUse(code, lot_id, number, "consumed", quantity, unit)
+        for (code, lot_id, number, unit), quantity in taken.items()
+    ]
     # Production: what each batch in the trace put into its output lot, when that lot is in it.
     made = {lot.id: lot.produced_by_batch for lot in trace.lots if lot.produced_by_batch in batch_depth}
     produced = (

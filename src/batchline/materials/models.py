@@ -74,7 +74,11 @@ class Lot(AuditedModel):
     class Meta:
         ordering = ["material", "expires_at", "number"]
         constraints = [models.UniqueConstraint(fields=["material", "number"], name="lot_number_unique")]
-        indexes = [models.Index(fields=["number"])]
+        indexes = [
+            models.Index(fields=["number"]),
+            # A recall starts from the supplier's lot number (genealogy selectors).
+            models.Index(fields=["supplier_lot"], name="lot_supplier_lot_idx"),
+        ]
         permissions = [("trace_lot", "Trace lot genealogy and run recall queries")]
 
     def __str__(self) -> str:
