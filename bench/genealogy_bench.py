@@ -3,6 +3,7 @@
     ./dev bench genealogy                                  # PostgreSQL, 1,000,000 ledger rows
     ./dev bench genealogy --databases sqlite,postgresql
     ./dev bench genealogy --raw 8000 --ledger 100000       # quicker
+    ./dev bench genealogy --again                          # measure again, same data, no new seed
 
 For each database, in a fresh bench database (``bench/results/genealogy.sqlite3``,
 PostgreSQL ``$BATCHLINE_BENCH_PG_DB``, default ``batchline_bench``):
@@ -40,7 +41,15 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from bench.audit_bench import RESULTS, ROOT, database_url, percentile, raw_connection
+from bench.audit_bench import (
+    PG_ADMIN_URL,
+    PG_BENCH_DB,
+    RESULTS,
+    ROOT,
+    database_url,
+    percentile,
+    raw_connection,
+)
 from bench.material_bench import Writer, _next_id, _person
 
 LEVELS = 5
@@ -66,18 +75,29 @@ def run_parent(args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     for kind in args.databases.split(","):
-        url = database_url(kind, sqlite_name="genealogy.sqlite3")
+        url = _existing_url(kind) if args.again else database_url(kind, sqlite_name="genealogy.sqlite3")
         env = {**os.environ, "DATABASE_URL": url, "BATCHLINE_HOME": str(RESULTS / "home")}
-        subprocess.run(
-            [sys.executable, "-m", "batchline.cli", "migrate", "-v", "0"], env=env, check=True, cwd=ROOT
-        )
-        child = [sys.executable, "-m", "bench.genealogy_bench", "--child", kind]
+        if not args.again:
+            subprocess.run(
+                [sys.executable, "-m", "batchline.cli", "migrate", "-v", "0"], env=env, check=True, cwd=ROOT
+            )
+        child = [sys.executable, "-m", "bench.genealogy_bench", "--child", kind] + ["--again"] * args.again
         for option in ("raw", "ledger", "units", "calls"):
             child += [f"--{option}", str(getattr(args, option))]
         out = subprocess.run(child, env=env, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
     (RESULTS / "genealogy.json").write_text(json.dumps(results, indent=2))
     report(results)
+
+
+def _existing_url(kind: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{RESULTS / 'genealogy.sqlite3'}"
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_BENCH_DB}"
+
+
+def _seeded_file(kind: str) -> Any:
+    return RESULTS / f"genealogy-{kind}-seeded.json"
 
 
 def _lat(x: dict[str, Any]) -> str:
@@ -448,8 +468,13 @@ def run_child(args: argparse.Namespace) -> None:
 
     kind = args.child
     t0 = time.perf_counter()
-    seeded = seed(kind, args, setup_plant())
-    result: dict[str, Any] = {"seed_s": time.perf_counter() - t0, "sizes": seeded["sizes"]}
+    if args.again:  # measure again on the database the last run seeded
+        seeded = json.loads(_seeded_file(kind).read_text())
+    else:
+        seeded = seed(kind, args, setup_plant())
+        seeded["seed_s"] = time.perf_counter() - t0
+        _seeded_file(kind).write_text(json.dumps(seeded))
+    result: dict[str, Any] = {"seed_s": seeded["seed_s"], "sizes": seeded["sizes"]}
     rnd = random.Random(7)
     top = [rnd.choice(seeded["top"]) for _ in range(args.calls)]
     raw = [rnd.choice(seeded["raw"]) for _ in range(args.calls)]
@@ -486,6 +511,9 @@ def main() -> None:
     parser.add_argument("--ledger", type=int, default=1_000_000)
     parser.add_argument("--units", type=int, default=500)
     parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument(
+        "--again", action="store_true", help="measure again on the database the last run seeded, no new seed"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     run_child(args) if args.child else run_parent(args)
