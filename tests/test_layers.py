@@ -29,6 +29,16 @@ FORBIDDEN = {
     ],
     "accounts": ["batchline.api"],
     "equipment": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
+    # Materials are below execution: batches are named by number, never imported.
+    "materials": [
+        "batchline.web",
+        "batchline.api",
+        "batchline.execution",
+        "batchline.recipes",
+        "batchline.genealogy",
+    ],
+    # Genealogy reads materials, equipment and execution; pages and the API read it.
+    "genealogy": ["batchline.web", "batchline.api"],
     # Execution asks training (the qualification gate), never the other way round.
     "training": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
     # Quality decides on what execution recorded; execution never asks quality (its gate reads

@@ -7,6 +7,7 @@ from batchline.api.api import api
 from batchline.web import audit_views as audit
 from batchline.web import equipment_views as equipment
 from batchline.web import execution_views as execution
+from batchline.web import genealogy_views as genealogy
 from batchline.web import material_views as materials
 from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
@@ -59,6 +60,8 @@ urlpatterns = [
     path("lots/<id:pk>/", materials.lot_detail, name="lot"),
     path("lots/<id:pk>/disposition/", materials.lot_disposition, name="lot_disposition"),
     path("containers/<slug:code>/label.<str:fmt>", materials.label_print, name="label_print"),
+    path("genealogy/", genealogy.recall, name="genealogy"),
+    path("genealogy/lots/<id:pk>/<str:direction>/", genealogy.trace, name="genealogy_trace"),
     path("recipes/", recipes.recipe_list, name="recipes"),
     path("recipes/import/", recipes.recipe_import, name="recipe_import"),
     path("recipes/new/", recipe_editor.recipe_new, name="recipe_new"),

@@ -156,6 +156,7 @@ PERSONAL = {"/api/v1/tokens", "/api/v1/tokens/{token_id}/revoke"}
 
 SIG = {"username": "auditor", "password": PASSWORD}
 BODIES = {
+    "/api/v1/genealogy/batches/{number}/produce": {"quantities": ["1"], "unit": "kg"},
     "/api/v1/recipes/import": {"text": "format: batchline.recipe/1"},
     "/api/v1/recipes/{recipe_id}/transition": {"command": "approve", "signature": SIG},
     "/api/v1/batches": {"recipe_id": 1, "number": "X-1", "planned_quantity": "1"},

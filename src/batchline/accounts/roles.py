@@ -50,6 +50,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "equipment.check_scale",
             "equipment.write_logbook",
             "training.view_trainingrecord",
+            # Supervisors trace what a batch used and where a lot went (genealogy, recall).
+            "materials.trace_lot",
         ],
     ),
     "warehouse": (
@@ -77,6 +79,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "signatures.sign_verified",
             "accounts.view_audit_trail",
             "materials.view_lot",
+            "materials.trace_lot",
             "recipes.view_masterrecipe",
             "execution.view_batch",
             "equipment.view_equipment",
@@ -105,6 +108,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "execution.view_batch",
             "materials.disposition_lot",
             "materials.view_lot",
+            "materials.trace_lot",
             "equipment.view_equipment",
             "training.view_trainingrecord",
             "training.manage_training",
@@ -159,6 +163,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "accounts.view_security_events",
             "equipment.view_site",
             "materials.view_lot",
+            "materials.trace_lot",
             "equipment.view_equipment",
             "training.view_trainingrecord",
             "recipes.view_masterrecipe",

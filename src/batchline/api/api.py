@@ -32,7 +32,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import plant, production, quality
+from . import genealogy, plant, production, quality
 from . import schemas as s
 
 
@@ -321,3 +321,4 @@ api.add_router("/batches", production.batches)
 api.add_router("/equipment", plant.equipment)
 api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
+api.add_router("/genealogy", genealogy.genealogy)

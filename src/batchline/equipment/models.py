@@ -130,7 +130,11 @@ class LogbookEntry(AuditedModel):
     class Meta:
         ordering = ["at", "id"]
         verbose_name_plural = "logbook entries"
-        indexes = [models.Index(fields=["equipment", "at"], name="logbook_equipment_at_idx")]
+        indexes = [
+            models.Index(fields=["equipment", "at"], name="logbook_equipment_at_idx"),
+            # A trace finds the units its batches used by batch number (genealogy selectors).
+            models.Index(fields=["batch_number"], name="logbook_batch_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.equipment_id} {self.kind} {self.at:%Y-%m-%d %H:%M}"

@@ -23,6 +23,9 @@ from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create, record_update
+from batchline.materials import services as stock
+from batchline.materials.models import Container
+from batchline.materials.selectors import output_lot
 from batchline.recipes.document import from_canonical
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.rules import exceptions, gates, graph, states
@@ -181,6 +184,18 @@ def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_qua
                     ),
                     actor=actor,
                 )
+        product = recipe.product
+        try:
+            stock.output_lot_register(
+                actor=actor,
+                batch_number=number,
+                product_code=product.code,
+                product_name=product.name,
+                unit=recipe.nominal_unit,
+                at=batch.created_at,
+            )
+        except stock.MaterialRefused as exc:
+            raise ExecutionRefused(exc.verdict) from exc
     return batch
 
 
@@ -193,6 +208,32 @@ def _with_yield(step: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     }:
         return {**step, "yield": {**spec, "operation": op["name"]}}
     return step
+
+
+def batch_produce(
+    *, actor: Actor, batch: Batch, quantities: list[Decimal | str], unit: str, step_key: str = ""
+) -> list[Container]:
+    """Record produced output of a running batch into new containers of its output lot (GEN-01)."""
+    _person(actor)
+    with transaction.atomic():
+        locked = rows.lock_batch(batch.pk)
+        if locked is None:
+            raise Batch.DoesNotExist(f"no batch #{batch.pk}")
+        if locked.state != BatchState.RUNNING:
+            raise _refuse(
+                "BATCH_NOT_RUNNING",
+                f"Batch {locked.number} is {locked.get_state_display().lower()}: "
+                "output is recorded while it runs.",
+            )
+        lot = output_lot(locked.number)
+        if lot is None:
+            raise _refuse("NO_OUTPUT_LOT", f"Batch {locked.number} has no output lot to produce into.")
+        try:
+            return stock.lot_produce(
+                actor=actor, lot=lot, quantities=quantities, unit=unit, step_key=step_key
+            )
+        except stock.MaterialRefused as exc:
+            raise ExecutionRefused(exc.verdict) from exc
 
 
 def _state_before_hold(batch: Batch) -> str:

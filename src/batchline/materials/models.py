@@ -65,11 +65,21 @@ class Lot(AuditedModel):
     potency = models.DecimalField(
         max_digits=7, decimal_places=3, null=True, blank=True, help_text="assay, % of label claim"
     )
+    # The genealogy edge batch → output lot; blank for a received lot. Indexed: the backward
+    # trace joins a lot to the consumptions of the batch that made it, level by level.
+    produced_by_batch = models.CharField(
+        max_length=40, blank=True, default="", db_index=True, help_text="batch number, for an output lot"
+    )
 
     class Meta:
         ordering = ["material", "expires_at", "number"]
         constraints = [models.UniqueConstraint(fields=["material", "number"], name="lot_number_unique")]
-        indexes = [models.Index(fields=["number"])]
+        indexes = [
+            models.Index(fields=["number"]),
+            # A recall starts from the supplier's lot number (genealogy selectors).
+            models.Index(fields=["supplier_lot"], name="lot_supplier_lot_idx"),
+        ]
+        permissions = [("trace_lot", "Trace lot genealogy and run recall queries")]
 
     def __str__(self) -> str:
         return f"{self.number} ({self.material.code})"

@@ -187,6 +187,116 @@ def lot_receive(
     return lot
 
 
+# --- output lots (genealogy: batch → lot) ---------------------------------------------------
+
+
+def product_material(*, actor: Actor, code: str, name: str, unit: str) -> Material:
+    """The material a product is made as: the one with the product's code, registered on first use.
+
+    One code for the product and its material, so a later recipe charges an
+    intermediate by the code of the product that makes it, and no mapping
+    table has to be kept in step with the recipes. A material registered
+    beforehand (an intermediate with its unit and shelf life) is used as it is.
+    """
+    material = Material.objects.filter(code=code).first()
+    if material is not None:
+        return material
+    try:
+        check_unit(unit)
+    except UnknownUnit as exc:
+        raise _refuse("UNKNOWN_UNIT", str(exc)) from exc
+    return record_create(
+        Material(code=code, name=name, kind="finished", unit=unit),
+        actor=actor,
+        reason=f"product {code} made for the first time",
+    )
+
+
+def output_lot_register(
+    *, actor: Actor, batch_number: str, product_code: str, product_name: str, unit: str, at: dt.datetime
+) -> Lot:
+    """The lot a batch will produce: number = batch number, in quarantine, empty until produced.
+
+    Joins the caller's transaction (batch creation). Its expiry is the material's
+    shelf life from the batch's creation; a material without a shelf life gets
+    its lot expiring at once, so nothing of it can be used until QA sets the
+    expiry with a signed correction, rather than a date Batchline made up.
+    """
+    material = product_material(actor=actor, code=product_code, name=product_name, unit=unit)
+    if Lot.objects.filter(material=material, number=batch_number).exists():
+        raise _refuse(
+            "OUTPUT_LOT_TAKEN",
+            f"A lot {batch_number} of {material.code} exists already: choose another batch number.",
+        )
+    expires_at = at + dt.timedelta(days=material.shelf_life_days) if material.shelf_life_days else at
+    return record_create(
+        Lot(
+            material=material,
+            number=batch_number,
+            status=LotStatus.QUARANTINE,
+            received_at=at,
+            expires_at=expires_at,
+            produced_by_batch=batch_number,
+        ),
+        actor=actor,
+        reason=f"output of batch {batch_number}",
+    )
+
+
+def lot_produce(
+    *,
+    actor: Actor,
+    lot: Lot,
+    quantities: Sequence[Decimal | str],
+    unit: str,
+    step_key: str = "",
+    location: str = "",
+    tare: Decimal | None = None,
+) -> list[Container]:
+    """Produced output into new containers of a batch's output lot, each with its PRODUCE entry.
+
+    One transaction (or the caller's). The batch's own state is execution's
+    business (``execution.services.batch_produce``), which calls this.
+    """
+    user_id = _person(actor)
+    if not lot.produced_by_batch:
+        raise _refuse("NOT_AN_OUTPUT_LOT", f"Lot {lot.number} was received, not produced by a batch.")
+    if not quantities:
+        raise _refuse("NO_CONTAINERS", "Give the quantity of at least one container.")
+    given = [quantity_of(q, what="produced quantity") for q in quantities]
+    base = [in_unit(q, unit, lot.material.unit) for q in given]
+    if any(q <= 0 for q in base):
+        raise _refuse("NOT_POSITIVE", f"A produced quantity rounds to nothing in {lot.material.unit}.")
+    now = timezone.now()
+    made = []
+    with transaction.atomic():
+        for quantity in base:
+            container = record_create(
+                Container(
+                    code=_next_container_code(),
+                    lot=lot,
+                    quantity=Decimal(0),
+                    unit=lot.material.unit,
+                    tare=tare,
+                    location=location,
+                    created_at=now,
+                ),
+                actor=actor,
+            )
+            _move(
+                container,
+                Movement.PRODUCE,
+                quantity,
+                actor=actor,
+                user_id=user_id,
+                at=now,
+                batch_number=lot.produced_by_batch,
+                step_key=step_key,
+            )
+            made.append(container)
+    return made
+
+
 # --- disposition (QA) ------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from batchline.devices.scale_sim import ScaleSimulator
 from batchline.equipment import demo as equipment_demo
 from batchline.equipment.models import Site
 from batchline.execution.models import Batch
-from batchline.execution.services import batch_command, batch_create
+from batchline.execution.services import batch_command, batch_create, batch_produce, step_start
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
 from batchline.recipes.management.commands.recipe import cli_request
@@ -84,6 +84,7 @@ def seed() -> list[tuple[str, str, list[str]]]:
     training_demo.seed(site, people)
     recipe = seed_recipe()
     seed_batch(recipe)
+    seed_genealogy(recipe)
     return DEMO_USERS
 
 
@@ -213,6 +214,54 @@ def seed_batch(recipe: MasterRecipe) -> Batch:
     return batch_command(actor=actor, batch=batch, command="release", signer=signer)
 
 
+def seed_genealogy(recipe: MasterRecipe) -> None:
+    """A small earlier batch that made 1,000 tablets from a paracetamol lot and magnesium stearate.
+
+    So the genealogy page has something to draw at once: lot PCM-0000 traces back to
+    PCM-L0100 and MGST-L0007, and MGST-L0007 forward to it. Its own paracetamol lot
+    leaves the containers the demo's batch charges untouched.
+    """
+    if Batch.objects.filter(number="PCM-0000").exists():
+        return
+    clerk, qa = User.objects.get(username="warehouse"), User.objects.get(username="approver")
+    operator, supervisor = User.objects.get(username="operator"), User.objects.get(username="supervisor")
+    paracetamol = stock.lot_receive(
+        actor=Actor.of(clerk, via="cli"),
+        material=Material.objects.get(code="PCM-API"),
+        number="PCM-L0100",
+        expires_at=timezone.now() + dt.timedelta(days=600),
+        containers=["2"],
+        supplier="Granules India Ltd.",
+        supplier_lot="GIL-24-0815",
+        potency=Decimal("99.4"),
+        location="WH-A-01",
+    )
+    stock.lot_disposition(
+        actor=Actor.of(qa, via="cli"),
+        lot=paracetamol,
+        status="released",
+        signer=_sign("approver", "released"),
+        reason="demo data: certificate of analysis reviewed",
+    )
+    boss, hand = Actor.of(supervisor, via="cli"), Actor.of(operator, via="cli")
+    batch = batch_create(actor=boss, recipe=recipe, number="PCM-0000", planned_quantity=Decimal("1000"))
+    batch = batch_command(actor=boss, batch=batch, command="release", signer=_sign("supervisor", "performed"))
+    step_start(actor=hand, user=operator, batch=batch, step_key="line_clearance")
+    mgst = Lot.objects.get(number="MGST-L0007").containers.order_by("code").last()
+    assert mgst is not None
+    for code, quantity in ((paracetamol.containers.get().code, "0.5"), (mgst.code, "0.006")):
+        with transaction.atomic():
+            stock.container_consume(
+                actor=hand,
+                container=stock.container_locked(code),
+                quantity=Decimal(quantity),
+                batch_number=batch.number,
+                step_key="line_clearance",
+                at=timezone.now(),
+            )
+    batch_produce(actor=hand, batch=batch, quantities=["1000"], unit="tablet")
+
+
 class Command(BaseCommand):
     help = "Start Batchline with demo data (SQLite by default). --no-serve seeds and exits."
 
@@ -236,6 +285,9 @@ class Command(BaseCommand):
             "  released), C-000004 (quarantine), C-000005 (expired 90 minutes before the demo started),\n"
             "  C-000006 (past its retest date). At 'Dispense magnesium stearate' scan C-000007 and weigh\n"
             "  on SCALE-01, the simulated bench scale."
+        )
+        self.stdout.write(
+            f"\n  Genealogy: {url}genealogy/?lot=PCM-0000 (a small batch made from PCM-L0100 and MGST-L0007)."
         )
         self.stdout.write("\n  Audit trail check: batchline audit verify\n")
         if options["no_serve"]:
