@@ -207,7 +207,9 @@ def accept_exceptions(people, batch) -> None:
     exceptions_disposition(
         actor=A(people["approver"]),
         signer=sign(people["approver"], "approved"),
-        exception_ids=list(BatchException.objects.filter(batch=batch, disposition__isnull=True).values_list("id", flat=True)),
+        exception_ids=list(
+            BatchException.objects.filter(batch=batch, disposition__isnull=True).values_list("id", flat=True)
+        ),
         decision="accepted",
         comment="Assessed: the weighing was repeated within specification; no impact.",
     )

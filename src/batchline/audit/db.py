@@ -20,6 +20,9 @@ APPEND_ONLY_TABLES = (
     "materials_consumption",
     "materials_labelprint",
     "equipment_logbookentry",
+    "execution_exceptiondisposition",
+    "quality_deviationlink",
+    "quality_reviewstage",
 )
 
 _PG_FUNCTION = """
