@@ -9,6 +9,7 @@ from batchline.web import equipment_views as equipment
 from batchline.web import execution_views as execution
 from batchline.web import genealogy_views as genealogy
 from batchline.web import material_views as materials
+from batchline.web import quality_views as quality
 from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
 from batchline.web import training_views as training
@@ -78,6 +79,11 @@ urlpatterns = [
     path("recipes/<id:pk>/new-version/", recipes.recipe_new_version, name="recipe_new_version"),
     path("recipes/<id:pk>/compare/<id:other>/", recipes.recipe_compare, name="recipe_compare"),
     path("recipes/<id:pk>/<str:command>/", recipes.recipe_transition, name="recipe_transition"),
+    path("quality/", quality.worklist, name="quality"),
+    path("deviations/", quality.deviation_list, name="deviations"),
+    path("deviations/new/", quality.deviation_new, name="deviation_new"),
+    path("deviations/<str:number>/", quality.deviation_detail, name="deviation"),
+    path("deviations/<str:number>/<str:command>/", quality.deviation_step, name="deviation_step"),
     path("floor/", execution.floor, name="floor"),
     path("batches/new/", execution.batch_new, name="batch_new"),
     path("batches/<str:number>/", execution.batch, name="batch"),
@@ -87,6 +93,9 @@ urlpatterns = [
         execution.batch_record_document,
         name="batch_record_document",
     ),
+    path("batches/<str:number>/review/", quality.review, name="review"),
+    path("batches/<str:number>/review/disposition/", quality.review_disposition, name="review_disposition"),
+    path("batches/<str:number>/review/sign/", quality.review_sign, name="review_sign"),
     path("batches/<str:number>/scan/", execution.scan, name="batch_scan"),
     path("batches/<str:number>/command/<str:command>/", execution.batch_action, name="batch_action"),
     path("batches/<str:number>/steps/<str:key>/<str:action>/", execution.step_action, name="step_action"),

@@ -91,6 +91,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.investigate_deviation",
             "quality.view_deviation",
             "quality.review_quality",
+            # Raising a deviation and submitting its investigation are signed as performed.
+            "signatures.sign_performed",
         ],
     ),
     "qa_approver": (
@@ -119,6 +121,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.view_deviation",
             "quality.review_quality",
             "quality.disposition_batch",
+            "signatures.sign_performed",
         ],
     ),
     "qualified_person": (

@@ -28,6 +28,15 @@ def floor_batches() -> QuerySet[Batch]:
     return Batch.objects.filter(state__in=ACTIVE_STATES).select_related("recipe").order_by("-created_at")
 
 
+def batches_awaiting_review() -> QuerySet[Batch]:
+    """Finished on the floor, not yet released or rejected: the floor links them to their review."""
+    return (
+        Batch.objects.filter(state__in=(BatchState.COMPLETE, BatchState.IN_REVIEW))
+        .select_related("recipe")
+        .order_by("-created_at")
+    )
+
+
 def batch_version(number: str) -> tuple[int, int] | None:
     """The batch's id and the audit trail's head (its highest entry id), in one statement; None if no batch.
 

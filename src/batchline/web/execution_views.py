@@ -64,6 +64,7 @@ def floor(request: HttpRequest) -> HttpResponse:
     require(request.user, "execution.view_batch")
     context = {
         "batches": selectors.floor_batches(),
+        "awaiting_review": selectors.batches_awaiting_review()[:50],
         "recipes": MasterRecipe.objects.filter(status=RecipeStatus.EFFECTIVE).order_by("code"),
         "can_control": request.user.has_perm("execution.control_batch"),
         "username_required": username_required(request),

@@ -1,0 +1,385 @@
+"""QA pages: the worklist, review by exception with dispositions and the signed stages, deviations.
+
+Thin over quality/services.py and quality/selectors.py, as the API is; every
+refusal is shown in the service's words and writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from batchline.audit.services import Actor, ReasonRequired
+from batchline.execution.models import Batch, BatchException, BatchState, Decision
+from batchline.quality import selectors, services
+from batchline.quality.models import Classification, Deviation, DeviationState, Stage
+from batchline.rules import exceptions as taxonomy
+from batchline.rules import review as review_rules
+from batchline.rules import states
+from batchline.rules.verdict import Refused
+from batchline.signatures.models import Meaning, Signature
+from batchline.signatures.services import (
+    SignatureRefused,
+    VerifiedSigner,
+    signature_intact,
+    signer_authenticate,
+    signing_session_open,
+    username_required,
+)
+
+from .access import require
+
+# Whoever holds one of these works in QA's pages (and sees them in the navigation).
+QUALITY_PERMISSIONS = (
+    "quality.view_deviation",
+    "quality.review_production",
+    "quality.review_quality",
+    "quality.certify_batch",
+    "quality.disposition_batch",
+    "execution.disposition_exception",
+)
+
+# The states in which a batch waits for (or is in) its review.
+_WAITING = (BatchState.COMPLETE, BatchState.IN_REVIEW)
+
+_STAGE_PERMISSION = {
+    Stage.PRODUCTION_REVIEW: "quality.review_production",
+    Stage.QA_REVIEW: "quality.review_quality",
+    Stage.QP_CERTIFICATION: "quality.certify_batch",
+    Stage.RELEASED: "quality.disposition_batch",
+    Stage.REJECTED: "quality.disposition_batch",
+}
+
+_COMMAND_LABELS = {
+    "investigate": "Start the investigation",
+    "submit": "Submit for approval",
+    "return": "Return to investigation",
+    "close": "Close the deviation",
+}
+
+_STEP_MEANING = {
+    "investigate": Meaning.REVIEWED,
+    "submit": Meaning.PERFORMED,
+    "return": Meaning.REVIEWED,
+    "close": Meaning.APPROVED,
+}
+
+_COMMAND_PERMISSION = {
+    "investigate": "quality.investigate_deviation",
+    "submit": "quality.investigate_deviation",
+    "return": "quality.approve_deviation",
+    "close": "quality.approve_deviation",
+}
+
+
+def works_in_quality(user: Any) -> bool:
+    return any(user.has_perm(p) for p in QUALITY_PERMISSIONS)
+
+
+def _require_quality(request: HttpRequest) -> None:
+    if not works_in_quality(request.user):
+        raise PermissionDenied("Your roles do not allow this: QA's pages are for quality and review roles.")
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.of(request.user, via="web")
+
+
+def _signer(request: HttpRequest, meaning: str) -> VerifiedSigner:
+    return signer_authenticate(
+        request=request,
+        username=(request.POST.get("signer_username") or "").strip() or None,
+        password=request.POST.get("signer_password", ""),
+        meaning=meaning,
+    )
+
+
+def _batch(number: str) -> Batch:
+    return get_object_or_404(Batch.objects.select_related("recipe", "created_by"), number=number)
+
+
+def _ids(values: list[str]) -> list[int]:
+    # A tampered form's non-number names no exception: the service then says so.
+    return [int(v) for v in values if v.isdigit() and len(v) <= 18] + [0] * sum(
+        1 for v in values if not (v.isdigit() and len(v) <= 18)
+    )
+
+
+def _signatures(record: Any, content: dict[str, Any]) -> list[dict[str, Any]]:
+    from batchline.audit.services import record_type_of
+
+    sigs = list(
+        Signature.objects.filter(record_type=record_type_of(type(record)), record_id=str(record.pk)).order_by(
+            "signed_at", "id"
+        )
+    )
+    # Each workflow step signs the deviation as it then stood, so only the latest signature can be
+    # checked against the record as it is now; the earlier ones bound contents since moved on.
+    return [{"signature": s, "intact": signature_intact(s, content) if s is sigs[-1] else None} for s in sigs]
+
+
+# --- worklist -----------------------------------------------------------------------------------
+
+
+@login_required
+def worklist(request: HttpRequest) -> HttpResponse:
+    """Batches waiting for review with their open exceptions and completeness; open deviations."""
+    _require_quality(request)
+    batches = list(
+        Batch.objects.filter(state__in=_WAITING)
+        .select_related("recipe")
+        .annotate(
+            open_exceptions=Count("exceptions", filter=Q(exceptions__disposition__isnull=True)),
+            stages_signed=Count("review_stages"),
+        )
+        .order_by("created_at", "id")
+    )
+    rows = []
+    for b in batches:
+        checks = selectors.completeness(b)
+        rows.append({"batch": b, "failing": [c for c in checks if not c.ok], "checks": len(checks)})
+    deviations = Deviation.objects.exclude(state=DeviationState.CLOSED).select_related("raised_by")
+    return render(request, "quality/worklist.html", {"rows": rows, "deviations": deviations})
+
+
+# --- review by exception ------------------------------------------------------------------------
+
+
+def _review_page(request: HttpRequest, batch: Batch, *, status: int = 200, **extra: Any) -> HttpResponse:
+    screen = selectors.review_screen(batch, qp_required=services.qp_required())
+    user = request.user
+    rows = [
+        {
+            "exception": e,
+            "type": taxonomy.classify(e.code),
+            "category": taxonomy.CATEGORIES[taxonomy.classify(e.code).category],
+            "disposition": getattr(e, "disposition", None),
+        }
+        for e in screen.exceptions
+    ]
+    next_stage = screen.next_stage
+    context = {
+        "batch": batch,
+        "screen": screen,
+        "rows": rows,
+        "open_rows": [r for r in rows if r["disposition"] is None],
+        "rules_version": taxonomy.VERSION,
+        "next_stage": next_stage,
+        "next_stage_label": review_rules.STAGE_LABELS.get(next_stage or "", ""),
+        "next_stage_meaning": services.STAGE_MEANING.get(next_stage or "", ""),
+        "can_sign_next": next_stage is not None and user.has_perm(_STAGE_PERMISSION[Stage(next_stage)]),
+        "can_reject": bool(next_stage) and user.has_perm("quality.disposition_batch"),
+        "can_disposition": user.has_perm("execution.disposition_exception"),
+        "can_raise": user.has_perm("quality.raise_deviation"),
+        "decisions": Decision.choices,
+        "stage_labels": dict(Stage.choices),
+        "username_required": username_required(request),
+        "form": request.POST if request.method == "POST" else {},
+        "chosen": request.POST.getlist("exception") if request.method == "POST" else [],
+        **extra,
+    }
+    return render(request, "quality/review.html", context, status=status)
+
+
+@login_required
+def review(request: HttpRequest, number: str) -> HttpResponse:
+    require(request.user, "execution.view_batch")
+    return _review_page(request, _batch(number))
+
+
+def _refusal(exc: Exception) -> list[str]:
+    if isinstance(exc, Refused):
+        return [r.message for r in exc.verdict.reasons]
+    return [str(exc)]
+
+
+@login_required
+@require_POST
+def review_disposition(request: HttpRequest, number: str) -> HttpResponse:
+    require(request.user, "execution.disposition_exception")
+    batch = _batch(number)
+    ids = _ids(request.POST.getlist("exception"))
+    try:
+        if BatchException.objects.filter(pk__in=ids).exclude(batch=batch).exists():
+            raise services.QualityRefused.because(
+                "ONE_BATCH", f"Disposition only exceptions of batch {batch.number} on its review page."
+            )
+        signer = _signer(request, Meaning.APPROVED)
+        made = services.exceptions_disposition(
+            actor=_actor(request),
+            signer=signer,
+            exception_ids=ids,
+            decision=request.POST.get("decision", ""),
+            comment=request.POST.get("comment", ""),
+            deviation_number=request.POST.get("deviation", "")[:40],
+        )
+    except (Refused, SignatureRefused, ReasonRequired) as exc:
+        return _review_page(request, batch, status=422, refusal=_refusal(exc))
+    signing_session_open(signer)
+    messages.success(request, f"{len(made)} exception{'s' if len(made) != 1 else ''} dispositioned.")
+    return HttpResponseRedirect(reverse("review", args=[batch.number]))
+
+
+@login_required
+@require_POST
+def review_sign(request: HttpRequest, number: str) -> HttpResponse:
+    require(request.user, "execution.view_batch")
+    batch = _batch(number)
+    stage = request.POST.get("stage", "")
+    comment = request.POST.get("comment", "") or request.POST.get("signer_comment", "")
+    try:
+        if stage not in Stage.values:
+            raise services.QualityRefused.because("UNKNOWN_STAGE", "Choose the review stage to sign.")
+        signer = _signer(request, services.STAGE_MEANING[stage])
+        services.review_sign(actor=_actor(request), signer=signer, batch=batch, stage=stage, comment=comment)
+    except (Refused, SignatureRefused, ReasonRequired) as exc:
+        return _review_page(request, batch, status=422, refusal=_refusal(exc))
+    signing_session_open(signer)
+    batch.refresh_from_db()
+    label = review_rules.STAGE_LABELS[stage]
+    messages.success(
+        request,
+        f"{label[0].upper()}{label[1:]} of batch {batch.number} signed; "
+        f"the batch is {batch.get_state_display().lower()}.",
+    )
+    return HttpResponseRedirect(reverse("review", args=[batch.number]))
+
+
+# --- deviations ---------------------------------------------------------------------------------
+
+
+@login_required
+def deviation_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "quality.view_deviation")
+    state = request.GET.get("state", "")
+    deviations = Deviation.objects.select_related("raised_by").prefetch_related("links")
+    if state in DeviationState.values:
+        deviations = deviations.filter(state=state)
+    elif state == "open":
+        deviations = deviations.exclude(state=DeviationState.CLOSED)
+    return render(
+        request,
+        "quality/deviations.html",
+        {"deviations": deviations[:500], "state": state, "states": DeviationState.choices},
+    )
+
+
+def _new_page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpResponse:
+    source = request.POST if request.method == "POST" else request.GET
+    ids = _ids(source.getlist("exception"))
+    exceptions = list(
+        BatchException.objects.filter(pk__in=ids).select_related("batch", "step").order_by("at", "id")
+    )
+    batches = source.get("batches", "") or " ".join(sorted({e.batch.number for e in exceptions}))
+    context = {
+        "exceptions": exceptions,
+        "form": {**source.dict(), "batches": batches},
+        "classifications": Classification.choices,
+        "username_required": username_required(request),
+        **extra,
+    }
+    return render(request, "quality/deviation_new.html", context, status=status)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in text.replace(",", " ").replace(";", " ").split() if w]
+
+
+@login_required
+def deviation_new(request: HttpRequest) -> HttpResponse:
+    """Raise a deviation directly, or from exceptions chosen on a review page (prefilled)."""
+    require(request.user, "quality.raise_deviation")
+    if request.method != "POST":
+        return _new_page(request)
+    try:
+        signer = _signer(request, Meaning.PERFORMED)
+        dev = services.deviation_raise(
+            actor=_actor(request),
+            signer=signer,
+            title=request.POST.get("title", "")[:200],
+            classification=request.POST.get("classification", ""),
+            description=request.POST.get("description", ""),
+            immediate_action=request.POST.get("immediate_action", ""),
+            batches=_words(request.POST.get("batches", ""))[:100],
+            lots=_words(request.POST.get("lots", ""))[:100],
+            equipment=_words(request.POST.get("equipment", ""))[:100],
+            exception_ids=_ids(request.POST.getlist("exception"))[:1000],
+        )
+    except (Refused, SignatureRefused, ReasonRequired) as exc:
+        return _new_page(request, status=422, refusal=_refusal(exc))
+    signing_session_open(signer)
+    messages.success(request, f"Deviation {dev.number} raised.")
+    if request.user.has_perm("quality.view_deviation"):
+        return HttpResponseRedirect(reverse("deviation", args=[dev.number]))
+    return HttpResponseRedirect(reverse("home"))
+
+
+def _deviation_page(request: HttpRequest, dev: Deviation, *, status: int = 200, **extra: Any) -> HttpResponse:
+    user = request.user
+    commands = [
+        {
+            "command": c,
+            "label": _COMMAND_LABELS[c],
+            "meaning": _STEP_MEANING[c],
+            "meaning_label": Meaning(_STEP_MEANING[c]).label,
+            "reason_required": t.reason_required,
+        }
+        for c, t in states.DEVIATION.items()
+        if dev.state in t.source and user.has_perm(_COMMAND_PERMISSION[c])
+    ]
+    links = list(dev.links.select_related("exception").order_by("id"))
+    context = {
+        "deviation": dev,
+        "links": links,
+        "batches": sorted({lk.batch_number for lk in links if lk.batch_number}),
+        "commands": commands,
+        "signatures": _signatures(dev, services.deviation_content(dev)),
+        "username_required": username_required(request),
+        "form": request.POST if request.method == "POST" else {},
+        **extra,
+    }
+    return render(request, "quality/deviation.html", context, status=status)
+
+
+@login_required
+def deviation_detail(request: HttpRequest, number: str) -> HttpResponse:
+    require(request.user, "quality.view_deviation")
+    dev = get_object_or_404(Deviation.objects.select_related("raised_by"), number=number)
+    return _deviation_page(request, dev)
+
+
+@login_required
+@require_POST
+def deviation_step(request: HttpRequest, number: str, command: str) -> HttpResponse:
+    require(request.user, "quality.view_deviation")
+    dev = get_object_or_404(Deviation.objects.select_related("raised_by"), number=number)
+    if command not in _STEP_MEANING:
+        return _deviation_page(request, dev, status=422, refusal=[f"{command!r} is not a deviation step."])
+    fields = {
+        k: request.POST[k]
+        for k in ("immediate_action", "investigation", "root_cause", "impact", "capa_reference")
+        if request.POST.get(k)
+    }
+    try:
+        signer = _signer(request, _STEP_MEANING[command])
+        dev = services.deviation_transition(
+            actor=_actor(request),
+            signer=signer,
+            deviation=dev,
+            command=command,
+            fields=fields,
+            comment=request.POST.get("comment", "") or request.POST.get("signer_comment", ""),
+        )
+    except (Refused, SignatureRefused, ReasonRequired) as exc:
+        return _deviation_page(request, dev, status=422, refusal=_refusal(exc))
+    signing_session_open(signer)
+    messages.success(request, f"Deviation {dev.number} is now {dev.get_state_display().lower()}.")
+    return HttpResponseRedirect(reverse("deviation", args=[dev.number]))

@@ -1,0 +1,108 @@
+"""A batch QA reviews: run to completion through the services with the three exceptions of issue 5.
+
+An out-of-limit critical value, a weight typed by hand, and a refused container of
+an expired lot; the batch ends complete with its genealogy balanced, so only the
+exceptions (and any deviation) stand between it and release.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from batchline.execution import services as ex
+from batchline.execution.models import Batch
+from batchline.materials import services as stock
+from batchline.signatures.services import signer_authenticate
+from tests.conftest import PASSWORD, make_user
+from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
+from tests.materials.test_charging import expire, receive
+from tests.signatures.test_signing import station
+
+RECIPE = """
+format: batchline.recipe/1
+recipe: {code: RBE-1, name: Review test, product_code: RBE, product_name: Review test 500 mg, batch_size: {quantity: 100, unit: kg}}
+operations:
+  - key: dispensing
+    name: Dispensing
+    steps:
+      - key: disp_api
+        kind: weigh_dispense
+        title: Dispense paracetamol
+        material: {code: PCM, quantity: 2, unit: kg, tolerance_percent: 1}
+  - key: granulation
+    name: Granulation
+    steps:
+      - key: charge_api
+        kind: material_charge
+        title: Charge paracetamol
+        material: {code: PCM, quantity: 2, unit: kg, tolerance_percent: 1}
+      - key: weights
+        kind: data_entry
+        title: Tablet weight
+        inputs:
+          - {name: w1, label: Weight 1, unit: mg, target: 600, plausible: {low: 300, high: 900}, specification: {low: 570, high: 630}, critical: true}
+"""
+
+
+def review_people() -> dict:
+    return {
+        "author": make_user("author", ["recipe_author"]),
+        "approver": make_user("approver", ["qa_approver"]),
+        "reviewer": make_user("reviewer", ["qa_reviewer"]),
+        "supervisor": make_user("supervisor", ["supervisor"]),
+        "operator": make_user("operator", ["operator"]),
+        "warehouse": make_user("warehouse", ["warehouse"]),
+    }
+
+
+def review_plant() -> tuple[dict, object]:
+    """People, the recipe effective, paracetamol in an expired lot (C-000001) and a good one (C-000002)."""
+    people = review_people()
+    recipe = effective_recipe(people, RECIPE)
+    material = stock.material_create(
+        actor=A(people["warehouse"]), code="PCM", name="Paracetamol", kind="api", unit="kg"
+    )
+    expire(receive(people, material, "L-OLD", containers=("25",)), dt.timedelta(minutes=90))
+    receive(people, material, "L-1", containers=("25",))
+    return people, recipe
+
+
+def run_batch(people, recipe, number: str, *, weight: str = "640") -> Batch:
+    """Run a batch to complete; ``weight`` outside 570–630 mg raises the critical out-of-limit exception."""
+    op = people["operator"]
+    batch = new_batch(people, recipe, number=number, quantity="100")
+    start(people, batch, "disp_api")
+    witness = signer_authenticate(
+        request=station(op), username="supervisor", password=PASSWORD, meaning="verified", witness=True
+    )
+    manual = {"manual_weight": "2", "manual_unit": "kg", "reason": "scale display broken", "scale": ""}
+    try:
+        ex.step_dispense(
+            actor=A(op),
+            user=op,
+            batch=batch,
+            step_key="disp_api",
+            source="C-000001",
+            witness=witness,
+            **manual,
+        )
+    except ex.ExecutionRefused as refused:
+        assert refused.verdict.codes == ["LOT_EXPIRED"], refused.verdict.codes
+    else:
+        raise AssertionError("a container of an expired lot was dispensed")
+    witness = signer_authenticate(
+        request=station(op), username="supervisor", password=PASSWORD, meaning="verified", witness=True
+    )
+    value = ex.step_dispense(
+        actor=A(op), user=op, batch=batch, step_key="disp_api", source="C-000002", witness=witness, **manual
+    )
+    ex.step_complete(actor=A(op), user=op, batch=batch, step_key="disp_api")
+    start(people, batch, "charge_api")
+    ex.step_scan(actor=A(op), user=op, batch=batch, step_key="charge_api", scan=value.label.split()[2])
+    ex.step_complete(actor=A(op), user=op, batch=batch, step_key="charge_api")
+    start(people, batch, "weights")
+    ex.step_complete(actor=A(op), user=op, batch=batch, step_key="weights", entries={"w1": weight})
+    return Batch.objects.get(pk=batch.pk)
+
+
+__all__ = ["RECIPE", "review_plant", "run_batch", "sign"]
