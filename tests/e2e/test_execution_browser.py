@@ -6,9 +6,11 @@ from decimal import Decimal
 
 import pytest
 
+from batchline.accounts.models import User
 from batchline.audit.services import Actor
 from batchline.execution import services as ex
-from batchline.execution.models import Batch
+from batchline.execution.models import Batch, BatchException
+from batchline.quality.services import exceptions_disposition
 from tests.conftest import PASSWORD, make_user
 from tests.e2e.test_browser import log_in
 from tests.execution.test_engine import effective_recipe, sign
@@ -106,6 +108,21 @@ def test_an_operator_executes_a_batch_with_a_verifier(page, released_batch) -> N
     row.get_by_text("(original)").wait_for()
     assert "640 mg" in row.locator(".original").inner_text() and "600 mg" in row.inner_text()
 
+    # Weight 1 is critical: its exception stopped the batch until QA dispositions it.
+    page.locator("[data-step=mean]").click()
+    page.locator("[data-step=mean].selected").wait_for()
+    settle(page)
+    page.get_by_test_id("start").click()
+    assert "must be dispositioned by QA before work continues" in page.get_by_test_id("refusal").inner_text()
+    approver = User.objects.get(username="approver")
+    exceptions_disposition(
+        actor=Actor.of(approver, via="web"),
+        signer=sign(approver, "approved"),
+        exception_ids=[BatchException.objects.get(code="CRITICAL_OUT_OF_SPECIFICATION").pk],
+        decision="accepted",
+        comment="Balance misread; corrected with reason, true weight within specification.",
+    )
+
     # The calculation step waits for a second person, who signs at this station with ID and password.
     start(page, "mean")
     page.get_by_test_id("complete").click()
@@ -120,6 +137,6 @@ def test_an_operator_executes_a_batch_with_a_verifier(page, released_batch) -> N
     record = page.locator("main").inner_text()
     assert "(original, corrected)" in record and "misread the balance" in record
     assert "Supervisor Person — Verified — " in record and "Operator Person — Performed — " in record
-    assert "OUT_OF_SPECIFICATION" in record and "REFUSED_PREDECESSOR_OPEN" in record
+    assert "CRITICAL_OUT_OF_SPECIFICATION" in record and "REFUSED_PREDECESSOR_OPEN" in record
     assert "Mean weight (calculated)\t600.00 mg" in record  # computed from the corrected weight
     page.screenshot(path="var/batch-record.png", full_page=True)

@@ -9,6 +9,7 @@ from batchline.audit.services import ReasonRequired
 from batchline.audit.verify import verify
 from batchline.execution import services as ex
 from batchline.execution.models import BatchException, ExceptionDisposition
+from batchline.materials.selectors import output_lot
 from batchline.quality import selectors
 from batchline.quality import services as q
 from batchline.quality.models import Deviation, ReviewStage
@@ -194,6 +195,7 @@ def test_a_batch_goes_through_review_in_order_and_is_released(plant) -> None:
     row = stage(people, batch, "released", "approver", comment="Record reviewed by exception.")
     batch.refresh_from_db()
     assert batch.state == "qa_released"
+    assert output_lot(batch.number).status == "released"  # the disposition flows to the output lot
     assert row.rules_version and all(c["ok"] for c in row.checklist)
     assert list(ReviewStage.objects.filter(batch=batch).values_list("stage", flat=True)) == [
         "production_review",
@@ -349,3 +351,4 @@ def test_a_rejection_needs_a_reason_and_ends_the_batch(plant) -> None:
     stage(people, batch, "rejected", "approver", comment="Foreign particles found in the blend sample.")
     batch.refresh_from_db()
     assert batch.state == "rejected"
+    assert output_lot(batch.number).status == "rejected"

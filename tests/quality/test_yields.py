@@ -64,7 +64,7 @@ def test_the_yield_rule_judges_on_the_exact_percentage() -> None:
 
 
 @pytest.mark.req("YLD-01", "YLD-02", "RBE-03")
-def test_a_low_yield_raises_an_exception_that_holds_the_release_until_dispositioned(people) -> None:
+def test_a_low_yield_raises_an_exception_that_holds_the_release_until_dispositioned(people, client) -> None:
     recipe = effective_recipe(people, RECIPE)
     batch = new_batch(people, recipe, number="Y-1", quantity="50")  # theoretical 50 kg
     start(people, batch, "weigh_granules")
@@ -78,6 +78,9 @@ def test_a_low_yield_raises_an_exception_that_holds_the_release_until_dispositio
     assert (y.actual, y.theoretical, y.percent, y.within) == (Decimal(44), Decimal(50), Decimal(88), False)
     checks = {c.code: c for c in selectors.completeness(batch)}
     assert not checks["EXCEPTIONS"].ok and checks["LIMITS"].ok  # judged, waiting for its disposition
+    client.force_login(people["reviewer"])
+    page = client.get(f"/batches/{batch.number}/review/").content.decode()
+    assert "88.0 %" in page and "95–102 %" in page  # QA sees it on the review page
     content = selectors.record_quality(batch)
     assert content["yields"] == [
         {

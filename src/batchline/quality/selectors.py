@@ -124,6 +124,8 @@ class ReviewScreen:
     stages: list[ReviewStage]
     next_stage: str | None
     deviations: list[DeviationLink]
+    yields: list[Any]
+    reconciliation: list[Any]
 
     @property
     def complete(self) -> bool:
@@ -175,6 +177,8 @@ def review_screen(batch: Batch, *, qp_required: bool) -> ReviewScreen:
         stages=stages,
         next_stage=rules.next_stage([s.stage for s in stages], qp_required=qp_required),
         deviations=unique_deviations,
+        yields=yields.batch_yields(batch),
+        reconciliation=yields.batch_reconciliation(batch),
     )
 
 

@@ -18,7 +18,7 @@ from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_type_of, record_update
 from batchline.execution import rows
 from batchline.execution.models import Batch, BatchException, BatchState, Decision, ExceptionDisposition
-from batchline.materials.models import Counter
+from batchline.materials.models import Counter, Lot, LotStatus
 from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as rules
 from batchline.rules import states
@@ -361,6 +361,22 @@ _BATCH_STATE_AFTER = {
 }
 
 
+def _output_lot_follows(batch: Batch, stage: str, *, actor: Actor) -> None:
+    """The batch's disposition is its output lot's status (RBE-07), under the same signature."""
+    lot = Lot.objects.select_for_update().filter(produced_by_batch=batch.number).first()
+    if lot is None:
+        return  # a batch made before output lots were registered
+    status = LotStatus.RELEASED if stage == Stage.RELEASED else LotStatus.REJECTED
+    if lot.status != status:
+        record_update(
+            lot,
+            actor=actor,
+            values={"status": status},
+            action="disposition",
+            reason=f"Batch {batch.number} {'released' if stage == Stage.RELEASED else 'rejected'} by QA",
+        )
+
+
 def review_sign(
     *, actor: Actor, signer: VerifiedSigner | None, batch: Batch, stage: str, comment: str = ""
 ) -> ReviewStage:
@@ -414,6 +430,8 @@ def review_sign(
         )
         if target := _BATCH_STATE_AFTER.get(Stage(stage)):
             record_update(locked, actor=actor, values={"state": target}, action=stage, reason=comment)
+        if stage in (Stage.RELEASED, Stage.REJECTED):
+            _output_lot_follows(locked, stage, actor=actor)
         signature_apply(
             signer=signer,
             meaning=meaning,
