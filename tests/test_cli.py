@@ -38,6 +38,17 @@ def test_demo_seeds_sqlite_and_audit_verify_agrees_then_finds_a_raw_edit(tmp_pat
     assert ok.stdout.startswith("OK: audit trail verifies")
 
     with sqlite3.connect(tmp_path / "batchline.sqlite3") as db:
+        # A batch waits for QA's review by exception with its three exceptions.
+        (state, batch_id), *_ = db.execute("SELECT state, id FROM execution_batch WHERE number = 'IPC-0001'")
+        codes = {
+            c
+            for (c,) in db.execute("SELECT code FROM execution_batchexception WHERE batch_id = ?", [batch_id])
+        }
+        assert state == "complete" and codes == {
+            "REFUSED_PREDECESSOR_OPEN",
+            "OUT_OF_SPECIFICATION",
+            "CORRECTION",
+        }
         db.execute("UPDATE accounts_user SET full_name = 'Mallory' WHERE username = 'operator'")
     broken = batchline(tmp_path, "audit", "verify")
     assert broken.returncode == 1

@@ -5,6 +5,7 @@ Idempotent: running it again keeps what is there and adds what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,16 @@ from batchline.devices.scale_sim import ScaleSimulator
 from batchline.equipment import demo as equipment_demo
 from batchline.equipment.models import Site
 from batchline.execution.models import Batch
-from batchline.execution.services import batch_command, batch_create, batch_produce, step_start
+from batchline.execution.services import (
+    ExecutionRefused,
+    batch_command,
+    batch_create,
+    batch_produce,
+    step_complete,
+    step_start,
+    step_verify,
+    value_correct,
+)
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
 from batchline.recipes.management.commands.recipe import cli_request
@@ -85,6 +95,7 @@ def seed() -> list[tuple[str, str, list[str]]]:
     recipe = seed_recipe()
     seed_batch(recipe)
     seed_genealogy(recipe)
+    seed_review(seed_recipe(DEMO_RECIPE.with_name("tablet-ipc.yaml"), "PCM-500-IPC"))
     return DEMO_USERS
 
 
@@ -176,15 +187,15 @@ def seed_materials() -> None:
 DEMO_RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo" / "paracetamol-500.yaml"
 
 
-def seed_recipe() -> MasterRecipe:
-    """The paracetamol recipe, written by the author and made effective by QA, each step signed."""
-    current = MasterRecipe.objects.filter(code="PCM-500-TAB").order_by("-version").first()
+def seed_recipe(path: Path | None = None, code: str = "PCM-500-TAB") -> MasterRecipe:
+    """A demo recipe, written by the author and made effective by QA, each step signed."""
+    current = MasterRecipe.objects.filter(code=code).order_by("-version").first()
     if current is not None:
         return current
     author = User.objects.get(username="author")
     approver = User.objects.get(username="approver")
     recipe = recipe_import(
-        actor=Actor.of(author, via="cli"), text=DEMO_RECIPE.read_text(), reason="demo data"
+        actor=Actor.of(author, via="cli"), text=(path or DEMO_RECIPE).read_text(), reason="demo data"
     )
     for person, command, meaning in (
         (author, "submit", "performed"),
@@ -262,6 +273,51 @@ def seed_genealogy(recipe: MasterRecipe) -> None:
     batch_produce(actor=hand, batch=batch, quantities=["1000"], unit="tablet")
 
 
+def seed_review(recipe: MasterRecipe) -> None:
+    """A short batch run to its end with three exceptions, waiting for QA's review by exception:
+    a step started out of order (refused), a hardness out of specification, a corrected weight."""
+    if Batch.objects.filter(number="IPC-0001").exists():
+        return
+    operator, supervisor = User.objects.get(username="operator"), User.objects.get(username="supervisor")
+    boss, hand = Actor.of(supervisor, via="cli"), Actor.of(operator, via="cli")
+    batch = batch_create(actor=boss, recipe=recipe, number="IPC-0001", planned_quantity=Decimal("100000"))
+    batch = batch_command(actor=boss, batch=batch, command="release", signer=_sign("supervisor", "performed"))
+    with contextlib.suppress(ExecutionRefused):  # refused: line clearance comes first; kept for QA
+        step_start(actor=hand, user=operator, batch=batch, step_key="weights")
+    step_start(actor=hand, user=operator, batch=batch, step_key="clearance")
+    step_complete(
+        actor=hand,
+        user=operator,
+        batch=batch,
+        step_key="clearance",
+        checklist=[True, True, True],
+        signer=_sign("operator", "performed"),
+    )
+    step_start(actor=hand, user=operator, batch=batch, step_key="weights")
+    step_complete(
+        actor=hand,
+        user=operator,
+        batch=batch,
+        step_key="weights",
+        entries={"w1": "598.2", "w2": "604.9", "w3": "611.4", "hardness": "54"},
+    )
+    value_correct(
+        actor=hand,
+        user=operator,
+        batch=batch,
+        step_key="weights",
+        name="w3",
+        text="601.4",
+        reason="transcription error: the balance showed 601.4 mg",
+        signer=_sign("operator", "performed"),
+    )
+    step_start(actor=hand, user=operator, batch=batch, step_key="mean")
+    step_complete(actor=hand, user=operator, batch=batch, step_key="mean")
+    step_verify(
+        actor=boss, user=supervisor, batch=batch, step_key="mean", signer=_sign("supervisor", "verified")
+    )
+
+
 class Command(BaseCommand):
     help = "Start Batchline with demo data (SQLite by default). --no-serve seeds and exits."
 
@@ -288,6 +344,10 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"\n  Genealogy: {url}genealogy/?lot=PCM-0000 (a small batch made from PCM-L0100 and MGST-L0007)."
+        )
+        self.stdout.write(
+            f"\n  Review by exception: {url}quality/ (log in as reviewer: batch IPC-0001 is complete,\n"
+            "  with a refused attempt, a hardness out of specification and a corrected weight)."
         )
         self.stdout.write("\n  Audit trail check: batchline audit verify\n")
         if options["no_serve"]:
