@@ -169,6 +169,32 @@ def _numbered_canvas(batch: str, generated: str, digest: str) -> type[Canvas]:
     return NumberedCanvas
 
 
+def _wrap(value: Any, width: float, font: str = REGULAR, size: float = 7) -> str:
+    """``value`` as lines no wider than ``width`` points: broken at spaces, and inside a word (JSON,
+    hashes) only where the word alone is too wide, so nothing runs into the next column."""
+    text = "" if value is None else str(value)
+    if "\n" not in text and (len(text) <= 28 or pdfmetrics.stringWidth(text, font, size) <= width):
+        return text  # short text stays whole, as in the other tables (it may use the cell's padding)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if pdfmetrics.stringWidth(candidate, font, size) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            line = ""
+            for ch in word:
+                if pdfmetrics.stringWidth(line + ch, font, size) > width and line:
+                    lines.append(line)
+                    line = ""
+                line += ch
+        lines.append(line)
+    return "\n".join(lines)
+
+
 _GRID = TableStyle(
     [
         ("FONT", (0, 0), (-1, -1), REGULAR, 7),
@@ -213,8 +239,16 @@ class _Doc:
         rows: Iterable[Sequence[Any]],
         widths: Sequence[float],
         marks: Sequence[int] = (),
+        *,
+        plain: bool = False,
     ) -> None:
-        data = [list(head), *([self.cell(x) for x in r] for r in rows)]
+        """A grid; with ``plain``, long text is wrapped into lines here instead of into paragraphs
+        (the audit appendix: thousands of cells of data, no markup, a few times faster to lay out)."""
+        if plain:
+            inner = [w * self.width - 4 for w in widths]  # less the cell's left and right padding
+            data = [list(head), *([_wrap(x, inner[i]) for i, x in enumerate(r)] for r in rows)]
+        else:
+            data = [list(head), *([self.cell(x) for x in r] for r in rows)]
         if len(data) == 1:
             self.para(NONE)
             return
@@ -636,6 +670,7 @@ class _Doc:
                 for a in self.c["audit_trail"]
             ],
             [0.05, 0.12, 0.13, 0.07, 0.12, 0.3, 0.11, 0.1],
+            plain=True,
         )
 
 
