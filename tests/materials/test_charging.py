@@ -12,7 +12,8 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from batchline.accounts.models import User
@@ -22,7 +23,7 @@ from batchline.execution import services as ex
 from batchline.execution.models import BatchException, BatchStep, StepValue
 from batchline.materials import services as stock
 from batchline.materials.models import Consumption, Container, LedgerEntry, Lot
-from tests.conftest import make_user
+from tests.conftest import appends_at_the_end, entries, make_user
 from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
 
 pytestmark = pytest.mark.django_db
@@ -311,4 +312,27 @@ def test_concurrent_takers_of_one_container_never_take_more_than_it_holds(live_d
     assert sorted(outcomes) == ["NOT_ENOUGH_MATERIAL", "NOT_ENOUGH_MATERIAL", "took", "took"]
     container.refresh_from_db()
     assert container.quantity == Decimal(2) == stock.ledger_balance(container)
+    assert verify().ok
+
+
+@pytest.mark.req("P11-05", "NFR-06")
+def test_an_accepted_scan_appends_its_four_entries_together_after_its_writes(plant) -> None:
+    # The audit chain's lock is taken by the append and held to the commit: appended at the end,
+    # the scan's other statements and Python run before it, not while every other writer waits.
+    people, recipe, material = plant
+    receive(people, material, "L-0008", containers=("6",))
+    batch = new_batch(people, recipe, quantity="100")
+    start(people, batch, "charge_api")
+    op = people["operator"]
+    last = entries()[-1].pk
+    with CaptureQueriesContext(connection) as ran:
+        value = ex.step_scan(actor=A(op), user=op, batch=batch, step_key="charge_api", scan="C-000001")
+    appends_at_the_end(ran.captured_queries)
+    consumption = Consumption.objects.get()
+    assert [(e.action, e.record_type, e.record_id) for e in entries(pk__gt=last)] == [
+        ("create", "materials.ledgerentry", str(consumption.ledger_id)),
+        ("consume", "materials.container", str(consumption.container_id)),
+        ("create", "materials.consumption", str(consumption.pk)),
+        ("create", "execution.stepvalue", str(value.pk)),
+    ]
     assert verify().ok

@@ -638,9 +638,12 @@ def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str
 
     Judged at the server's time under the batch lock; refused (nothing consumed
     or claimed, the refusal recorded for QA) when the material, lot, stock,
-    equipment state, hold time or calibration is wrong.
+    equipment state, hold time or calibration is wrong. The entries of an
+    accepted scan are appended together at the end: the audit chain's lock,
+    which every writer in the plant takes, is held for that append and the
+    commit only, not for the whole scan.
     """
-    with transaction.atomic():
+    with transaction.atomic(), audit_together():
         snap = _snapshot(batch.pk, step_key, user=user)
         step = _step(snap, step_key)
         step.batch = snap.batch
