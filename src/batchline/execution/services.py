@@ -112,7 +112,8 @@ def _record_refusal(batch_id: int, step_key: str | None, actor: Actor, refused: 
         batch = rows.lock_batch(batch_id)
         if batch is None:
             raise Batch.DoesNotExist(f"no batch #{batch_id}")
-        step = BatchStep.objects.filter(batch=batch, key=step_key).first() if step_key else None
+        found = rows.steps_and_roles(batch, [step_key], None).steps if step_key else []
+        step = found[0] if found else None
         for reason in refused.verdict.reasons:
             _exception(
                 batch,
