@@ -329,7 +329,7 @@ def _step(snap: _Snapshot, key: str) -> BatchStep:
 @_records_refusal
 def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> BatchStep:
     """Start a step once its predecessors are complete and the person has its role."""
-    with transaction.atomic():
+    with transaction.atomic(), audit_together():  # entries appended at the end: the chain's lock held briefly
         snap = _snapshot(batch.pk, step_key, user=user, predecessors=True)
         step = _step(snap, step_key)
         verdict = gates.may_start(
@@ -706,7 +706,10 @@ def step_dispense(
             witness=witness,
             other_lot_reason=other_lot_reason,
         )
-    with transaction.atomic():
+    with (
+        transaction.atomic(),
+        audit_together(),
+    ):  # as step_scan: the chain lock for the append and commit only
         snap = _snapshot(batch.pk, step_key, user=user)
         step = _step(snap, step_key)
         early = Verdict.of(
