@@ -106,6 +106,28 @@ def entries(**filters: Any) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(**filters).order_by("id"))
 
 
+def appends_at_the_end(statements: list[dict[str, Any]]) -> list[str]:
+    """The statements that appended audit entries, checked to come after every other write, together.
+
+    On PostgreSQL they are one call (the chain's lock is then held from it to
+    the commit); on SQLite the chain's head is read and the entries inserted.
+    """
+    sqls = [q["sql"] for q in statements]
+    is_audit = [("audit_auditentry" in s or "batchline_audit_append" in s) for s in sqls]
+    audit = [i for i, a in enumerate(is_audit) if a]
+    writes = [
+        i
+        for i, s in enumerate(sqls)
+        if not is_audit[i] and s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+    assert audit, sqls
+    assert audit == list(range(audit[0], audit[-1] + 1)), sqls  # one run of statements
+    assert not writes or audit[0] > writes[-1], sqls  # after the last change they record
+    if connection.vendor == "postgresql":
+        assert len(audit) == 1 and "batchline_audit_append" in sqls[audit[0]], sqls
+    return [sqls[i] for i in audit]
+
+
 @pytest.fixture
 def no_triggers(db: None) -> Iterator[None]:
     """Play the attacker with database rights: drop the append-only triggers.

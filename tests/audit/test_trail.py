@@ -222,14 +222,46 @@ def test_a_block_that_fails_part_way_still_appends_the_entries_of_what_it_wrote(
     assert verify().ok
 
 
-def test_a_savepoint_inside_the_block_cannot_write_entries() -> None:
-    # They could neither keep their place after the block's earlier entries nor roll back with it.
-    before = (Site.objects.count(), AuditEntry.objects.count())
-    with pytest.raises(RuntimeError, match="savepoint"), transaction.atomic(), audit_together():
-        record_create(Site(code="d", name="D"), actor=ACTOR)
+@pytest.mark.req("P11-05")
+def test_a_savepoint_inside_the_block_keeps_its_entries_if_released_and_drops_them_if_rolled_back() -> None:
+    before = AuditEntry.objects.count()
+    with transaction.atomic(), audit_together():
+        d = record_create(Site(code="d", name="D"), actor=ACTOR)
+        with transaction.atomic():  # released: its entries keep their place in the order made
+            e = record_create(Site(code="e", name="E"), actor=ACTOR)
+            with suppress(ValueError), transaction.atomic():  # rolled back inside a released one
+                record_create(Site(code="f", name="F"), actor=ACTOR)
+                raise ValueError("the inner savepoint fails")
+            record_update(e, actor=ACTOR, values={"name": "E2"}, reason="renamed")
+        with suppress(ValueError), transaction.atomic():  # rolled back: its rows and entries go
+            g = record_create(Site(code="g", name="G"), actor=ACTOR)
+            record_update(g, actor=ACTOR, values={"name": "G2"}, reason="renamed")
+            raise ValueError("the savepoint fails")
+        record_update(d, actor=ACTOR, values={"name": "D2"}, reason="renamed")
+        assert AuditEntry.objects.count() == before
+    assert trail()[before:] == [
+        ("create", "equipment.site", str(d.pk)),
+        ("create", "equipment.site", str(e.pk)),
+        ("update", "equipment.site", str(e.pk)),
+        ("update", "equipment.site", str(d.pk)),
+    ]
+    assert not Site.objects.filter(code__in=["f", "g"]).exists()
+    assert not AuditEntry.objects.filter(record_type="equipment.site", record_id=str(g.pk)).exists()
+    assert verify().ok  # every entry's change replayed against the table: none missing, none extra
+
+
+@pytest.mark.req("P11-05")
+def test_a_failed_block_appends_only_the_entries_of_savepoints_that_were_released() -> None:
+    before = AuditEntry.objects.count()
+    with transaction.atomic(), suppress(KeyError), audit_together():
         with transaction.atomic():
-            record_create(Site(code="e", name="E"), actor=ACTOR)
-    assert (Site.objects.count(), AuditEntry.objects.count()) == before
+            h = record_create(Site(code="h", name="H"), actor=ACTOR)
+        with transaction.atomic():
+            record_create(Site(code="i", name="I"), actor=ACTOR)
+            raise KeyError("fails in a savepoint, and the block with it")
+    assert trail()[before:] == [("create", "equipment.site", str(h.pk))]
+    assert list(Site.objects.filter(code__in=["h", "i"]).values_list("code", flat=True)) == ["h"]
+    assert verify().ok
 
 
 # --- batchline audit verify -------------------------------------------------------

@@ -6,7 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from batchline.audit.services import record_create
@@ -19,7 +20,7 @@ from batchline.execution.models import BatchException, BatchStep, StepValue
 from batchline.materials import services as stock
 from batchline.materials.models import Container, LedgerEntry
 from batchline.signatures.services import signer_authenticate
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, appends_at_the_end, entries, make_user
 from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
 from tests.materials.test_charging import receive
 from tests.signatures.test_signing import station
@@ -295,3 +296,24 @@ def test_the_booth_asks_for_its_proposal_outside_the_screen_cache(plant, client)
     proposal = client.get(f"/batches/{batch.number}/steps/disp_api/proposal/").content.decode()
     assert "C-000001" in proposal and "lot L-1" in proposal
     assert client.get(f"/batches/{batch.number}/steps/nope/proposal/").status_code == 404
+
+
+@pytest.mark.req("P11-05", "WD-09")
+def test_a_witnessed_weighing_appends_its_entries_together_after_its_writes(plant) -> None:
+    # New container, two ledger entries, both quantities, the value, the witness's signature and
+    # the exception: made in that order, appended in one call after the last of them.
+    people, batch, _sim = plant
+    confirmed = witness(people)
+    last = entries()[-1].pk
+    with CaptureQueriesContext(connection) as ran:
+        value = dispense(
+            people, batch, manual_weight="2.04", manual_unit="kg", reason="display broken", witness=confirmed
+        )
+    appends_at_the_end(ran.captured_queries)
+    made = [(e.record_type, e.action) for e in entries(pk__gt=last)]
+    assert made[0] == ("materials.container", "create")
+    assert ("execution.stepvalue", "create") in made and made[-1] == ("execution.batchexception", "create")
+    assert entries(pk__gt=last)[-1].record_id == str(
+        BatchException.objects.get(value=value, code="MANUAL_WEIGHT_ENTRY").pk
+    )
+    assert verify().ok

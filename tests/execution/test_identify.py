@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from batchline.audit.services import record_create
@@ -15,7 +16,7 @@ from batchline.equipment.models import Equipment, LogbookEntry, Site
 from batchline.execution import services as ex
 from batchline.execution.models import BatchException, BatchStep
 from batchline.training import services as training
-from tests.conftest import make_user
+from tests.conftest import appends_at_the_end, entries, make_user
 from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +146,41 @@ def test_an_aborted_batch_releases_its_equipment_dirty(plant) -> None:
         reason="granulator leak",
     )
     assert Equipment.objects.get(code="GRAN-01").status == "dirty"
+
+
+@pytest.mark.req("P11-05", "LOG-02")
+def test_a_claim_in_its_savepoint_appends_its_entries_with_the_scans_at_the_end(plant) -> None:
+    # equipment_claim opens a savepoint inside the scan's transaction; its entries (status, logbook)
+    # are appended with the step value's, in the order made, after every write.
+    people, recipe = plant
+    batch = new_batch(people, recipe, quantity="100")
+    start(people, batch, "granulator")
+    last = entries()[-1].pk
+    with CaptureQueriesContext(connection) as ran:
+        value = scan(people, batch, "EQ:GRAN-01")
+    appends_at_the_end(ran.captured_queries)
+    assert any("SAVEPOINT" in q["sql"] for q in ran.captured_queries)
+    unit = Equipment.objects.get(code="GRAN-01")
+    line = LogbookEntry.objects.filter(equipment=unit).latest("id")
+    assert [(e.action, e.record_type, e.record_id) for e in entries(pk__gt=last)] == [
+        ("claim", "equipment.equipment", str(unit.pk)),
+        ("create", "equipment.logbookentry", str(line.pk)),
+        ("create", "execution.stepvalue", str(value.pk)),
+    ]
+    assert verify().ok
+
+
+@pytest.mark.req("P11-05", "P11-06")
+def test_a_refused_claim_writes_only_its_refusal(plant) -> None:
+    people, recipe = plant
+    batch = new_batch(people, recipe, quantity="100")
+    start(people, batch, "granulator")
+    last = entries()[-1].pk
+    with pytest.raises(ex.ExecutionRefused):
+        scan(people, batch, "EQ:MILL-01")
+    refusal = BatchException.objects.get(batch=batch, code="REFUSED_WRONG_EQUIPMENT_CLASS")
+    assert [(e.action, e.record_type, e.record_id) for e in entries(pk__gt=last)] == [
+        ("create", "execution.batchexception", str(refusal.pk))
+    ]
+    assert Equipment.objects.get(code="MILL-01").status == "clean"
+    assert verify().ok

@@ -12,7 +12,8 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connections, transaction
+from django.db import OperationalError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from batchline.accounts.models import User
@@ -21,8 +22,8 @@ from batchline.audit.verify import verify
 from batchline.execution import services as ex
 from batchline.execution.models import BatchException, BatchStep, StepValue
 from batchline.materials import services as stock
-from batchline.materials.models import Consumption, Container, LedgerEntry, Lot
-from tests.conftest import make_user
+from batchline.materials.models import Consumption, Container, LedgerEntry, Lot, Material
+from tests.conftest import appends_at_the_end, entries, make_user
 from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
 
 pytestmark = pytest.mark.django_db
@@ -312,3 +313,74 @@ def test_concurrent_takers_of_one_container_never_take_more_than_it_holds(live_d
     container.refresh_from_db()
     assert container.quantity == Decimal(2) == stock.ledger_balance(container)
     assert verify().ok
+
+
+@pytest.mark.req("P11-05", "NFR-06")
+def test_an_accepted_scan_appends_its_four_entries_together_after_its_writes(plant) -> None:
+    # The audit chain's lock is taken by the append and held to the commit: appended at the end,
+    # the scan's other statements and Python run before it, not while every other writer waits.
+    people, recipe, material = plant
+    receive(people, material, "L-0008", containers=("6",))
+    batch = new_batch(people, recipe, quantity="100")
+    start(people, batch, "charge_api")
+    op = people["operator"]
+    last = entries()[-1].pk
+    with CaptureQueriesContext(connection) as ran:
+        value = ex.step_scan(actor=A(op), user=op, batch=batch, step_key="charge_api", scan="C-000001")
+    appends_at_the_end(ran.captured_queries)
+    consumption = Consumption.objects.get()
+    assert [(e.action, e.record_type, e.record_id) for e in entries(pk__gt=last)] == [
+        ("create", "materials.ledgerentry", str(consumption.ledger_id)),
+        ("consume", "materials.container", str(consumption.container_id)),
+        ("create", "materials.consumption", str(consumption.pk)),
+        ("create", "execution.stepvalue", str(value.pk)),
+    ]
+    assert verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.req("MAT-05", "NFR-06")
+def test_a_scan_locks_its_container_and_shares_its_lot_and_material(live_db) -> None:
+    # Scans of other containers of the lot go on; a change to the lot or the material (a
+    # disposition locks both) waits until the scan has decided and committed.
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: on SQLite one transaction writes at a time")
+    people, _recipe = people_and_recipe()
+    material = stock.material_create(
+        actor=A(people["warehouse"]), code="PCM", name="Paracetamol", kind="api", unit="kg"
+    )
+    lot = receive(people, material, "L-SHARE", containers=("5", "5"))
+    first, second = lot.containers.order_by("code")
+    holding, done = threading.Event(), threading.Event()
+
+    def scan_in_progress() -> None:
+        try:
+            with transaction.atomic():
+                stock.container_locked(first.code)
+                holding.set()
+                done.wait(20)
+        finally:
+            connections.close_all()
+
+    def waits(lock) -> bool:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '300ms'")
+                lock()
+            return False
+        except OperationalError:
+            return True
+
+    scanner = threading.Thread(target=scan_in_progress)
+    scanner.start()
+    try:
+        assert holding.wait(20)
+        assert not waits(lambda: stock.container_locked(second.code))
+        assert waits(lambda: stock.container_locked(first.code))
+        assert waits(lambda: Lot.objects.select_for_update().get(pk=lot.pk))
+        assert waits(lambda: Material.objects.select_for_update().get(pk=material.pk))
+    finally:
+        done.set()
+        scanner.join()
+    assert not waits(lambda: Lot.objects.select_for_update().get(pk=lot.pk))

@@ -18,7 +18,14 @@ the same chain, one entry after another in the order they were made, written
 in one round trip at the end of the block instead of one each. On PostgreSQL
 ``batchline_audit_append_many()`` takes the lock once and links each entry to
 the one before; the chain lock is then held from that call to the commit
-rather than from the action's first write.
+rather than from the action's first write, so other writers wait only for
+the append and the commit, not for the rest of the action.
+
+A savepoint inside the block keeps working: the entries made in it are
+appended with the others if it is released and dropped if it is rolled back,
+as its rows are. Django forgets the ``on_commit`` callbacks registered inside
+a savepoint that rolls back; each such entry registers a marker there, and an
+entry whose marker is gone at the end of the block is not appended.
 
 The content digest is always computed in Python (``rules/hashchain.py``); only
 the link step, sha256(prev_hash || digest), runs in PostgreSQL, and the test
@@ -136,12 +143,31 @@ def in_action_transaction() -> bool:
     return any(not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
 
 
+class _Marker:
+    """Registered with ``on_commit`` for an entry made inside a savepoint; gone if the savepoint rolls back."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        pass
+
+
 @dataclass
 class _Pending:
-    """Entries made inside :func:`together`, at the depth of atomic blocks where it began."""
+    """Entries made inside :func:`together`, at the depth of atomic blocks where it began.
+
+    Each entry made inside a savepoint opened in the block carries its marker.
+    """
 
     depth: int
-    entries: list[tuple[hashchain.EntryContent, dt.datetime]] = field(default_factory=list)
+    entries: list[tuple[hashchain.EntryContent, dt.datetime, _Marker | None]] = field(default_factory=list)
+
+    def kept(self, conn: Any) -> list[tuple[hashchain.EntryContent, dt.datetime]]:
+        """The entries whose savepoints (if any) were not rolled back, in the order made."""
+        if any(marker is not None for _, _, marker in self.entries):
+            alive = {id(func) for _, func, _ in conn.run_on_commit}
+            return [(c, at) for c, at, m in self.entries if m is None or id(m) in alive]
+        return [(c, at) for c, at, _ in self.entries]
 
 
 _PENDING = "_batchline_audit_pending"
@@ -154,11 +180,12 @@ def append(content: hashchain.EntryContent, *, at: dt.datetime) -> Appended | No
     conn = transaction.get_connection()
     pending: _Pending | None = getattr(conn, _PENDING, None)
     if pending is not None:
-        if pending.depth != len(conn.atomic_blocks):
-            # Its entry would have to come after the block's earlier ones, which are not
-            # written yet, and roll back with the savepoint, which they must not.
-            raise RuntimeError("a savepoint inside audit_together() cannot write audit entries")
-        pending.entries.append((content, at))
+        marker = None
+        if len(conn.atomic_blocks) > pending.depth:
+            # Inside an atomic block (a savepoint) opened in the block: the entry goes if it rolls back.
+            marker = _Marker()
+            transaction.on_commit(marker)
+        pending.entries.append((content, at, marker))
         return None
     return _write([(content, at)])
 
@@ -172,9 +199,9 @@ def together() -> Iterator[None]:
     entries of what it already wrote are appended before the exception goes on
     (a caller that catches it and commits commits them too); if even that
     fails, the transaction is marked to roll back, so no change commits
-    without its entry. A savepoint opened inside the block cannot write
-    entries (RuntimeError): they could neither keep their place in the chain
-    nor roll back with it.
+    without its entry. The entries made in a savepoint opened inside the block
+    are appended if it was released and not if it was rolled back, like its
+    rows.
     """
     conn = transaction.get_connection()
     if getattr(conn, _PENDING, None) is not None:  # an enclosing block appends them
@@ -189,12 +216,12 @@ def together() -> Iterator[None]:
     except BaseException:
         setattr(conn, _PENDING, None)
         try:
-            _write(pending.entries)
+            _write(pending.kept(conn))
         except Exception:
             transaction.set_rollback(True)
         raise
     setattr(conn, _PENDING, None)
-    _write(pending.entries)
+    _write(pending.kept(conn))
 
 
 def _write(entries: Sequence[tuple[hashchain.EntryContent, dt.datetime]]) -> Appended | None:

@@ -21,6 +21,7 @@ from batchline.labels.scan import ScanError, ScanKind, parse_scan
 from batchline.rules import gates
 from batchline.rules.verdict import Reason, Verdict
 
+from . import rows
 from .models import Batch, BatchStep, StepState, StepValue
 
 
@@ -51,7 +52,7 @@ def scan_equipment(
         actor=actor,
         code=code,
         batch_number=snap_batch.number,
-        product=snap_batch.recipe.product.name,
+        product=rows.product_name(snap_batch),
         required_class=step.spec.get("equipment_class"),
         step=step.key,
     )

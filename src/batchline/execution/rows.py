@@ -11,52 +11,21 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection, models
+from django.db import connection
+
+from batchline.recipes.models import MasterRecipe, Product
+from batchline.sqlrows import Reader
 
 from .models import Batch, BatchStep
 
-M = TypeVar("M", bound=models.Model)
-
-
-class _Reader(Generic[M]):
-    """Instances of ``model`` from rows whose first columns are :meth:`columns`."""
-
-    def __init__(self, model: type[M], *, defer: Sequence[str] = ()) -> None:
-        self.model = model
-        self.fields = [f for f in model._meta.concrete_fields if f.name not in defer]
-        self.names = [f.attname for f in self.fields]
-        self._converters: dict[str, list[tuple[Any, list[Callable[..., Any]]]]] = {}
-
-    def columns(self, alias: str) -> str:
-        qn = connection.ops.quote_name
-        return ", ".join(f"{alias}.{qn(f.column)}" for f in self.fields)
-
-    def instance(self, row: Sequence[Any]) -> M:
-        converters = self._converters.get(connection.vendor)
-        if converters is None:
-            converters = []
-            for f in self.fields:
-                col = f.get_col(self.model._meta.db_table)
-                converters.append(
-                    (col, connection.ops.get_db_converters(col) + col.get_db_converters(connection))
-                )
-            self._converters[connection.vendor] = converters
-        values = []
-        for value, (col, funcs) in zip(row, converters, strict=False):
-            for convert in funcs:
-                value = convert(value, col, connection)
-            values.append(value)
-        return self.model.from_db(connection.alias, self.names, values)
-
-
 # The frozen control recipe is not read: each step row carries its own part.
-_batches = _Reader(Batch, defer=("control_recipe",))
-_steps = _Reader(BatchStep)
+_batches = Reader(Batch, defer=("control_recipe",))
+_steps = Reader(BatchStep)
 
 
 @functools.cache
@@ -173,3 +142,18 @@ def open_steps_remain(batch: Batch) -> bool:
             [batch.pk],
         )
         return cursor.fetchone() is not None
+
+
+@functools.cache
+def _product_sql(vendor: str) -> str:
+    return (
+        f"SELECT p.name FROM {MasterRecipe._meta.db_table} r JOIN {Product._meta.db_table} p "  # noqa: S608
+        "ON p.id = r.product_id WHERE r.id = %s"
+    )
+
+
+def product_name(batch: Batch) -> str:
+    """The name of the product ``batch`` makes (one statement; through the ORM it was two)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_product_sql(connection.vendor), [batch.recipe_id])
+        return str(cursor.fetchone()[0])

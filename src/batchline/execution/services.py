@@ -93,7 +93,8 @@ def _record_refusal(
         batch = rows.lock_batch(batch_id)
         if batch is None:
             raise Batch.DoesNotExist(f"no batch #{batch_id}")
-        step = BatchStep.objects.filter(batch=batch, key=step_key).first() if step_key else None
+        found = rows.steps_and_roles(batch, [step_key], None).steps if step_key else []
+        step = found[0] if found else None
         for reason in refused.verdict.reasons:
             code = f"REFUSED_{reason.code}"
             kind = exceptions.classify(code).kind
@@ -364,7 +365,7 @@ def _step(snap: _Snapshot, key: str) -> BatchStep:
 @_records_refusal
 def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> BatchStep:
     """Start a step once its predecessors are complete and the person has its role."""
-    with transaction.atomic():
+    with transaction.atomic(), audit_together():  # entries appended at the end: the chain's lock held briefly
         snap = _snapshot(batch.pk, step_key, user=user, predecessors=True)
         step = _step(snap, step_key)
         verdict = gates.may_start(
@@ -680,9 +681,12 @@ def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str
 
     Judged at the server's time under the batch lock; refused (nothing consumed
     or claimed, the refusal recorded for QA) when the material, lot, stock,
-    equipment state, hold time or calibration is wrong.
+    equipment state, hold time or calibration is wrong. The entries of an
+    accepted scan are appended together at the end: the audit chain's lock,
+    which every writer in the plant takes, is held for that append and the
+    commit only, not for the whole scan.
     """
-    with transaction.atomic():
+    with transaction.atomic(), audit_together():
         snap = _snapshot(batch.pk, step_key, user=user)
         step = _step(snap, step_key)
         step.batch = snap.batch
@@ -745,7 +749,10 @@ def step_dispense(
             witness=witness,
             other_lot_reason=other_lot_reason,
         )
-    with transaction.atomic():
+    with (
+        transaction.atomic(),
+        audit_together(),
+    ):  # as step_scan: the chain lock for the append and commit only
         snap = _snapshot(batch.pk, step_key, user=user)
         step = _step(snap, step_key)
         early = Verdict.of(
