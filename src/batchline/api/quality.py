@@ -28,7 +28,9 @@ Text = Field(default="", max_length=20000)
 
 
 def _batch(number: str) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("recipe"), number=number)
+    return get_object_or_404(
+        Batch.objects.select_related("recipe").defer("control_recipe", "recipe__document"), number=number
+    )
 
 
 def _exception_out(e: Any) -> dict[str, Any]:

@@ -103,7 +103,12 @@ def _signer(request: HttpRequest, meaning: str) -> VerifiedSigner:
 
 
 def _batch(number: str) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("recipe", "created_by"), number=number)
+    # The frozen control recipe and the master recipe's document are the size of the whole recipe
+    # (megabytes for 1,000 steps) and review by exception reads neither (docs/performance.md).
+    return get_object_or_404(
+        Batch.objects.select_related("recipe", "created_by").defer("control_recipe", "recipe__document"),
+        number=number,
+    )
 
 
 def _ids(values: list[str]) -> list[int]:
