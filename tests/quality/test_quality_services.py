@@ -242,6 +242,10 @@ def test_an_open_exception_or_deviation_blocks_review_and_release(plant) -> None
         stage(people, batch, "production_review", "supervisor")
     assert codes(refused) == ["INCOMPLETE_DEVIATIONS"]
     close(people, dev)
+    late = BatchException.objects.filter(batch=batch).first()
+    with pytest.raises(q.QualityRefused) as refused:  # nothing is escalated to a closed deviation
+        disposition(people, [late.pk], who="approver", decision="deviation", deviation_number=dev.number)
+    assert codes(refused) == ["DEVIATION_CLOSED"]
     stage(people, batch, "production_review", "supervisor")
     stage(people, batch, "qa_review", "reviewer")
     stage(people, batch, "released", "approver")

@@ -27,7 +27,7 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from . import qms, selectors
-from .models import Classification, Deviation, DeviationLink, ReviewStage, Stage
+from .models import Classification, Deviation, DeviationLink, DeviationState, ReviewStage, Stage
 
 
 class QualityRefused(Refused):
@@ -115,6 +115,11 @@ def exceptions_disposition(
             deviation = Deviation.objects.select_for_update().filter(number=deviation_number.strip()).first()
             if deviation is None:
                 raise _refuse("NO_SUCH_DEVIATION", f"No deviation {deviation_number!r}: raise it first.")
+            if deviation.state == DeviationState.CLOSED:
+                # Its closing signature bound what it concerned; a link added now would break it.
+                raise _refuse(
+                    "DEVIATION_CLOSED", f"{deviation.number} is closed: raise a new deviation for these."
+                )
         done = set(
             ExceptionDisposition.objects.filter(exception_id__in=ids).values_list("exception_id", flat=True)
         )
