@@ -241,3 +241,13 @@ def test_the_record_page_links_the_pdf_and_an_auditor_downloads_it(client, login
     assert c.get("/batches/B-REC-1/record/docx/").status_code == 404
     outsider = login(make_user("outsider", []))
     assert outsider.get(href.group(1).decode()).status_code == 403
+
+
+@pytest.mark.req("BR-01")
+def test_an_audit_entry_longer_than_a_page_goes_on_over_the_next_rows(tmp_path) -> None:
+    _people, batch = complete_batch()
+    content = record_content(batch)
+    words = [f"w{i:05d}" for i in range(12000)]  # about 30 pages of one cell
+    content["audit_trail"][0]["changes"] = " ".join(words)
+    flat = re.sub(r"\s+", " ", pdf_text(render_pdf(content, time_zone="UTC"), tmp_path))
+    assert "w00000" in flat and "w11999" in flat  # all of it, nothing cut

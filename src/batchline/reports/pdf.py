@@ -169,6 +169,9 @@ def _numbered_canvas(batch: str, generated: str, digest: str) -> type[Canvas]:
     return NumberedCanvas
 
 
+_ROW_LINES = 40  # lines of 7-point text in one table row: well inside a landscape page's frame
+
+
 def _wrap(value: Any, width: float, font: str = REGULAR, size: float = 7) -> str:
     """``value`` as lines no wider than ``width`` points: broken at spaces, and inside a word (JSON,
     hashes) only where the word alone is too wide, so nothing runs into the next column."""
@@ -246,7 +249,13 @@ class _Doc:
         (the audit appendix: thousands of cells of data, no markup, a few times faster to lay out)."""
         if plain:
             inner = [w * self.width - 4 for w in widths]  # less the cell's left and right padding
-            data = [list(head), *([_wrap(x, inner[i]) for i, x in enumerate(r)] for r in rows)]
+            data = [list(head)]
+            for r in rows:
+                cells = [_wrap(x, inner[i]).split("\n") for i, x in enumerate(r)]
+                # A table row cannot break across pages: a cell longer than a page's worth of lines
+                # (a recipe document in a batch's creation entry) goes on in the rows below it.
+                for start in range(0, max(len(c) for c in cells), _ROW_LINES):
+                    data.append(["\n".join(c[start : start + _ROW_LINES]) for c in cells])
         else:
             data = [list(head), *([self.cell(x) for x in r] for r in rows)]
         if len(data) == 1:
@@ -669,7 +678,7 @@ class _Doc:
                 ]
                 for a in self.c["audit_trail"]
             ],
-            [0.05, 0.12, 0.13, 0.07, 0.12, 0.3, 0.11, 0.1],
+            [0.05, 0.12, 0.16, 0.09, 0.12, 0.25, 0.11, 0.1],  # a name and "production_review" fit whole
             plain=True,
         )
 
