@@ -356,3 +356,59 @@ def test_a_rejection_needs_a_reason_and_ends_the_batch(plant) -> None:
     batch.refresh_from_db()
     assert batch.state == "rejected"
     assert output_lot(batch.number).status == "rejected"
+
+
+@pytest.mark.req("RBE-07")
+def test_an_output_lot_is_released_only_by_its_batchs_release(plant) -> None:
+    from batchline.materials import services as stock
+    from batchline.materials.services import MaterialRefused
+
+    people, recipe = plant
+    batch = finish(people, new_batch(people, recipe))
+    lot = output_lot(batch.number)
+    with pytest.raises(MaterialRefused) as refused:
+        stock.lot_disposition(
+            actor=A(people["approver"]),
+            lot=lot,
+            status="released",
+            signer=sign(people["approver"], "released"),
+            reason="looks fine",
+        )
+    assert codes(refused) == ["RELEASED_BY_ITS_BATCH"]
+    lot.refresh_from_db()
+    assert lot.status == "quarantine"
+
+
+@pytest.mark.req("RBE-06")
+def test_each_stage_is_signed_by_another_person(plant) -> None:
+    people, recipe = plant
+    batch = finish(people, new_batch(people, recipe))
+    stage(people, batch, "production_review", "supervisor")
+    stage(people, batch, "qa_review", "approver")  # the QA approver may review for QA…
+    with pytest.raises(q.QualityRefused) as refused:  # …but then not also release the same batch
+        stage(people, batch, "released", "approver")
+    assert codes(refused) == ["SAME_REVIEWER"]
+    people["approver2"] = make_user("approver2", ["qa_approver"])
+    stage(people, batch, "released", "approver2")
+
+
+@pytest.mark.req("DEV-03")
+def test_a_blank_root_cause_does_not_pass_for_one(plant) -> None:
+    people, recipe = plant
+    batch = new_batch(people, recipe)
+    dev = raise_deviation(people, [batch.number])
+    dev = q.deviation_transition(
+        actor=A(people["reviewer"]),
+        signer=sign(people["reviewer"], "reviewed"),
+        deviation=dev,
+        command="investigate",
+    )
+    with pytest.raises(q.QualityRefused) as refused:
+        q.deviation_transition(
+            actor=A(people["reviewer"]),
+            signer=sign(people["reviewer"]),
+            deviation=dev,
+            command="submit",
+            fields={"investigation": "Logs read.", "root_cause": "   ", "impact": "None."},
+        )
+    assert codes(refused) == ["INVESTIGATION_INCOMPLETE"] and "root cause" in str(refused.value)

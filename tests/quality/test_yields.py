@@ -156,3 +156,37 @@ def test_material_issued_to_a_batch_and_not_used_is_unaccounted_in_its_reconcili
     exc = BatchException.objects.get(batch=batch, code="RECONCILIATION_OUT_OF_LIMITS")
     assert exc.material == "L-77" and "1 kg unaccounted" in exc.message
     assert selectors.record_quality(batch)["reconciliation"][0]["difference"] == "1"
+
+
+@pytest.mark.req("YLD-01")
+def test_a_yield_on_the_components_counts_its_own_operations_only(people) -> None:
+    text = RECIPE.replace("theoretical: 100, unit: kg, ", "") + (  # theoretical: the components used
+        "  - key: blend\n    name: Blending\n    steps:\n"
+        "      - key: add_lubricant\n        kind: instruction\n        title: Add the lubricant\n"
+    )
+    recipe = effective_recipe(people, text)
+    batch = new_batch(people, recipe, number="Y-4", quantity="50")
+    material = stock.material_create(
+        actor=A(people["warehouse"]), code="EXC", name="Excipient", kind="excipient", unit="kg"
+    )
+    lot = receive(people, material, "L-88", containers=("30",))
+    op = A(people["operator"])
+    code = lot.containers.get().code
+    for step_key, quantity in (
+        ("weigh_granules", "10"),
+        ("add_lubricant", "5"),
+    ):  # granulation, then blending
+        with transaction.atomic():
+            stock.container_consume(
+                actor=op,
+                container=stock.container_locked(code),
+                quantity=Decimal(quantity),
+                batch_number=batch.number,
+                step_key=step_key,
+                at=timezone.now(),
+            )
+    start(people, batch, "weigh_granules")
+    complete(people, batch, "weigh_granules", entries={"granule_mass": "9.8"})
+    (y,) = yields.batch_yields(batch)
+    assert (y.theoretical, y.percent, y.within) == (Decimal(10), Decimal(98), True)  # not 9.8 of 15
+    assert not BatchException.objects.filter(batch=batch, code="YIELD_OUT_OF_LIMITS").exists()

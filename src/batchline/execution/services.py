@@ -207,7 +207,9 @@ def _with_yield(step: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     if spec and spec["actual"] in {
         v["name"] for v in [*step.get("inputs", []), *step.get("calculations", [])]
     }:
-        return {**step, "yield": {**spec, "operation": op["name"]}}
+        # Its theoretical quantity, when it is the components used, counts this operation's only.
+        steps = [st["key"] for st in op["steps"]]
+        return {**step, "yield": {**spec, "operation": op["name"], "steps": steps}}
     return step
 
 

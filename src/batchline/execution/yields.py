@@ -32,14 +32,24 @@ def _current(batch: Batch, names: set[str]) -> dict[str, StepValue]:
     return {v.name: v for v in rows if v.pk not in replaced}
 
 
-def _components(batch: Batch) -> list[tuple[Decimal, str]]:
-    return [
-        (q, u)
-        for u, q in Consumption.objects.filter(batch_number=batch.number)
-        .values_list("unit")
+def _consumed(batch: Batch) -> dict[str, list[tuple[Decimal, str]]]:
+    """What each step charged into the batch, per unit, in one query."""
+    found: dict[str, list[tuple[Decimal, str]]] = defaultdict(list)
+    for key, unit, total in (
+        Consumption.objects.filter(batch_number=batch.number)
+        .values_list("step_key", "unit")
         .annotate(total=Sum("quantity"))
-        .values_list("unit", "total")
-    ]
+        .values_list("step_key", "unit", "total")
+    ):
+        found[key].append((total, unit))
+    return found
+
+
+def _components(
+    spec: dict[str, Any], consumed: dict[str, list[tuple[Decimal, str]]]
+) -> list[tuple[Decimal, str]]:
+    """The components of the yield's own operation: a later operation's additions do not count."""
+    return [c for key in spec.get("steps", []) for c in consumed.get(key, [])]
 
 
 def _judge(
@@ -62,6 +72,7 @@ def _judge(
                 continue
         theoretical = total or None  # type: ignore[assignment]
     return rules.Yield(
+        step=spec.get("step", ""),
         operation=spec["operation"],
         actual=actual,
         theoretical=theoretical,
@@ -77,9 +88,8 @@ def judge_step(step: BatchStep, *, actor: Actor) -> rules.Yield | None:
     if not spec:
         return None
     value = _current(step.batch, {spec["actual"]}).get(spec["actual"])
-    result = _judge(
-        step.batch, spec, value, _components(step.batch) if spec.get("theoretical") is None else []
-    )
+    components = _components(spec, _consumed(step.batch)) if spec.get("theoretical") is None else []
+    result = _judge(step.batch, {**spec, "step": step.key}, value, components)
     if result.within is False:
         exception_raise(
             step.batch,
@@ -94,17 +104,17 @@ def judge_step(step: BatchStep, *, actor: Actor) -> rules.Yield | None:
 
 def batch_yields(batch: Batch) -> list[rules.Yield]:
     specs = [
-        spec
-        for spec in BatchStep.objects.filter(batch=batch, spec__has_key="yield")
+        {**spec, "step": key}
+        for key, spec in BatchStep.objects.filter(batch=batch, spec__has_key="yield")
         .order_by("seq")
-        .values_list("spec__yield", flat=True)
+        .values_list("key", "spec__yield")
         if spec
     ]
     if not specs:
         return []
     values = _current(batch, {s["actual"] for s in specs})
-    components = _components(batch) if any(s.get("theoretical") is None for s in specs) else []
-    return [_judge(batch, s, values.get(s["actual"]), components) for s in specs]
+    consumed = _consumed(batch) if any(s.get("theoretical") is None for s in specs) else {}
+    return [_judge(batch, s, values.get(s["actual"]), _components(s, consumed)) for s in specs]
 
 
 def batch_reconciliation(batch: Batch) -> list[rules.Reconciliation]:

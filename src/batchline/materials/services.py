@@ -316,6 +316,13 @@ def lot_disposition(
         raise _refuse("NOT_AUTHORISED", "Only QA changes a lot's status.")
     with transaction.atomic():
         locked = Lot.objects.select_for_update().select_related("material").get(pk=lot.pk)
+        if locked.produced_by_batch and status == LotStatus.RELEASED:
+            # A batch's output is released by the batch's own review (RBE-07), never around it.
+            raise _refuse(
+                "RELEASED_BY_ITS_BATCH",
+                f"Lot {locked.number} is the output of batch {locked.produced_by_batch}: it is released "
+                "by QA's release of that batch, after its review.",
+            )
         if locked.status == status:
             raise _refuse(
                 "NO_CHANGE", f"Lot {locked.number} is {locked.get_status_display().lower()} already."

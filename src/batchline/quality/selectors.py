@@ -91,18 +91,18 @@ def limit_failures(batch: Batch) -> list[str]:
     raised = set(
         BatchException.objects.filter(
             batch=batch, code__in=["YIELD_OUT_OF_LIMITS", "RECONCILIATION_OUT_OF_LIMITS"]
-        ).values_list("code", "material")
+        ).values_list("code", "material", "step__key")
     )
     found = []
     for y in yields.batch_yields(batch):
         if y.within is None:
             found.append(y.text())
-        elif y.within is False and not any(code == "YIELD_OUT_OF_LIMITS" for code, _ in raised):
+        elif y.within is False and not any(c == "YIELD_OUT_OF_LIMITS" and k == y.step for c, _, k in raised):
             found.append(y.text() + " without its exception")
     for r in yields.batch_reconciliation(batch):
         if (
             not r.within
-            and ("RECONCILIATION_OUT_OF_LIMITS", r.lot[:60]) not in raised
+            and not any(c == "RECONCILIATION_OUT_OF_LIMITS" and m == r.lot[:60] for c, m, _ in raised)
             and batch.state in ("complete", "in_review")
         ):
             found.append(r.text() + " without its exception")

@@ -156,7 +156,12 @@ def exceptions_disposition(
                 signer=signer,
                 meaning=Meaning.APPROVED,
                 record=made[-1],
-                content={**exception_content(exc), "decision": decision, "comment": comment.strip()},
+                content={
+                    **exception_content(exc),
+                    "decision": decision,
+                    "comment": comment.strip(),
+                    "deviation": deviation.number if deviation else "",
+                },
                 actor=actor,
                 comment=comment,
             )
@@ -318,9 +323,9 @@ def deviation_transition(
             raise _refuse("CONCURRENT_CHANGE", f"{locked.number} was changed meanwhile: open it again.")
         values: dict[str, Any] = {"state": t.target}
         for name in takes:
-            if fields and name in fields:
+            if fields and fields.get(name, "").strip():  # a blank field leaves the text as it was
                 values[name] = fields[name].strip()[:60] if name == "capa_reference" else fields[name].strip()
-        if missing := [f for f in needs if not (values.get(f) or getattr(locked, f)).strip()]:
+        if missing := [f for f in needs if not str(values.get(f, getattr(locked, f))).strip()]:
             raise _refuse(
                 "INVESTIGATION_INCOMPLETE",
                 "Before approval, write " + ", ".join(_FIELD_LABELS[f] for f in missing) + ".",
@@ -366,9 +371,8 @@ _BATCH_STATE_AFTER = {
 }
 
 
-def _output_lot_follows(batch: Batch, stage: str, *, actor: Actor) -> None:
+def _output_lot_follows(batch: Batch, lot: Lot | None, stage: str, *, actor: Actor) -> None:
     """The batch's disposition is its output lot's status (RBE-07), under the same signature."""
-    lot = Lot.objects.select_for_update().filter(produced_by_batch=batch.number).first()
     if lot is None:
         return  # a batch made before output lots were registered
     status = LotStatus.RELEASED if stage == Stage.RELEASED else LotStatus.REJECTED
@@ -389,8 +393,9 @@ def review_sign(
 
     Production review moves the batch into review; release and rejection end it
     (QA approver only, RBE-07), and the output lot takes the batch's disposition.
-    A person signs one stage of a batch's review at most: the QA reviewer is not
-    the production reviewer.
+    A person signs one stage of a batch's review at most (production review, QA
+    review, certification and release are four people); a rejection may come
+    from anyone entitled to it.
     """
     if stage not in _STAGE_RIGHTS:
         raise _refuse("UNKNOWN_STAGE", f"{stage!r} is not a review stage.")
@@ -401,6 +406,13 @@ def review_sign(
     with transaction.atomic():
         locked = rows.lock_batch(batch.pk)
         assert locked is not None
+        # The output lot is locked now, before anything is written: the first write takes the audit
+        # chain's lock, and a QA lot action holding the lot would wait for it (a deadlock).
+        output = (
+            Lot.objects.select_for_update().filter(produced_by_batch=locked.number).first()
+            if stage in (Stage.RELEASED, Stage.REJECTED)
+            else None
+        )
         signed = list(ReviewStage.objects.filter(batch=locked).values_list("stage", "by_id"))
         checks = selectors.completeness(locked)
         verdict = rules.may_sign(stage, [s for s, _ in signed], checks, qp_required=qp_required())
@@ -411,11 +423,14 @@ def review_sign(
             BatchState.HELD,
         ):
             verdict = Verdict((*verdict.reasons, Reason("NOT_ENDED", "Only an ended batch is rejected.")))
-        if stage in (Stage.PRODUCTION_REVIEW, Stage.QA_REVIEW) and any(by == actor.id for _, by in signed):
+        if stage != Stage.REJECTED and any(by == actor.id for _, by in signed):
             verdict = Verdict(
                 (
                     *verdict.reasons,
-                    Reason("SAME_REVIEWER", "You signed an earlier stage: another person reviews."),
+                    Reason(
+                        "SAME_REVIEWER",
+                        "You signed an earlier stage of this batch: another person signs this one.",
+                    ),
                 )
             )
         if not verdict.allowed:
@@ -436,7 +451,7 @@ def review_sign(
         if target := _BATCH_STATE_AFTER.get(Stage(stage)):
             record_update(locked, actor=actor, values={"state": target}, action=stage, reason=comment)
         if stage in (Stage.RELEASED, Stage.REJECTED):
-            _output_lot_follows(locked, stage, actor=actor)
+            _output_lot_follows(locked, output, stage, actor=actor)
         signature_apply(
             signer=signer,
             meaning=meaning,

@@ -18,6 +18,7 @@ class Yield:
     unit: str
     low: Decimal
     high: Decimal
+    step: str = ""  # the step that records the actual quantity, where it is judged
 
     @property
     def percent(self) -> Decimal | None:

@@ -141,9 +141,13 @@ def worklist(request: HttpRequest) -> HttpResponse:
     batches = list(
         Batch.objects.filter(state__in=_WAITING)
         .select_related("recipe")
+        .defer("control_recipe", "recipe__document")
         .annotate(
-            open_exceptions=Count("exceptions", filter=Q(exceptions__disposition__isnull=True)),
-            stages_signed=Count("review_stages"),
+            # distinct: two counts over two joins would multiply each other
+            open_exceptions=Count(
+                "exceptions", filter=Q(exceptions__disposition__isnull=True), distinct=True
+            ),
+            stages_signed=Count("review_stages", distinct=True),
         )
         .order_by("created_at", "id")
     )
