@@ -327,14 +327,14 @@ def lot_disposition(
             raise _refuse(
                 "NO_CHANGE", f"Lot {locked.number} is {locked.get_status_display().lower()} already."
             )
-        record_update(locked, actor=actor, values={"status": status}, action="disposition", reason=reason)
-        signature_apply(
-            signer=signer,
-            meaning=DISPOSITION_MEANING[LotStatus(status)],
-            record=locked,
-            content=lot_content(locked),
-            actor=actor,
-            comment=reason,
+        _lot_signed(
+            locked,
+            {"status": status},
+            "disposition",
+            DISPOSITION_MEANING[LotStatus(status)],
+            signer,
+            actor,
+            reason,
         )
     return locked
 
@@ -353,15 +353,7 @@ def lot_retest_extend(
             raise _refuse("RETEST_IN_PAST", "The new retest date-time must be in the future.")
         if retest_at > locked.expires_at:
             raise _refuse("RETEST_AFTER_EXPIRY", f"Lot {locked.number} expires before that retest date.")
-        record_update(locked, actor=actor, values={"retest_at": retest_at}, action="retest", reason=reason)
-        signature_apply(
-            signer=signer,
-            meaning=Meaning.APPROVED,
-            record=locked,
-            content=lot_content(locked),
-            actor=actor,
-            comment=reason,
-        )
+        _lot_signed(locked, {"retest_at": retest_at}, "retest", Meaning.APPROVED, signer, actor, reason)
     return locked
 
 
@@ -382,16 +374,24 @@ def lot_expiry_correct(
             record_update(
                 locked, actor=actor, values={"retest_at": expires_at}, action="retest", reason=reason
             )
-        record_update(locked, actor=actor, values={"expires_at": expires_at}, action="expiry", reason=reason)
-        signature_apply(
-            signer=signer,
-            meaning=Meaning.APPROVED,
-            record=locked,
-            content=lot_content(locked),
-            actor=actor,
-            comment=reason,
-        )
+        _lot_signed(locked, {"expires_at": expires_at}, "expiry", Meaning.APPROVED, signer, actor, reason)
     return locked
+
+
+def _lot_signed(
+    lot: Lot,
+    values: dict[str, Any],
+    action: str,
+    meaning: str,
+    signer: VerifiedSigner,
+    actor: Actor,
+    reason: str,
+) -> None:
+    """QA's change to a locked lot and the e-signature bound to the lot as it now stands."""
+    record_update(lot, actor=actor, values=values, action=action, reason=reason)
+    signature_apply(
+        signer=signer, meaning=meaning, record=lot, content=lot_content(lot), actor=actor, comment=reason
+    )
 
 
 def lot_content(lot: Lot) -> dict[str, Any]:
