@@ -180,10 +180,15 @@ def raw_tables(kind: str, conn: Any, copies: dict[str, str] | None = None) -> No
         conn.commit()
 
 
-def raw_writes(kind: str, seconds: float) -> float:
-    """The floor: two INSERTs per committed transaction through the bare driver."""
+def raw_writes(kind: str, seconds: float, *, tag: str = "raw", fresh: bool = True) -> float:
+    """The floor: two INSERTs per committed transaction through the bare driver.
+
+    ``fresh`` makes new copies of the tables first; concurrent clients share
+    copies made once, each writing its own codes (``tag``).
+    """
     conn = raw_connection(kind)
-    raw_tables(kind, conn)
+    if fresh:
+        raw_tables(kind, conn)
     ph = "?" if kind == "sqlite" else "%s"
     site_sql = f"INSERT INTO bench_raw_site (code, name, time_zone, address) VALUES ({ph}, {ph}, 'UTC', '')"
     audit_sql = (
@@ -194,7 +199,7 @@ def raw_writes(kind: str, seconds: float) -> float:
     stamp = "2026-01-01 00:00:00.000000"
     prev = "0" * 64
     while time.perf_counter() - start < seconds:
-        code = f"raw{n}"
+        code = f"{tag}{n}"
         digest = hashlib.sha256(f"{prev}{n}".encode()).hexdigest()
         if kind == "sqlite":
             conn.execute("BEGIN IMMEDIATE")

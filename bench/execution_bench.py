@@ -12,6 +12,11 @@ timed on its own, so its share of a signed completion is visible; and in each
 signed completion the time spent inside the hasher is taken off, so what a
 signature adds besides Argon2 is measured directly, not as the difference of
 two noisy figures.
+
+Beside them, in the same run: the raw two-INSERT rate with one client and with
+as many clients as the completions, and the floor, a completion's own
+statements replayed through the bare driver with no application code (and on
+PostgreSQL pipelined as well): what the database alone allows a completion.
 """
 
 from __future__ import annotations
@@ -224,6 +229,178 @@ def run(numbers: list[str], seconds: float, signs: bool) -> dict[str, Any]:
     }
 
 
+def raw_concurrent(kind: str, seconds: float, clients: int) -> float:
+    """The raw two-INSERT rate with ``clients`` processes at once, like for like with the completions at N."""
+    from django.db import connections
+
+    from bench.audit_bench import raw_connection, raw_tables
+
+    conn = raw_connection(kind)
+    raw_tables(kind, conn)
+    conn.close()
+    connections.close_all()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def client(i: int) -> None:
+        queue.put(raw_writes(kind, seconds, tag=f"raw{i}-", fresh=False) * seconds)
+
+    procs = [ctx.Process(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    done = sum(queue.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return done / (time.perf_counter() - started)
+
+
+def statement_floor(kind: str, number: str, seconds: float) -> dict[str, float]:
+    """A completion's own statements, replayed through the bare driver: what the database alone costs.
+
+    One completion runs through the service while its statements are captured;
+    then the same statements, with the same parameters but each for the next
+    step (its id and key, the new value's id), run through sqlite3 or psycopg
+    with no application code around them: the rate a completion could reach if
+    the gates, the canonical serialisation, the hashing and Django cost
+    nothing. On PostgreSQL they are also sent pipelined, in the fewest round
+    trips their dependencies allow (BEGIN; the lock and the step read; the value
+    insert, whose id the entries name; the step update, the entries and COMMIT).
+    The replayed entries repeat the captured entry's content: the bench
+    database's trail is scratch, not a record.
+    """
+    import re
+
+    from django.db import connection
+
+    from batchline.accounts.models import User
+    from batchline.audit.chain import _COLUMNS
+    from batchline.audit.services import Actor
+    from batchline.execution import services as ex
+    from batchline.execution.models import Batch, BatchStep, StepValue
+    from bench.audit_bench import raw_connection
+
+    batch = Batch.objects.get(number=number)
+    operator = User.objects.get(username="operator")
+    captured: list[tuple[str, Any, bool]] = []
+
+    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        captured.append((sql, params, many))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        ex.step_complete(
+            actor=Actor.of(operator, via="cli"),
+            user=operator,
+            batch=batch,
+            step_key="s0",
+            entries={"v0": "1.5"},
+        )
+    step_ids = dict(BatchStep.objects.filter(batch=batch).values_list("key", "id"))
+    template_step = step_ids["s0"]
+    template_value = StepValue.objects.get(step_id=template_step).pk
+    connection.close()
+
+    def columns(sql: str) -> list[str]:
+        found = re.search(r"\(([^)]*)\) VALUES", sql)
+        return [c.strip().strip('"') for c in found.group(1).split(",")] if found else []
+
+    def ids(value: Any, step: int, value_id: int | None) -> Any:
+        """A captured id of the template step or value, as the same id of the step replayed."""
+        mapping = {template_step: step, template_value: value_id}
+        if isinstance(value, list):
+            return [ids(v, step, value_id) for v in value]
+        if isinstance(value, str) and value.isdigit() and int(value) in mapping:
+            return str(mapping[int(value)])
+        return mapping.get(value, value) if isinstance(value, int) else value
+
+    def bind(sql: str, params: Any, key: str, step: int, value_id: int | None) -> list[Any]:
+        """The captured parameters for step ``key``: its key, its id, and the ids the entries name."""
+        params = list(params or ())
+        if sql.lstrip().startswith("INSERT"):
+            cols = columns(sql)
+            for name in ("step_id", "record_id"):
+                if name in cols:
+                    params[cols.index(name)] = ids(params[cols.index(name)], step, value_id)
+        elif sql.lstrip().startswith("UPDATE"):
+            params[-1] = ids(params[-1], step, value_id)
+        elif "audit_append" in sql:
+            record = _COLUMNS.index("record_id")
+            params[record] = ids(params[record], step, value_id)
+        else:  # the reads name the step by key
+            params = [key if p == "s0" else p for p in params]
+        return params
+
+    inserts_value = [
+        i for i, (sql, _, _) in enumerate(captured) if "execution_stepvalue" in sql.split("(")[0]
+    ]
+    assert len(inserts_value) == 1, "the floor replays a completion that writes one value"
+    cut = inserts_value[0]
+    conn = raw_connection(kind)
+    results: dict[str, float] = {}
+    n = 1
+
+    def loop(run: Any, last: int = STEPS) -> float:
+        """``run`` on the next steps up to ``last``, for ``seconds`` at most; per second."""
+        nonlocal n
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds and n < last:
+            run(f"s{n}", step_ids[f"s{n}"])
+            n, done = n + 1, done + 1
+        return done / (time.perf_counter() - start)
+
+    if kind == "sqlite":
+        qmark = [
+            (re.sub(r"(?<!%)%s", "?", sql).replace("%%", "%"), params, many) for sql, params, many in captured
+        ]
+
+        def sqlite_one(key: str, step: int) -> None:
+            value_id = None  # (the captured statements begin with Django's BEGIN IMMEDIATE)
+            for i, (sql, params, many) in enumerate(qmark):
+                if many:
+                    conn.executemany(sql, [bind(sql, p, key, step, value_id) for p in params])
+                    continue
+                cur = conn.execute(sql, bind(sql, params, key, step, value_id))
+                cur.fetchall()
+                if i == cut:
+                    value_id = cur.lastrowid
+            conn.execute("COMMIT")
+
+        results["statements_per_s"] = loop(sqlite_one)
+    else:
+
+        def pg_one(key: str, step: int) -> None:
+            value_id = None
+            with conn.cursor() as cur:
+                for i, (sql, params, _) in enumerate(captured):
+                    cur.execute(sql, bind(sql, params, key, step, value_id))
+                    rows = cur.fetchall() if cur.description else None
+                    if i == cut:
+                        value_id = rows[0][0]
+            conn.commit()
+
+        def pg_pipelined(key: str, step: int) -> None:
+            with conn.pipeline():
+                cursors = [conn.cursor() for _ in captured[:cut]]
+                for cur, (sql, params, _) in zip(cursors, captured[:cut], strict=True):
+                    cur.execute(sql, bind(sql, params, key, step, None))
+                for cur in cursors:
+                    cur.fetchall()
+                with conn.cursor() as cur:
+                    sql, params, _ = captured[cut]
+                    cur.execute(sql, bind(sql, params, key, step, None))
+                    value_id = cur.fetchone()[0]
+                for sql, params, _ in captured[cut + 1 :]:
+                    conn.cursor().execute(sql, bind(sql, params, key, step, value_id))
+                conn.commit()
+
+        # Each way gets half of the batch's steps: a step is completed once.
+        results["statements_per_s"] = loop(pg_one, STEPS // 2)
+        results["pipelined_per_s"] = loop(pg_pipelined)
+    conn.close()
+    return results
+
+
 def password_hash_ms() -> float:
     from django.contrib.auth.hashers import check_password, make_password
 
@@ -242,12 +419,14 @@ def run_child(args: argparse.Namespace) -> None:
     kind = args.child
     result: dict[str, Any] = {
         "raw_per_s": raw_writes(kind, args.seconds),
+        f"raw_{args.clients}_per_s": raw_concurrent(kind, args.seconds, args.clients),
         "password_hash_ms": password_hash_ms(),
     }
     for signs in (False, True):
-        _, numbers = setup(
-            signs, args.clients + 1
-        )  # one batch for the single client, one for each of the others
+        # One batch for the single client, one for each of the others, and (unsigned) one for the floor.
+        _, numbers = setup(signs, args.clients + 1 + (0 if signs else 1))
+        if not signs:
+            result["floor"] = statement_floor(kind, numbers.pop(), args.seconds)
         label = "signed" if signs else "unsigned"
         result[f"{label}_1"] = run(numbers[:1], args.seconds, signs)
         result[f"{label}_{args.clients}"] = (
@@ -286,17 +465,34 @@ def run_parent(args: argparse.Namespace) -> None:
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
     (RESULTS / "execution.json").write_text(json.dumps(results, indent=2))
     print(
-        f"\nStep completions ({os.cpu_count()} cores); ratios against the raw two-INSERT rate of the same run\n"
+        f"\nStep completions ({os.cpu_count()} cores); each rate beside the raw two-INSERT rate of the same run"
+        " with as many clients\n"
     )
     for kind, r in results.items():
-        raw = r["raw_per_s"]
+        raw = {1: r["raw_per_s"], args.clients: r[f"raw_{args.clients}_per_s"]}
+        floor = r["floor"]
         print(
-            f"[{kind}]  raw two-INSERT transactions {raw:,.0f}/s; one Argon2 password check {r['password_hash_ms']:.1f} ms"
+            f"[{kind}]  raw two-INSERT transactions {raw[1]:,.0f}/s (1 client), {raw[args.clients]:,.0f}/s"
+            f" ({args.clients} clients); one Argon2 password check {r['password_hash_ms']:.1f} ms"
         )
+        line = (
+            f"  a completion's own statements through the bare driver {floor['statements_per_s']:,.0f}/s"
+            f" ({floor['statements_per_s'] / raw[1]:.0%} of raw)"
+        )
+        if "pipelined_per_s" in floor:
+            line += f", pipelined {floor['pipelined_per_s']:,.0f}/s ({floor['pipelined_per_s'] / raw[1]:.0%})"
+        print(line)
         for key in ("unsigned_1", f"unsigned_{args.clients}", "signed_1", f"signed_{args.clients}"):
             x = r.get(key)
             if x:
-                line = f"  {key:<12} {x['per_s']:>8,.0f}/s  {x['per_s'] / raw:6.0%} of raw   p50 {x['p50_ms']:6.2f} ms   p95 {x['p95_ms']:6.2f} ms"
+                line = (
+                    f"  {key:<12} {x['per_s']:>8,.0f}/s  {x['per_s'] / raw[x['clients']]:6.0%} of raw"
+                    f"   p50 {x['p50_ms']:6.2f} ms   p95 {x['p95_ms']:6.2f} ms"
+                )
+                if x["clients"] > 1:
+                    line += f"   ({x['per_s'] / raw[1]:.0%} of raw at 1 client)"
+                if key == "unsigned_1":
+                    line += f"   {x['per_s'] / floor['statements_per_s']:.0%} of its statements' rate"
                 if key.startswith("signed"):
                     besides = x["besides_hash_p50_ms"]
                     line += f"   besides the hash p50 {besides:5.2f} ms ({besides / r['password_hash_ms']:.1%} of a hash)"
