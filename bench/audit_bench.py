@@ -33,6 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -292,30 +293,34 @@ def service_writes(seconds: float, prefix: str) -> tuple[int, float, list[float]
     return n, time.perf_counter() - start, latencies
 
 
-def _concurrent_worker(index: int, seconds: float, queue: Any) -> None:
+def in_processes(work: Callable[[int], Any], clients: int) -> tuple[list[Any], float]:
+    """``work(i)`` for i in 0..clients-1, each in a forked process with its own database
+    connection, all at once: their results and the wall time from the first start to the last."""
     from django.db import connections
 
-    connections.close_all()  # a fresh connection per process
-    n, _, _ = service_writes(seconds, prefix=f"w{index}-")
-    queue.put(n)
-
-
-def concurrent_writes(writers: int, seconds: float) -> dict[str, Any]:
-    from django.db import connections
-
-    from batchline.audit.verify import verify
-
-    connections.close_all()
+    connections.close_all()  # a fresh connection per process, none shared across the fork
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_concurrent_worker, args=(i, seconds, queue)) for i in range(writers)]
+
+    def client(i: int) -> None:
+        connections.close_all()
+        queue.put(work(i))
+
+    procs = [ctx.Process(target=client, args=(i,)) for i in range(clients)]
     start = time.perf_counter()
     for p in procs:
         p.start()
-    total = sum(queue.get() for _ in procs)
+    results = [queue.get() for _ in procs]
     for p in procs:
         p.join()
-    elapsed = time.perf_counter() - start
+    return results, time.perf_counter() - start
+
+
+def concurrent_writes(writers: int, seconds: float) -> dict[str, Any]:
+    from batchline.audit.verify import verify
+
+    counts, elapsed = in_processes(lambda i: service_writes(seconds, prefix=f"w{i}-")[0], writers)
+    total = sum(counts)
     report = verify(replay=False)
     return {"writers": writers, "per_s": total / elapsed, "writes": total, "chain_intact": report.ok}
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from bench.audit_bench import RESULTS, ROOT, database_url, percentile, raw_writes
+from bench.audit_bench import RESULTS, ROOT, database_url, in_processes, percentile, raw_writes
 
 STEPS = 1500
 
@@ -188,16 +187,7 @@ def complete_loop(number: str, seconds: float, signs: bool) -> tuple[int, float,
     return n, time.perf_counter() - start, latencies, besides_hash
 
 
-def _worker(number: str, seconds: float, signs: bool, queue: Any) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    queue.put(complete_loop(number, seconds, signs))
-
-
 def run(numbers: list[str], seconds: float, signs: bool) -> dict[str, Any]:
-    from django.db import connections
-
     if len(numbers) == 1:
         n, elapsed, lat, besides = complete_loop(numbers[0], seconds, signs)
         return {
@@ -207,17 +197,7 @@ def run(numbers: list[str], seconds: float, signs: bool) -> dict[str, Any]:
             "p95_ms": percentile(lat, 0.95),
             "besides_hash_p50_ms": percentile(besides, 0.5),
         }
-    connections.close_all()
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(num, seconds, signs, queue)) for num in numbers]
-    started = time.perf_counter()
-    for p in procs:
-        p.start()
-    results = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    wall = time.perf_counter() - started
+    results, wall = in_processes(lambda i: complete_loop(numbers[i], seconds, signs), len(numbers))
     latencies = [x for _, _, lat, _ in results for x in lat]
     besides = [x for _, _, _, b in results for x in b]
     return {
@@ -231,28 +211,15 @@ def run(numbers: list[str], seconds: float, signs: bool) -> dict[str, Any]:
 
 def raw_concurrent(kind: str, seconds: float, clients: int) -> float:
     """The raw two-INSERT rate with ``clients`` processes at once, like for like with the completions at N."""
-    from django.db import connections
-
     from bench.audit_bench import raw_connection, raw_tables
 
     conn = raw_connection(kind)
     raw_tables(kind, conn)
     conn.close()
-    connections.close_all()
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-
-    def client(i: int) -> None:
-        queue.put(raw_writes(kind, seconds, tag=f"raw{i}-", fresh=False) * seconds)
-
-    procs = [ctx.Process(target=client, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for p in procs:
-        p.start()
-    done = sum(queue.get() for _ in procs)
-    for p in procs:
-        p.join()
-    return done / (time.perf_counter() - started)
+    counts, wall = in_processes(
+        lambda i: raw_writes(kind, seconds, tag=f"raw{i}-", fresh=False) * seconds, clients
+    )
+    return sum(counts) / wall
 
 
 def statement_floor(kind: str, number: str, seconds: float) -> dict[str, float]:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import multiprocessing
 import os
 import random
 import statistics
@@ -48,7 +47,15 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from bench.audit_bench import RESULTS, ROOT, database_url, percentile, raw_connection, raw_tables
+from bench.audit_bench import (
+    RESULTS,
+    ROOT,
+    database_url,
+    in_processes,
+    percentile,
+    raw_connection,
+    raw_tables,
+)
 
 BENCH_MATERIAL = "BENCH-API"
 BENCH_CLASS = "BENCH-GRAN"
@@ -625,13 +632,6 @@ def baseline_loop(
     return n, time.perf_counter() - start, latencies, {}
 
 
-def _worker(job: tuple[Any, ...], queue: Any) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    queue.put(_job(job))
-
-
 def _job(job: tuple[Any, ...]) -> tuple[int, float, list[float], dict[str, int]]:
     if job[0] == "baseline":
         return baseline_loop(*job[1:])
@@ -639,23 +639,12 @@ def _job(job: tuple[Any, ...]) -> tuple[int, float, list[float], dict[str, int]]
 
 
 def run_clients(jobs: list[tuple[Any, ...]]) -> dict[str, Any]:
-    from django.db import connections
-
     if len(jobs) == 1:
         started = time.perf_counter()
         results = [_job(jobs[0])]
+        wall = time.perf_counter() - started
     else:
-        connections.close_all()
-        ctx = multiprocessing.get_context("fork")
-        queue = ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(job, queue)) for job in jobs]
-        started = time.perf_counter()
-        for p in procs:
-            p.start()
-        results = [queue.get() for _ in procs]
-        for p in procs:
-            p.join()
-    wall = time.perf_counter() - started
+        results, wall = in_processes(lambda i: _job(jobs[i]), len(jobs))
     latencies = [x for _, _, lat, _ in results for x in lat]
     outcomes: Counter[str] = Counter()
     for *_, o in results:
