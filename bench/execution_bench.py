@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from bench.audit_bench import RESULTS, ROOT, database_url, in_processes, percentile, raw_writes
@@ -245,8 +246,12 @@ def statement_floor(kind: str, number: str, seconds: float) -> dict[str, float]:
     from batchline.audit.services import Actor
     from batchline.execution import services as ex
     from batchline.execution.models import Batch, BatchStep, StepValue
-    from bench.audit_bench import raw_connection
+    from bench.audit_bench import PG_BENCH_DB, raw_connection
 
+    # Rows and entries written behind the services' back belong in a scratch database only.
+    name = str(connection.settings_dict["NAME"])
+    if name != PG_BENCH_DB and not Path(name).resolve().is_relative_to(RESULTS.resolve()):
+        raise SystemExit(f"the statement floor writes unaudited rows; {name} is not a bench database")
     batch = Batch.objects.get(number=number)
     operator = User.objects.get(username="operator")
     captured: list[tuple[str, Any, bool]] = []
