@@ -28,6 +28,10 @@ FORBIDDEN = {
         "batchline.accounts.views",
     ],
     "accounts": ["batchline.api"],
+    # Two-person change control sits above signatures and the user model; the account services
+    # (role grants) and the configuration use it.
+    "approvals": ["batchline.web", "batchline.api", "batchline.accounts.services", "batchline.configuration"],
+    "configuration": ["batchline.web", "batchline.api"],
     "equipment": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
     # Materials are below execution: batches are named by number, never imported.
     "materials": [

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "batchline.audit",
     "batchline.accounts",
     "batchline.signatures",
+    "batchline.approvals",
+    "batchline.configuration",
     "batchline.equipment",
     "batchline.materials",
     "batchline.training",
@@ -88,6 +90,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "batchline.web.middleware.RejectNulMiddleware",
+    # One GMP configuration version per request (configuration/selectors.py).
+    "batchline.configuration.selectors.ConfigurationMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -283,6 +287,22 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
 
+# --- trust: the installation key and the anchors outside the database (docs/trust.md) -----
+# The Ed25519 key that signs audit checkpoints and archive manifests; kept outside the database,
+# readable by its owner only. Outside production it is generated on first use.
+BATCHLINE_KEY_FILE = os.environ.get("BATCHLINE_KEY_FILE") or str(HOME / "keys" / "installation-ed25519.pem")
+# A class with sign(data) and public_key_pem() (an HSM or KMS) instead of the key file.
+BATCHLINE_KEY_BACKEND = os.environ.get("BATCHLINE_KEY_BACKEND", "").strip()
+# Where verification reads the public key; empty: beside the key file (".pub").
+BATCHLINE_PUBLIC_KEY_FILE = os.environ.get("BATCHLINE_PUBLIC_KEY_FILE", "").strip()
+# Every checkpoint is appended to this file; put it on separate or WORM storage in production.
+BATCHLINE_ANCHOR_PATH = os.environ.get("BATCHLINE_ANCHOR_PATH") or str(HOME / "anchor" / "checkpoints.jsonl")
+# Optional further anchors: a NATS JetStream server (nats://host:4222) and its stream's subject,
+# and syslog (a socket path such as /dev/log, or host:port for UDP).
+BATCHLINE_ANCHOR_NATS_URL = os.environ.get("BATCHLINE_ANCHOR_NATS_URL", "").strip()
+BATCHLINE_ANCHOR_NATS_STREAM = os.environ.get("BATCHLINE_ANCHOR_NATS_STREAM", "BATCHLINE_CHECKPOINTS").strip()
+BATCHLINE_ANCHOR_SYSLOG = os.environ.get("BATCHLINE_ANCHOR_SYSLOG", "").strip()
+
 # Security alerts (a locked account, 21 CFR 11.300(d)) go to the log and, when
 # addresses are configured, by e-mail to the security unit at once.
 ADMINS = [
@@ -291,7 +311,11 @@ ADMINS = [
     if addr.strip()
 ]
 SERVER_EMAIL = os.environ.get("BATCHLINE_EMAIL_FROM", "batchline@localhost")
-EMAIL_HOST = os.environ.get("BATCHLINE_EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = SERVER_EMAIL
+# A mail relay counts as configured only when named: without one, credentials go through the
+# enrolment path and alerts stay in the application and the log (accounts/alerts.py).
+BATCHLINE_MAIL_RELAY = bool(os.environ.get("BATCHLINE_EMAIL_HOST", "").strip())
+EMAIL_HOST = os.environ.get("BATCHLINE_EMAIL_HOST", "").strip() or "localhost"
 EMAIL_PORT = _env_int("BATCHLINE_EMAIL_PORT", 25)
 EMAIL_SUBJECT_PREFIX = "[Batchline security] "
 

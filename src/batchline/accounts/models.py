@@ -171,3 +171,37 @@ class ApiToken(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class AlertSeverity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    WARNING = "warning", "Warning"
+
+
+class SecurityAlert(AuditedModel):
+    """Something the security unit must know at once (21 CFR 11.300(d); DESIGN invariant 9).
+
+    Shown in the application to everyone who reads security events (security
+    administrators and auditors) until one of them acknowledges it, mailed to
+    them where a mail relay is configured, and logged. Raised by a lockout, a
+    throttled source address, a failed verification of the audit trail, a
+    checkpoint that could not be anchored.
+    """
+
+    kind = models.CharField(max_length=40)
+    severity = models.CharField(max_length=10, choices=AlertSeverity.choices)
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    raised_at = models.DateTimeField()
+    acknowledged_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        indexes = [models.Index(fields=["acknowledged_at"], name="alert_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_severity_display()}: {self.message}"

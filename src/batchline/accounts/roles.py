@@ -122,6 +122,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.review_quality",
             "quality.disposition_batch",
             "signatures.sign_performed",
+            "approvals.approve_change",
         ],
     ),
     "qualified_person": (
@@ -142,6 +143,9 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
         [
             "accounts.manage_users",
             "accounts.view_security_events",
+            # Requests that a second person approves (a GMP role, the GMP configuration).
+            "signatures.sign_requested",
+            "configuration.request_change",
             "signatures.sign_approved",
             # Engineers sign the calibrations they perform.
             "signatures.sign_performed",

@@ -23,6 +23,7 @@ APPEND_ONLY_TABLES = (
     "execution_exceptiondisposition",
     "quality_deviationlink",
     "quality_reviewstage",
+    "configuration_configversion",
 )
 
 _PG_FUNCTION = """

@@ -24,6 +24,9 @@ class Meaning(models.TextChoices):
     RELEASED = "released", "Released"
     REJECTED = "rejected", "Rejected"
     CERTIFIED = "certified", "Certified by the qualified person"
+    # An administrator's signed request for a change a second person approves (a GMP role, the
+    # GMP configuration): administrative, it carries no GMP authority of its own.
+    REQUESTED = "requested", "Requested"
 
 
 class Method(models.TextChoices):
