@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -209,18 +208,9 @@ LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
 # MESA's B2MML/BatchML V0700 XSDs, which may not be copied into the project (reports/batchml.py);
 # empty: ../shared/schemas/b2mml-v0700 beside the repository.
 BATCHLINE_B2MML_SCHEMAS = os.environ.get("BATCHLINE_B2MML_SCHEMAS", "")
-# Values entered this long after their step started are flagged as late entries (DI-03).
-LATE_ENTRY_MINUTES = _env_int("BATCHLINE_LATE_ENTRY_MINUTES", 60)
-# Review by exception (quality/services.py). The EU qualified person's certification as the last
-# stage before release, where the plant's licence requires it (EU GMP Annex 16).
-BATCHLINE_QP_CERTIFICATION = _env_bool("BATCHLINE_QP_CERTIFICATION", False)
-# Whether a person may disposition an exception they raised themselves (DEV-04: off by default).
-BATCHLINE_SELF_APPROVAL = _env_bool("BATCHLINE_SELF_APPROVAL", False)
-# A lot's material issued to a batch and not consumed, returned or wasted, as % of what was issued,
-# that the batch's reconciliation accepts (execution/yields.py, YLD-03).
-RECONCILIATION_TOLERANCE_PERCENT = Decimal(
-    os.environ.get("BATCHLINE_RECONCILIATION_TOLERANCE_PERCENT", "0.5")
-)
+# Late entry, QP certification, self-approval and the reconciliation tolerance are GMP settings:
+# read from the change-controlled configuration (batchline.configuration, docs/configuration.md);
+# their environment variables only seed its first version.
 # Deviations handed to an external QMS (quality/qms.py, docs/qms.md): empty URL, no hand-off.
 QMS_WEBHOOK_URL = os.environ.get("BATCHLINE_QMS_WEBHOOK_URL", "").strip()
 QMS_WEBHOOK_SECRET = os.environ.get("BATCHLINE_QMS_WEBHOOK_SECRET", "")

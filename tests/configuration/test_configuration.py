@@ -74,7 +74,10 @@ def test_a_change_takes_an_administrators_request_and_a_qa_approvers_approval(pe
         ("admin", "requested"),
         ("qa_approver", "approved"),
     ]
-    (entry,) = entries(record_type="configuration.configversion", action="configure", record_id=str(2))
+    version = ConfigVersion.objects.get(number=2)  # its id is the database's (a sequence on PostgreSQL)
+    (entry,) = entries(
+        record_type="configuration.configversion", action="configure", record_id=str(version.pk)
+    )
     assert entry.actor_username == "qa_approver" and entry.reason == "the SOP changed"
 
 

@@ -323,6 +323,20 @@ def test_values_entered_long_after_the_step_started_are_a_late_entry(plant) -> N
     complete(people, batch, "weights", entries={"w1": "600", "w2": "600"})
     (late,) = BatchException.objects.filter(batch=batch, code="LATE_ENTRY")
     assert late.message.startswith("Values of “Tablet weights” entered 90 min after the step started")
+    assert "(more than 60 min)" in late.message
+
+
+@pytest.mark.req("DI-03", "A11-14")
+def test_the_late_entry_limit_is_the_one_of_the_configuration_in_force(plant) -> None:
+    from tests.configuration import configure
+
+    configure(late_entry_minutes=120)
+    people, recipe = plant
+    batch = new_batch(people, recipe)
+    run_to_weights(people, batch)
+    age(BatchStep.objects.get(batch=batch, key="weights"), 90)
+    complete(people, batch, "weights", entries={"w1": "600", "w2": "600"})
+    assert not BatchException.objects.filter(batch=batch, code="LATE_ENTRY").exists()
 
 
 @pytest.mark.req("S88-05")

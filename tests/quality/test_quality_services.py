@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
 
 from batchline.audit.services import ReasonRequired
 from batchline.audit.verify import verify
@@ -15,6 +14,7 @@ from batchline.quality import services as q
 from batchline.quality.models import Deviation, ReviewStage
 from batchline.signatures.models import Signature
 from batchline.signatures.services import SignatureRefused
+from tests.configuration import configure
 from tests.conftest import make_user
 from tests.execution.test_engine import A, complete, make_plant, new_batch, run_to_weights, sign, start
 
@@ -158,8 +158,8 @@ def test_nobody_approves_their_own_exception_unless_the_plant_allows_it(plant) -
     with pytest.raises(q.QualityRefused) as refused:
         disposition(people, [hold.pk], who="supqa")
     assert codes(refused) == ["SELF_APPROVAL"]
-    with override_settings(BATCHLINE_SELF_APPROVAL=True):
-        assert disposition(people, [hold.pk], who="supqa")
+    configure(self_approval=True)  # the change-controlled configuration, not an environment variable
+    assert disposition(people, [hold.pk], who="supqa")
 
 
 @pytest.mark.req("DEV-03", "RBE-03", "RBE-06", "RBE-07", "P11-13")
@@ -329,16 +329,16 @@ def test_a_deviation_is_investigated_submitted_and_closed_by_another_person_each
 def test_with_qp_certification_configured_the_qualified_person_certifies_before_release(plant) -> None:
     people, recipe = plant
     batch = finish(people, new_batch(people, recipe))
-    with override_settings(BATCHLINE_QP_CERTIFICATION=True):
-        stage(people, batch, "production_review", "supervisor")
-        stage(people, batch, "qa_review", "reviewer")
-        with pytest.raises(q.QualityRefused) as refused:
-            stage(people, batch, "released", "approver")
-        assert codes(refused) == ["OUT_OF_ORDER"]
-        with pytest.raises(SignatureRefused):  # only the qualified person certifies
-            stage(people, batch, "qp_certification", "approver")
-        stage(people, batch, "qp_certification", "qp")
+    configure(qp_certification=True)
+    stage(people, batch, "production_review", "supervisor")
+    stage(people, batch, "qa_review", "reviewer")
+    with pytest.raises(q.QualityRefused) as refused:
         stage(people, batch, "released", "approver")
+    assert codes(refused) == ["OUT_OF_ORDER"]
+    with pytest.raises(SignatureRefused):  # only the qualified person certifies
+        stage(people, batch, "qp_certification", "approver")
+    stage(people, batch, "qp_certification", "qp")
+    stage(people, batch, "released", "approver")
     assert Signature.objects.filter(record_type="quality.reviewstage", meaning="certified").count() == 1
 
 

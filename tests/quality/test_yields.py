@@ -14,6 +14,7 @@ from batchline.materials import services as stock
 from batchline.quality import selectors
 from batchline.recipes.document import RecipeInvalid, parse
 from batchline.rules import yields as rules
+from tests.configuration import configure
 from tests.conftest import make_user
 from tests.execution.test_engine import A, complete, effective_recipe, new_batch, start
 from tests.materials.test_charging import receive
@@ -151,6 +152,9 @@ def test_material_issued_to_a_batch_and_not_used_is_unaccounted_in_its_reconcili
         Decimal(1),
         False,
     )
+    configure(reconciliation_tolerance_percent="10")  # the tolerance in force decides, at once
+    assert yields.batch_reconciliation(batch)[0].within
+    configure(reconciliation_tolerance_percent="0.5")
     start(people, batch, "weigh_granules")
     complete(people, batch, "weigh_granules", entries={"granule_mass": "49"})  # the batch completes
     exc = BatchException.objects.get(batch=batch, code="RECONCILIATION_OUT_OF_LIMITS")

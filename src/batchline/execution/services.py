@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, ParamSpec, TypeVar
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create, record_update
+from batchline.configuration import selectors as configuration
 from batchline.materials import services as stock
 from batchline.materials.models import Container
 from batchline.materials.selectors import output_lot
@@ -631,7 +631,8 @@ def step_complete(
                 if step.started_at and parsed and over is None
                 else 0
             )
-            if late > settings.LATE_ENTRY_MINUTES:
+            late_entry_minutes = configuration.current().late_entry_minutes
+            if late > late_entry_minutes:
                 raising.exception_raise(
                     snap.batch,
                     actor=actor,
@@ -639,7 +640,7 @@ def step_complete(
                     severity=Severity.LOW,
                     step=step,
                     message=f"Values of “{step.title}” entered {int(late)} min after the step started "
-                    f"(more than {settings.LATE_ENTRY_MINUTES} min): a late entry.",
+                    f"(more than {late_entry_minutes} min): a late entry.",
                 )
             if over is not None:
                 raising.exception_raise(

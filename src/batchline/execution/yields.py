@@ -14,10 +14,10 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q, Sum
 
 from batchline.audit.services import Actor
+from batchline.configuration import selectors as configuration
 from batchline.materials.models import Consumption, LedgerEntry, Movement
 from batchline.rules import yields as rules
 from batchline.units import convert
@@ -120,7 +120,7 @@ def batch_yields(batch: Batch) -> list[rules.Yield]:
 def batch_reconciliation(batch: Batch) -> list[rules.Reconciliation]:
     """Per lot: issued to the batch (weighed out for it, or charged straight from stock), consumed into
     it, returned and wasted; what is left in its dispensed containers is unaccounted."""
-    tolerance = Decimal(str(settings.RECONCILIATION_TOLERANCE_PERCENT))
+    tolerance = configuration.current().reconciliation_tolerance_percent
     issued: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     consumed: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     waste: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_type_of, record_update
+from batchline.configuration import selectors as configuration
 from batchline.execution import rows
 from batchline.execution.models import Batch, BatchException, BatchState, Decision, ExceptionDisposition
 from batchline.materials.models import Counter, Lot, LotStatus
@@ -54,11 +54,12 @@ def _person(actor: Actor) -> int:
 
 
 def self_approval_allowed() -> bool:
-    return bool(getattr(settings, "BATCHLINE_SELF_APPROVAL", False))
+    """The GMP configuration in force (change-controlled, docs/configuration.md) decides."""
+    return configuration.current().self_approval
 
 
 def qp_required() -> bool:
-    return bool(getattr(settings, "BATCHLINE_QP_CERTIFICATION", False))
+    return configuration.current().qp_certification
 
 
 # --- exceptions ---------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def exceptions_disposition(
     """QA decides on one or more exceptions of one batch; each disposition signed on its own content.
 
     A comment is required (DEV-04); one's own exception is not approved by oneself
-    unless the plant configures it (BATCHLINE_SELF_APPROVAL); escalating to a
+    unless the GMP configuration in force allows it (self-approval); escalating to a
     deviation links the exception to it, and the deviation's closure then governs
     the batch's release.
     """
