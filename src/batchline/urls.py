@@ -5,6 +5,7 @@ from django.urls import path, register_converter
 from batchline.accounts import views as accounts
 from batchline.api.api import api
 from batchline.web import audit_views as audit
+from batchline.web import configuration_views as configuration
 from batchline.web import equipment_views as equipment
 from batchline.web import execution_views as execution
 from batchline.web import genealogy_views as genealogy
@@ -47,6 +48,13 @@ urlpatterns = [
     path("users/<id:pk>/roles/", accounts.user_roles, name="user_roles"),
     path("users/<id:pk>/<str:action>/", accounts.user_action, name="user_action"),
     path("security/", web.security, name="security"),
+    path("configuration/", configuration.configuration, name="configuration"),
+    path("configuration/request/", configuration.configuration_request, name="configuration_request"),
+    path(
+        "configuration/requests/<id:pk>/<str:decision>/",
+        configuration.configuration_decide,
+        name="configuration_decide",
+    ),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("scales/reading/", execution.scale_reading, name="scale_reading"),

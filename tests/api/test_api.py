@@ -156,6 +156,13 @@ PERSONAL = {"/api/v1/tokens", "/api/v1/tokens/{token_id}/revoke"}
 
 SIG = {"username": "auditor", "password": PASSWORD}
 BODIES = {
+    "/api/v1/configuration/change-requests": {
+        "values": {"self_approval": True},
+        "reason": "r",
+        "signature": SIG,
+    },
+    "/api/v1/configuration/change-requests/{request_id}/approve": {"signature": SIG},
+    "/api/v1/configuration/change-requests/{request_id}/reject": {"signature": SIG},
     "/api/v1/genealogy/batches/{number}/produce": {"quantities": ["1"], "unit": "kg"},
     "/api/v1/recipes/import": {"text": "format: batchline.recipe/1"},
     "/api/v1/recipes/{recipe_id}/transition": {"command": "approve", "signature": SIG},
@@ -218,6 +225,7 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 .replace("{recipe_id}", "1")
                 .replace("{number}", "B-1")
                 .replace("{key}", "s1")
+                .replace("{request_id}", "1")
             )
             response = getattr(Client(), method)(
                 url,

@@ -32,7 +32,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import genealogy, plant, production, quality
+from . import configuration, genealogy, plant, production, quality
 from . import schemas as s
 
 
@@ -322,3 +322,4 @@ api.add_router("/equipment", plant.equipment)
 api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
+api.add_router("/configuration", configuration.configuration)

@@ -262,11 +262,11 @@ def describe_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list
     lines = []
     for name, setting in SETTINGS.items():
         if name in after and before.get(name) != after[name]:
-            lines.append(f"{setting.label}: {_show(before.get(name))} → {_show(after[name])}")
+            lines.append(f"{setting.label}: {show(before.get(name))} → {show(after[name])}")
     return lines
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
