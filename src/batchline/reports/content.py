@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
+from batchline.configuration.models import ConfigVersion
 from batchline.equipment.models import LogbookEntry, Site
 from batchline.execution.models import Batch
 from batchline.execution.scaling import Ratio, number_limits, range_text, target_text
@@ -168,6 +169,32 @@ def _site(logbook: list[LogbookEntry]) -> dict[str, Any] | None:
     return {"code": site.code, "name": site.name, "time_zone": site.time_zone}
 
 
+def batch_configuration(batch: Batch, generated: Any) -> dict[str, Any]:
+    """The GMP configuration the batch ran under: the version in force at its creation, each version
+    that came into force while it ran (up to its last review stage once decided, so a released record
+    stays as signed), and the version in force at each signed review stage."""
+    from batchline.quality.models import ReviewStage
+
+    versions = list(ConfigVersion.objects.order_by("number").values_list("number", "effective_at", "reason"))
+
+    def at(when: Any) -> int | None:
+        found = [n for n, effective, _ in versions if effective <= when]
+        return found[-1] if found else None
+
+    stages = list(ReviewStage.objects.filter(batch=batch).order_by("at", "id").values_list("stage", "at"))
+    decided = batch.state in ("qa_released", "rejected", "aborted")
+    end = stages[-1][1] if decided and stages else generated
+    return {
+        "at_creation": at(batch.created_at),
+        "came_into_force": [
+            {"number": n, "effective_at": _at(effective), "reason": reason}
+            for n, effective, reason in versions
+            if batch.created_at < effective <= end
+        ],
+        "at_stages": [{"stage": stage, "at": _at(when), "version": at(when)} for stage, when in stages],
+    }
+
+
 def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
     """Everything the executed batch record holds (issue 5 item 5; 21 CFR 211.188(b)).
 
@@ -289,6 +316,7 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
         "created_at": _at(batch.created_at),
         "created_by": _person(batch.created_by),
         "site": _site(logbook),
+        "configuration": batch_configuration(batch, generated),
     }
 
     record_ids: dict[str, set[str]] = {

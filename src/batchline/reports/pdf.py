@@ -136,6 +136,22 @@ def _who(person: Any) -> str:
     return str(person)
 
 
+def _configuration_text(config: dict[str, Any] | None, t: Any) -> str:
+    """The configuration versions a batch ran under, in words (docs/configuration.md)."""
+    if not config or config.get("at_creation") is None:
+        return "not recorded"
+    text = f"version {config['at_creation']} in force at creation"
+    later = config.get("came_into_force") or []
+    if later:
+        text += "; then " + ", ".join(f"version {v['number']} from {t(v['effective_at'])}" for v in later)
+    stages = config.get("at_stages") or []
+    if stages:
+        text += "; at the review stages: " + ", ".join(
+            f"{s['stage'].replace('_', ' ')} {s['version']}" for s in stages
+        )
+    return text
+
+
 def _numbered_canvas(batch: str, generated: str, digest: str) -> type[Canvas]:
     """A canvas that holds its pages until the end, so each can say "page x of y"."""
 
@@ -286,6 +302,7 @@ class _Doc:
             ("Site", f"{site['name']} ({site['code']})" if site else "not recorded"),
             ("Batch state", h["state"]),
             ("Created", f"{self.t(h['created_at'])} by {_who(h['created_by'])}"),
+            ("GMP configuration", _configuration_text(h.get("configuration"), self.t)),
             ("Generated", f"{self.t(self.c['generated_at'])} (times in {self.t.zone.key})"),
             ("Content SHA-256", content_sha256(self.c)),
         ]

@@ -34,6 +34,7 @@ from batchline.materials import services as stock
 from batchline.materials.models import Consumption, Container, Material
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
+from batchline.reports.content import batch_configuration
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
@@ -394,7 +395,15 @@ def _may_read_records(request: HttpRequest) -> None:
 def batch_record(request: HttpRequest, number: str) -> HttpResponse:
     _may_read_records(request)
     batch = _batch(number)
-    return render(request, "execution/record.html", {"screen": selectors.batch_screen(batch), "batch": batch})
+    return render(
+        request,
+        "execution/record.html",
+        {
+            "screen": selectors.batch_screen(batch),
+            "batch": batch,
+            "configuration": batch_configuration(batch, timezone.now()),
+        },
+    )
 
 
 @login_required
