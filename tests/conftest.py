@@ -84,6 +84,19 @@ def fresh_process_caches() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def own_anchor(tmp_path: Any, settings: Any) -> Iterator[Any]:
+    """Each test's checkpoints go to its own anchor file and its own key, as its database is its own.
+
+    Otherwise the anchor would keep the checkpoints of earlier tests (and runs),
+    whose database is gone: exactly what a restored older database looks like.
+    """
+    settings.BATCHLINE_ANCHOR_PATH = str(tmp_path / "anchor" / "checkpoints.jsonl")
+    settings.BATCHLINE_ANCHOR_NATS_URL = ""
+    settings.BATCHLINE_ANCHOR_SYSLOG = ""
+    yield tmp_path / "anchor" / "checkpoints.jsonl"
+
+
 @pytest.fixture
 def personas(db: None) -> dict[str, User]:
     return {name: make_user(name) for name in PERSONAS}

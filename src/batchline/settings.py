@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "batchline.reports",
     "batchline.web",
     "batchline.api",
+    "batchline.integrity",  # last: its check runs after every other app has migrated
 ]
 
 MIDDLEWARE = [

@@ -1,25 +1,33 @@
-"""Appending to the hash chain: the hot path of every audited write.
+"""Appending to the hash chains: the hot path of every audited write.
 
-Appends must be serialised, or two writers would both chain onto the same
-predecessor.
+The trail is ``CHAINS`` hash chains side by side, joined by the signed
+checkpoints (``audit/checkpoints.py``), which record every chain's head. Each
+entry has its chain and its position there (``seq``, gapless from 1), so an
+entry removed from the middle or the end leaves a hole verification names.
+One chain would serialise every audited write of the plant behind one lock;
+with several, writers append in parallel (docs/performance.md has the
+figures). All entries of one transaction go to one chain, one after another.
 
 - PostgreSQL: ``batchline_audit_append()`` does the whole append in one round
-  trip. It takes a transaction-scoped advisory lock, reads the last hash
-  (being VOLATILE, that read takes a fresh snapshot after the lock is
-  granted, so it sees what the previous holder committed), links the new
-  entry's content digest to it and inserts the row. The lock is held until
-  commit, so ids grow in commit order and nobody chains onto an entry that
-  later rolls back.
+  trip. On a transaction's first append it takes the first head row in
+  ``audit_auditchain`` that no other transaction holds (``FOR UPDATE SKIP
+  LOCKED``; when all are held it waits for one) and remembers it in a
+  transaction-local setting; later appends of the transaction lock the same
+  row again, which they already hold. Under the row lock it links the new
+  entry's content digest to the head, inserts the row with the next position
+  and moves the head. The lock is held until commit, so nobody chains onto an
+  entry that later rolls back, and positions on a chain grow in commit order.
 - SQLite: every write transaction is BEGIN IMMEDIATE and so already holds the
-  database's single write lock; the head is read and the link computed here.
+  database's single write lock; there is one chain (0), its head is read from
+  the entries through the (chain, seq) index and the link computed here.
 
 Several entries of one action can be appended together (:func:`together`):
 the same chain, one entry after another in the order they were made, written
 in one round trip at the end of the block instead of one each. On PostgreSQL
-``batchline_audit_append_many()`` takes the lock once and links each entry to
-the one before; the chain lock is then held from that call to the commit
-rather than from the action's first write, so other writers wait only for
-the append and the commit, not for the rest of the action.
+``batchline_audit_append_many()`` takes the head once and links each entry to
+the one before; the head is then held from that call to the commit rather
+than from the action's first write, so other writers of that chain wait only
+for the append and the commit, not for the rest of the action.
 
 A savepoint inside the block keeps working: the entries made in it are
 appended with the others if it is released and dropped if it is rolled back,
@@ -47,8 +55,9 @@ from django.db import connection, transaction
 
 from batchline.rules import hashchain
 
-# Any constant will do; it only has to be the same in every process.
-CHAIN_LOCK_KEY = 0x6261_7463_686C  # "batchl"
+# More chains than writers that append at the same moment: a writer that finds
+# every head held waits. Changing it needs a migration adding head rows.
+CHAINS = 16
 
 _COLUMNS = (
     "at",
@@ -63,73 +72,105 @@ _COLUMNS = (
     "via",
 )
 
-APPEND_FUNCTION_SQL = """
+# The chain this transaction appends to, taken on its first append and held until it ends.
+_TAKE_FUNCTION_SQL = """
+CREATE OR REPLACE FUNCTION batchline_audit_chain_take() RETURNS smallint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE taken text; c smallint;
+BEGIN
+    taken := current_setting('batchline.audit_chain', true);
+    IF taken IS NOT NULL AND taken <> '' THEN
+        RETURN taken::smallint;
+    END IF;
+    SELECT id INTO c FROM audit_auditchain ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF c IS NULL THEN  -- every head is held: wait for one, spread by backend
+        SELECT id INTO c FROM audit_auditchain
+        WHERE id = pg_backend_pid() % (SELECT count(*) FROM audit_auditchain) FOR UPDATE;
+    END IF;
+    IF c IS NULL THEN
+        RAISE EXCEPTION 'audit_auditchain has no head rows: run migrate';
+    END IF;
+    PERFORM set_config('batchline.audit_chain', c::text, true);
+    RETURN c;
+END
+$$;
+"""
+
+_APPEND_FUNCTION_SQL = """
 CREATE OR REPLACE FUNCTION batchline_audit_append(
     p_at timestamptz, p_actor_id bigint, p_actor_username varchar, p_actor_name varchar,
     p_action varchar, p_record_type varchar, p_record_id varchar, p_changes text,
     p_reason text, p_via varchar, p_digest varchar,
-    OUT entry_id bigint, OUT entry_hash varchar)
+    OUT entry_id bigint, OUT entry_hash varchar, OUT entry_chain smallint, OUT entry_seq bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE prev varchar;
 BEGIN
-    PERFORM pg_advisory_xact_lock(CHAIN_LOCK_KEY);
-    SELECT hash INTO prev FROM audit_auditentry ORDER BY id DESC LIMIT 1;
-    prev := coalesce(prev, repeat('0', 64));
+    entry_chain := batchline_audit_chain_take();
+    SELECT seq + 1, hash INTO entry_seq, prev FROM audit_auditchain WHERE id = entry_chain FOR UPDATE;
     entry_hash := encode(sha256(convert_to(prev || p_digest, 'SQL_ASCII')), 'hex');
     INSERT INTO audit_auditentry (at, actor_id, actor_username, actor_name, action, record_type,
-                                  record_id, changes, reason, via, prev_hash, hash)
+                                  record_id, changes, reason, via, chain, seq, prev_hash, hash)
     VALUES (p_at, p_actor_id, p_actor_username, p_actor_name, p_action, p_record_type,
-            p_record_id, p_changes, p_reason, p_via, prev, entry_hash)
+            p_record_id, p_changes, p_reason, p_via, entry_chain, entry_seq, prev, entry_hash)
     RETURNING id INTO entry_id;
+    UPDATE audit_auditchain SET seq = entry_seq, hash = entry_hash WHERE id = entry_chain;
 END
 $$;
-""".replace("CHAIN_LOCK_KEY", str(CHAIN_LOCK_KEY))
+"""
 
 # The same append for several entries of one transaction, linked one after another in
-# array order: the lock is taken and the head read once.
-APPEND_MANY_FUNCTION_SQL = """
+# array order: the head is taken and read once.
+_APPEND_MANY_FUNCTION_SQL = """
 CREATE OR REPLACE FUNCTION batchline_audit_append_many(
     p_at timestamptz[], p_actor_id bigint[], p_actor_username varchar[], p_actor_name varchar[],
     p_action varchar[], p_record_type varchar[], p_record_id varchar[], p_changes text[],
     p_reason text[], p_via varchar[], p_digest varchar[])
-RETURNS TABLE (entry_id bigint, entry_hash varchar)
+RETURNS TABLE (entry_id bigint, entry_hash varchar, entry_chain smallint, entry_seq bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE prev varchar;
 BEGIN
-    PERFORM pg_advisory_xact_lock(CHAIN_LOCK_KEY);
-    SELECT hash INTO prev FROM audit_auditentry ORDER BY id DESC LIMIT 1;
-    prev := coalesce(prev, repeat('0', 64));
+    entry_chain := batchline_audit_chain_take();
+    SELECT seq, hash INTO entry_seq, prev FROM audit_auditchain WHERE id = entry_chain FOR UPDATE;
     FOR i IN 1 .. coalesce(array_length(p_digest, 1), 0) LOOP
+        entry_seq := entry_seq + 1;
         entry_hash := encode(sha256(convert_to(prev || p_digest[i], 'SQL_ASCII')), 'hex');
         INSERT INTO audit_auditentry (at, actor_id, actor_username, actor_name, action, record_type,
-                                      record_id, changes, reason, via, prev_hash, hash)
+                                      record_id, changes, reason, via, chain, seq, prev_hash, hash)
         VALUES (p_at[i], p_actor_id[i], p_actor_username[i], p_actor_name[i], p_action[i],
-                p_record_type[i], p_record_id[i], p_changes[i], p_reason[i], p_via[i], prev, entry_hash)
+                p_record_type[i], p_record_id[i], p_changes[i], p_reason[i], p_via[i],
+                entry_chain, entry_seq, prev, entry_hash)
         RETURNING id INTO entry_id;
         prev := entry_hash;
         RETURN NEXT;
     END LOOP;
+    UPDATE audit_auditchain SET seq = entry_seq, hash = prev WHERE id = entry_chain;
 END
 $$;
-""".replace("CHAIN_LOCK_KEY", str(CHAIN_LOCK_KEY))
+"""
+
+# Installed by migration audit 0005; a later change to a function needs a migration that reinstalls it.
+FUNCTIONS_SQL = (_TAKE_FUNCTION_SQL, _APPEND_FUNCTION_SQL, _APPEND_MANY_FUNCTION_SQL)
 
 _PG_APPEND = (
-    "SELECT entry_id, entry_hash FROM batchline_audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "SELECT entry_id, entry_hash, entry_chain, entry_seq "
+    "FROM batchline_audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _PG_APPEND_MANY = (
-    "SELECT entry_id, entry_hash FROM batchline_audit_append_many(%s::timestamptz[], %s::bigint[], "
-    "%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::text[], "
-    "%s::varchar[], %s::varchar[])"
+    "SELECT entry_id, entry_hash, entry_chain, entry_seq FROM batchline_audit_append_many("
+    "%s::timestamptz[], %s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], "
+    "%s::varchar[], %s::text[], %s::text[], %s::varchar[], %s::varchar[])"
 )
 _SQLITE_INSERT = (
-    f"INSERT INTO audit_auditentry ({', '.join(_COLUMNS)}, prev_hash, hash) "  # noqa: S608 (constants only)
-    f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 2))})"
+    f"INSERT INTO audit_auditentry ({', '.join(_COLUMNS)}, chain, seq, prev_hash, hash) "  # noqa: S608
+    f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 4))})"
 )
 
 
 class Appended(NamedTuple):
     id: int
     hash: str
+    chain: int
+    seq: int
 
 
 def in_action_transaction() -> bool:
@@ -241,18 +282,17 @@ def _write(entries: Sequence[tuple[hashchain.EntryContent, dt.datetime]]) -> App
             else:
                 columns = [list(column) for column in zip(*rows, strict=True)]
                 cursor.execute(_PG_APPEND_MANY, [*columns, digests])
-            entry_id, entry_hash = cursor.fetchall()[-1]
-            return Appended(entry_id, entry_hash)
-        # SQLite: BEGIN IMMEDIATE already holds the database's write lock.
-        cursor.execute("SELECT hash FROM audit_auditentry ORDER BY id DESC LIMIT 1")
-        head = cursor.fetchone()
-        prev = head[0] if head else hashchain.GENESIS
+            return Appended(*cursor.fetchall()[-1])
+        # SQLite: BEGIN IMMEDIATE already holds the database's write lock; one chain.
+        cursor.execute("SELECT seq, hash FROM audit_auditentry WHERE chain = 0 ORDER BY seq DESC LIMIT 1")
+        seq, prev = cursor.fetchone() or (0, hashchain.GENESIS)
         linked = []
         for values, digest in zip(rows, digests, strict=True):
+            seq += 1
             entry_hash = hashchain.link(prev, digest)
-            linked.append([*values, prev, entry_hash])
+            linked.append([*values, 0, seq, prev, entry_hash])
             prev = entry_hash
         if len(linked) > 1:
             cursor.executemany(_SQLITE_INSERT, linked[:-1])
         cursor.execute(_SQLITE_INSERT, linked[-1])
-        return Appended(cursor.lastrowid, prev)
+        return Appended(cursor.lastrowid, prev, 0, seq)

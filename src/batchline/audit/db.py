@@ -3,7 +3,12 @@
 Triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on the
 append-only tables, so not even a bug in the application, the admin or a stray
 ``manage.py shell`` can rewrite history. Someone with the database owner's
-rights can still drop a trigger; the hash chain is what catches that.
+rights can still drop a trigger; the signed checkpoints catch what is then
+rewritten, and ``audit verify`` names the missing trigger (:func:`triggers_missing`).
+
+On SQLite a migration that alters a column rebuilds the table and so drops its
+triggers; such a migration must put them back, and the ``operations`` app's
+check after every ``migrate`` refuses to leave a table without them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ APPEND_ONLY_TABLES = (
     "quality_deviationlink",
     "quality_reviewstage",
     "configuration_configversion",
+    "audit_checkpoint",
 )
 
 _PG_FUNCTION = """
@@ -83,3 +89,33 @@ def triggers_drop(connection: BaseDatabaseWrapper, tables: tuple[str, ...] = APP
     """Remove the protection. Only tests (to simulate an attacker) and test tear-down use it."""
     for table in tables:
         _run(connection, drop_sql(connection.vendor, table))
+
+
+def _expected(vendor: str, table: str) -> list[str]:
+    if vendor == "postgresql":
+        return [f"{table}_append_only", f"{table}_no_truncate"]
+    return [f"{table}_no_update", f"{table}_no_delete"]
+
+
+def triggers_missing(
+    connection: BaseDatabaseWrapper, tables: tuple[str, ...] = APPEND_ONLY_TABLES
+) -> list[tuple[str, str]]:
+    """(table, trigger) for every append-only trigger that is absent, disabled or no longer refuses."""
+    missing = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+                "WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND p.proname = 'batchline_refuse_change' "
+                "AND p.prosrc LIKE %s",
+                ["%RAISE EXCEPTION%"],
+            )
+            present = {row[0] for row in cursor.fetchall()}
+        else:
+            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            present = {name for name, sql in cursor.fetchall() if "RAISE(ABORT" in (sql or "")}
+    for table in tables:
+        for trigger in _expected(connection.vendor, table):
+            if trigger not in present:
+                missing.append((table, trigger))
+    return missing

@@ -87,6 +87,10 @@ class AuditEntry(models.Model):
     changes = models.TextField()  # canonical JSON {field: [old, new]}
     reason = models.TextField(blank=True)
     via = models.CharField(max_length=20)  # web, api, admin, cli, system
+    # Which of the parallel chains the entry is on and its place there, gapless
+    # from 1 (audit/chain.py): a removed entry leaves a hole that is named.
+    chain = models.SmallIntegerField(default=0)
+    seq = models.BigIntegerField()
     # No index on the hashes: the chain is checked by walking it in id order, and a
     # unique index over random SHA-256 keys costs a random page write per entry.
     prev_hash = models.CharField(max_length=64)
@@ -95,6 +99,7 @@ class AuditEntry(models.Model):
     class Meta:
         verbose_name_plural = "audit entries"
         indexes = [models.Index(fields=["record_type", "record_id"], name="audit_record_idx")]
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="audit_chain_seq_uniq")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.record_type}:{self.record_id} by {self.actor_username}"
@@ -106,3 +111,45 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditBypassError("audit entries are append-only")
+
+
+class AuditChain(models.Model):
+    """The head of one chain: the row a PostgreSQL writer locks to append to it.
+
+    Several chains let writers append in parallel (audit/chain.py); the signed
+    checkpoints join them. Kept by the append function, never by the ORM.
+    """
+
+    id = models.SmallIntegerField(primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"chain {self.id} at {self.seq}"
+
+
+class Checkpoint(models.Model):
+    """A signed statement of every chain's head, also written to the anchors outside the database.
+
+    ``payload`` is the exact signed text (audit/checkpoints.py); the columns
+    beside it repeat what it says for queries. Append-only in the database.
+    """
+
+    number = models.BigIntegerField(unique=True)
+    at = models.DateTimeField()
+    entries = models.BigIntegerField()
+    payload = models.TextField()
+    hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=200)
+    key_fingerprint = models.CharField(max_length=80)
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.number} ({self.entries} entries)"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AuditBypassError("checkpoints are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditBypassError("checkpoints are append-only")

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from batchline.audit.models import AuditEntry
+from batchline.audit.models import AuditChain, AuditEntry
 from batchline.rules import gates
 from batchline.signatures.models import Signature
 
@@ -38,28 +38,36 @@ def batches_awaiting_review() -> QuerySet[Batch]:
 
 
 def batch_version(number: str) -> tuple[int, int] | None:
-    """The batch's id and the audit trail's head (its highest entry id), in one statement; None if no batch.
+    """The batch's id and where the audit trail stands, in one statement; None if no batch.
 
     A rendering of the execution screen cached under this pair cannot go stale:
     every write of GMP data appends an audit entry in its own transaction
-    (DESIGN invariant 1) and entries are numbered in commit order
-    (``audit/chain.py``), so any committed change to what the screen shows
+    (DESIGN invariant 1), so any committed change to what the screen shows
     (the batch, its steps, values, signatures, exceptions, the recipe, a
-    person's printed name) moves the head. Read it before the data: what is
-    then read is at least as new as the head it is filed under.
+    person's printed name) moves the trail on. On SQLite entry ids grow in
+    commit order; on PostgreSQL entries go to parallel chains and ids are not
+    in commit order, so the sum of the chains' committed heads is the measure
+    (``audit/chain.py``). Read it before the data: what is then read is at
+    least as new as the version it is filed under.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_VERSION_SQL, [number])
+        cursor.execute(_VERSION_SQL[connection.vendor], [number])
         row = cursor.fetchone()
-    return (row[0], row[1] or 0) if row else None
+    return (row[0], int(row[1] or 0)) if row else None
 
 
 # ORDER BY ... LIMIT 1 rather than MAX(): the same index scan, and PostgreSQL plans
 # it in a seventh of the time (docs/performance.md).
-_VERSION_SQL = (
-    f"SELECT b.id, (SELECT a.id FROM {AuditEntry._meta.db_table} a ORDER BY a.id DESC LIMIT 1) "  # noqa: S608
-    f"FROM {Batch._meta.db_table} b WHERE b.number = %s"
-)
+_VERSION_SQL = {
+    "sqlite": (
+        f"SELECT b.id, (SELECT a.id FROM {AuditEntry._meta.db_table} a ORDER BY a.id DESC LIMIT 1) "  # noqa: S608
+        f"FROM {Batch._meta.db_table} b WHERE b.number = %s"
+    ),
+    "postgresql": (
+        f"SELECT b.id, (SELECT SUM(c.seq) FROM {AuditChain._meta.db_table} c) "  # noqa: S608
+        f"FROM {Batch._meta.db_table} b WHERE b.number = %s"
+    ),
+}
 
 
 def batch_by_number(number: str) -> Batch:

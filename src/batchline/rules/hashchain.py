@@ -12,6 +12,7 @@ place where the stored chain and the recomputed chain part.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -99,28 +100,75 @@ class ChainBreak:
         return f"audit entry #{self.entry_id}: {self.problem}"
 
 
-def verify(rows: Iterable[tuple[int, str, str, EntryContent | Fields]]) -> Iterator[ChainBreak]:
-    """Yield every break in ``(id, prev_hash, hash, content)`` rows in id order.
+@dataclass(slots=True)
+class Head:
+    """Where a chain stands: its last position, that entry's hash and time."""
 
-    After a break the check carries on from the stored hash, so one tampered
+    seq: int = 0
+    hash: str = GENESIS
+    at: str = ""
+
+
+# (id, chain, seq, prev_hash, hash, content) in id order.
+Row = tuple[int, int, int, str, str, "EntryContent | Fields"]
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    parse = dt.datetime.fromisoformat
+    return (parse(later) - parse(earlier)).total_seconds()
+
+
+def verify(
+    rows: Iterable[Row], *, heads: dict[int, Head] | None = None, clock_tolerance: float = 120.0
+) -> Iterator[ChainBreak]:
+    """Yield every break in the rows of one or more chains, given in entry id order.
+
+    Within a chain the positions run 1, 2, 3, ... without a hole, each entry
+    links to the one before, its content matches its hash, and its time does
+    not run more than ``clock_tolerance`` seconds behind its predecessor's
+    (writers stamp an entry before they take the chain, so a little
+    disorder is normal). ``heads`` is filled with where each chain ends.
+    After a break the check carries on from the stored values, so one tampered
     entry is reported once rather than poisoning everything after it.
     """
-    expected_prev = GENESIS
+    heads = {} if heads is None else heads
     last_id = 0
     sha256 = hashlib.sha256
-    for entry_id, prev_hash, stored_hash, content in rows:
+    for entry_id, chain, seq, prev_hash, stored_hash, content in rows:
+        fields = content.fields() if isinstance(content, EntryContent) else content
+        head = heads.get(chain)
+        if head is None:
+            head = heads[chain] = Head()
         if entry_id <= last_id:
             yield ChainBreak(entry_id, "out of order")  # rows must come in id order
-        if prev_hash != expected_prev:
+        if seq > head.seq + 1:
+            missing = (
+                f"position {head.seq + 1}" if seq == head.seq + 2 else f"positions {head.seq + 1}-{seq - 1}"
+            )
+            yield ChainBreak(
+                entry_id, f"chain {chain} lacks {missing} before this entry: entries were removed"
+            )
+        elif seq <= head.seq:
+            yield ChainBreak(
+                entry_id, f"chain {chain} position {seq} comes after position {head.seq}: entries were moved"
+            )
+        elif prev_hash != head.hash:
             yield ChainBreak(
                 entry_id,
                 "does not follow its predecessor "
-                f"(points at {prev_hash[:12]}…, predecessor is {expected_prev[:12]}…): "
+                f"(points at {prev_hash[:12]}…, predecessor is {head.hash[:12]}…): "
                 "an entry before it was changed, removed or moved",
             )
-        fields = content.fields() if isinstance(content, EntryContent) else content
         digest = sha256(payload(fields)).hexdigest()
         if sha256((prev_hash + digest).encode("ascii")).hexdigest() != stored_hash:
             yield ChainBreak(entry_id, "content does not match its hash: the entry was changed")
-        expected_prev = stored_hash
+        at = fields[0]
+        if at < head.at and (behind := _seconds_between(at, head.at)) > clock_tolerance:
+            yield ChainBreak(
+                entry_id,
+                f"its time {at} runs {behind:.0f} s behind the entry before it on chain {chain} "
+                f"({head.at}), more than the {clock_tolerance:.0f} s tolerated: "
+                "the clock was set back or the entry was back-dated",
+            )
+        head.seq, head.hash, head.at = seq, stored_hash, at
         last_id = entry_id

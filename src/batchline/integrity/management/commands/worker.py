@@ -1,0 +1,52 @@
+"""``batchline worker``: the long-running process for what is due on a schedule.
+
+Checkpoints (every ``checkpoint_interval_minutes`` of the GMP configuration, when
+the trail moved), the full verification (every ``verify_interval_minutes``; a
+failure raises a security alert) and the delivery of due QMS events. One
+process per installation is enough; two are safe (checkpoint numbers and
+chain positions are allocated under locks). Stops cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
+
+from batchline.integrity.verification import log, tick
+
+
+class Command(BaseCommand):
+    help = "Run checkpoints, scheduled verification and QMS delivery until stopped (--once for one round)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--every", type=float, default=30.0, help="seconds between rounds (default 30)")
+        parser.add_argument("--once", action="store_true", help="run one round and stop")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        self.stdout.write(f"worker started: a round every {options['every']:g} s", ending="\n")
+        self.stdout.flush()
+        while not stop.is_set():
+            close_old_connections()  # a database restart between rounds is survived
+            try:
+                ran = tick()
+            except Exception:  # one failed round (database down) must not end the worker
+                log.exception("worker round failed")
+            else:
+                if ran.checkpoint or ran.verified is not None or ran.delivered:
+                    verified = {None: "-", True: "ok", False: "FINDINGS"}[ran.verified]
+                    self.stdout.write(
+                        f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}"
+                    )
+                    self.stdout.flush()
+            if options["once"]:
+                break
+            stop.wait(options["every"])
+        self.stdout.write("worker stopped")
+        self.stdout.flush()

@@ -1,0 +1,122 @@
+"""What the worker runs on a schedule: checkpoints and the full verification, with alerts.
+
+Each scheduled verification leaves an ``audit_verify`` entry in the trail (who
+ran it: the system; what it found), which is also how the next run knows when
+the last one was. A failure raises a security alert (``accounts/alerts.py``):
+in the application for security administrators and auditors, by mail where a
+relay is configured, and in the log. The same findings are not alerted twice
+in a row; a new finding, or the trail becoming clean again, is news.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from batchline.accounts.alerts import security_alert_raise
+from batchline.audit.checkpoints import Made, checkpoint_create, checkpoint_due
+from batchline.audit.models import AuditEntry
+from batchline.audit.services import SYSTEM, audit_append
+from batchline.audit.verify import Finding, Report, verify
+from batchline.configuration.selectors import current
+
+log = logging.getLogger("batchline.worker")
+
+
+def full_verify(*, replay: bool = True, max_findings: int = 100) -> Report:
+    """``audit verify`` with the configured clock tolerance, plus the signatures whose content changed."""
+    report = verify(
+        replay=replay, max_findings=max_findings, clock_tolerance=float(current().clock_tolerance_seconds)
+    )
+    try:
+        from batchline.signatures.status import broken_signatures
+    except ImportError:  # the signature status module is newer than this check
+        return report
+    for message in broken_signatures():
+        if len(report.findings) < max_findings:
+            report.findings.append(Finding("signature", message))
+    return report
+
+
+def checkpoint_now() -> Made:
+    """Take a checkpoint; an anchor that could not be written raises a security alert."""
+    made = checkpoint_create()
+    for problem in made.anchor_problems:
+        security_alert_raise(
+            kind="anchor_failed",
+            message=f"Checkpoint {made.checkpoint.number} could not be anchored: {problem}",
+            details={"checkpoint": made.checkpoint.number},
+        )
+    return made
+
+
+def _digest(findings: list[Finding]) -> str:
+    return hashlib.sha256("\n".join(sorted(str(f) for f in findings)).encode()).hexdigest()
+
+
+def _last_verify() -> AuditEntry | None:
+    return AuditEntry.objects.filter(action="audit_verify").order_by("-id").first()
+
+
+def verify_due(interval: dt.timedelta) -> bool:
+    last = _last_verify()
+    return last is None or timezone.now() - last.at >= interval
+
+
+def scheduled_verify() -> Report:
+    """Verify, record that it ran and what it found, and alert on findings that are news."""
+    report = full_verify()
+    digest = _digest(report.findings)
+    last = _last_verify()
+    before = json.loads(last.changes).get("findings_digest", [None, None])[1] if last else None
+    with transaction.atomic():
+        audit_append(
+            action="audit_verify",
+            record_type="audit.trail",
+            record_id="all",
+            actor=SYSTEM,
+            changes={
+                "result": [None, "ok" if report.ok else "findings"],
+                "findings": [None, len(report.findings)],
+                "findings_digest": [None, digest],
+                "entries": [None, report.entries],
+                "newest_checkpoint": [None, report.newest_checkpoint],
+            },
+            reason="scheduled verification",
+        )
+    if not report.ok and digest != before:
+        first = "; ".join(str(f) for f in report.findings[:3])
+        security_alert_raise(
+            kind="verify_failed",
+            message=f"The audit trail does not verify: {len(report.findings)} findings. {first}",
+            details={"findings": [str(f) for f in report.findings[:20]]},
+        )
+    return report
+
+
+@dataclass
+class Ran:
+    checkpoint: int | None = None
+    verified: bool | None = None  # None: not due
+    delivered: int = 0
+
+
+def tick() -> Ran:
+    """One round of the worker: whatever is due now."""
+    config = current()
+    ran = Ran()
+    if checkpoint_due(dt.timedelta(minutes=config.checkpoint_interval_minutes)):
+        ran.checkpoint = checkpoint_now().checkpoint.number
+    if verify_due(dt.timedelta(minutes=config.verify_interval_minutes)):
+        ran.verified = scheduled_verify().ok
+    from batchline.quality import qms
+
+    if qms.configured():
+        ran.delivered = qms.deliver_due()
+    return ran
