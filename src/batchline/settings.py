@@ -272,7 +272,8 @@ STORAGES = {
 
 # --- the API ----------------------------------------------------------------
 NINJA_PAGINATION_PER_PAGE = 100
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The largest request body: a recipe file at its limit (4 MB, recipes/document.py) in a JSON body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

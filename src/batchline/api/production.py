@@ -108,7 +108,12 @@ def recipe_export(request: HttpRequest, recipe_id: int) -> HttpResponse:
 
 
 class ImportIn(Schema):
-    text: str = Field(min_length=1, max_length=5_000_000, description="the recipe file, YAML or JSON")
+    text: str = Field(
+        min_length=1,
+        max_length=doc.MAX_FILE_BYTES + 1,  # one more: the file check refuses it in words
+        description=f"the recipe file, YAML or JSON; at most {doc.MAX_FILE_BYTES // 1048576} MB, "
+        f"no anchors or aliases, nested at most {doc.MAX_DEPTH} levels",
+    )
     reason: str = Field(default="", max_length=2000)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 _MESSAGE = "The request contains a NUL character, which no record can hold. Nothing was changed."
@@ -19,7 +21,16 @@ class RejectNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self._has_nul(request):
+        try:
+            has_nul = self._has_nul(request)
+        except RequestDataTooBig:
+            # Said in words, before any of it is parsed (a recipe file has its own, smaller limit).
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1048576
+            message = f"The request is larger than {limit} MB and was not read. Nothing was changed."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message, "code": "TOO_LARGE"}, status=413)
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        if has_nul:
             if request.path.startswith("/api/"):
                 return JsonResponse({"detail": _MESSAGE, "code": "NUL_CHARACTER"}, status=400)
             return HttpResponseBadRequest(_MESSAGE)

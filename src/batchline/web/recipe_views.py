@@ -57,6 +57,9 @@ def recipe_import(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "recipes/import.html", {"text": ""})
     upload = request.FILES.get("file")
+    refused = doc.too_large(upload.size or 0) if upload else None
+    if refused:  # refused before the file is read
+        return _problems_page(request, "recipes/import.html", {"text": ""}, refused)
     text = upload.read().decode("utf-8", errors="replace") if upload else request.POST.get("text", "")
     try:
         recipe = services.recipe_import(actor=Actor.of(request.user, via="web"), text=text)

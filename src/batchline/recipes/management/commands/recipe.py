@@ -56,6 +56,9 @@ class Command(BaseCommand):
     def _import(self, options: dict[str, Any]) -> None:
         path: Path = options["file"]
         try:
+            refused = doc.too_large(path.stat().st_size)
+            if refused:  # before the file is read
+                raise CommandError(f"{path}: {refused}; nothing was imported")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
