@@ -252,7 +252,7 @@ def test_a_deviation_raised_from_exceptions_blocks_until_closed_through_its_sign
     dev.refresh_from_db()
     assert dev.state == "closed" and dev.root_cause == "Die wear" and dev.capa_reference == "CAPA-7"
     detail = text(approver.get(step))
-    assert detail.count('class="manifestation"') == 4 and detail.count("binding intact") == 1
+    assert detail.count('class="manifestation"') == 4 and detail.count('data-status="valid"') == 1
     assert "(Approved)" in detail or "Approved" in detail.split('class="manifestation"')[-1]
     page = text(approver.get("/batches/B-1/review/"))
     assert 'data-check="DEVIATIONS" class="ok"' in page

@@ -90,6 +90,13 @@ class ReviewStage(AuditedModel):
     comment = models.TextField(blank=True)
     rules_version = models.CharField(max_length=40, help_text="rules/exceptions.py VERSION that judged it")
     checklist = models.JSONField(help_text="the completeness check as it stood when signed")
+    # Nullable without a default, so SQLite adds the column in place and keeps the table's triggers.
+    record_sha256 = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="SHA-256 of the complete batch record this stage approved (rules.bindings.record_sha256)",
+    )
 
     class Meta:
         ordering = ["at", "id"]

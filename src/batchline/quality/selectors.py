@@ -186,13 +186,17 @@ def exception_type(code: str) -> taxonomy.ExceptionType:
     return taxonomy.classify(code)
 
 
-def _manifestations(record_type: str, ids: list[int]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
+def _signatures_of(record_type: str, ids: list[int]) -> dict[str, list[Signature]]:
+    found: dict[str, list[Signature]] = {}
     for s in Signature.objects.filter(record_type=record_type, record_id__in=[str(i) for i in ids]).order_by(
         "id"
     ):
-        found.setdefault(s.record_id, []).append(s.manifestation())
+        found.setdefault(s.record_id, []).append(s)
     return found
+
+
+def _manifestations(record_type: str, ids: list[int]) -> dict[str, list[str]]:
+    return {k: [s.manifestation() for s in v] for k, v in _signatures_of(record_type, ids).items()}
 
 
 def record_quality(batch: Batch) -> dict[str, Any]:
@@ -202,7 +206,7 @@ def record_quality(batch: Batch) -> dict[str, Any]:
         d.exception_id: d
         for d in ExceptionDisposition.objects.filter(exception__batch=batch).select_related("by")
     }
-    disposition_signatures = _manifestations(
+    disposition_signatures = _signatures_of(
         record_type_of(ExceptionDisposition), [d.pk for d in dispositions.values()]
     )
     exceptions = {}
@@ -218,20 +222,29 @@ def record_quality(batch: Batch) -> dict[str, Any]:
             "disposition": None
             if d is None
             else {
+                "id": d.pk,
                 "decision": d.decision,
                 "comment": d.comment,
                 "deviation": d.deviation_number or None,
-                "manifestation": "; ".join(disposition_signatures.get(str(d.pk), [])),
-                "by": d.by.printed_name,
+                "manifestation": "; ".join(
+                    x.manifestation() for x in disposition_signatures.get(str(d.pk), [])
+                ),
+                # The printed name as it stood when the disposition was signed (21 CFR 11.50).
+                "by": next(
+                    (x.signer_name for x in disposition_signatures.get(str(d.pk), [])), d.by.printed_name
+                ),
                 "at": d.at.isoformat(),
             },
         }
     deviations = list(
-        Deviation.objects.filter(links__batch_number=batch.number).distinct().order_by("number")
+        Deviation.objects.filter(links__batch_number=batch.number)
+        .distinct()
+        .order_by("number")
+        .prefetch_related("links")
     )
     deviation_signatures = _manifestations(record_type_of(Deviation), [d.pk for d in deviations])
     stages = list(ReviewStage.objects.filter(batch=batch).select_related("by").order_by("at", "id"))
-    stage_signatures = _manifestations(record_type_of(ReviewStage), [s.pk for s in stages])
+    stage_signatures = _signatures_of(record_type_of(ReviewStage), [s.pk for s in stages])
     final = next((s for s in stages if s.stage in (Stage.RELEASED, Stage.REJECTED)), None)
 
     def number(x: Any) -> str | None:
@@ -268,16 +281,28 @@ def record_quality(batch: Batch) -> dict[str, Any]:
         "exceptions": exceptions,
         "deviations": [
             {
+                "id": d.pk,
                 "number": d.number,
                 "title": d.title,
                 "classification": d.classification,
                 "state": d.state,
                 "description": d.description,
                 "immediate_action": d.immediate_action,
+                "investigation": d.investigation,
                 "root_cause": d.root_cause,
                 "impact": d.impact,
                 "capa": d.capa_reference,
                 "signatures": deviation_signatures.get(str(d.pk), []),
+                "links": [
+                    {
+                        "id": lk.pk,
+                        "batch": lk.batch_number,
+                        "lot": lk.lot_number,
+                        "equipment": lk.equipment_code,
+                        "exception": lk.exception_id,
+                    }
+                    for lk in sorted(d.links.all(), key=lambda lk: lk.pk)
+                ],
             }
             for d in deviations
         ],
@@ -286,12 +311,21 @@ def record_quality(batch: Batch) -> dict[str, Any]:
         else {
             "stages": [
                 {
+                    "id": s.pk,
                     "stage": s.stage,
                     "meaning": Stage(s.stage).label,
-                    "signer": s.by.printed_name,
+                    # The printed name as it stood when the stage was signed (21 CFR 11.50).
+                    "signer": next(
+                        (x.signer_name for x in stage_signatures.get(str(s.pk), [])), s.by.printed_name
+                    ),
                     "at": s.at.isoformat(),
-                    "manifestation": "; ".join(stage_signatures.get(str(s.pk), [])),
+                    "manifestation": "; ".join(
+                        x.manifestation() for x in stage_signatures.get(str(s.pk), [])
+                    ),
                     "rules_version": s.rules_version,
+                    "comment": s.comment,
+                    "checklist": s.checklist,
+                    "record_sha256": s.record_sha256,
                 }
                 for s in stages
             ],

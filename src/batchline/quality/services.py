@@ -22,9 +22,11 @@ from batchline.materials.models import Counter, Lot, LotStatus
 from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as rules
 from batchline.rules import states
+from batchline.rules.bindings import stage_content
 from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
+from batchline.signatures.status import record_sha256
 
 from . import qms, selectors
 from .models import Classification, Deviation, DeviationLink, DeviationState, ReviewStage, Stage
@@ -436,6 +438,8 @@ def review_sign(
             )
         if not verdict.allowed:
             raise QualityRefused(verdict)
+        # The complete record this stage approves, hashed before the stage changes anything (11.70).
+        approved = record_sha256(locked)
         row = record_create(
             ReviewStage(
                 batch=locked,
@@ -445,6 +449,7 @@ def review_sign(
                 comment=comment.strip(),
                 rules_version=taxonomy.VERSION,
                 checklist=[c.as_dict() for c in checks],
+                record_sha256=approved,
             ),
             actor=actor,
             reason=comment,
@@ -457,13 +462,16 @@ def review_sign(
             signer=signer,
             meaning=meaning,
             record=row,
-            content={
-                "batch": locked.number,
-                "stage": stage,
-                "checklist": row.checklist,
-                "rules_version": row.rules_version,
-                "comment": row.comment,
-            },
+            content=stage_content(
+                locked.number,
+                {
+                    "stage": stage,
+                    "checklist": row.checklist,
+                    "rules_version": row.rules_version,
+                    "comment": row.comment,
+                    "record_sha256": approved,
+                },
+            ),
             actor=actor,
             comment=comment,
         )

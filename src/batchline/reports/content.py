@@ -15,8 +15,11 @@ layout.
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Q
@@ -30,8 +33,9 @@ from batchline.execution.scaling import Ratio, number_limits, range_text, target
 from batchline.execution.selectors import StepScreen, ValueRow, batch_screen
 from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind
 from batchline.quality import selectors as quality_selectors
-from batchline.rules import canonical
+from batchline.rules import bindings, canonical
 from batchline.signatures.models import Signature
+from batchline.signatures.services import signature_fields
 
 FORMAT = "batchline.batch-record/1"
 
@@ -49,8 +53,42 @@ def _at(value: Any) -> str | None:
     return None if value is None else str(canonical.normalise(value))
 
 
+Who = Callable[[Any, Any], dict[str, Any] | None]
+
+
 def _person(user: Any) -> dict[str, Any] | None:
     return {"username": user.username, "name": user.printed_name} if user else None
+
+
+def names_at(trail: list[dict[str, Any]]) -> Who:
+    """``who(user, at)``: the person with their printed name as it stood at ``at`` (21 CFR 11.50).
+
+    Every action writes the actor's printed name into its audit entry, so the
+    entry of this person nearest in time to the action gives the name they
+    acted under; a later change of name shows beside it as ``name_now``.
+    """
+    by_actor: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
+    for a in trail:
+        if a["actor_id"] is not None:
+            by_actor[a["actor_id"]].append((dt.datetime.fromisoformat(a["at"]), a["actor_name"]))
+    for rows_ in by_actor.values():
+        rows_.sort()
+
+    def who(user: Any, at: Any) -> dict[str, Any] | None:
+        if user is None:
+            return None
+        name = user.printed_name
+        found = by_actor.get(user.pk)
+        if found and at is not None:
+            i = bisect.bisect_left(found, (at, ""))
+            near = [found[j] for j in (i - 1, i) if 0 <= j < len(found)]
+            name = min(near, key=lambda r: abs((r[0] - at).total_seconds()))[1]
+        person = {"username": user.username, "name": name}
+        if name != user.printed_name:
+            person["name_now"] = user.printed_name
+        return person
+
+    return who
 
 
 def _signature(s: Signature) -> dict[str, Any]:
@@ -81,16 +119,16 @@ def _limits(definition: dict[str, Any], ratio: Ratio) -> dict[str, str]:
     }
 
 
-def _values(s: StepScreen, ratio: Ratio) -> list[dict[str, Any]]:
+def _values(s: StepScreen, ratio: Ratio, who: Who) -> list[dict[str, Any]]:
     """Every value of a step, originals before their corrections, each with its limits."""
     defs = {d["name"]: d for d in [*s.definition.get("inputs", []), *s.definition.get("calculations", [])]}
     out = []
     for row in s.rows:
-        out.extend(_row(row, defs.get(row.value.name, {}), ratio))
+        out.extend(_row(row, defs.get(row.value.name, {}), ratio, who))
     return out
 
 
-def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio) -> list[dict[str, Any]]:
+def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who) -> list[dict[str, Any]]:
     limits = _limits(definition, ratio)
     chain = [row.value, *row.corrections]
     out = []
@@ -107,7 +145,7 @@ def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio) -> list[dict[s
                 **limits,
                 "in_specification": v.in_specification,
                 "within_action": v.within_action,
-                "entered_by": _person(v.entered_by),
+                "entered_by": who(v.entered_by, v.entered_at),
                 "entered_at": _at(v.entered_at),
                 "corrects": v.corrects_id,
                 "reason": v.reason,
@@ -120,12 +158,13 @@ def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio) -> list[dict[s
 
 
 def _step(
-    s: StepScreen, ratio: Ratio, materials: list[dict[str, Any]], equipment: list[dict[str, Any]]
+    s: StepScreen, ratio: Ratio, materials: list[dict[str, Any]], equipment: list[dict[str, Any]], who: Who
 ) -> dict[str, Any]:
     d = s.definition
     step = s.step
     material = d.get("material")
     return {
+        "id": step.pk,
         "key": step.key,
         "seq": step.seq,
         "operation": step.operation,
@@ -145,12 +184,12 @@ def _step(
         "verify": bool(d.get("verify")),
         "state": step.state,
         "started_at": _at(step.started_at),
-        "started_by": _person(step.started_by),
+        "started_by": who(step.started_by, step.started_at),
         "completed_at": _at(step.completed_at),
-        "completed_by": _person(step.completed_by),
+        "completed_by": who(step.completed_by, step.completed_at),
         "verified_at": _at(step.verified_at),
-        "verified_by": _person(step.verified_by),
-        "values": _values(s, ratio),
+        "verified_by": who(step.verified_by, step.verified_at),
+        "values": _values(s, ratio, who),
         "signatures": [_signature(x) for x in s.signatures],
         "materials": materials,
         "equipment": equipment,
@@ -195,11 +234,35 @@ def batch_configuration(batch: Batch, generated: Any) -> dict[str, Any]:
     }
 
 
-def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
+def _batch_signatures(screen: Any, quality: dict[str, Any]) -> list[Signature]:
+    """Every signature of the batch: its own, its steps' and values', its exceptions' dispositions, its
+    deviations' and its review stages' (what the archive holds and ``audit verify`` checks)."""
+    own = [*screen.batch_signatures, *(sig for s in screen.steps for sig in s.signatures)]
+    wanted = Q(pk__in=[])
+    for rtype, ids in (
+        (
+            "execution.exceptiondisposition",
+            [e["disposition"]["id"] for e in quality["exceptions"].values() if e["disposition"]],
+        ),
+        ("quality.deviation", [d["id"] for d in quality["deviations"]]),
+        ("quality.reviewstage", [x["id"] for x in (quality["review"] or {}).get("stages", [])]),
+    ):
+        if ids:
+            wanted |= Q(record_type=rtype, record_id__in=[str(i) for i in ids])
+    found = {s.pk: s for s in own}
+    for s in Signature.objects.filter(wanted):
+        found.setdefault(s.pk, s)
+    return [found[k] for k in sorted(found)]
+
+
+def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -> dict[str, Any]:
     """Everything the executed batch record holds (issue 5 item 5; 21 CFR 211.188(b)).
 
     Reads only; about a dozen queries whatever the number of steps. ``now``
     is the generation time (the server's clock unless a caller passes one).
+    Each signature carries its status (``rules.bindings``) unless
+    ``with_status`` is false (a review stage binding the record as it stands).
+    Names are printed as they stood when each person acted or signed.
     """
     generated = now or timezone.now()
     batch = Batch.objects.select_related("recipe__product", "created_by").get(pk=batch.pk)
@@ -230,6 +293,59 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
         .select_related("container", "user")
         .order_by("at", "id")
     )
+    signatures = _batch_signatures(screen, quality)
+
+    record_ids: dict[str, set[str]] = {
+        "execution.batch": {str(batch.pk)},
+        "execution.batchstep": {str(s.step.pk) for s in screen.steps},
+        "execution.stepvalue": {
+            str(v.pk) for s in screen.steps for r in s.rows for v in [r.value, *r.corrections]
+        },
+        "execution.batchexception": {str(e.pk) for e in screen.exceptions},
+        "execution.exceptiondisposition": {
+            str(e["disposition"]["id"]) for e in quality["exceptions"].values() if e["disposition"]
+        },
+        "quality.deviation": {str(d["id"]) for d in quality["deviations"]},
+        "quality.deviationlink": {str(lk["id"]) for d in quality["deviations"] for lk in d["links"]},
+        "quality.reviewstage": {str(x["id"]) for x in (quality["review"] or {}).get("stages", [])},
+        "signatures.signature": {str(x.pk) for x in signatures},
+        "materials.consumption": {str(c.pk) for c in consumptions},
+        "materials.ledgerentry": {str(e.pk) for e in ledger},
+        "materials.container": {str(c.pk) for c in dispensed},
+        "materials.labelprint": {str(p.pk) for p in labels},
+        "equipment.logbookentry": {str(e.pk) for e in logbook},
+    }
+    which = Q(pk__in=[])
+    for rtype, ids in record_ids.items():
+        if ids:
+            which |= Q(record_type=rtype, record_id__in=sorted(ids))
+    trail = [
+        {
+            "id": a.pk,
+            "at": _at(a.at),
+            "actor_id": a.actor_id,
+            "actor_username": a.actor_username,
+            "actor_name": a.actor_name,
+            "action": a.action,
+            "record_type": a.record_type,
+            "record_id": a.record_id,
+            "changes": a.changes,
+            "reason": a.reason,
+            "via": a.via,
+            "prev_hash": a.prev_hash,
+            "hash": a.hash,
+        }
+        for a in AuditEntry.objects.filter(which).order_by("id")
+    ]
+    who = names_at(trail)
+    link_entries = {
+        a["record_id"]: a["id"]
+        for a in trail
+        if a["record_type"] == "quality.deviationlink" and a["action"] == "create"
+    }
+    for d in quality["deviations"]:
+        for lk in d["links"]:
+            lk["entry"] = link_entries.get(str(lk["id"]))
 
     def lot_row(c: Consumption) -> dict[str, Any]:
         lot = c.lot
@@ -247,7 +363,7 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
             "quantity": str(c.quantity),
             "unit": c.unit,
             "at": _at(c.at),
-            "by": _person(c.ledger.user),
+            "by": who(c.ledger.user, c.at),
         }
 
     def ledger_row(e: LedgerEntry) -> dict[str, Any]:
@@ -265,7 +381,7 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
             "balance": str(e.balance),
             "device": e.device,
             "reason": e.reason,
-            "by": _person(e.user),
+            "by": who(e.user, e.at),
             "at": _at(e.at),
         }
 
@@ -278,7 +394,7 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
             "class": unit.equipment_class.name,
             "kind": e.kind,
             "text": e.text,
-            "by": _person(e.user),
+            "by": who(e.user, e.at),
             "at": _at(e.at),
         }
 
@@ -314,58 +430,18 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
         "unit": batch.unit,
         "state": batch.state,
         "created_at": _at(batch.created_at),
-        "created_by": _person(batch.created_by),
+        "created_by": who(batch.created_by, batch.created_at),
         "site": _site(logbook),
         "configuration": batch_configuration(batch, generated),
     }
 
-    record_ids: dict[str, set[str]] = {
-        "execution.batch": {str(batch.pk)},
-        "execution.batchstep": {str(s.step.pk) for s in screen.steps},
-        "execution.stepvalue": {
-            str(v.pk) for s in screen.steps for r in s.rows for v in [r.value, *r.corrections]
-        },
-        "execution.batchexception": {str(e.pk) for e in screen.exceptions},
-        "signatures.signature": {
-            str(x.pk)
-            for x in [*screen.batch_signatures, *(sig for s in screen.steps for sig in s.signatures)]
-        },
-        "materials.consumption": {str(c.pk) for c in consumptions},
-        "materials.ledgerentry": {str(e.pk) for e in ledger},
-        "materials.container": {str(c.pk) for c in dispensed},
-        "materials.labelprint": {str(p.pk) for p in labels},
-        "equipment.logbookentry": {str(e.pk) for e in logbook},
-    }
-    which = Q(pk__in=[])
-    for rtype, ids in record_ids.items():
-        if ids:
-            which |= Q(record_type=rtype, record_id__in=sorted(ids))
-    trail = [
-        {
-            "id": a.pk,
-            "at": _at(a.at),
-            "actor_id": a.actor_id,
-            "actor_username": a.actor_username,
-            "actor_name": a.actor_name,
-            "action": a.action,
-            "record_type": a.record_type,
-            "record_id": a.record_id,
-            "changes": a.changes,
-            "reason": a.reason,
-            "via": a.via,
-            "prev_hash": a.prev_hash,
-            "hash": a.hash,
-        }
-        for a in AuditEntry.objects.filter(which).order_by("id")
-    ]
-
-    return {
+    content = {
         "format": FORMAT,
         "generated_at": _at(generated),
         "header": header,
         "signatures": [_signature(s) for s in screen.batch_signatures],
         "steps": [
-            _step(s, batch.ratio, by_step_mat.get(s.step.key, []), step_units.get(s.step.key, []))
+            _step(s, batch.ratio, by_step_mat.get(s.step.key, []), step_units.get(s.step.key, []), who)
             for s in screen.steps
         ],
         "materials": materials,
@@ -390,7 +466,7 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
                 "reason": p.reason,
                 "format": p.format,
                 "content_sha256": p.content_sha256,
-                "by": _person(p.user),
+                "by": who(p.user, p.at),
                 "at": _at(p.at),
             }
             for p in labels
@@ -403,7 +479,7 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
                 "severity": e.severity,
                 "message": e.message,
                 "step": e.step.key if e.step else None,
-                "user": _person(e.user),
+                "user": who(e.user, e.at),
                 "at": _at(e.at),
                 **quality["exceptions"][e.pk],
             }
@@ -413,5 +489,33 @@ def record_content(batch: Batch, *, now: Any = None) -> dict[str, Any]:
         "yields": quality["yields"],
         "reconciliation": quality["reconciliation"],
         "review": quality["review"],
+        # Every signature of the batch with every field its binding covers (rules.bindings).
+        "signature_records": [signature_fields(s) for s in signatures],
         "audit_trail": trail,
     }
+    if with_status:
+        signature_status_annotate(content)
+    return content
+
+
+def signature_status_annotate(content: dict[str, Any]) -> dict[int, bindings.Status]:
+    """Judge every signature of ``content`` (``rules.bindings.record_statuses``) and write each one's
+    ``status`` beside it wherever it is shown: the batch's, each step's, and the full list."""
+    statuses = bindings.record_statuses(content)
+    for s in [
+        *content["signatures"],
+        *(x for step in content["steps"] for x in step["signatures"]),
+        *content["signature_records"],
+    ]:
+        if s["id"] in statuses:
+            s["status"] = statuses[s["id"]].as_dict()
+    for e in content["exceptions"]:
+        d = e.get("disposition")
+        if d:
+            found = [
+                statuses[s["id"]].as_dict()
+                for s in content["signature_records"]
+                if s["record_type"] == "execution.exceptiondisposition" and s["record_id"] == str(d["id"])
+            ]
+            d["status"] = found[-1] if found else None
+    return statuses

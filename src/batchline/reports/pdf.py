@@ -129,10 +129,12 @@ class _Times:
 
 
 def _who(person: Any) -> str:
+    """The name as it stood when the person acted; a later change of name shows beside it."""
     if not person:
         return ""
     if isinstance(person, dict):
-        return f"{person.get('name', '')} ({person.get('username', '')})"
+        now = f", now {person['name_now']}" if person.get("name_now") else ""
+        return f"{person.get('name', '')} ({person.get('username', '')}{now})"
     return str(person)
 
 
@@ -150,6 +152,15 @@ def _configuration_text(config: dict[str, Any] | None, t: Any) -> str:
             f"{s['stage'].replace('_', ' ')} {s['version']}" for s in stages
         )
     return text
+
+
+
+def _status(s: dict[str, Any]) -> str:
+    """``[valid]``, ``[superseded by correction #12 …]`` or ``[BROKEN: …]`` after a signature."""
+    status = s.get("status")
+    if not status:
+        return ""
+    return f" [{status['text']}]"
 
 
 def _numbered_canvas(batch: str, generated: str, digest: str) -> type[Canvas]:
@@ -336,7 +347,38 @@ class _Doc:
             self.para(NONE, "small")
         for s in sigs:
             comment = f" — “{escape(s['comment'])}”" if s.get("comment") else ""
-            self.para(f"Signed: {escape(s['manifestation'])}{comment}", "sig")
+            status = escape(_status(s))
+            broken = (s.get("status") or {}).get("state") == "broken"
+            self.para(f"Signed: {escape(s['manifestation'])}{comment}{status}", "alert" if broken else "sig")
+
+    def signature_statuses(self) -> None:
+        """Every signature of the batch and its status (21 CFR 11.70): what each signs and whether it holds."""
+        self.para("14. Signatures and their status (21 CFR 11.50, 11.70)", "h1")
+        self.para(
+            "Every signature of the batch: its steps and corrections, dispositions, deviations, review stages "
+            "and release. Valid: the record holds exactly what was signed. Superseded: what was signed is "
+            "intact and a later change made through the application (named, with who, when and why) stands "
+            "beside it. BROKEN: the signed content changed outside the application.",
+            "small",
+        )
+        records = self.c.get("signature_records", [])
+        if not records:
+            self.para(NONE)
+            return
+        rows, marks = [], []
+        for i, s in enumerate(records):
+            status = s.get("status") or {}
+            if status.get("state") == "broken":
+                marks.append(i)
+            rows.append(
+                [
+                    f"#{s['id']}",
+                    f"{s['record_type']}:{s['record_id']}",
+                    s["manifestation"],
+                    status.get("text", ""),
+                ]
+            )
+        self.table(["#", "Signs", "Manifestation", "Status"], rows, [0.05, 0.17, 0.33, 0.45], marks)
 
     def steps(self) -> None:
         self.story.append(PageBreak())
@@ -727,6 +769,7 @@ def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> byte
     d.materials()
     d.results()
     d.quality()
+    d.signature_statuses()
     d.appendix()
     doc.build(
         d.story,

@@ -9,7 +9,6 @@ transaction and writes the signature with the change it signs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from django.utils import timezone
 
 from batchline.audit.chain import in_action_transaction
 from batchline.audit.services import Actor, audit_append, record_create, record_type_of
-from batchline.rules import canonical
+from batchline.rules import bindings, canonical
 
 from .models import Meaning, Method, Signature
 
@@ -193,29 +192,25 @@ def signing_blocker(user: Any, meaning: str) -> tuple[str, str] | None:
     return None
 
 
+def signature_fields(signature: Signature) -> dict[str, Any]:
+    """A signature as the plain dict ``rules.bindings`` judges (the same fields the archive holds)."""
+    return {
+        "id": signature.pk,
+        **{k: getattr(signature, k) for k in bindings.BOUND_FIELDS},
+        "signed_at": canonical.normalise(signature.signed_at),
+        "binding_hash": signature.binding_hash,
+        "manifestation": signature.manifestation(),
+    }
+
+
 def binding_hash(signature: Signature, content: Any) -> str:
-    """SHA-256 over exactly what was signed and every part of the manifestation.
+    """SHA-256 over exactly what was signed and every part of the manifestation (``rules.bindings``).
 
     Who (id, user ID, printed name), when, with what meaning, comment, method
     and witness flag, and the signed record's content: changing any of them
     afterwards breaks the binding (21 CFR 11.70).
     """
-    payload = canonical.dumps(
-        {
-            "record_type": signature.record_type,
-            "record_id": signature.record_id,
-            "meaning": signature.meaning,
-            "signer_id": signature.signer_id,
-            "signer_username": signature.signer_username,
-            "signer_name": signature.signer_name,
-            "signed_at": signature.signed_at,
-            "comment": signature.comment,
-            "method": signature.method,
-            "witness": signature.witness,
-            "content": content,
-        }
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return bindings.binding_hash({k: getattr(signature, k) for k in bindings.BOUND_FIELDS}, content)
 
 
 def signature_apply(

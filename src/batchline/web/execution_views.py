@@ -36,6 +36,7 @@ from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
 from batchline.reports.content import batch_configuration
 from batchline.rules.verdict import Refused
+from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
@@ -181,6 +182,10 @@ def _panel(
     def render_panel(csrf_token: str) -> str:
         batch = selectors.batch_by_number(number)
         screen, current = selectors.batch_panel(batch, selected)
+        if current is not None:  # each signature of the shown step with its status (11.70)
+            signature_status.annotate(
+                current.signatures, signature_status.step_statuses(batch.number, current)
+            )
         context: dict[str, Any] = {
             **_material_context(batch, current),
             "screen": screen,
@@ -395,15 +400,36 @@ def _may_read_records(request: HttpRequest) -> None:
 def batch_record(request: HttpRequest, number: str) -> HttpResponse:
     _may_read_records(request)
     batch = _batch(number)
-    return render(
-        request,
-        "execution/record.html",
-        {
-            "screen": selectors.batch_screen(batch),
-            "batch": batch,
-            "configuration": batch_configuration(batch, timezone.now()),
-        },
+    screen = selectors.batch_screen(batch)
+    content, statuses = signature_status.batch_statuses(batch)
+    signature_status.annotate(
+        [*screen.batch_signatures, *(sig for s in screen.steps for sig in s.signatures)], statuses
     )
+    # "Performed by" and every name as it stood when the person acted (21 CFR 11.50), from the record.
+    recorded = {s["key"]: s for s in content["steps"]}
+    for s in screen.steps:
+        step = recorded[s.step.key]
+        for role in ("started", "completed", "verified"):
+            setattr(s.step, f"{role}_name", _printed(step[f"{role}_by"]))
+        entered = {v["id"]: v["entered_by"] for v in step["values"]}
+        for row in s.rows:
+            for v in [row.value, *row.corrections]:
+                v.entered_name = _printed(entered.get(v.pk))  # type: ignore[attr-defined]
+    context = {
+        "screen": screen,
+        "batch": batch,
+        "created_name": _printed(content["header"]["created_by"]),
+        "configuration": content["header"]["configuration"],
+        "signature_records": content["signature_records"],
+    }
+    return render(request, "execution/record.html", context)
+
+
+def _printed(person: dict[str, Any] | None) -> str:
+    """A name as it stood then, and the name now beside it when it has changed since."""
+    if not person:
+        return ""
+    return person["name"] + (f" (now {person['name_now']})" if person.get("name_now") else "")
 
 
 @login_required

@@ -25,11 +25,11 @@ from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as review_rules
 from batchline.rules import states
 from batchline.rules.verdict import Refused
-from batchline.signatures.models import Meaning, Signature
+from batchline.signatures import status as signature_status
+from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
     VerifiedSigner,
-    signature_intact,
     signer_authenticate,
     signing_session_open,
     username_required,
@@ -118,17 +118,27 @@ def _ids(values: list[str]) -> list[int]:
     )
 
 
-def _signatures(record: Any, content: dict[str, Any]) -> list[dict[str, Any]]:
-    from batchline.audit.services import record_type_of
+def _names_as_signed(screen: Any, content: dict[str, Any]) -> None:
+    """Each name on the review page as it stood when the person acted or signed (21 CFR 11.50)."""
 
-    sigs = list(
-        Signature.objects.filter(record_type=record_type_of(type(record)), record_id=str(record.pk)).order_by(
-            "signed_at", "id"
-        )
-    )
-    # Each workflow step signs the deviation as it then stood, so only the latest signature can be
-    # checked against the record as it is now; the earlier ones bound contents since moved on.
-    return [{"signature": s, "intact": signature_intact(s, content) if s is sigs[-1] else None} for s in sigs]
+    def printed(person: Any) -> str:
+        if not isinstance(person, dict):
+            return str(person or "")
+        return person["name"] + (f" (now {person['name_now']})" if person.get("name_now") else "")
+
+    values = {v["id"]: v["entered_by"] for st in content["steps"] for v in st["values"]}
+    for v in [*screen.critical_values, *screen.corrections]:
+        v.entered_name = printed(values.get(v.pk))
+    exceptions = {e["id"]: e for e in content["exceptions"]}
+    for e in screen.exceptions:
+        recorded = exceptions.get(e.pk, {})
+        e.user_name = printed(recorded.get("user"))
+        d = getattr(e, "disposition", None)
+        if d is not None and recorded.get("disposition"):
+            d.by_name = recorded["disposition"]["by"]
+    stages = {x["id"]: x["signer"] for x in (content["review"] or {}).get("stages", [])}
+    for st in screen.stages:
+        st.signer_name = stages.get(st.pk, st.by.printed_name)
 
 
 # --- worklist -----------------------------------------------------------------------------------
@@ -164,6 +174,8 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 def _review_page(request: HttpRequest, batch: Batch, *, status: int = 200, **extra: Any) -> HttpResponse:
     screen = selectors.review_screen(batch, qp_required=services.qp_required())
+    content, _statuses = signature_status.batch_statuses(batch)
+    _names_as_signed(screen, content)
     user = request.user
     rows = [
         {
@@ -192,6 +204,7 @@ def _review_page(request: HttpRequest, batch: Batch, *, status: int = 200, **ext
         "stage_labels": dict(Stage.choices),
         "username_required": username_required(request),
         "form": request.POST if request.method == "POST" else {},
+        "signature_records": content["signature_records"],
         "chosen": request.POST.getlist("exception") if request.method == "POST" else [],
         **extra,
     }
@@ -350,7 +363,7 @@ def _deviation_page(request: HttpRequest, dev: Deviation, *, status: int = 200, 
         "links": links,
         "batches": sorted({lk.batch_number for lk in links if lk.batch_number}),
         "commands": commands,
-        "signatures": _signatures(dev, services.deviation_content(dev)),
+        "signatures": signature_status.deviation_signatures(dev),
         "username_required": username_required(request),
         "form": request.POST if request.method == "POST" else {},
         **extra,

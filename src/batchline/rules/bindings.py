@@ -1,0 +1,585 @@
+"""What a signature binds, and whether it still holds: the one judgement of a signature's status (21 CFR 11.70).
+
+Plain data in, a :class:`Status` out. The pages, the record PDF, ``audit
+verify`` (through ``signatures.status``) and the archive verifier (over the
+archived JSON, years later, without a database) all call these functions, so
+a signature reads the same everywhere:
+
+- **valid**: the record holds exactly what was signed;
+- **superseded**: what was signed is intact, and a later change made through
+  the application (a signed correction, a deviation linked afterwards, an
+  audited change after a review stage) now stands beside it; the text names
+  each one, who made it, when and why;
+- **BROKEN**: the signed content no longer hashes to the signature's binding
+  and nothing in the trail explains it: the record was changed outside the
+  application.
+
+Signatures are plain dicts with the fields of ``signatures.Signature`` (times
+as canonical text or aware date-times); records are the dicts of
+``reports.content.record_content``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import canonical
+
+VALID, SUPERSEDED, BROKEN = "valid", "superseded", "broken"
+
+# The fields of a signature its binding covers, besides the signed content.
+BOUND_FIELDS = (
+    "record_type",
+    "record_id",
+    "meaning",
+    "signer_id",
+    "signer_username",
+    "signer_name",
+    "signed_at",
+    "comment",
+    "method",
+    "witness",
+)
+
+# The audit actions that write a step value (``execution.services._write_value``).
+VALUE_WRITES = frozenset({"record", "correct", "create"})
+
+# Review stages whose batch update is the stage itself (its state), not a change to the record.
+STAGE_ACTIONS = frozenset({"production_review", "qa_review", "qp_certification", "released", "rejected"})
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str
+    text: str
+
+    @property
+    def broken(self) -> bool:
+        return self.state == BROKEN
+
+    @property
+    def label(self) -> str:
+        return {VALID: "valid", SUPERSEDED: "superseded", BROKEN: "BROKEN"}[self.state]
+
+    def as_dict(self) -> dict[str, str]:
+        return {"state": self.state, "text": self.text}
+
+
+def binding_hash(signature: Mapping[str, Any], content: Any) -> str:
+    """SHA-256 over the signed content and every part of the manifestation.
+
+    Who (id, user ID, printed name), when, with what meaning, comment, method
+    and witness flag, and the signed record's content: changing any of them
+    afterwards breaks the binding.
+    """
+    payload = canonical.dumps({**{k: signature[k] for k in BOUND_FIELDS}, "content": content})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def judge(
+    signature: Mapping[str, Any],
+    content: Any,
+    *,
+    later: Sequence[str] = (),
+    unexplained: Sequence[str] = (),
+) -> Status:
+    """The status of ``signature`` over ``content`` as it stood when signed, given what came after.
+
+    ``later``: changes made through the application after signing (each named
+    in words); ``unexplained``: differences nothing in the record or its trail
+    accounts for.
+    """
+    if binding_hash(signature, content) != signature["binding_hash"]:
+        return Status(
+            BROKEN,
+            "BROKEN: the signed content changed outside the application; "
+            "no correction in the trail explains it",
+        )
+    if unexplained:
+        return Status(BROKEN, "BROKEN: " + "; ".join(unexplained))
+    if later:
+        return Status(SUPERSEDED, "superseded by " + "; ".join(later))
+    return Status(VALID, "valid: the record holds exactly what was signed")
+
+
+def _time(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def _name(person: Any) -> str:
+    if isinstance(person, Mapping):
+        return str(person.get("name") or person.get("username") or "")
+    return str(person or "")
+
+
+# --- steps and their values ------------------------------------------------------------------
+
+
+def step_content(batch: str, step: str, values: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a step signature (performed, verified) binds: the step and every value recorded on it."""
+    return {
+        "batch": batch,
+        "step": step,
+        "values": [
+            {
+                "id": v["id"],
+                "name": v["name"],
+                "text": v["text"],
+                "unit": v["unit"],
+                "corrects": v["corrects"],
+            }
+            for v in sorted(values, key=lambda v: v["id"])
+        ],
+    }
+
+
+def correction_content(value: Mapping[str, Any]) -> dict[str, Any]:
+    """What a correction's signature binds: the new value, the one it corrects and the reason."""
+    return {
+        "value": value["id"],
+        "name": value["name"],
+        "text": value["text"],
+        "corrects": value["corrects"],
+        "reason": value["reason"],
+    }
+
+
+def correction_text(value: Mapping[str, Any], values: Mapping[int, Mapping[str, Any]]) -> str:
+    """``correction #12 of w2 (640 → 604) by Olga Operator at …: reason``."""
+    old = values.get(value["corrects"])
+    change = f" ({old['text']} → {value['text']})" if old else f" (→ {value['text']})"
+    return (
+        f"correction #{value['id']} of {value['name']}{change} by {_name(value.get('entered_by'))} "
+        f"at {canonical.normalise(_time(value['entered_at']))}: {value.get('reason') or 'no reason given'}"
+    )
+
+
+def step_signature_status(
+    signature: Mapping[str, Any],
+    batch: str,
+    step: str,
+    values: Sequence[Mapping[str, Any]],
+    explained: Mapping[int, bool],
+) -> Status:
+    """A step's signature: the values it bound (those entered by then) must hash as signed.
+
+    A value entered afterwards is explained only as a correction whose own
+    signature is valid, or a calculation recalculated (with its audit entry)
+    when a value it uses was corrected; anything else added is named.
+    """
+    signed_at = _time(signature["signed_at"])
+    before = [v for v in values if _time(v["entered_at"]) <= signed_at]
+    by_id = {v["id"]: v for v in values}
+    later, unexplained = [], []
+    for v in sorted(values, key=lambda v: v["id"]):
+        if _time(v["entered_at"]) <= signed_at:
+            continue
+        if v["corrects"] is not None and explained.get(v["id"]):
+            later.append(correction_text(v, by_id))
+        else:
+            unexplained.append(
+                f"value #{v['id']} ({v['name']} = {v['text']}) was added after signing without a signed correction"
+            )
+    return judge(signature, step_content(batch, step, before), later=later, unexplained=unexplained)
+
+
+def correction_signature_status(
+    signature: Mapping[str, Any], value: Mapping[str, Any], values: Sequence[Mapping[str, Any]]
+) -> Status:
+    """A correction's own signature; corrected again later, it is superseded by that correction."""
+    by_id = {v["id"]: v for v in values}
+    later = [correction_text(v, by_id) for v in values if v["corrects"] == value["id"]]
+    return judge(signature, correction_content(value), later=later)
+
+
+def step_statuses(
+    batch: str,
+    step: str,
+    values: Sequence[Mapping[str, Any]],
+    signatures: Sequence[Mapping[str, Any]],
+    audited: Iterable[int] = (),
+) -> dict[int, Status]:
+    """Every signature of one step (its own and its corrections'), by signature id.
+
+    ``audited``: ids of the step's values that have their audit entry (a
+    recalculation is not signed on its own; its entry and the signed correction
+    that caused it account for it).
+    """
+    by_id = {str(v["id"]): v for v in values}
+    out: dict[int, Status] = {}
+    audited = set(audited)
+    explained: dict[int, bool] = {
+        v["id"]: v.get("source") == "calculated" and v["id"] in audited for v in values if v["corrects"]
+    }
+    for s in signatures:
+        if s["record_type"] == "execution.stepvalue" and s["record_id"] in by_id:
+            value = by_id[s["record_id"]]
+            out[s["id"]] = correction_signature_status(s, value, values)
+            explained[value["id"]] = not out[s["id"]].broken
+    for s in signatures:
+        if s["record_type"] == "execution.batchstep":
+            out[s["id"]] = step_signature_status(s, batch, step, values, explained)
+    return out
+
+
+# --- exceptions, deviations ------------------------------------------------------------------
+
+
+def iso(value: Any) -> str:
+    """A time as ``datetime.isoformat()`` writes it in UTC (what a disposition's binding holds)."""
+    return _time(value).astimezone(dt.UTC).isoformat()
+
+
+def disposition_content(batch: str, exception: Mapping[str, Any]) -> dict[str, Any]:
+    """What a disposition's signature binds (``quality.services.exceptions_disposition``)."""
+    d = exception["disposition"]
+    return {
+        "batch": batch,
+        "exception": exception["id"],
+        "code": exception["code"],
+        "severity": exception["severity"],
+        "message": exception["message"],
+        "step": exception["step"],
+        "at": iso(exception["at"]),
+        "decision": d["decision"],
+        "comment": d["comment"],
+        "deviation": d["deviation"] or "",
+    }
+
+
+def deviation_content(deviation: Mapping[str, Any], links: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a deviation's signatures bind (``quality.services.deviation_content``)."""
+    return {
+        "number": deviation["number"],
+        "title": deviation["title"],
+        "classification": deviation["classification"],
+        "state": deviation["state"],
+        "description": deviation["description"],
+        "immediate_action": deviation["immediate_action"],
+        "investigation": deviation["investigation"],
+        "root_cause": deviation["root_cause"],
+        "impact": deviation["impact"],
+        "capa_reference": deviation["capa"],
+        "links": [
+            {
+                "batch": lk["batch"],
+                "lot": lk["lot"],
+                "equipment": lk["equipment"],
+                "exception": lk["exception"],
+            }
+            for lk in sorted(links, key=lambda lk: lk["id"])
+        ],
+    }
+
+
+def deviation_statuses(
+    deviation: Mapping[str, Any], signatures: Sequence[Mapping[str, Any]], sign_entry: Mapping[int, int]
+) -> dict[int, Status]:
+    """A deviation's signatures, one per step of its workflow, oldest first.
+
+    The newest binds the deviation as it stands, less the links added after it
+    (an exception escalated to it later; each link carries the id of its audit
+    entry, ``entry``); an earlier one is superseded by the next signed step.
+    """
+    ordered = sorted(signatures, key=lambda s: s["id"])
+    out: dict[int, Status] = {}
+    for earlier, following in itertools.pairwise(ordered):
+        comment = f": {following['comment']}" if following.get("comment") else ""
+        out[earlier["id"]] = Status(
+            SUPERSEDED,
+            f"superseded by signature #{following['id']} ({following['meaning']}) of "
+            f"{following['signer_name']} at {following['signed_at']}{comment}",
+        )
+    if ordered:
+        last = ordered[-1]
+        signed_entry = sign_entry.get(last["id"])
+        links = deviation["links"]
+        if signed_entry is None:
+            out[last["id"]] = Status(BROKEN, "BROKEN: the signature has no sign entry in the audit trail")
+            return out
+        before = [lk for lk in links if lk.get("entry") is not None and lk["entry"] < signed_entry]
+        later = [
+            f"a link to {_link_text(lk)} (audit entry #{lk['entry']})"
+            for lk in links
+            if lk.get("entry") is not None and lk["entry"] > signed_entry
+        ]
+        unexplained = [
+            f"the link to {_link_text(lk)} has no audit entry" for lk in links if lk.get("entry") is None
+        ]
+        out[last["id"]] = judge(
+            last, deviation_content(deviation, before), later=later, unexplained=unexplained
+        )
+    return out
+
+
+def _link_text(link: Mapping[str, Any]) -> str:
+    if link.get("exception"):
+        return f"exception #{link['exception']} of batch {link.get('batch')}"
+    for key, word in (("batch", "batch"), ("lot", "lot"), ("equipment", "equipment")):
+        if link.get(key):
+            return f"{word} {link[key]}"
+    return "nothing"
+
+
+# --- the batch record a review stage approves -----------------------------------------------
+
+# Master data that may be renamed after the batch (it is not what the reviewer approved), the
+# renderings of signatures (bound on their own), and statuses computed when the record is read.
+_NOT_APPROVED = frozenset(
+    {
+        "status",
+        "manifestation",
+        "signatures",
+        "expires_at",
+        "material_name",
+        "product_name",
+        "recipe_name",
+        "site",
+        "name_now",
+    }
+)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if "username" in value and set(value) <= {"username", "name", "name_now"}:
+            return value["username"]  # a person: who, not how their name is printed today
+        return {k: _scrub(v) for k, v in value.items() if k not in _NOT_APPROVED}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def approved_content(record: Mapping[str, Any], before: int | None) -> dict[str, Any]:
+    """The complete batch record a review stage approves, as it can be recomputed later.
+
+    Values (originals and corrections), exceptions and their dispositions,
+    deviations, materials, weighings, equipment, yields and reconciliation, and
+    every signature of the batch made before this one (``before``: its id;
+    None while it is being made). Left out: the batch's state and the review
+    stages after it and the configuration versions at them (the review itself
+    moves them; the version at the batch's creation is kept), the time the record was
+    read, its audit appendix, and master data renamed since.
+    """
+    header = {k: v for k, v in record["header"].items() if k not in ("state", "configuration")}
+    # The configuration in force when the batch was made; the versions of later stages are theirs.
+    header["configuration"] = (record["header"].get("configuration") or {}).get("at_creation")
+    return _scrub(
+        {
+            "header": header,
+            "steps": [{k: v for k, v in s.items() if k != "state"} for s in record["steps"]],
+            "materials": record["materials"],
+            "weighings": record["weighings"],
+            "dispensed_containers": record["dispensed_containers"],
+            "labels": record["labels"],
+            "equipment": record["equipment"],
+            "exceptions": record["exceptions"],
+            "deviations": record["deviations"],
+            "yields": record["yields"],
+            "reconciliation": record["reconciliation"],
+            "signatures": [
+                {
+                    k: s[k]
+                    for k in ("id", "record_type", "record_id", "meaning", "signer_username", "binding_hash")
+                }
+                for s in sorted(record.get("signature_records", []), key=lambda s: s["id"])
+                if before is None or s["id"] < before
+            ],
+        }
+    )
+
+
+def record_sha256(record: Mapping[str, Any], before: int | None) -> str:
+    """SHA-256 of :func:`approved_content`: what a review stage's signature binds."""
+    return hashlib.sha256(canonical.dumps(approved_content(record, before)).encode()).hexdigest()
+
+
+def stage_content(batch: str, stage: Mapping[str, Any]) -> dict[str, Any]:
+    """What a review stage's signature binds (``quality.services.review_sign``)."""
+    content = {
+        "batch": batch,
+        "stage": stage["stage"],
+        "checklist": stage["checklist"],
+        "rules_version": stage["rules_version"],
+        "comment": stage["comment"],
+    }
+    if stage.get("record_sha256"):  # stages signed before the record was bound carry none
+        content["record_sha256"] = stage["record_sha256"]
+    return content
+
+
+def _entry_text(e: Mapping[str, Any]) -> str:
+    reason = f": {e['reason']}" if e.get("reason") else ""
+    return f"audit entry #{e['id']} ({e['action']} {e['record_type']}:{e['record_id']}) by {e['actor_name']} at {e['at']}{reason}"
+
+
+def stage_status(
+    record: Mapping[str, Any],
+    stage: Mapping[str, Any],
+    signature: Mapping[str, Any],
+    others: Mapping[int, Status],
+) -> Status:
+    """A review stage's signature: its row as signed, and the record it approved as it stands now.
+
+    When the record no longer matches, the audited changes made after the
+    signature explain it (each named), unless a signature inside the record
+    is itself BROKEN or no audited change was made at all: then the record
+    was changed outside the application.
+    """
+    batch = record["header"]["batch"]
+    first = judge(signature, stage_content(batch, stage))
+    if first.broken or not stage.get("record_sha256"):
+        return first
+    if record_sha256(record, signature["id"]) == stage["record_sha256"]:
+        return first
+    trail = record.get("audit_trail", [])
+    signed_entry = next(
+        (
+            e["id"]
+            for e in trail
+            if e["record_type"] == "signatures.signature" and e["record_id"] == str(signature["id"])
+        ),
+        None,
+    )
+    if signed_entry is None:
+        return Status(BROKEN, "BROKEN: the signature has no sign entry in the audit trail")
+    changes = [
+        e
+        for e in trail
+        if e["id"] > signed_entry
+        and e["action"] != "sign"
+        and e["record_type"] != "quality.reviewstage"
+        and not (e["record_type"] == "execution.batch" and e["action"] in STAGE_ACTIONS)
+    ]
+    broken_inside = sorted(i for i, s in others.items() if s.broken and i < signature["id"])
+    if broken_inside:
+        return Status(
+            BROKEN,
+            "BROKEN: the record it approved changed outside the application (signature "
+            + ", ".join(f"#{i}" for i in broken_inside)
+            + " in it is broken)",
+        )
+    if not changes:
+        return Status(
+            BROKEN,
+            "BROKEN: the record it approved changed outside the application; no audited change explains it",
+        )
+    return Status(
+        SUPERSEDED,
+        "superseded: the record changed after this signature, by "
+        + "; ".join(_entry_text(e) for e in changes),
+    )
+
+
+# --- every signature of a batch record ------------------------------------------------------
+
+
+def record_statuses(record: Mapping[str, Any]) -> dict[int, Status]:
+    """The status of every signature in ``record["signature_records"]``, by signature id.
+
+    Signatures on the batch itself (hold, resume, abort: a command and the state
+    it set) are checked against the audit entry of that command.
+    """
+    batch = record["header"]["batch"]
+    sigs = record.get("signature_records", [])
+    by_type: dict[str, list[Mapping[str, Any]]] = {}
+    for s in sigs:
+        by_type.setdefault(s["record_type"], []).append(s)
+    out: dict[int, Status] = {}
+    trail = record.get("audit_trail", [])
+    sign_entry = {
+        int(e["record_id"]): e["id"]
+        for e in trail
+        if e["record_type"] == "signatures.signature" and e["action"] == "sign"
+    }
+
+    audited_values = {
+        int(e["record_id"])
+        for e in trail
+        if e["record_type"] == "execution.stepvalue" and e["action"] in VALUE_WRITES
+    }
+    for step in record["steps"]:
+        ids = {str(x["id"]) for x in step["values"]}
+        own = [
+            s
+            for s in sigs
+            if (s["record_type"] == "execution.batchstep" and s["record_id"] == str(step.get("id")))
+            or (s["record_type"] == "execution.stepvalue" and s["record_id"] in ids)
+        ]
+        out.update(step_statuses(batch, step["key"], step["values"], own, audited_values))
+
+    dispositions = {str(e["disposition"]["id"]): e for e in record["exceptions"] if e.get("disposition")}
+    for s in by_type.get("execution.exceptiondisposition", []):
+        exc = dispositions.get(s["record_id"])
+        out[s["id"]] = (
+            judge(s, disposition_content(batch, exc))
+            if exc
+            else Status(BROKEN, f"BROKEN: disposition #{s['record_id']} is missing from the record")
+        )
+
+    for dev in record["deviations"]:
+        own = [s for s in by_type.get("quality.deviation", []) if s["record_id"] == str(dev.get("id"))]
+        out.update(deviation_statuses(dev, own, sign_entry))
+
+    for s in by_type.get("execution.batch", []):
+        out[s["id"]] = _batch_command_status(batch, s, trail, sign_entry)
+
+    stages = {str(x["id"]): x for x in (record.get("review") or {}).get("stages", [])}
+    for s in sorted(by_type.get("quality.reviewstage", []), key=lambda s: s["id"]):
+        stage = stages.get(s["record_id"])
+        out[s["id"]] = (
+            stage_status(record, stage, s, out)
+            if stage
+            else Status(BROKEN, f"BROKEN: review stage #{s['record_id']} is missing from the record")
+        )
+    for s in sigs:
+        out.setdefault(
+            s["id"], Status(BROKEN, "BROKEN: the record it signs is missing from the batch record")
+        )
+    return out
+
+
+def _batch_command_status(
+    batch: str, s: Mapping[str, Any], trail: Sequence[Mapping[str, Any]], sign_entry: Mapping[int, int]
+) -> Status:
+    """A hold, resume or abort: the command's own audit entry holds what was signed."""
+    entry_id = sign_entry.get(s["id"])
+    command = next(
+        (
+            e
+            for e in reversed(trail)
+            if entry_id is not None
+            and e["id"] < entry_id
+            and e["record_type"] == "execution.batch"
+            and e["record_id"] == s["record_id"]
+        ),
+        None,
+    )
+    if command is None:
+        return Status(BROKEN, "BROKEN: the command it signs is not in the audit trail")
+    changes = command["changes"]
+    if isinstance(changes, str):
+        changes = json.loads(changes)
+    state = (changes.get("state") or [None, None])[1]
+    return judge(
+        s, {"batch": batch, "command": command["action"], "state": state, "reason": command["reason"]}
+    )
+
+
+def findings(batch: str, record: Mapping[str, Any], statuses: Mapping[int, Status]) -> list[str]:
+    """One line per broken signature: ``batch B-1: signature #12 (verified, Sam Supervisor, on …): BROKEN …``."""
+    sigs = {s["id"]: s for s in record.get("signature_records", [])}
+    return [
+        f"batch {batch}: signature #{i} ({sigs[i]['meaning']}, {sigs[i]['signer_name']}, "
+        f"on {sigs[i]['record_type']}:{sigs[i]['record_id']}): {st.text}"
+        for i, st in sorted(statuses.items())
+        if st.broken and i in sigs
+    ]
