@@ -154,7 +154,6 @@ def _configuration_text(config: dict[str, Any] | None, t: Any) -> str:
     return text
 
 
-
 def _status(s: dict[str, Any]) -> str:
     """``[valid]``, ``[superseded by correction #12 …]`` or ``[BROKEN: …]`` after a signature."""
     status = s.get("status")

@@ -34,7 +34,6 @@ from batchline.materials import services as stock
 from batchline.materials.models import Consumption, Container, Material
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
-from batchline.reports.content import batch_configuration
 from batchline.rules.verdict import Refused
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
