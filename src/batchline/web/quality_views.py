@@ -296,6 +296,11 @@ def deviation_list(request: HttpRequest) -> HttpResponse:
 
 def _new_page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
+    # A review page's form posted here to prefill (it carries that page's signing fields): those are
+    # neither used nor shown again.
+    fields = {k: v for k, v in source.dict().items() if not k.startswith("signer_") and k != "prefill"}
+    if "prefill" in source:
+        fields.pop("comment", None)
     ids = _ids(source.getlist("exception"))
     exceptions = list(
         BatchException.objects.filter(pk__in=ids).select_related("batch", "step").order_by("at", "id")
@@ -303,7 +308,7 @@ def _new_page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpR
     batches = source.get("batches", "") or " ".join(sorted({e.batch.number for e in exceptions}))
     context = {
         "exceptions": exceptions,
-        "form": {**source.dict(), "batches": batches},
+        "form": {**fields, "batches": batches},
         "classifications": Classification.choices,
         "username_required": username_required(request),
         **extra,
@@ -319,7 +324,9 @@ def _words(text: str) -> list[str]:
 def deviation_new(request: HttpRequest) -> HttpResponse:
     """Raise a deviation directly, or from exceptions chosen on a review page (prefilled)."""
     require(request.user, "quality.raise_deviation")
-    if request.method != "POST":
+    if request.method != "POST" or "prefill" in request.POST:
+        # Prefilled from a review page's chosen exceptions: by POST, so that the signing fields of the
+        # review page's form never travel in a URL (issue 10: they did, as a GET).
         return _new_page(request)
     try:
         signer = _signer(request, Meaning.PERFORMED)
