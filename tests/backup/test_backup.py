@@ -20,6 +20,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from batchline.accounts.models import User
+from batchline.audit.db import install_sql
 from batchline.audit.models import AuditEntry
 from tests.conftest import CI
 from tests.test_cli import batchline
@@ -84,7 +85,7 @@ def test_a_sqlite_backup_restores_into_an_empty_database_and_verifies(home: Path
     target = home / "restored.sqlite3"
     restored = batchline(home, "restore", str(backup), DATABASE_URL=sqlite_url(target))
     assert restored.returncode == 0, restored.stderr
-    assert restored.stdout.startswith("OK: restored and verified against its manifest.")
+    assert "OK: restored and verified against its manifest." in restored.stdout
     assert "DIFFERENCE" not in restored.stderr
     for table in ("accounts_user", "execution_batch", "execution_stepvalue", "signatures_signature"):
         assert count(target, table) == count(backup, table) > 0
@@ -92,6 +93,20 @@ def test_a_sqlite_backup_restores_into_an_empty_database_and_verifies(home: Path
     assert rows(target, "SELECT action FROM audit_auditentry ORDER BY id DESC LIMIT 1") == [("restore",)]
     verified = batchline(home, "audit", "verify", DATABASE_URL=sqlite_url(target))
     assert verified.returncode == 0, verified.stderr
+
+    # Checkpoints anchored after the backup: the restore is held to the backup's own checkpoint and
+    # says what it cannot hold; 'audit verify' names the copy as older than the anchor.
+    number = manifest["checkpoint"]["number"]
+    assert batchline(home, "audit", "checkpoint").returncode == 0
+    older = home / "older.sqlite3"
+    restored = batchline(home, "restore", str(backup), DATABASE_URL=sqlite_url(older))
+    assert restored.returncode == 0, restored.stderr
+    assert (
+        f"holds checkpoints up to {number + 1}, newer than the backup's {number}: "
+        "what was recorded after the backup"
+    ) in restored.stdout
+    verified = batchline(home, "audit", "verify", DATABASE_URL=sqlite_url(older))
+    assert verified.returncode == 1 and "restored from an older copy" in verified.stderr
 
     # Not into a database that holds anything: refused in words, nothing written.
     entries = count(target, "audit_auditentry")
@@ -107,11 +122,14 @@ def test_a_tampered_backup_is_restored_with_every_difference_named(home: Path) -
     backup = home / "backup.sqlite3"
     assert batchline(home, "backup", str(backup)).returncode == 0
     manifest_file = home / "backup.sqlite3.manifest.json"
-    with sqlite3.connect(backup) as db:  # edit a recorded weight in the backup file
+    with sqlite3.connect(backup) as db:  # edit a recorded weight in the backup file, triggers put back
+        db.execute("DROP TRIGGER execution_stepvalue_no_update")
         db.execute(
             "UPDATE execution_stepvalue SET number = 99.9 "
             "WHERE id = (SELECT min(id) FROM execution_stepvalue WHERE number IS NOT NULL)"
         )
+        for statement in install_sql("sqlite", "execution_stepvalue"):
+            db.execute(statement)
 
     target = home / "restored.sqlite3"
     result = batchline(home, "restore", str(backup), DATABASE_URL=sqlite_url(target))
@@ -207,7 +225,7 @@ def test_a_postgresql_backup_with_pg_dump_restores_and_verifies_and_a_tampered_o
 
     restored = batchline(tmp_path, "restore", str(dump), DATABASE_URL=target)
     assert restored.returncode == 0, restored.stderr
-    assert restored.stdout.startswith("OK: restored and verified against its manifest.")
+    assert "OK: restored and verified against its manifest." in restored.stdout
     with psycopg.connect(target) as db:
         # The append-only triggers came back with the tables.
         refused = db.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'audit_auditentry_append_only'")

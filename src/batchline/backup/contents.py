@@ -202,14 +202,15 @@ def database_contents(
 
 
 def audit_head(cursor: Any) -> dict[str, Any]:
-    """The audit trail's size and newest entry, as a backup names them."""
+    """The audit trail's size, newest entry and the head (position, hash) of each of its chains."""
     cursor.execute("SELECT count(*), max(id) FROM audit_auditentry")
-    count, head_id = cursor.fetchone()
-    head_hash = None
-    if head_id is not None:
-        cursor.execute(f"SELECT hash FROM audit_auditentry WHERE id = {int(head_id)}")  # noqa: S608 (an integer)
-        (head_hash,) = cursor.fetchone()
-    return {"count": int(count), "head_id": head_id, "head_hash": head_hash}
+    count, last_id = cursor.fetchone()
+    cursor.execute(
+        "SELECT a.chain, a.seq, a.hash FROM audit_auditentry a WHERE a.seq = "
+        "(SELECT max(b.seq) FROM audit_auditentry b WHERE b.chain = a.chain) ORDER BY a.chain"
+    )
+    heads = {str(chain): [int(seq), str(digest)] for chain, seq, digest in cursor.fetchall()}
+    return {"count": int(count), "last_id": last_id, "heads": heads}
 
 
 def compare_tables(expected: dict[str, TableContents], actual: dict[str, TableContents]) -> list[str]:

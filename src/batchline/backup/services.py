@@ -38,6 +38,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from batchline import keys
+from batchline.audit.anchors import Anchor, Anchored, AnchorProblem, FileAnchor, configured_anchors
 from batchline.audit.services import Actor, audit_append
 
 from .contents import TableContents, audit_head, compare_tables, database_contents
@@ -185,6 +186,19 @@ def _backup_postgresql(target: Path) -> tuple[dict[str, TableContents], dict[str
     return tables, head
 
 
+def _checkpoint(warnings: list[str]) -> dict[str, Any] | None:
+    """A signed checkpoint, anchored outside the database, just before the copy: what a restore is held to."""
+    from batchline.integrity.verification import checkpoint_now
+
+    try:
+        made = checkpoint_now()
+    except keys.KeyProblem as problem:
+        warnings.append(f"no checkpoint was taken before the backup ({problem})")
+        return None
+    warnings += [f"the checkpoint before the backup was not anchored: {p}" for p in made.anchor_problems]
+    return {"number": made.checkpoint.number, "hash": made.checkpoint.hash}
+
+
 def _migrations() -> dict[str, str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT app, name FROM django_migrations ORDER BY id")
@@ -211,6 +225,8 @@ def backup_create(path: Path, *, actor: Actor) -> BackupResult:
     partial = path.with_name(f".{path.name}.partial")
     partial.unlink(missing_ok=True)
     vendor = connection.vendor
+    warnings: list[str] = []
+    checkpoint = _checkpoint(warnings)
     try:
         if vendor == "sqlite":
             tables, head = _backup_sqlite(partial)
@@ -229,9 +245,9 @@ def backup_create(path: Path, *, actor: Actor) -> BackupResult:
             "created_by": actor.username,
             "migrations": _migrations(),
             "audit": head,
+            "checkpoint": checkpoint,
             "tables": {name: contents.as_json() for name, contents in tables.items()},
         }
-        warnings: list[str] = []
         try:
             signer = keys.installation_key()
             signed: dict[str, Any] = {
@@ -257,9 +273,9 @@ def backup_create(path: Path, *, actor: Actor) -> BackupResult:
             changes={
                 "file": [None, str(path)],
                 "sha256": [None, manifest["sha256"]],
-                "audit_head_id": [None, head["head_id"]],
-                "audit_head_hash": [None, head["head_hash"]],
+                "audit_last_id": [None, head["last_id"]],
                 "audit_count": [None, head["count"]],
+                "checkpoint": [None, checkpoint["number"] if checkpoint else None],
             },
             reason=f"backup written to {path}",
         )
@@ -273,6 +289,7 @@ def backup_create(path: Path, *, actor: Actor) -> BackupResult:
 class RestoreReport:
     manifest: dict[str, Any]
     differences: list[str]
+    notes: list[str]
     audit_entries: int
     records: int
     seconds: float
@@ -371,6 +388,53 @@ def _restore_postgresql(path: Path, *, no_owner: bool) -> None:
         )
 
 
+class AnchorAsOfBackup:
+    """An anchor read as it stood when the backup was taken: its newest checkpoint up to the backup's.
+
+    A restored database is held to the checkpoint signed and anchored just
+    before its copy was taken; the checkpoints anchored since are what the
+    backup cannot hold, and are reported as such (``later``).
+    """
+
+    readable = True
+
+    def __init__(self, anchor: Anchor, number: int) -> None:
+        self.anchor, self.number = anchor, number
+        self.name = f"{anchor.name} (as of the backup's checkpoint {number})"
+        self.later: int | None = None
+
+    def write(self, checkpoint: Anchored) -> None:
+        raise AnchorProblem(f"{self.name} is only read")
+
+    def newest(self) -> Anchored | None:
+        if isinstance(self.anchor, FileAnchor):
+            held = list(self.anchor.lines())
+        else:
+            newest = self.anchor.newest()
+            held = [newest] if newest is not None else []
+        later = [a.number for a in held if a.number > self.number]
+        self.later = max(later) if later else None
+        return max((a for a in held if a.number <= self.number), key=lambda a: a.number, default=None)
+
+
+def _anchors_as_of_backup(manifest: dict[str, Any], differences: list[str]) -> list[Anchor]:
+    readable = [a for a in configured_anchors() if a.readable]
+    checkpoint = manifest.get("checkpoint")
+    if not checkpoint:
+        return readable
+    held: list[Anchor] = []
+    for anchor in readable:
+        if isinstance(anchor, FileAnchor) and not anchor.exists():
+            differences.append(
+                f"the anchor {anchor.name} is missing: the backup's checkpoint {checkpoint['number']} cannot be "
+                "checked against what was anchored (point BATCHLINE_ANCHOR_PATH at the installation's anchor "
+                "or a copy of it)"
+            )
+            continue
+        held.append(AnchorAsOfBackup(anchor, int(checkpoint["number"])))
+    return held
+
+
 def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreReport:
     """Restore ``path`` into the configured, empty database and verify it against its manifest.
 
@@ -379,7 +443,9 @@ def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreRepor
     every difference from the manifest is listed; the restore and its outcome
     are appended to the restored trail.
     """
-    from batchline.audit.verify import verify  # the lead's verifier: chain, checkpoints, anchors, triggers
+    # The one verifier of the trail: chains, checkpoints, anchors, triggers, the replay.
+    from batchline.audit.verify import Finding, verify
+    from batchline.configuration.selectors import current
 
     started = time.perf_counter()
     path = path.resolve()
@@ -409,8 +475,25 @@ def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreRepor
     except BackupError as problem:
         raise BackupError("; ".join([str(problem), *differences])) from None
 
-    report = verify()
-    differences += [f"audit verify, {finding.kind}: {finding}" for finding in report.findings]
+    notes: list[str] = []
+    as_of = _anchors_as_of_backup(manifest, differences)
+    report = verify(anchors=as_of, clock_tolerance=float(current().clock_tolerance_seconds))
+    findings = list(report.findings)
+    try:
+        from batchline.signatures.status import broken_signatures
+    except ImportError:  # pragma: no cover - the signature status module is newer than this check
+        pass
+    else:
+        findings += [Finding("signature", message) for message in broken_signatures()]
+    differences += [f"audit verify, {finding.kind}: {finding}" for finding in findings]
+    notes += report.notes
+    for anchor in as_of:
+        if isinstance(anchor, AnchorAsOfBackup) and anchor.later is not None:
+            notes.append(
+                f"{anchor.anchor.name} holds checkpoints up to {anchor.later}, newer than the backup's "
+                f"{anchor.number}: what was recorded after the backup ({manifest['created_at']}) is not in "
+                "this database"
+            )
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -422,9 +505,9 @@ def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreRepor
     differences += compare_tables(expected, tables)
     if head != manifest["audit"]:
         differences.append(
-            f"the audit trail has {head['count']} entries up to #{head['head_id']} {head['head_hash']}; "
-            f"the manifest says {manifest['audit']['count']} up to #{manifest['audit']['head_id']} "
-            f"{manifest['audit']['head_hash']}"
+            f"the audit trail has {head['count']} entries up to #{head['last_id']} on chains {head['heads']}; "
+            f"the manifest says {manifest['audit']['count']} up to #{manifest['audit']['last_id']} "
+            f"on chains {manifest['audit']['heads']}"
         )
     seconds = time.perf_counter() - started
     with transaction.atomic():
@@ -443,4 +526,4 @@ def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreRepor
                 + ("verified against its manifest" if not differences else f"{len(differences)} differences")
             ),
         )
-    return RestoreReport(manifest, differences, report.entries, report.records, seconds)
+    return RestoreReport(manifest, differences, notes, report.entries, report.records, seconds)

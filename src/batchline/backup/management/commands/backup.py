@@ -32,6 +32,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Backup written: {result.path} ({m['bytes']} bytes, sha256 {m['sha256']}), "
             f"{m['vendor']}; {len(m['tables'])} GMP tables, {rows} rows; audit trail "
-            f"{m['audit']['count']} entries, head #{m['audit']['head_id']} {m['audit']['head_hash']}; "
+            f"{m['audit']['count']} entries on {len(m['audit']['heads'])} chains, checkpoint "
+            f"{m['checkpoint']['number'] if m['checkpoint'] else 'none'}; "
             f"manifest {result.manifest_path}; {result.seconds:.2f} s"
         )

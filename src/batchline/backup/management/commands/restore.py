@@ -34,6 +34,8 @@ class Command(BaseCommand):
         except BackupError as problem:
             raise CommandError(str(problem)) from None
         m = report.manifest
+        for note in report.notes:
+            self.stdout.write(f"note: {note}")
         for difference in report.differences:
             self.stderr.write(f"DIFFERENCE: {difference}")
         summary = (
