@@ -60,8 +60,8 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    # First, so that its commands replace Django's loaddata, flush, sqlflush and changepassword
-    # (which would write GMP tables without the audit trail) with refusals.
+    # First, so that its commands replace Django's loaddata, flush, sqlflush, changepassword and
+    # remove_stale_contenttypes (which would write GMP tables without the audit trail) with refusals.
     "batchline.backup",
     "django.contrib.auth",
     "django.contrib.contenttypes",

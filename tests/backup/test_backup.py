@@ -168,6 +168,15 @@ def test_a_restore_without_its_manifest_or_of_another_vendor_is_refused(home: Pa
     )
     assert not target.exists() or count(target, "sqlite_master") == 0
 
+    manifest_file = home / "backup.sqlite3.manifest.json"
+    signed = json.loads(manifest_file.read_text())
+    signed["manifest"]["vendor"] = "postgresql"
+    manifest_file.write_text(json.dumps(signed))
+    other = batchline(home, "restore", str(backup), DATABASE_URL=sqlite_url(target))
+    assert other.returncode == 1
+    assert "is a postgresql backup and the database is sqlite" in other.stderr
+    assert not target.exists() or count(target, "sqlite_master") == 0
+
 
 # --- PostgreSQL: pg_dump and pg_restore -------------------------------------------------------
 
@@ -275,6 +284,10 @@ def test_commands_that_would_write_gmp_tables_without_the_trail_are_refused(home
         (("flush", "--noinput"), "Refused: flush would delete every GMP record"),
         (("sqlflush",), "Refused: sqlflush"),
         (("changepassword", "operator"), "Refused: changepassword would set another person's password"),
+        (
+            ("remove_stale_contenttypes", "--noinput"),
+            "Refused: remove_stale_contenttypes deletes permissions",
+        ),
     ):
         result = batchline(home, *args)
         assert result.returncode == 1, (args, result.stdout, result.stderr)

@@ -2,7 +2,9 @@
 
 ``loaddata`` inserts rows with no audit entry; ``flush`` deletes every record
 and its trail (``sqlflush`` prints how); ``changepassword`` sets someone's
-password with no entry and hands it to whoever runs the command. Each is
+password with no entry and hands it to whoever runs the command;
+``remove_stale_contenttypes`` deletes permissions and, by cascade, what roles
+may do. Each is
 overridden by a command of the same name in this app (listed first in
 ``INSTALLED_APPS``, so its commands win) that refuses in words.
 
@@ -47,6 +49,12 @@ CHANGEPASSWORD = (
     "Refused: changepassword would set another person's password with no audit entry and give it "
     "to whoever runs this command. A person changes their own password on the 'Change password' "
     "page; an administrator resets one, audited, from the user's page or the API."
+)
+
+STALE_CONTENTTYPES = (
+    "Refused: remove_stale_contenttypes deletes permissions, and with them what each role may do "
+    "(who may sign), with no audit entry. Roles change only through the role definitions and their "
+    "audited synchronisation."
 )
 
 
