@@ -130,7 +130,15 @@ class NatsAnchor:
 
         async def go() -> Any:
             try:
-                nc = await nats.connect(self.url, connect_timeout=self.timeout, max_reconnect_attempts=0)
+                nc = await asyncio.wait_for(
+                    nats.connect(
+                        self.url,
+                        connect_timeout=self.timeout,
+                        allow_reconnect=False,
+                        max_reconnect_attempts=0,
+                    ),
+                    self.timeout * 2,
+                )
             except Exception as exc:  # nats raises its own and OSError; all mean unreachable
                 raise AnchorProblem(f"{self.name} is unreachable: {exc or type(exc).__name__}") from exc
             try:
@@ -142,7 +150,7 @@ class NatsAnchor:
                     await js.stream_info(self.stream)
                 except Exception:
                     await js.add_stream(config)
-                return await work(js)
+                return await asyncio.wait_for(work(js), self.timeout * 2)
             finally:
                 await nc.close()
 
