@@ -14,11 +14,18 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from batchline.keys import installation_public_key
 from batchline.reports.archive import archive_export
-from batchline.reports.verify import sha256, verify_archive
+from batchline.reports.verify import sha256
+from batchline.reports.verify import verify_archive as verify_with
 from tests.reports.helpers import complete_batch
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def verify_archive(data, **kw):
+    """Verify with this installation's public key, as ``batchline archive verify`` does."""
+    return verify_with(data, public_key=installation_public_key(), **kw)
 
 
 @pytest.fixture
@@ -59,13 +66,14 @@ def test_an_exported_archive_verifies_and_holds_every_part(archive, tmp_path) ->
         "signatures.json",
         "manifest.json",
         "manifest.sha256",
+        "manifest.sig",
     }
     report = verify_archive(data, manifest_sha256=manifest_hash)
     assert report.ok, report.problems
     assert report.batch == "B-REC-1" and report.manifest_sha256 == manifest_hash
-    assert any("binding intact" in n for n in report.notes)
+    assert any(n.endswith("valid: the record holds exactly what was signed") for n in report.notes)
     signatures = json.loads(files["signatures.json"])
-    assert {s["meaning"] for s in signatures} == {"performed", "verified"}
+    assert {s["meaning"] for s in signatures} == {"performed", "verified", "approved"}
     assert all(len(s["binding_hash"]) == 64 for s in signatures)
 
 
@@ -112,9 +120,11 @@ def test_a_changed_manifest_is_named_as_tampered(archive) -> None:
     # Resealed, it still differs from the hash recorded at export.
     files["manifest.sha256"] = sha256(files["manifest.json"]).encode()
     report = verify_archive(rezip(files), manifest_sha256=manifest_hash)
-    assert report.problems == [
+    assert report.problems[0] == (
         "the manifest's SHA-256 is not the one recorded at export: the manifest was replaced"
-    ]
+    )
+    assert report.problems[1].startswith("the manifest's signature does not verify")
+    assert len(report.problems) == 2
 
 
 @pytest.mark.req("P11-03")
@@ -168,17 +178,24 @@ def test_verify_runs_without_django_or_a_database(archive, tmp_path) -> None:
     path.write_bytes(data)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE"))}
     env["PYTHONPATH"] = str(SRC)
+    key = tmp_path / "installation.pub"
+    key.write_bytes(installation_public_key())
     code = (
-        "import sys; from batchline.reports import verify; rc = verify.main([sys.argv[1]]); "
+        "import sys; from batchline.reports import verify; "
+        "rc = verify.main([sys.argv[1], '--public-key', sys.argv[2]]); "
         "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'; "
         "sys.exit(rc)"
     )
-    ok = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(key)], env=env, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("OK: archive of batch B-REC-1 verifies")
     files = members(data)
     del files["record.xml"]
     path.write_bytes(rezip(files))
-    bad = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(key)], env=env, capture_output=True, text=True
+    )
     assert bad.returncode == 1
     assert "TAMPERED" in bad.stderr and "member record.xml is missing" in bad.stderr

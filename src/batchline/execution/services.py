@@ -258,6 +258,7 @@ def batch_command(
     *, actor: Actor, batch: Batch, command: str, signer: VerifiedSigner | None, reason: str = ""
 ) -> Batch:
     """Release, hold, resume or abort a batch; each signed, hold and abort with a reason (S88-05)."""
+    reason = reason.strip()  # as the audit entry keeps it: the signature binds the same text
     with transaction.atomic():
         locked = Batch.objects.select_for_update(no_key=True).get(pk=batch.pk)  # as rows.lock_batch
         verdict = states.check(states.BATCH, command, locked.state, what="batch")

@@ -332,6 +332,8 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
             "changes": a.changes,
             "reason": a.reason,
             "via": a.via,
+            "chain": a.chain,
+            "seq": a.seq,
             "prev_hash": a.prev_hash,
             "hash": a.hash,
         }
