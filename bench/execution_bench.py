@@ -57,11 +57,10 @@ def recipe_text(signs: bool) -> str:
 
 def setup(signs: bool, batches: int) -> tuple[Any, list[str]]:
     """Users, an effective recipe of independent steps, and ``batches`` running batches with every step started."""
-    from django.contrib.auth.hashers import make_password
     from django.db import transaction
     from django.utils import timezone
 
-    from batchline.accounts.services import user_create
+    from batchline.accounts.seeding import account_seed
     from batchline.audit.services import SYSTEM, Actor, record_update
     from batchline.execution import services as ex
     from batchline.execution.models import BatchState, BatchStep, StepState
@@ -75,20 +74,9 @@ def setup(signs: bool, batches: int) -> tuple[Any, list[str]]:
         existing = User.objects.filter(username=name).first()
         if existing:
             return existing
-        user, _ = user_create(actor=SYSTEM, username=name, full_name=name.title(), roles=roles)
-        with transaction.atomic():
-            now = timezone.now()
-            record_update(
-                user,
-                actor=SYSTEM,
-                values={
-                    "password": make_password("bench-password-1"),
-                    "must_change_password": False,
-                    "password_changed_at": now,
-                    "esig_acknowledged_at": now,
-                },
-            )
-        return user
+        return account_seed(
+            actor=SYSTEM, username=name, full_name=name.title(), roles=roles, password="bench-password-1"
+        )
 
     author, approver = person("author", ["recipe_author"]), person("approver", ["qa_approver"])
     supervisor, operator = person("supervisor", ["supervisor"]), person("operator", ["operator"])

@@ -153,31 +153,17 @@ def report(results: dict[str, Any], clients: int) -> None:
 
 
 def _person(username: str, roles: list[str]) -> Any:
-    from django.contrib.auth.hashers import make_password
-    from django.db import transaction
-    from django.utils import timezone
 
     from batchline.accounts.models import User
-    from batchline.accounts.services import user_create
-    from batchline.audit.services import SYSTEM, record_update
+    from batchline.accounts.seeding import account_seed
+    from batchline.audit.services import SYSTEM
 
     existing = User.objects.filter(username=username).first()
     if existing:
         return existing
-    user, _ = user_create(actor=SYSTEM, username=username, full_name=username.title(), roles=roles)
-    with transaction.atomic():
-        now = timezone.now()
-        record_update(
-            user,
-            actor=SYSTEM,
-            values={
-                "password": make_password(PASSWORD),
-                "must_change_password": False,
-                "password_changed_at": now,
-                "esig_acknowledged_at": now,
-            },
-        )
-    return user
+    return account_seed(
+        actor=SYSTEM, username=username, full_name=username.title(), roles=roles, password=PASSWORD
+    )
 
 
 def setup_plant(batches: int) -> dict[str, Any]:

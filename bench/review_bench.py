@@ -55,27 +55,11 @@ def recipe_text(steps: int, values: int) -> str:
 
 
 def person(name: str, roles: list[str]) -> Any:
-    from django.contrib.auth.hashers import make_password
-    from django.db import transaction
-    from django.utils import timezone
 
-    from batchline.accounts.services import user_create
-    from batchline.audit.services import SYSTEM, record_update
+    from batchline.accounts.seeding import account_seed
+    from batchline.audit.services import SYSTEM
 
-    user, _ = user_create(actor=SYSTEM, username=name, full_name=name.title(), roles=roles)
-    with transaction.atomic():
-        now = timezone.now()
-        record_update(
-            user,
-            actor=SYSTEM,
-            values={
-                "password": make_password(PASSWORD),
-                "must_change_password": False,
-                "password_changed_at": now,
-                "esig_acknowledged_at": now,
-            },
-        )
-    return user
+    return account_seed(actor=SYSTEM, username=name, full_name=name.title(), roles=roles, password=PASSWORD)
 
 
 def sign(user: Any, meaning: str) -> Any:

@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from batchline.accounts.models import User
+from batchline.accounts import grants
 from batchline.accounts.services import user_create
 from batchline.audit.db import triggers_drop, triggers_install
 from batchline.audit.models import AuditEntry
@@ -49,14 +50,28 @@ def pytest_configure(config: pytest.Config) -> None:
 def make_user(
     username: str, roles: list[str] | None = None, *, ready_to_sign: bool = True, **extra: Any
 ) -> User:
-    """A persona with a known password; ``ready_to_sign`` as if they had changed it and acknowledged."""
+    """A persona with a known password; ``ready_to_sign`` as if they had changed it and acknowledged.
+
+    The roles are set directly, as test set-up: the product grants GMP signing
+    roles only through a QA approver's approval (tests/accounts/test_grants.py).
+    """
     user, _ = user_create(
         actor=SETUP,
         username=username,
         full_name=extra.pop("full_name", username.replace("_", " ").title() + " Person"),
-        roles=roles if roles is not None else PERSONAS.get(username, []),
+        email=extra.pop("email", ""),
     )
+    roles = roles if roles is not None else PERSONAS.get(username, [])
     with transaction.atomic():
+        if roles:
+            grants.set_groups(user, sorted(roles))
+            record_update(
+                user,
+                actor=SETUP,
+                values={"is_staff": grants.admin_site_access(roles)},
+                extra_before={"roles": []},
+                action="test_setup",
+            )
         values: dict[str, Any] = {
             "must_change_password": not ready_to_sign,
             "password": make_password(PASSWORD),

@@ -313,6 +313,8 @@ BATCHLINE_MAIL_RELAY = bool(os.environ.get("BATCHLINE_EMAIL_HOST", "").strip())
 EMAIL_HOST = os.environ.get("BATCHLINE_EMAIL_HOST", "").strip() or "localhost"
 EMAIL_PORT = _env_int("BATCHLINE_EMAIL_PORT", 25)
 EMAIL_SUBJECT_PREFIX = "[Batchline security] "
+# The address people open Batchline at: mailed credentials link to its enrolment page.
+BATCHLINE_BASE_URL = os.environ.get("BATCHLINE_BASE_URL", "http://127.0.0.1:8000").strip()
 
 LOGGING = {
     "version": 1,

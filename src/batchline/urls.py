@@ -44,6 +44,13 @@ urlpatterns = [
     path("audit/export.csv", audit.audit_csv, name="audit_csv"),
     path("users/", accounts.users, name="users"),
     path("users/new/", accounts.user_new, name="user_new"),
+    path("users/role-requests/", accounts.role_requests, name="role_requests"),
+    path(
+        "users/role-requests/<id:pk>/<str:decision>/",
+        accounts.role_request_decide,
+        name="role_request_decide",
+    ),
+    path("enrol/", accounts.enrol, name="enrol"),
     path("users/<id:pk>/", accounts.user_detail, name="user_detail"),
     path("users/<id:pk>/roles/", accounts.user_roles, name="user_roles"),
     path("users/<id:pk>/<str:action>/", accounts.user_action, name="user_action"),

@@ -24,15 +24,17 @@ def admin_actor(personas) -> Actor:
     return Actor.of(personas["admin"], via="web")
 
 
-@pytest.mark.req("P11-15", "P11-23", "A11-16")
-def test_a_new_user_gets_roles_and_a_one_time_password_all_audited(personas) -> None:
-    user, password = services.user_create(
-        actor=admin_actor(personas), username="nina", full_name="Nina New", roles=["operator"], reason="hired"
+@pytest.mark.req("P11-15", "P11-23", "A11-16", "P11-21")
+def test_a_new_user_gets_no_usable_password_and_its_creation_is_audited(personas) -> None:
+    user, issued = services.user_create(
+        actor=admin_actor(personas), username="nina", full_name="Nina New", roles=["auditor"], reason="hired"
     )
-    assert user.must_change_password and user.check_password(password)
-    assert user.role_names == ["operator"]
+    assert user.must_change_password and not user.has_usable_password()
+    assert issued.delivery == "station" and issued.enrolment_code
+    assert not user.check_password(issued.enrolment_code)  # the code is not a password
+    assert user.role_names == ["auditor"]  # no GMP signing authority: set at once
     actions = [e.action for e in entries(record_type="accounts.user", record_id=str(user.pk))]
-    assert actions == ["create", "roles"]
+    assert actions == ["create", "roles", "credential_issue"]
     create = entries(record_type="accounts.user", record_id=str(user.pk))[0]
     # The password hash never lands in the trail; a digest of it does, so a swap is found.
     assert user.password not in create.changes
@@ -152,16 +154,16 @@ def test_a_password_change_is_audited_without_the_password(personas) -> None:
 
 
 @pytest.mark.req("P11-24", "P11-21")
-def test_an_issued_password_must_be_changed_before_anything_else(personas, login) -> None:
-    _nina, one_time = services.user_create(actor=admin_actor(personas), username="nina", full_name="Nina New")
+def test_a_password_typed_at_the_console_must_be_changed_before_anything_else(db) -> None:
+    User.objects.create_superuser(username="root", email="", password="console-typed-9", full_name="Ro Ot")
     c = Client()
-    c.post("/login/", {"username": "nina", "password": one_time})
+    assert c.post("/login/", {"username": "root", "password": "console-typed-9"}).status_code == 302
     assert c.get("/").url == "/password/"
     assert c.get("/audit/").url == "/password/"
     response = c.post(
         "/password/",
         {
-            "old_password": one_time,
+            "old_password": "console-typed-9",
             "new_password": "tablet-press-77",
             "new_password_again": "tablet-press-77",
         },

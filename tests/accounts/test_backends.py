@@ -80,7 +80,7 @@ def test_a_role_taken_away_counts_at_the_next_request(personas, login) -> None:
     user_set_roles(
         actor=Actor.of(admin, via="web"),
         user=personas["supervisor"],
-        roles=["recipe_author"],
+        roles=[],
         reason="moved to recipe authoring",
         signer=signer,
     )

@@ -83,14 +83,14 @@ def test_roles_change_through_the_api_with_id_and_password(personas) -> None:
         "post",
         f"/users/{target.pk}/roles",
         {
-            "roles": ["supervisor"],
+            "roles": ["auditor"],
             "reason": "cover",
             "signature": {"username": "admin", "password": PASSWORD},
         },
     )
     assert response.status_code == 200, response.content
     data = response.json()
-    assert data["roles_after"] == ["supervisor"]
+    assert data["roles_after"] == ["auditor"]
     (sig,) = data["signatures"]
     assert sig["meaning"] == "approved" and sig["binding_intact"] and sig["method"] == "id+password"
     (entry,) = entries(action="roles", record_id=str(target.pk))[-1:]
@@ -206,6 +206,8 @@ def plausible_body(path: str) -> dict[str, Any]:
         }
     if path == "/api/v1/users":
         return {"username": "newbie", "full_name": "New Bie"}
+    if path.startswith("/api/v1/users/role-requests/"):
+        return {"signature": {"username": "auditor", "password": PASSWORD}}
     return {"reason": "r"}
 
 
@@ -226,6 +228,7 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 .replace("{number}", "B-1")
                 .replace("{key}", "s1")
                 .replace("{request_id}", "1")
+                .replace("{decision}", "approve")
             )
             response = getattr(Client(), method)(
                 url,

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.test import Client, RequestFactory
 
 from batchline.accounts import services
+from batchline.accounts.enrolment import enrolment_redeem
 from batchline.accounts.models import RoleChange, User
 from batchline.audit.services import Actor
 from batchline.signatures.models import Meaning, Method, Signature
@@ -48,7 +49,7 @@ def sign_roles(admin: User, target: User, roles: list[str], request: HttpRequest
 def test_a_signed_role_change_stores_the_manifestation_and_binding(personas) -> None:
     admin, operator = personas["admin"], personas["operator"]
     change = sign_roles(
-        admin, operator, ["operator", "supervisor"], station(admin), username="admin", password=PASSWORD
+        admin, operator, ["auditor", "operator"], station(admin), username="admin", password=PASSWORD
     )
     (sig,) = Signature.objects.filter(record_type="accounts.rolechange", record_id=str(change.pk))
     assert (sig.signer_id, sig.signer_name, sig.meaning, sig.method) == (
@@ -61,14 +62,14 @@ def test_a_signed_role_change_stores_the_manifestation_and_binding(personas) -> 
     assert sig.manifestation().endswith("UTC")
     assert signature_intact(sig, change.signed_content())
     operator.refresh_from_db()
-    assert operator.role_names == ["operator", "supervisor"]
+    assert operator.role_names == ["auditor", "operator"]
     assert [e.action for e in entries()][-3:] == ["roles", "create", "sign"]
 
 
 @pytest.mark.req("P11-14")
 def test_the_binding_breaks_when_the_signed_content_changes(personas) -> None:
     admin, operator = personas["admin"], personas["operator"]
-    change = sign_roles(admin, operator, ["supervisor"], station(admin), username="admin", password=PASSWORD)
+    change = sign_roles(admin, operator, ["auditor"], station(admin), username="admin", password=PASSWORD)
     sig = Signature.objects.get(record_id=str(change.pk), record_type="accounts.rolechange")
     with connection.cursor() as cursor:
         cursor.execute("UPDATE accounts_rolechange SET reason = 'something else' WHERE id = %s", [change.pk])
@@ -79,7 +80,7 @@ def test_the_binding_breaks_when_the_signed_content_changes(personas) -> None:
 @pytest.mark.req("P11-14")
 def test_the_page_shows_a_broken_binding(personas, login) -> None:
     admin, operator = personas["admin"], personas["operator"]
-    change = sign_roles(admin, operator, ["supervisor"], station(admin), username="admin", password=PASSWORD)
+    change = sign_roles(admin, operator, ["auditor"], station(admin), username="admin", password=PASSWORD)
     c = login(personas["admin2"])
     assert "binding intact" in c.get(f"/users/{operator.pk}/").content.decode()
     with connection.cursor() as cursor:
@@ -97,7 +98,7 @@ def test_the_database_refuses_to_change_or_remove_a_signature(personas, statemen
     sign_roles(
         personas["admin"],
         personas["operator"],
-        ["supervisor"],
+        ["auditor"],
         station(personas["admin"]),
         username="admin",
         password=PASSWORD,
@@ -118,7 +119,7 @@ def test_first_signing_of_a_session_needs_id_and_password_then_password_only(per
     with pytest.raises(SignatureRefused) as refused:
         signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.APPROVED)
     assert refused.value.code == "USERNAME_REQUIRED"
-    sign_roles(admin, personas["operator"], ["supervisor"], request, username="admin", password=PASSWORD)
+    sign_roles(admin, personas["operator"], ["auditor"], request, username="admin", password=PASSWORD)
     assert request.session[SESSION_KEY] == admin.pk
     assert not username_required(request)
     second = signer_authenticate(request=request, password=PASSWORD, meaning=Meaning.APPROVED)
@@ -131,7 +132,7 @@ def test_first_signing_of_a_session_needs_id_and_password_then_password_only(per
 def test_a_new_session_starts_over_with_id_and_password(personas) -> None:
     admin = personas["admin"]
     request = station(admin)
-    sign_roles(admin, personas["operator"], ["supervisor"], request, username="admin", password=PASSWORD)
+    sign_roles(admin, personas["operator"], ["auditor"], request, username="admin", password=PASSWORD)
     assert not username_required(request)
     assert username_required(station(admin))  # a fresh login is a fresh session
 
@@ -184,23 +185,25 @@ def test_nobody_signs_as_someone_else_and_the_attempt_is_recorded(personas) -> N
 
 
 @pytest.mark.req("P11-21")
-def test_an_administrator_reset_password_cannot_sign_until_the_user_changes_it(personas) -> None:
+def test_after_a_reset_nobody_signs_until_the_person_redeems_their_credential(personas) -> None:
     operator = personas["operator"]
-    one_time = services.user_reset_password(
+    issued = services.user_reset_password(
         actor=Actor.of(personas["admin"], via="web"), user=operator, reason="forgot"
     )
-    with pytest.raises(SignatureRefused) as refused:
-        signer_authenticate(
-            request=station(operator), username="operator", password=one_time, meaning=Meaning.PERFORMED
-        )
-    assert refused.value.code == "PASSWORD_CHANGE_REQUIRED"
-    operator.refresh_from_db()
-    services.password_change(
-        request=RequestFactory().post("/password/"),
-        user=operator,
-        old_password=one_time,
+    for password in (PASSWORD, issued.enrolment_code):  # the old password is void; the code is no password
+        with pytest.raises(SignatureRefused) as refused:
+            signer_authenticate(
+                request=station(operator), username="operator", password=password, meaning=Meaning.PERFORMED
+            )
+        assert refused.value.code == "BAD_CREDENTIALS"
+    enrolment_redeem(
+        request=RequestFactory().post("/enrol/"),
+        username="operator",
+        code=issued.enrolment_code,
         new_password="mixer-green-2031",
-        actor=Actor.of(operator, via="web"),
+        verifier_username="supervisor",
+        verifier_password=PASSWORD,
+        identity_check="badge 4711 compared with the person",
     )
     signer = signer_authenticate(
         request=station(operator), username="operator", password="mixer-green-2031", meaning=Meaning.PERFORMED

@@ -152,16 +152,38 @@ def test_the_audit_trail_exports_as_csv_with_old_and_new_values(personas, login)
 # --- users pages ------------------------------------------------------------------
 
 
+@pytest.mark.req("A11-16", "P11-21", "P11-16")
+def test_an_administrator_creates_a_user_and_never_sees_a_password(personas, login) -> None:
+    c = login(personas["admin"])
+    assert "No mail relay is configured" in c.get("/users/new/").content.decode()
+    response = c.post(
+        "/users/new/",
+        {
+            "username": "nina",
+            "full_name": "Nina New",
+            "roles": ["operator"],
+            "reason": "hired",
+            "signer_username": "admin",
+            "signer_password": PASSWORD,
+        },
+    )
+    assert response.status_code == 200, response.content.decode()[:2000]
+    page = response.content.decode()
+    assert "No mail relay is configured" in page and 'data-testid="enrolment-code"' in page
+    assert "Waiting for a QA approver" in page
+    nina = User.objects.get(username="nina")
+    assert nina.must_change_password and not nina.has_usable_password() and nina.role_names == []
+
+
 @pytest.mark.req("A11-16", "P11-21")
-def test_an_administrator_creates_a_user_and_sees_the_one_time_password_once(personas, login) -> None:
+def test_granting_a_gmp_role_on_the_page_needs_the_administrators_signature(personas, login) -> None:
     c = login(personas["admin"])
     response = c.post(
         "/users/new/", {"username": "nina", "full_name": "Nina New", "roles": ["operator"], "reason": "hired"}
     )
-    assert response.status_code == 200
-    assert 'data-testid="one-time-password"' in response.content.decode()
-    nina = User.objects.get(username="nina")
-    assert nina.must_change_password and nina.role_names == ["operator"]
+    assert response.status_code == 422
+    assert "GMP signing authority" in response.content.decode()
+    assert not User.objects.filter(username="nina").exists()
 
 
 def test_a_bad_user_form_says_why_and_writes_nothing(personas, login) -> None:
@@ -183,7 +205,7 @@ def test_a_role_change_through_the_page_is_signed(
     response = c.post(
         f"/users/{target.pk}/roles/",
         {
-            "roles": ["operator", "supervisor"],
+            "roles": ["auditor", "operator"],
             "reason": "promotion",
             "signer_username": "admin",
             "signer_password": PASSWORD,
@@ -191,7 +213,7 @@ def test_a_role_change_through_the_page_is_signed(
     )
     assert response.status_code == 302
     target.refresh_from_db()
-    assert target.role_names == ["operator", "supervisor"]
+    assert target.role_names == ["auditor", "operator"]
     page = c.get(f"/users/{target.pk}/").content.decode()
     assert "Admin Person — Approved — " in page and "binding intact" in page
     assert 'name="signer_username"' not in page  # password only from now on in this session

@@ -74,6 +74,7 @@ class User(AuditedModel, AbstractUser):
             ("manage_users", "Administer users, roles and passwords"),
             ("view_audit_trail", "Read and export the audit trail"),
             ("view_security_events", "See failed logins, lockouts and other security events"),
+            ("verify_identity", "Check a person's identity when they redeem an enrolment code"),
         ]
 
     def __str__(self) -> str:
@@ -134,6 +135,11 @@ class RoleChange(AuditedModel):
     reason = models.TextField()
     changed_at = models.DateTimeField()
     changed_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    # A grant of GMP signing authority takes effect through a two-person change request
+    # (accounts/grants.py): the administrator's signed request, the QA approver's signed approval.
+    change_request = models.ForeignKey(
+        "approvals.ChangeRequest", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
 
     class Meta:
         ordering = ["-changed_at", "-id"]
@@ -150,11 +156,22 @@ class RoleChange(AuditedModel):
         }
 
 
+class TokenScope(models.TextChoices):
+    READ = "read", "Read only"
+    WRITE = "write", "Read and write"
+
+
 class ApiToken(AuditedModel):
-    """A personal token for a machine client. Only its SHA-256 is stored."""
+    """A personal token for a machine client. Only its SHA-256 is stored.
+
+    Every token expires (90 days unless its owner chose a shorter time) and has
+    a scope: a read-only token is refused on every request that could change
+    something.
+    """
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="api_tokens")
     name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=10, choices=TokenScope.choices, default=TokenScope.READ)
     prefix = models.CharField(max_length=12, help_text="First characters, to recognise the token.")
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField()
@@ -171,6 +188,59 @@ class ApiToken(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class Delivery(models.TextChoices):
+    MAIL = "mail", "Mailed to the person's own address"
+    STATION = "station", "Enrolment code, redeemed at a station with a second person's identity check"
+
+
+class Enrolment(AuditedModel):
+    """A credential that reaches the person, never the administrator (21 CFR 11.100(b), 11.300; P11-16, P11-21).
+
+    A new account, a password reset and a reactivation each issue one; the
+    account has no usable password until the person redeems it and chooses
+    their own. Mailed to the person's own address where a relay is configured;
+    otherwise an enrolment code that works only at a station while a second
+    person (never an administrator, never the person) checks the person's
+    identity and signs that check. Only the code's SHA-256 is stored.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="enrolments")
+    purpose = models.CharField(max_length=20)  # "new account", "password reset", "reactivation"
+    delivery = models.CharField(max_length=10, choices=Delivery.choices)
+    address = models.CharField(max_length=254, blank=True, help_text="Where a mailed credential went.")
+    code_hash = models.CharField(max_length=64)
+    issued_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    void_at = models.DateTimeField(
+        null=True, blank=True, help_text="Replaced by a newer one, or too many wrong codes."
+    )
+    identity_checked_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    identity_check = models.TextField(blank=True, help_text="How the person's identity was checked.")
+
+    AUDIT_DIGEST: ClassVar[frozenset[str]] = frozenset({"code_hash"})
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} credential of {self.user_id} ({self.get_delivery_display()})"
+
+    def signed_content(self) -> dict[str, Any]:
+        """What the identity checker's signature binds."""
+        return {
+            "enrolment": self.pk,
+            "user": self.user.username,
+            "printed_name": self.user.printed_name,
+            "purpose": self.purpose,
+            "identity_check": self.identity_check,
+        }
 
 
 class AlertSeverity(models.TextChoices):

@@ -52,6 +52,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "training.view_trainingrecord",
             # Supervisors trace what a batch used and where a lot went (genealogy, recall).
             "materials.trace_lot",
+            # A second person checks a newcomer's identity when they redeem an enrolment code.
+            "accounts.verify_identity",
         ],
     ),
     "warehouse": (
@@ -93,6 +95,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.review_quality",
             # Raising a deviation and submitting its investigation are signed as performed.
             "signatures.sign_performed",
+            "accounts.verify_identity",
         ],
     ),
     "qa_approver": (
@@ -123,6 +126,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.disposition_batch",
             "signatures.sign_performed",
             "approvals.approve_change",
+            "accounts.verify_identity",
         ],
     ),
     "qualified_person": (

@@ -16,13 +16,13 @@ from typing import Any
 from axes.utils import reset as axes_reset
 from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from batchline.approvals.models import ChangeRequest
 from batchline.audit.services import (
     SYSTEM,
     Actor,
@@ -31,12 +31,15 @@ from batchline.audit.services import (
     record_create,
     record_update,
 )
+from batchline.configuration.definitions import GMP_SIGNING_ROLES
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
+from . import grants
+from .enrolment import Issued, credential_issue, credential_mail
 from .models import ApiToken, PasswordHistory, RoleChange, User
 from .passwords import password_expired
-from .roles import ROLES
+from .roles import role_label
 from .selectors import is_locked
 
 security_log = logging.getLogger("batchline.security")
@@ -52,30 +55,6 @@ def _require_reason(reason: str) -> str:
     return reason.strip()
 
 
-def _check_roles(roles: Iterable[str]) -> list[str]:
-    roles = sorted(set(roles))
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown:
-        raise AccountError(f"Unknown role: {', '.join(unknown)}")
-    return roles
-
-
-def one_time_password() -> str:
-    # Long and random: it only has to survive until the user's first login.
-    return "-".join(secrets.token_urlsafe(6) for _ in range(3))
-
-
-def admin_site_access(roles: Iterable[str]) -> bool:
-    """The Django admin (master data) is for engineers and administrators only."""
-    return "administrator" in roles
-
-
-def _set_groups(user: User, roles: list[str]) -> None:
-    user.groups.set(Group.objects.filter(name__in=roles))
-    # The prefetch cache, if any, now lies about the roles.
-    getattr(user, "_prefetched_objects_cache", {}).pop("groups", None)
-
-
 def user_create(
     *,
     actor: Actor,
@@ -84,36 +63,75 @@ def user_create(
     email: str = "",
     roles: Iterable[str] = (),
     reason: str = "",
-) -> tuple[User, str]:
-    """Create a personal account with a one-time password the user must change.
+    signer: VerifiedSigner | None = None,
+) -> tuple[User, Issued]:
+    """Create a personal account with no usable password; its credential reaches the person (P11-21).
 
-    Returns the user and the one-time password, to be handed over once. The
-    administrator never chooses it and it cannot be used to sign (P11-21).
+    Returns the user and what the administrator may know of the credential
+    (:mod:`batchline.accounts.enrolment`): mailed to the person's own address,
+    or an enrolment code redeemed only with a second person's identity check.
+    Roles without GMP signing authority are set at once; GMP signing roles are
+    requested under ``signer`` (the administrator, meaning "requested") and
+    take effect only when a QA approver approves (:mod:`batchline.accounts.grants`).
+    Call :func:`credential_deliver` after the transaction to mail the credential.
     """
     username = username.strip()
     full_name = full_name.strip()
     if not username or not full_name:
         raise AccountError("A user needs a username and a printed full name.")
-    roles = _check_roles(roles)
-    password = one_time_password()
+    try:
+        roles = grants.check_roles(roles)
+    except grants.RolesRefused as exc:
+        raise AccountError(str(exc)) from exc
+    gmp = grants.gmp_roles_added([], roles)
+    if gmp and signer is None:
+        raise AccountError(
+            f"{', '.join(role_label(r) for r in gmp)} carr{'ies' if len(gmp) == 1 else 'y'} GMP signing "
+            "authority: sign the request with your user ID and password; a QA approver then approves it."
+        )
+    direct = [r for r in roles if r not in gmp]
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
             # Usernames are never reused, even those of deactivated accounts (P11-15).
             raise AccountError(f"The username {username!r} exists or existed; user IDs are never reused.")
         user = User(username=username, full_name=full_name, email=email.strip(), must_change_password=True)
-        user.set_password(password)
+        user.set_unusable_password()
+        try:
+            grants.refuse_incompatible(user, roles)
+        except grants.RolesRefused as exc:
+            raise AccountError(str(exc)) from exc
         record_create(user, actor=actor, reason=reason)
-        if roles:
-            _set_groups(user, roles)
+        if direct:
+            grants.set_groups(user, direct)
             record_update(
                 user,
                 actor=actor,
-                values={"is_staff": admin_site_access(roles)},
+                values={"is_staff": grants.admin_site_access(direct)},
                 extra_before={"roles": []},
                 reason=reason,
                 action="roles",
             )
-    return user, password
+        issued = credential_issue(actor=actor, user=user, purpose="new account", reason=reason)
+        if gmp:
+            try:
+                grants.role_grant_request(
+                    actor=actor,
+                    signer=signer,
+                    user=user,
+                    roles=roles,
+                    reason=reason or f"roles of the new account {username}",
+                )
+            except grants.RolesRefused as exc:
+                raise AccountError(str(exc)) from exc
+    return user, issued
+
+
+def credential_deliver(issued: Issued) -> Issued:
+    """Mail a credential issued by :func:`user_create`, :func:`user_reset_password` or :func:`user_reactivate`.
+
+    Call once the issuing transaction has committed: the code is mailed and forgotten.
+    """
+    return credential_mail(issued)
 
 
 def user_create_bootstrap(
@@ -125,7 +143,7 @@ def user_create_bootstrap(
     before that person can sign.
     """
     full_name = extra.pop("full_name", "") or username
-    user, _ = user_create(
+    user, issued = user_create(
         actor=Actor(None, "cli", "Command line", "cli"),
         username=username,
         full_name=full_name,
@@ -133,6 +151,7 @@ def user_create_bootstrap(
         roles=roles,
         reason="created from the command line",
     )
+    credential_deliver(issued)
     if password:
         with transaction.atomic():
             record_update(
@@ -150,8 +169,23 @@ def _lock(user: User) -> User:
 
 
 def user_update(*, actor: Actor, user: User, full_name: str, email: str, reason: str) -> User:
+    """Change a printed name or address. Another person's address is not changed while they sign GMP records.
+
+    Credentials are mailed to that address: an administrator who could point
+    it at themselves and then reset the password would receive the person's
+    credential (the "reset-and-sign" attack of issue 10).
+    """
     with transaction.atomic():
         locked = _lock(user)
+        if (
+            email.strip() != locked.email
+            and actor.id != locked.pk
+            and (set(locked.role_names) & set(GMP_SIGNING_ROLES) or grants.open_grant(locked))
+        ):
+            raise AccountError(
+                f"{locked.printed_name} holds or is being granted GMP signing authority: their mail address "
+                "receives their credentials, so only they change it (or their signing roles are removed first)."
+            )
         record_update(
             locked,
             actor=actor,
@@ -195,41 +229,42 @@ def _revoke_tokens(user: User, *, actor: Actor, reason: str, tokens: list[ApiTok
         )
 
 
-def user_reactivate(*, actor: Actor, user: User, reason: str) -> tuple[User, str]:
-    """Reactivate an account with a new one-time password."""
+def user_reactivate(*, actor: Actor, user: User, reason: str) -> tuple[User, Issued]:
+    """Reactivate an account; a new credential reaches the person (never the administrator)."""
     reason = _require_reason(reason)
     with transaction.atomic():
         locked = _lock(user)
         if locked.is_active:
             raise AccountError(f"{locked.username} is active.")
-        password = one_time_password()
-        record_update(
-            locked,
-            actor=actor,
-            values={"is_active": True, "must_change_password": True, "password": make_password(password)},
-            reason=reason,
-            action="reactivate",
-        )
-    return locked, password
+        record_update(locked, actor=actor, values={"is_active": True}, reason=reason, action="reactivate")
+        issued = credential_issue(actor=actor, user=locked, purpose="reactivation", reason=reason)
+    return locked, issued
 
 
-def user_reset_password(*, actor: Actor, user: User, reason: str) -> str:
-    """Issue a one-time password; the user must change it before signing (P11-21)."""
+def user_reset_password(*, actor: Actor, user: User, reason: str) -> Issued:
+    """Void the password and issue a credential that reaches the person, not the administrator (P11-21).
+
+    The old password stops working at once, the person's sessions end and
+    their tokens are revoked; the account stays locked, if it was, until the
+    person redeems the credential.
+    """
     reason = _require_reason(reason)
+    if actor.id == user.pk:
+        raise AccountError("Change your own password on the password page.")
     with transaction.atomic():
         locked = _lock(user)
-        password = one_time_password()
-        record_update(
-            locked,
+        tokens = list(ApiToken.objects.select_for_update().filter(user=locked, revoked_at__isnull=True))
+        issued = credential_issue(actor=actor, user=locked, purpose="password reset", reason=reason)
+        audit_append(
             actor=actor,
-            values={"must_change_password": True, "password": make_password(password)},
-            reason=reason,
             action="password_reset",
+            record_type="accounts.user",
+            record_id=locked.pk,
+            reason=reason,
         )
-        _revoke_tokens(locked, actor=actor, reason=reason)
-        axes_reset(username=locked.username)
+        _revoke_tokens(locked, actor=actor, reason=reason, tokens=tokens)
         end_sessions(locked)
-    return password
+    return issued
 
 
 def user_unlock(*, actor: Actor, user: User, reason: str) -> None:
@@ -248,24 +283,45 @@ def user_unlock(*, actor: Actor, user: User, reason: str) -> None:
 
 def user_set_roles(
     *, actor: Actor, user: User, roles: Iterable[str], reason: str, signer: VerifiedSigner, comment: str = ""
-) -> RoleChange:
-    """Change a user's roles under the administrator's e-signature (Annex 11 §12.3)."""
+) -> RoleChange | ChangeRequest:
+    """Change a user's roles under the administrator's e-signature (Annex 11 §12.3).
+
+    A change that grants GMP signing authority becomes a signed request (the
+    signer's meaning is "requested") that a QA approver approves; any other
+    change, a removal above all, takes effect at once, signed "approved".
+    Roles the GMP configuration keeps apart are refused either way.
+    """
     reason = _require_reason(reason)
-    roles = _check_roles(roles)
+    try:
+        roles = grants.check_roles(roles)
+    except grants.RolesRefused as exc:
+        raise AccountError(str(exc)) from exc
     if signer.user.pk != actor.id:
         raise AccountError("Role changes are signed by the administrator who makes them.")
     if actor.id == user.pk:
         raise AccountError("You cannot change your own roles.")
+    if user.role_names == roles:
+        raise AccountError("These are already the user's roles.")
+    try:
+        if grants.needs_approval(user, roles):
+            return grants.role_grant_request(
+                actor=actor, signer=signer, user=user, roles=roles, reason=reason, comment=comment
+            )
+        grants.refuse_incompatible(user, roles)
+    except grants.RolesRefused as exc:
+        raise AccountError(str(exc)) from exc
     with transaction.atomic():
         locked = _lock(user)
         before = locked.role_names
         if before == roles:
             raise AccountError("These are already the user's roles.")
-        _set_groups(locked, roles)
+        if grants.needs_approval(locked, roles):
+            raise AccountError("The user's roles changed meanwhile: look again and repeat the change.")
+        grants.set_groups(locked, roles)
         record_update(
             locked,
             actor=actor,
-            values={"is_staff": admin_site_access(roles)},
+            values={"is_staff": grants.admin_site_access(roles)},
             extra_before={"roles": before},
             reason=reason,
             action="roles",

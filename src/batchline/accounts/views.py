@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from batchline.approvals.models import ChangeRequest, RequestState
+from batchline.approvals.services import APPROVE_PERMISSION, ChangeRefused, change_approve, change_reject
 from batchline.audit.services import Actor, ReasonRequired
 from batchline.signatures.models import Meaning, Signature
 from batchline.signatures.services import (
@@ -30,7 +32,8 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import require
 
-from . import services
+from . import grants, services
+from .enrolment import EnrolmentRefused, Issued, enrolment_redeem, mail_relay_configured, open_enrolment
 from .forms import PasswordChangeForm, ReasonForm, RolesForm, TokenForm, UserCreateForm
 from .models import ApiToken, RoleChange, User
 from .selectors import is_locked
@@ -117,22 +120,49 @@ def user_new(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None)
     error = ""
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
         try:
-            user, password = services.user_create(actor=_actor(request), **form.cleaned_data)
-        except services.AccountError as exc:
+            signer = None
+            if grants.gmp_roles_added([], data["roles"]):
+                # A GMP signing role is requested, never granted, by the administrator (signed "requested").
+                signer = signer_authenticate(
+                    request=request,
+                    username=request.POST.get("signer_username"),
+                    password=request.POST.get("signer_password", ""),
+                    meaning=Meaning.REQUESTED,
+                )
+            user, issued = services.user_create(actor=_actor(request), signer=signer, **data)
+        except (services.AccountError, SignatureRefused, ReasonRequired) as exc:
             error = str(exc)
         else:
-            return render(request, "accounts/one_time_password.html", {"target": user, "password": password})
+            if signer is not None:
+                signing_session_open(signer)
+            return _credential_page(request, user, services.credential_deliver(issued))
     return render(
         request,
         "accounts/user_new.html",
-        {"form": form, "error": error},
+        {
+            "form": form,
+            "error": error,
+            "mail_relay": mail_relay_configured(),
+            "username_required": username_required(request),
+        },
         status=422 if error or form.errors else 200,
     )
 
 
+def _credential_page(request: HttpRequest, target: User, issued: Issued) -> HttpResponse:
+    return render(
+        request,
+        "accounts/credential.html",
+        {"target": target, "issued": issued, "role_request": grants.open_grant(target)},
+    )
+
+
 def _user_page(request: HttpRequest, target: User, *, status: int = 200, **extra: Any) -> HttpResponse:
-    changes = RoleChange.objects.filter(user=target).select_related("changed_by")
+    changes = RoleChange.objects.filter(user=target).select_related(
+        "changed_by", "change_request", "change_request__decided_by"
+    )
     sigs: dict[str, list[Signature]] = {}
     for s in Signature.objects.filter(
         record_type="accounts.rolechange", record_id__in=[str(c.pk) for c in changes]
@@ -151,11 +181,19 @@ def _user_page(request: HttpRequest, target: User, *, status: int = 200, **extra
     context = {
         "target": target,
         "history": history,
+        "requests": _requests_with_signatures(
+            ChangeRequest.objects.filter(
+                kind=grants.ROLE_GRANT, subject_type="accounts.user", subject_id=str(target.pk)
+            ).select_related("decided_by")
+        ),
+        "grant": grants.open_grant(target),
+        "enrolment": open_enrolment(target),
+        "mail_relay": mail_relay_configured(),
         "roles_form": extra.pop("roles_form", None) or RolesForm(initial={"roles": target.role_names}),
         "locked": is_locked(target),
         "username_required": username_required(request),
-        "meaning": Meaning.APPROVED.value,
-        "meaning_label": Meaning.APPROVED.label,
+        "meaning": "",
+        "meaning_label": "Requested (a GMP signing role then waits for a QA approver) or Approved (any other change)",
         **extra,
     }
     return render(request, "accounts/user_detail.html", context, status=status)
@@ -181,9 +219,9 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
             request=request,
             username=request.POST.get("signer_username"),
             password=request.POST.get("signer_password", ""),
-            meaning=Meaning.APPROVED,
+            meaning=grants.signing_meaning(target, form.cleaned_data["roles"]),
         )
-        services.user_set_roles(
+        change = services.user_set_roles(
             actor=_actor(request),
             user=target,
             roles=form.cleaned_data["roles"],
@@ -193,7 +231,10 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
     except (SignatureRefused, services.AccountError, ReasonRequired) as exc:
         return _user_page(request, target, status=422, roles_form=form, sign_error=str(exc))
     signing_session_open(signer)
-    messages.success(request, f"Roles of {target.username} changed and signed.")
+    if isinstance(change, ChangeRequest):
+        messages.success(request, f"{change.number} signed: it takes effect when a QA approver approves it.")
+    else:
+        messages.success(request, f"Roles of {target.username} changed and signed.")
     return _redirect(request, reverse("user_detail", args=[target.pk]))
 
 
@@ -217,15 +258,11 @@ def _reason_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             services.user_deactivate(actor=actor, user=target, reason=reason)
             messages.success(request, f"{target.username} is deactivated. The account and its records stay.")
         elif action == "reactivate":
-            _, password = services.user_reactivate(actor=actor, user=target, reason=reason)
-            return render(
-                request, "accounts/one_time_password.html", {"target": target, "password": password}
-            )
+            _, issued = services.user_reactivate(actor=actor, user=target, reason=reason)
+            return _credential_page(request, target, services.credential_deliver(issued))
         elif action == "reset":
-            password = services.user_reset_password(actor=actor, user=target, reason=reason)
-            return render(
-                request, "accounts/one_time_password.html", {"target": target, "password": password}
-            )
+            issued = services.user_reset_password(actor=actor, user=target, reason=reason)
+            return _credential_page(request, target, services.credential_deliver(issued))
         elif action == "unlock":
             services.user_unlock(actor=actor, user=target, reason=reason)
             messages.success(request, f"{target.username} is unlocked.")
@@ -240,6 +277,117 @@ def user_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if action not in {"deactivate", "reactivate", "reset", "unlock"}:
         raise PermissionDenied("Unknown action.")
     return _reason_action(request, pk, action)
+
+
+def _requests_with_signatures(requests: Any) -> list[dict[str, Any]]:
+    requests = list(requests)
+    sigs: dict[str, list[Signature]] = {}
+    for sig in Signature.objects.filter(
+        record_type="approvals.changerequest", record_id__in=[str(r.pk) for r in requests]
+    ).order_by("signed_at", "id"):
+        sigs.setdefault(sig.record_id, []).append(sig)
+    return [
+        {
+            "request": r,
+            "pk_str": str(r.pk),
+            "signatures": [
+                {"signature": sig, "intact": signature_intact(sig, r.signed_content())}
+                for sig in sigs.get(str(r.pk), [])
+            ],
+        }
+        for r in requests
+    ]
+
+
+@login_required
+def role_requests(request: HttpRequest, *, status: int = 200, sign_error: str = "") -> HttpResponse:
+    """The open requests for GMP signing authority, for QA approvers to decide (and administrators to see)."""
+    user = request.user
+    can_decide = user.has_perm(APPROVE_PERMISSION)
+    if not (can_decide or user.has_perm("accounts.manage_users")):
+        require(user, APPROVE_PERMISSION)
+    open_requests = ChangeRequest.objects.filter(kind=grants.ROLE_GRANT, state=RequestState.REQUESTED)
+    return render(
+        request,
+        "accounts/role_requests.html",
+        {
+            "requests": _requests_with_signatures(open_requests.order_by("requested_at", "id")),
+            "can_decide": can_decide,
+            "username_required": username_required(request),
+            "sign_error": sign_error,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def role_request_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """A QA approver approves (the roles take effect) or rejects a grant, with their signature."""
+    require(request.user, APPROVE_PERMISSION)
+    change = get_object_or_404(ChangeRequest, pk=pk, kind=grants.ROLE_GRANT)
+    if decision not in {"approve", "reject"}:
+        raise PermissionDenied("Unknown decision.")
+    comment = request.POST.get("signer_comment", "")
+    try:
+        signer = signer_authenticate(
+            request=request,
+            username=request.POST.get("signer_username"),
+            password=request.POST.get("signer_password", ""),
+            meaning=Meaning.APPROVED if decision == "approve" else Meaning.REJECTED,
+        )
+        if decision == "approve":
+            change_approve(actor=_actor(request), signer=signer, request=change, comment=comment)
+        else:
+            change_reject(actor=_actor(request), signer=signer, request=change, comment=comment)
+    except (SignatureRefused, ChangeRefused, ReasonRequired) as exc:
+        return role_requests(request, status=422, sign_error=f"{change.number}: {exc}")
+    signing_session_open(signer)
+    messages.success(
+        request,
+        f"{change.number} approved: the roles are in effect."
+        if decision == "approve"
+        else f"{change.number} rejected.",
+    )
+    return HttpResponseRedirect(reverse("role_requests"))
+
+
+# --- anyone at a station: redeeming a credential -------------------------------
+
+
+def enrol(request: HttpRequest) -> HttpResponse:
+    """Redeem a mailed code, or an enrolment code with a second person's identity check (P11-16)."""
+    error = ""
+    values: dict[str, str] = {}
+    if request.method == "POST":
+        post = request.POST
+        values = {k: post.get(k, "") for k in ("username", "identity_check", "verifier_username")}
+        if request.user.is_authenticated:
+            error = "Someone is logged in at this station: log out first."
+        elif post.get("new_password", "") != post.get("new_password_again", ""):
+            error = "The two passwords differ."
+        else:
+            try:
+                user = enrolment_redeem(
+                    request=request,
+                    username=post.get("username", ""),
+                    code=post.get("code", ""),
+                    new_password=post.get("new_password", ""),
+                    verifier_username=post.get("verifier_username", ""),
+                    verifier_password=post.get("verifier_password", ""),
+                    identity_check=post.get("identity_check", ""),
+                )
+            except EnrolmentRefused as exc:
+                error = str(exc)
+            else:
+                messages.success(request, f"Your password is set, {user.printed_name}. Log in with it.")
+                return HttpResponseRedirect(reverse("login"))
+    return render(
+        request,
+        "accounts/enrol.html",
+        {"error": error, "values": values, "logged_in": request.user.is_authenticated},
+        status=422 if error else 200,
+    )
 
 
 # --- everyone: personal API tokens --------------------------------------------

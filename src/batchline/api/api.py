@@ -17,8 +17,11 @@ from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, django_auth
 
-from batchline.accounts import services
+from batchline.accounts import grants, services
+from batchline.accounts.enrolment import Issued
 from batchline.accounts.models import ApiToken, RoleChange, User
+from batchline.approvals.models import ChangeRequest, RequestState
+from batchline.approvals.services import APPROVE_PERMISSION, ChangeRefused, change_approve, change_reject
 from batchline.audit.models import AuditEntry
 from batchline.audit.selectors import AuditFilter, audit_entries
 from batchline.audit.services import Actor, ReasonRequired
@@ -155,11 +158,101 @@ def users_list(request: HttpRequest) -> list[dict[str, Any]]:
     return [_user_out(u) for u in User.objects.prefetch_related("groups")]
 
 
+def _credential_out(issued: Issued) -> dict[str, Any]:
+    return {
+        "delivery": issued.delivery,
+        "notice": issued.notice,
+        "mailed": issued.mailed,
+        "enrolment_code": issued.enrolment_code,
+        "expires_at": issued.enrolment.expires_at,
+    }
+
+
+def _role_request_out(change: ChangeRequest) -> dict[str, Any]:
+    sigs = Signature.objects.filter(record_type="approvals.changerequest", record_id=str(change.pk))
+    return {
+        "id": change.pk,
+        "number": change.number,
+        "state": change.state,
+        "summary": change.summary,
+        "reason": change.reason,
+        "requested_by": change.requested_by.username,
+        "requested_at": change.requested_at,
+        "decided_by": change.decided_by.username if change.decided_by else None,
+        "decided_at": change.decided_at,
+        "signatures": [_signature_out(sig, change.signed_content()) for sig in sigs],
+    }
+
+
 @users_router.post("", response={201: s.UserCreated, 403: s.Problem, 422: s.Problem})
 def users_create(request: HttpRequest, payload: s.UserIn) -> Status[dict[str, Any]]:
+    """Create an account. Its credential reaches the person, never the caller; GMP roles wait for QA."""
     require(request.user, "accounts.manage_users")
-    user, password = services.user_create(actor=_actor(request), **payload.dict())
-    return Status(201, {"user": _user_out(user), "one_time_password": password})
+    data = payload.dict()
+    signature = data.pop("signature", None)
+    signer = None
+    if grants.gmp_roles_added([], data["roles"]):
+        if signature is None:
+            raise services.AccountError(
+                "GMP signing roles are requested under your signature: send signature {username, password}."
+            )
+        signer = signer_authenticate(
+            request=request,
+            username=signature["username"],
+            password=signature["password"],
+            meaning=Meaning.REQUESTED,
+        )
+    user, issued = services.user_create(actor=_actor(request), signer=signer, **data)
+    grant = grants.open_grant(user)
+    return Status(
+        201,
+        {
+            "user": _user_out(user),
+            "credential": _credential_out(services.credential_deliver(issued)),
+            "role_request": _role_request_out(grant) if grant else None,
+        },
+    )
+
+
+@users_router.get("/role-requests", response=list[s.RoleRequestOut])
+def role_requests_list(request: HttpRequest) -> list[dict[str, Any]]:
+    """Open requests for GMP signing authority (QA approvers decide them)."""
+    if not (request.user.has_perm(APPROVE_PERMISSION) or request.user.has_perm("accounts.manage_users")):
+        raise PermissionDenied("Your roles do not allow reading role requests.")
+    open_requests = ChangeRequest.objects.filter(kind=grants.ROLE_GRANT, state=RequestState.REQUESTED)
+    return [_role_request_out(r) for r in open_requests.select_related("requested_by", "decided_by")]
+
+
+@users_router.post(
+    "/role-requests/{request_id}/{decision}",
+    response={200: s.RoleRequestOut, 403: s.Problem, 404: s.Problem, 422: s.Problem},
+)
+def role_request_decide(
+    request: HttpRequest, request_id: int, decision: str, payload: s.DecisionIn
+) -> dict[str, Any]:
+    """``approve`` (the roles take effect) or ``reject`` (comment required), signed by a QA approver."""
+    require(request.user, APPROVE_PERMISSION)
+    change = get_object_or_404(ChangeRequest, pk=request_id, kind=grants.ROLE_GRANT)
+    if decision not in {"approve", "reject"}:
+        raise services.AccountError("Decide with 'approve' or 'reject'.")
+    signer = signer_authenticate(
+        request=request,
+        username=payload.signature.username,
+        password=payload.signature.password,
+        meaning=Meaning.APPROVED if decision == "approve" else Meaning.REJECTED,
+    )
+    try:
+        if decision == "approve":
+            change = change_approve(
+                actor=_actor(request), signer=signer, request=change, comment=payload.signature.comment
+            )
+        else:
+            change = change_reject(
+                actor=_actor(request), signer=signer, request=change, comment=payload.signature.comment
+            )
+    except ChangeRefused as exc:
+        raise services.AccountError(str(exc)) from exc
+    return _role_request_out(change)
 
 
 @users_router.get("/{user_id}", response=s.UserOut)
@@ -175,25 +268,24 @@ def users_deactivate(request: HttpRequest, user_id: int, payload: s.ReasonIn) ->
     return _user_out(services.user_deactivate(actor=_actor(request), user=target, reason=payload.reason))
 
 
-@users_router.post("/{user_id}/reactivate", response={200: s.OneTimePassword, 403: s.Problem, 422: s.Problem})
+@users_router.post("/{user_id}/reactivate", response={200: s.CredentialOut, 403: s.Problem, 422: s.Problem})
 def users_reactivate(request: HttpRequest, user_id: int, payload: s.ReasonIn) -> dict[str, Any]:
+    """Reactivate; a new credential reaches the person (no password is returned)."""
     require(request.user, "accounts.manage_users")
     target = get_object_or_404(User, pk=user_id)
-    _, password = services.user_reactivate(actor=_actor(request), user=target, reason=payload.reason)
-    return {"one_time_password": password}
+    _, issued = services.user_reactivate(actor=_actor(request), user=target, reason=payload.reason)
+    return _credential_out(services.credential_deliver(issued))
 
 
 @users_router.post(
-    "/{user_id}/password-reset", response={200: s.OneTimePassword, 403: s.Problem, 422: s.Problem}
+    "/{user_id}/password-reset", response={200: s.CredentialOut, 403: s.Problem, 422: s.Problem}
 )
 def users_password_reset(request: HttpRequest, user_id: int, payload: s.ReasonIn) -> dict[str, Any]:
+    """Void the password; a new credential reaches the person (no password is returned)."""
     require(request.user, "accounts.manage_users")
     target = get_object_or_404(User, pk=user_id)
-    return {
-        "one_time_password": services.user_reset_password(
-            actor=_actor(request), user=target, reason=payload.reason
-        )
-    }
+    issued = services.user_reset_password(actor=_actor(request), user=target, reason=payload.reason)
+    return _credential_out(services.credential_deliver(issued))
 
 
 @users_router.post("/{user_id}/unlock", response={204: None, 403: s.Problem, 422: s.Problem})
@@ -205,16 +297,24 @@ def users_unlock(request: HttpRequest, user_id: int, payload: s.ReasonIn) -> Sta
     return Status(204, None)
 
 
-@users_router.post("/{user_id}/roles", response={200: s.RoleChangeOut, 403: s.Problem, 422: s.Problem})
-def users_roles(request: HttpRequest, user_id: int, payload: s.RolesIn) -> dict[str, Any]:
-    """Change roles; signed by the calling administrator (meaning: approved)."""
+@users_router.post(
+    "/{user_id}/roles",
+    response={200: s.RoleChangeOut, 202: s.RoleRequestOut, 403: s.Problem, 422: s.Problem},
+)
+def users_roles(request: HttpRequest, user_id: int, payload: s.RolesIn) -> Any:
+    """Change roles under the caller's signature.
+
+    Granting a GMP signing role answers 202 with the signed request (meaning:
+    requested), which takes effect when a QA approver approves it; any other
+    change answers 200 with the change, in effect at once (meaning: approved).
+    """
     require(request.user, "accounts.manage_users")
     target = get_object_or_404(User, pk=user_id)
     signer = signer_authenticate(
         request=request,
         username=payload.signature.username,
         password=payload.signature.password,
-        meaning=Meaning.APPROVED,
+        meaning=grants.signing_meaning(target, payload.roles),
     )
     change = services.user_set_roles(
         actor=_actor(request),
@@ -224,6 +324,8 @@ def users_roles(request: HttpRequest, user_id: int, payload: s.RolesIn) -> dict[
         signer=signer,
         comment=payload.signature.comment,
     )
+    if isinstance(change, ChangeRequest):
+        return Status(202, _role_request_out(change))
     return _role_change_out(change)
 
 

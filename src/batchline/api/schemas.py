@@ -32,31 +32,43 @@ class UserOut(Schema):
     esig_acknowledged_at: dt.datetime | None
 
 
+class SignatureIn(Schema):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=200)
+    comment: str = Field(default="", max_length=2000)
+
+
 class UserIn(Schema):
     username: str = Field(min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
     full_name: str = Field(min_length=1, max_length=200)
     email: str = Field(default="", max_length=254)
     roles: list[str] = Field(default_factory=list, max_length=20)
     reason: str = Field(default="", max_length=2000)
+    signature: SignatureIn | None = Field(
+        default=None,
+        description="The administrator's signature (meaning: requested), needed when GMP signing roles are asked for.",
+    )
 
 
-class UserCreated(Schema):
-    user: UserOut
-    one_time_password: str
+class CredentialOut(Schema):
+    """How the person's credential travels. Never a password: the administrator never learns one."""
+
+    delivery: str = Field(description="'mail' (to the person's own address) or 'station' (an enrolment code)")
+    notice: str
+    mailed: bool
+    enrolment_code: str = Field(
+        default="",
+        description="Station path only: hand it over; it works only while a second person checks the identity.",
+    )
+    expires_at: dt.datetime
 
 
 class ReasonIn(Schema):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class OneTimePassword(Schema):
-    one_time_password: str
-
-
-class SignatureIn(Schema):
-    username: str = Field(min_length=1, max_length=150)
-    password: str = Field(min_length=1, max_length=200)
-    comment: str = Field(default="", max_length=2000)
+class DecisionIn(Schema):
+    signature: SignatureIn
 
 
 class RolesIn(Schema):
@@ -122,3 +134,22 @@ class TokenOut(Schema):
 class TokenCreated(Schema):
     token: TokenOut
     secret: str = Field(description="Shown once; only its SHA-256 is stored.")
+
+
+class RoleRequestOut(Schema):
+    id: int
+    number: str
+    state: str
+    summary: str
+    reason: str
+    requested_by: str
+    requested_at: dt.datetime
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    signatures: list[SignatureOut]
+
+
+class UserCreated(Schema):
+    user: UserOut
+    credential: CredentialOut
+    role_request: RoleRequestOut | None = None

@@ -11,15 +11,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.hashers import make_password
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from batchline.accounts.enrolment import credential_issue
+from batchline.accounts.grants import first_approver_grant
 from batchline.accounts.models import User
-from batchline.accounts.services import user_create
-from batchline.audit.services import Actor, record_create, record_update
+from batchline.accounts.seeding import password_seed
+from batchline.accounts.services import user_create, user_set_roles
+from batchline.approvals.models import ChangeRequest
+from batchline.approvals.services import change_approve
+from batchline.audit.services import Actor, record_create
+from batchline.configuration.definitions import GMP_SIGNING_ROLES
 from batchline.devices.scale_sim import ScaleSimulator
 from batchline.equipment import demo as equipment_demo
 from batchline.equipment.models import Site
@@ -39,6 +45,7 @@ from batchline.materials.models import Lot, Material
 from batchline.recipes.management.commands.recipe import cli_request
 from batchline.recipes.models import MasterRecipe
 from batchline.recipes.services import recipe_import, recipe_transition
+from batchline.signatures.models import Meaning
 from batchline.signatures.services import signer_authenticate
 from batchline.training import demo as training_demo
 
@@ -67,26 +74,7 @@ def seed() -> list[tuple[str, str, list[str]]]:
                 actor=DEMO,
                 reason="demo data",
             )
-    for username, name, roles in DEMO_USERS:
-        if User.objects.filter(username=username).exists():
-            continue
-        user, _ = user_create(actor=DEMO, username=username, full_name=name, roles=roles, reason="demo data")
-        with transaction.atomic():
-            # Demo accounts get a known password and signing enabled, so the demo
-            # can sign at once. Real accounts get a one-time password instead.
-            now = timezone.now()
-            record_update(
-                user,
-                actor=DEMO,
-                values={
-                    "password": make_password(DEMO_PASSWORD),
-                    "must_change_password": False,
-                    "password_changed_at": now,
-                    "esig_acknowledged_at": now,
-                },
-                action="demo_setup",
-                reason="demo data: known password, e-signature acknowledged",
-            )
+    seed_people()
     seed_materials()
     site = Site.objects.get(code="demo")
     people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
@@ -97,6 +85,87 @@ def seed() -> list[tuple[str, str, list[str]]]:
     seed_genealogy(recipe)
     seed_review(seed_recipe(DEMO_RECIPE.with_name("tablet-ipc.yaml"), "PCM-500-IPC"))
     return DEMO_USERS
+
+
+# The newcomer whose enrolment the demo leaves open, to be redeemed at /enrol/.
+NEWCOMER = ("nora", "Nora Newcomer", ["operator"])
+
+
+def seed_people() -> None:
+    """The demo's people, their GMP roles granted the way a plant grants them (docs/security.md).
+
+    Accounts are created without a usable password (the demo then gives each
+    the known demo password: demo data only, refused in production); the
+    first QA approver is made from the command line, as on a new installation;
+    every other GMP signing role is requested by ``admin`` and approved by
+    ``approver``, both signatures on each person's history.
+    """
+    for username, name, roles in DEMO_USERS:
+        if User.objects.filter(username=username).exists():
+            continue
+        direct = [r for r in roles if r not in GMP_SIGNING_ROLES]
+        user, _ = user_create(actor=DEMO, username=username, full_name=name, roles=direct, reason="demo data")
+        password_seed(
+            actor=DEMO,
+            user=user,
+            password=DEMO_PASSWORD,
+            reason="demo data: the known demo password, e-signature acknowledged (demo databases only)",
+        )
+    approver = User.objects.get(username="approver")
+    if not User.objects.filter(groups__name="qa_approver").exists():
+        first_approver_grant(
+            actor=DEMO, user=approver, reason="demo data: the installation's first QA approver"
+        )
+    admin = User.objects.get(username="admin")
+    for username, _name, roles in DEMO_USERS:
+        user = User.objects.get(username=username)
+        if user.role_names == sorted(roles) or username == "approver":
+            continue
+        change = user_set_roles(
+            actor=Actor.of(admin, via="cli"),
+            user=user,
+            roles=roles,
+            reason="demo data: duties of the demo person",
+            signer=_sign("admin", Meaning.REQUESTED),
+        )
+        if isinstance(change, ChangeRequest):
+            change_approve(
+                actor=Actor.of(approver, via="cli"),
+                signer=_sign("approver", Meaning.APPROVED),
+                request=change,
+                comment="demo data",
+            )
+
+
+def seed_newcomer(admin: User) -> str:
+    """Nora, created by ``admin`` with the operator role requested and an enrolment code to redeem.
+
+    Returns the code, issued afresh on every run while she has not redeemed one
+    (only its hash is kept), or "" once she has.
+    """
+    username, name, roles = NEWCOMER
+    nora = User.objects.filter(username=username).first()
+    if nora is None:
+        nora, issued = user_create(
+            actor=Actor.of(admin, via="cli"),
+            username=username,
+            full_name=name,
+            roles=roles,
+            reason="demo data: a new operator, to show enrolment",
+            signer=_sign("admin", Meaning.REQUESTED),
+        )
+        return issued.enrolment_code
+    if nora.has_usable_password():
+        return ""
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=nora.pk)
+        issued = credential_issue(
+            actor=Actor.of(admin, via="cli"),
+            user=locked,
+            purpose="new account",
+            reason="demo run: a fresh code",
+        )
+    return issued.enrolment_code
 
 
 def _sign(username: str, meaning: str) -> Any:
@@ -349,6 +418,15 @@ class Command(BaseCommand):
             f"\n  Review by exception: {url}quality/ (log in as reviewer: batch IPC-0001 is complete,\n"
             "  with a refused attempt, a hardness out of specification and a corrected weight)."
         )
+        code = seed_newcomer(User.objects.get(username="admin"))
+        if code:
+            relay = "" if settings.BATCHLINE_MAIL_RELAY else " No mail relay is configured, so"
+            self.stdout.write(
+                f"\n  Enrolment:{relay} new operator 'nora' (Nora Newcomer) has enrolment code {code}.\n"
+                f"  Open {url}enrol/, type nora, the code and a password she chooses; as the identity\n"
+                f"  checker type supervisor / {DEMO_PASSWORD}. Her operator role waits for a QA approver:\n"
+                f"  log in as approver and open {url}users/role-requests/ to approve it."
+            )
         self.stdout.write("\n  Audit trail check: batchline audit verify\n")
         if options["no_serve"]:
             return
