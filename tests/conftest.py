@@ -17,8 +17,8 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from batchline.accounts.models import User
 from batchline.accounts import grants
+from batchline.accounts.models import User
 from batchline.accounts.services import user_create
 from batchline.audit.db import triggers_drop, triggers_install
 from batchline.audit.models import AuditEntry
@@ -128,6 +128,21 @@ def login(client: Client) -> Callable[[User], Client]:
         return c
 
     return _login
+
+
+def lockout_failures() -> int:
+    """The lockout threshold of the GMP configuration in force."""
+    from batchline.configuration.selectors import current
+
+    return current().lockout_failures
+
+
+def configure(**values: Any) -> None:
+    """Test set-up: a new GMP configuration version in force (the product writes one only on approval)."""
+    from batchline.configuration.services import configuration_version_create
+
+    with transaction.atomic():
+        configuration_version_create(actor=SETUP, values=values, reason="test set-up")
 
 
 def entries(**filters: Any) -> list[AuditEntry]:

@@ -62,6 +62,7 @@ urlpatterns = [
         configuration.configuration_decide,
         name="configuration_decide",
     ),
+    path("security/addresses/unlock/", accounts.address_unlock, name="address_unlock"),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("scales/reading/", execution.scale_reading, name="scale_reading"),

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from django.db import transaction
-from django.test import Client, RequestFactory, override_settings
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from batchline.accounts import services
@@ -15,7 +15,8 @@ from batchline.accounts.middleware import LAST_ACTIVITY
 from batchline.accounts.models import User
 from batchline.audit.models import AuditBypassError
 from batchline.audit.services import Actor, ReasonRequired
-from tests.conftest import PASSWORD, entries, make_user
+from batchline.configuration.selectors import current
+from tests.conftest import PASSWORD, configure, entries, lockout_failures, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -172,9 +173,9 @@ def test_a_password_typed_at_the_console_must_be_changed_before_anything_else(db
     assert c.get("/").status_code == 200
 
 
-@pytest.mark.req("P11-24")
-@override_settings(PASSWORD_MAX_AGE_DAYS=30)
+@pytest.mark.req("P11-24", "P11-11")
 def test_an_expired_password_forces_a_change(personas, login) -> None:
+    configure(password_max_age_days=30)  # the GMP configuration in force, not the environment
     operator = personas["operator"]
     from batchline.audit.services import record_update
 
@@ -194,17 +195,17 @@ def test_an_expired_password_forces_a_change(personas, login) -> None:
 @pytest.mark.req("P11-26", "A11-16")
 def test_five_failed_logins_lock_the_account_and_are_reported(personas, settings) -> None:
     c = Client()
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(lockout_failures()):
         c.post("/login/", {"username": "operator", "password": "wrong-password"})
     operator = personas["operator"]
     actions = [e.action for e in entries(record_type="accounts.user", record_id=str(operator.pk))]
-    assert actions.count("login_failed") == settings.AXES_FAILURE_LIMIT
+    assert actions.count("login_failed") == lockout_failures()
     assert "lockout" in actions
     # Even the right password no longer gets in.
     response = c.post("/login/", {"username": "operator", "password": PASSWORD})
     assert response.status_code == 403 and b"locked" in response.content
-    # The administrators see it.
-    admin = Client()
+    # The administrators see it (from their own station: this one is blocked too).
+    admin = Client(REMOTE_ADDR="10.0.0.9")
     admin.post("/login/", {"username": "admin", "password": PASSWORD})
     home = admin.get("/").content.decode()
     assert "1 account locked" in home and "operator" in home
@@ -215,7 +216,7 @@ def test_five_failed_logins_lock_the_account_and_are_reported(personas, settings
 @pytest.mark.req("P11-26")
 def test_an_administrator_unlocks_with_a_reason(personas, settings) -> None:
     c = Client()
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(lockout_failures()):
         c.post("/login/", {"username": "operator", "password": "wrong-password"})
     services.user_unlock(
         actor=admin_actor(personas), user=personas["operator"], reason="identity checked in person"
@@ -247,10 +248,10 @@ def test_an_idle_session_ends_on_the_server_clock(personas, login, settings) -> 
     c = login(personas["operator"])
     assert c.get("/").status_code == 200
     session = c.session
-    session[LAST_ACTIVITY] = session[LAST_ACTIVITY] - settings.IDLE_TIMEOUT_SECONDS - 1
+    session[LAST_ACTIVITY] = session[LAST_ACTIVITY] - current().idle_timeout_seconds - 1
     session.save()
     response = c.get("/")
-    assert response.status_code == 302 and response.url == "/login/?timeout=1"
+    assert response.status_code == 302 and response.url == "/login/?timeout=1&next=%2F"
     assert c.get("/").url.startswith("/login/")
     assert entries(actor_username="operator")[-1].action == "session_timeout"
 
@@ -276,7 +277,7 @@ def test_the_idle_clock_is_written_at_most_every_30_seconds_and_never_late(
 
     clock = Clock()
     monkeypatch.setattr(middleware, "time", clock)
-    step = settings.IDLE_ACTIVITY_GRANULARITY_SECONDS
+    step = middleware.idle_activity_granularity(current().idle_timeout_seconds)
     assert step == 30
     c = login(personas["operator"])
     start = clock.now
@@ -300,10 +301,11 @@ def test_the_idle_clock_is_written_at_most_every_30_seconds_and_never_late(
     last_request = start + 2 * step - 1
     clock.now = last_request
     assert c.get("/").status_code == 200
-    clock.now = start + step + settings.IDLE_TIMEOUT_SECONDS + 1
-    assert settings.IDLE_TIMEOUT_SECONDS - step < clock.now - last_request < settings.IDLE_TIMEOUT_SECONDS
+    timeout = current().idle_timeout_seconds
+    clock.now = start + step + timeout + 1
+    assert timeout - step < clock.now - last_request < timeout
     response = c.get("/")
-    assert response.status_code == 302 and response.url == "/login/?timeout=1"
+    assert response.status_code == 302 and response.url == "/login/?timeout=1&next=%2F"
     assert entries(actor_username="operator")[-1].action == "session_timeout"
 
 
@@ -343,14 +345,36 @@ def test_the_esig_statement_is_acknowledged_once_with_time(db, login) -> None:
 
 
 @pytest.mark.req("P11-26")
-def test_a_lockout_alerts_the_security_unit_by_mail(personas, settings, mailoutbox) -> None:
-    settings.ADMINS = [("Security unit", "security@plant.example")]
-    c = Client()
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+def test_a_lockout_alert_is_on_without_any_mail_configuration(personas) -> None:
+    from batchline.accounts.alerts import alerts_open
+
+    c = Client(REMOTE_ADDR="10.0.0.7")
+    for _ in range(lockout_failures()):
         c.post("/login/", {"username": "operator", "password": "wrong-password"})
-    (mail,) = mailoutbox
-    assert mail.to == ["security@plant.example"]
-    assert "ACCOUNT LOCKED" in mail.subject and "operator" in mail.subject
+    kinds = {a.kind: a for a in alerts_open()}
+    assert "operator" in kinds["account_locked"].message
+    assert "10.0.0.7" in kinds["address_locked"].message
+    # Every security administrator and auditor sees it in the application.
+    for reader in ("admin", "auditor"):
+        page = Client(REMOTE_ADDR="10.0.0.8")
+        page.post("/login/", {"username": reader, "password": PASSWORD})
+        assert "locked after" in page.get("/").content.decode()
+
+
+@pytest.mark.req("P11-26")
+def test_a_lockout_alerts_the_security_unit_by_mail_where_a_relay_is_configured(
+    personas, settings, mailoutbox, django_capture_on_commit_callbacks
+) -> None:
+    settings.BATCHLINE_MAIL_RELAY = True
+    settings.ADMINS = [("Security unit", "security@plant.example")]
+    c = Client(REMOTE_ADDR="10.0.0.7")
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(lockout_failures()):
+            c.post("/login/", {"username": "operator", "password": "wrong-password"})
+    subjects = [m.subject for m in mailoutbox]
+    assert len(mailoutbox) == 2, subjects  # the account, and the address
+    assert all(m.to == ["security@plant.example"] for m in mailoutbox)
+    assert any("Account 'operator' locked" in s for s in subjects)
 
 
 @pytest.mark.req("P11-26")
@@ -358,7 +382,7 @@ def test_guessing_the_current_password_on_the_change_form_counts_towards_lockout
     personas, login, settings
 ) -> None:
     c = login(personas["operator"])
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(lockout_failures()):
         response = c.post(
             "/password/",
             {
@@ -369,7 +393,7 @@ def test_guessing_the_current_password_on_the_change_form_counts_towards_lockout
         )
         assert response.status_code in (403, 422)
     actions = [e.action for e in entries(record_type="accounts.user", record_id=str(personas["operator"].pk))]
-    assert actions.count("password_change_failed") == settings.AXES_FAILURE_LIMIT
+    assert actions.count("password_change_failed") == lockout_failures()
     assert "lockout" in actions
 
 
@@ -381,7 +405,7 @@ def test_a_lockout_ends_open_sessions_and_stops_tokens(personas, login, settings
     c = login(operator)
     _, raw = services.token_create(actor=Actor.of(operator, via="web"), user=operator, name="script")
     assert Client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(lockout_failures()):
         Client().post("/login/", {"username": "operator", "password": "wrong-password"})
     assert c.get("/").status_code == 302  # the open session is gone
     assert Client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 401
@@ -395,7 +419,7 @@ def test_a_lockout_ends_open_sessions_and_stops_tokens(personas, login, settings
 def test_failures_from_several_stations_add_up_for_the_administrators_too(personas, settings) -> None:
     from batchline.accounts.selectors import is_locked, locked_usernames
 
-    for i in range(settings.AXES_FAILURE_LIMIT):
+    for i in range(lockout_failures()):
         Client(REMOTE_ADDR=f"10.0.0.{i % 2 + 1}").post(
             "/login/", {"username": "operator", "password": "wrong"}
         )
@@ -414,7 +438,10 @@ def test_a_password_reset_revokes_the_users_tokens(personas) -> None:
 
 @pytest.mark.req("P11-04")
 def test_the_server_keeps_sessions_longer_than_the_idle_timeout_so_the_timeout_is_recorded(settings) -> None:
-    assert settings.SESSION_COOKIE_AGE > settings.IDLE_TIMEOUT_SECONDS
+    from batchline.configuration.definitions import SETTINGS
+
+    longest = SETTINGS["idle_timeout_minutes"].parse(60) * 60  # the longest timeout the configuration allows
+    assert longest < settings.SESSION_COOKIE_AGE
 
 
 def test_the_acknowledgement_never_redirects_off_site(db, login) -> None:

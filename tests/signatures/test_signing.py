@@ -20,7 +20,7 @@ from batchline.signatures.services import (
     signing_session_open,
     username_required,
 )
-from tests.conftest import PASSWORD, entries, make_user
+from tests.conftest import PASSWORD, entries, lockout_failures, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -173,15 +173,20 @@ def test_the_witness_is_not_the_person_at_the_station(personas) -> None:
     assert refused.value.code == "WITNESS_SAME_PERSON"
 
 
-@pytest.mark.req("P11-21")
-def test_nobody_signs_as_someone_else_and_the_attempt_is_recorded(personas) -> None:
-    request = station(personas["admin"])
+@pytest.mark.req("P11-21", "P11-26")
+def test_nobody_signs_as_someone_else_and_the_attempt_is_recorded_against_who_tried(personas) -> None:
+    admin = personas["admin"]
+    request = station(admin)
     with pytest.raises(SignatureRefused) as refused:
         signer_authenticate(
             request=request, username="qa_approver", password=PASSWORD, meaning=Meaning.APPROVED
         )
     assert refused.value.code == "SIGN_AS_OTHER"
-    assert entries(action="signature_refused")[-1].actor_username == "qa_approver"
+    (entry,) = entries(action="sign_as_other_refused")
+    assert (entry.actor_username, entry.actor_id, entry.record_id) == ("admin", admin.pk, str(admin.pk))
+    assert "tried to sign as 'qa_approver'" in entry.reason
+    # Nothing is recorded under the victim's name.
+    assert not entries(actor_username="qa_approver")
 
 
 @pytest.mark.req("P11-21")
@@ -247,7 +252,7 @@ def test_each_meaning_needs_its_permission(personas) -> None:
 @pytest.mark.req("P11-26")
 def test_failed_signatures_count_towards_lockout(personas, settings) -> None:
     request = station(personas["operator"])
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(lockout_failures()):
         with pytest.raises(SignatureRefused) as refused:
             signer_authenticate(
                 request=request, username="operator", password="not-it", meaning=Meaning.PERFORMED
@@ -255,7 +260,7 @@ def test_failed_signatures_count_towards_lockout(personas, settings) -> None:
         assert refused.value.code == "BAD_CREDENTIALS"
     assert [e.action for e in entries(actor_username="operator")].count(
         "signature_failed"
-    ) == settings.AXES_FAILURE_LIMIT
+    ) == lockout_failures()
     assert entries(action="lockout")
     with pytest.raises(SignatureRefused):  # the right password no longer signs
         signer_authenticate(

@@ -9,7 +9,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import grants, signals  # noqa: F401  (role grants as a change kind; login, lockout auditing)
+        from . import checks, grants, signals  # noqa: F401  (role grants as a change kind; login, lockout auditing)
         from .roles import sync_roles_after_migrate
 
         post_migrate.connect(sync_roles_after_migrate, sender=self)

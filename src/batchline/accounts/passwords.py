@@ -1,13 +1,18 @@
-"""Password rules beyond Django's validators: history and expiry (21 CFR 11.300(b))."""
+"""Password rules: length, history and expiry from the GMP configuration in force (21 CFR 11.300(b)).
+
+The environment (``BATCHLINE_PASSWORD_*``) only seeds the first configuration
+version; a change takes a QA approver's approval and applies at once.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
+
+from batchline.configuration.selectors import current
 
 
 class PasswordHistoryValidator:
@@ -20,7 +25,7 @@ class PasswordHistoryValidator:
             raise ValidationError(
                 "The new password must differ from the current one.", code="password_reused"
             )
-        depth = settings.PASSWORD_HISTORY
+        depth = current().password_history
         if depth <= 0:
             return
         for old in user.password_history.all()[:depth]:
@@ -31,11 +36,26 @@ class PasswordHistoryValidator:
                 )
 
     def get_help_text(self) -> str:
-        return f"Your password cannot be one of your last {settings.PASSWORD_HISTORY} passwords."
+        return f"Your password cannot be one of your last {current().password_history} passwords."
+
+
+class ConfiguredMinimumLengthValidator:
+    """At least the configuration's ``password_min_length`` characters."""
+
+    def validate(self, password: str, user: Any = None) -> None:
+        length = current().password_min_length
+        if len(password) < length:
+            raise ValidationError(
+                f"This password is too short: it must have at least {length} characters.",
+                code="password_too_short",
+            )
+
+    def get_help_text(self) -> str:
+        return f"Your password must have at least {current().password_min_length} characters."
 
 
 def password_expired(user: Any, *, now: dt.datetime) -> bool:
-    days = settings.PASSWORD_MAX_AGE_DAYS
+    days = current().password_max_age_days
     if days <= 0 or user.password_changed_at is None:
         return False
     return now - user.password_changed_at > dt.timedelta(days=days)

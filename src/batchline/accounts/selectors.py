@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from axes.models import AccessAttempt
-from django.conf import settings
 from django.db.models import QuerySet, Sum
+
+from batchline.configuration.selectors import current
 
 from .models import User
 
@@ -17,7 +18,7 @@ def _locked() -> QuerySet[Any]:
     return (
         AccessAttempt.objects.values("username")
         .annotate(failures=Sum("failures_since_start"))
-        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+        .filter(failures__gte=current().lockout_failures)
     )
 
 

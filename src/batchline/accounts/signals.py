@@ -106,26 +106,79 @@ def _already_locked(username: str, user: Any) -> bool:
     return events.order_by("-id").values_list("action", flat=True).first() == "lockout"
 
 
+def _address_already_locked(ip_address: str) -> bool:
+    last = (
+        AuditEntry.objects.filter(
+            record_type="accounts.station",
+            record_id=ip_address,
+            action__in=("address_lockout", "unlock_address"),
+        )
+        .order_by("-id")
+        .values_list("action", flat=True)
+        .first()
+    )
+    return last == "address_lockout"
+
+
 @receiver(user_locked_out)
 def audit_lockout(sender: Any, request: Any, username: str, ip_address: str, **kwargs: Any) -> None:
-    """Record the lockout once, alert the security unit, and end the account's sessions."""
-    actor, user = _attempted(username, request)
-    if _already_locked(username, user):
-        return  # every further attempt is still recorded, as a failed login
-    if user is not None:
-        from .services import end_sessions
+    """Record a lockout once, alert the security unit, and end the account's sessions.
 
-        station_user = getattr(request, "user", None)
-        if station_user is not None and station_user.is_authenticated and station_user.pk == user.pk:
-            logout(request)  # this very session: end it cleanly, not from under the request
-        end_sessions(user)
-    with transaction.atomic():
-        audit_append(
-            actor=actor,
-            action="lockout",
-            record_type="accounts.user",
-            record_id=user.pk if user else "",
-            reason=f"account locked after repeated failed logins or signatures; station {ip_address}",
+    Either the account reached the threshold (from any address), or the
+    address did (across user names: password spraying), or both. The alert is
+    on whatever is configured: in the application for every security
+    administrator and auditor, by mail where a relay is configured, and in the log.
+    """
+    from .alerts import security_alert_raise
+    from .lockout import address_failures, failure_limit
+    from .selectors import is_locked
+
+    actor, user = _attempted(username, request)
+    limit = failure_limit()
+    account_locked = bool(username) and (
+        is_locked(user) if user is not None else _failures_of(username) >= limit
+    )
+    if account_locked and not _already_locked(username, user):
+        if user is not None:
+            from .services import end_sessions
+
+            station_user = getattr(request, "user", None)
+            if station_user is not None and station_user.is_authenticated and station_user.pk == user.pk:
+                logout(request)  # this very session: end it cleanly, not from under the request
+            end_sessions(user)
+        with transaction.atomic():
+            audit_append(
+                actor=actor,
+                action="lockout",
+                record_type="accounts.user",
+                record_id=user.pk if user else "",
+                reason=f"account locked after {limit} failed logins or signatures; station {ip_address}",
+            )
+        security_alert_raise(
+            kind="account_locked",
+            message=f"Account {username!r} locked after {limit} failed logins or signatures (last from {ip_address}).",
+            details={"username": username, "ip_address": ip_address, "threshold": limit},
         )
-    # The security unit is told at once (21 CFR 11.300(d)): this logger is routed to them.
-    security_log.critical("ACCOUNT LOCKED: %r after repeated failures from %s", username, ip_address)
+    if ip_address and address_failures(ip_address) >= limit and not _address_already_locked(ip_address):
+        with transaction.atomic():
+            audit_append(
+                actor=actor,
+                action="address_lockout",
+                record_type="accounts.station",
+                record_id=ip_address,
+                reason=f"address blocked after {limit} failed logins or signatures across user names",
+            )
+        security_alert_raise(
+            kind="address_locked",
+            message=f"Station {ip_address} blocked after {limit} failed logins or signatures "
+            f"(last user name tried: {username!r}).",
+            details={"username": username, "ip_address": ip_address, "threshold": limit},
+        )
+
+
+def _failures_of(username: str) -> int:
+    from axes.models import AccessAttempt
+    from django.db.models import Sum
+
+    total = AccessAttempt.objects.filter(username=username).aggregate(n=Sum("failures_since_start"))["n"]
+    return int(total or 0)

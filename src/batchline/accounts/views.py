@@ -32,7 +32,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import require
 
-from . import grants, services
+from . import grants, lockout, services
 from .enrolment import EnrolmentRefused, Issued, enrolment_redeem, mail_relay_configured, open_enrolment
 from .forms import PasswordChangeForm, ReasonForm, RolesForm, TokenForm, UserCreateForm
 from .models import ApiToken, RoleChange, User
@@ -350,6 +350,21 @@ def role_request_decide(request: HttpRequest, pk: int, decision: str) -> HttpRes
         else f"{change.number} rejected.",
     )
     return HttpResponseRedirect(reverse("role_requests"))
+
+
+@login_required
+@require_POST
+def address_unlock(request: HttpRequest) -> HttpResponse:
+    """Lift the block of a station's address, with a reason (audited)."""
+    require(request.user, "accounts.manage_users")
+    ip = request.POST.get("ip", "")
+    try:
+        lockout.address_unlock(actor=_actor(request), ip_address=ip, reason=request.POST.get("reason", ""))
+    except ReasonRequired as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Station {ip} is unblocked.")
+    return HttpResponseRedirect(reverse("security"))
 
 
 # --- anyone at a station: redeeming a credential -------------------------------

@@ -137,12 +137,20 @@ def signer_authenticate(
                 code="WITNESS_SAME_PERSON",
             )
         if not witness and not is_station_user:
-            raise _refuse_and_record(
-                request,
-                username,
-                "SIGN_AS_OTHER",
+            # Recorded against the person logged in, naming the identity tried (never under the victim's name).
+            with transaction.atomic():
+                audit_append(
+                    actor=Actor.of(station_user, via=_via(request)),
+                    action="sign_as_other_refused",
+                    record_type="accounts.user",
+                    record_id=station_user.pk,
+                    changes={},
+                    reason=f"{station_user.get_username()} tried to sign as {username!r}; refused",
+                )
+            raise SignatureRefused(
                 f"You are logged in as {station_user.get_username()}: you can only sign as yourself. "
                 "A second person signs as witness.",
+                code="SIGN_AS_OTHER",
             )
 
     request._batchline_reauth = "signature_failed"  # type: ignore[attr-defined]  # the failure handler says so

@@ -9,12 +9,16 @@ import batchline
 
 
 def site(request: HttpRequest) -> dict[str, Any]:
+    from batchline.configuration.selectors import current
+
+    config = current()
     return {
         "batchline_version": batchline.__version__,
         "site_time_zone": settings.TIME_ZONE,
-        "idle_timeout_seconds": settings.IDLE_TIMEOUT_SECONDS,
-        "lockout_failures": settings.LOCKOUT_FAILURES,
-        "min_length": settings.PASSWORD_MIN_LENGTH,
+        # The GMP configuration in force (configuration/selectors.py), not the environment that seeded it.
+        "idle_timeout_seconds": config.idle_timeout_seconds,
+        "lockout_failures": config.lockout_failures,
+        "min_length": config.password_min_length,
         # Batch states in which a batch's review page is linked from the floor and its record.
         "review_states": ("complete", "in_review"),
         # Pages under "Quality" in the navigation.

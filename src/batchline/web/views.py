@@ -37,7 +37,13 @@ def security(request: HttpRequest) -> HttpResponse:
 
     events = [{"entry": e, "changes": changes_of(e)} for e in security_events()]
     attempts = AccessAttempt.objects.order_by("-attempt_time")[:100]
-    return render(request, "web/security.html", {"events": events, "attempts": attempts})
+    from batchline.accounts.lockout import locked_addresses
+
+    return render(
+        request,
+        "web/security.html",
+        {"events": events, "attempts": attempts, "locked_addresses": locked_addresses()},
+    )
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -1,0 +1,3 @@
+from ._axes_wrap import UnlockAddresses as Command
+
+__all__ = ["Command"]

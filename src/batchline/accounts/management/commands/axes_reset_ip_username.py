@@ -1,0 +1,3 @@
+from ._axes_wrap import Refused as Command
+
+__all__ = ["Command"]
