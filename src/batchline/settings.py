@@ -274,6 +274,8 @@ STORAGES = {
 
 # --- the API ----------------------------------------------------------------
 NINJA_PAGINATION_PER_PAGE = 100
+# Requests a personal API token may make (accounts/services.py: tokens expire and have a scope too).
+BATCHLINE_API_TOKEN_RATE = os.environ.get("BATCHLINE_API_TOKEN_RATE", "600/m").strip()
 # The largest request body: a recipe file at its limit (4 MB, recipes/document.py) in a JSON body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

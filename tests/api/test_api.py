@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def token_for(user: User) -> str:
-    _, raw = services.token_create(actor=Actor.of(user, via="web"), user=user, name="test client")
+    _, raw = services.token_create(
+        actor=Actor.of(user, via="web"), user=user, name="test client", scope="write"
+    )
     return raw
 
 

@@ -44,3 +44,7 @@ class PasswordChangeForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label="Token name (the machine or script that uses it)")
+    scope = forms.ChoiceField(
+        choices=[("read", "Read only"), ("write", "Read and write")], initial="read", label="Scope"
+    )
+    days = forms.IntegerField(min_value=1, max_value=365, initial=90, label="Expires after (days)")

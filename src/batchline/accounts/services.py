@@ -7,6 +7,7 @@ commands all call these.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -37,7 +38,7 @@ from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from . import grants
 from .enrolment import Issued, credential_issue, credential_mail
-from .models import ApiToken, PasswordHistory, RoleChange, User
+from .models import ApiToken, PasswordHistory, RoleChange, TokenScope, User
 from .passwords import password_expired
 from .roles import role_label
 from .selectors import is_locked
@@ -402,25 +403,48 @@ def _token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def token_create(*, actor: Actor, user: User, name: str, expires_at: Any = None) -> tuple[ApiToken, str]:
-    """A personal API token; the raw value is returned once and never stored."""
+TOKEN_DAYS = 90
+TOKEN_MAX_DAYS = 365
+
+
+def token_create(
+    *, actor: Actor, user: User, name: str, expires_at: Any = None, scope: str = TokenScope.READ
+) -> tuple[ApiToken, str]:
+    """A personal API token; the raw value is returned once and never stored.
+
+    Every token expires: after 90 days unless an earlier time (at most a year
+    ahead) is chosen. Its scope is read-only unless read-write is asked for.
+    """
     name = name.strip()
     if not name:
         raise AccountError("Name the token after the machine or script that will use it.")
-    if expires_at is not None and (timezone.is_naive(expires_at) or expires_at <= timezone.now()):
+    if scope not in TokenScope.values:
+        raise AccountError("A token's scope is 'read' (read only) or 'write' (read and write).")
+    now = timezone.now()
+    if expires_at is None:
+        expires_at = now + dt.timedelta(days=TOKEN_DAYS)
+    if timezone.is_naive(expires_at) or expires_at <= now:
         raise AccountError("A token's expiry is a time in the future, with its time zone.")
+    if expires_at > now + dt.timedelta(days=TOKEN_MAX_DAYS):
+        raise AccountError(f"A token expires within {TOKEN_MAX_DAYS} days at most.")
     raw = "bl_" + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken(
             user=user,
             name=name,
+            scope=scope,
             prefix=raw[:10],
             key_hash=_token_hash(raw),
-            created_at=timezone.now(),
+            created_at=now,
             expires_at=expires_at,
         )
         record_create(token, actor=actor)
     return token, raw
+
+
+def token_expiry(token: ApiToken) -> dt.datetime:
+    """When a token stops working (a token made before expiry was mandatory: 90 days after it was made)."""
+    return token.expires_at or token.created_at + dt.timedelta(days=TOKEN_DAYS)
 
 
 def token_revoke(*, actor: Actor, token: ApiToken, reason: str = "") -> ApiToken:
@@ -440,15 +464,21 @@ def token_revoke(*, actor: Actor, token: ApiToken, reason: str = "") -> ApiToken
 
 def token_user(raw: str) -> User | None:
     """The active user behind a raw token, or None. Marks the token as used."""
+    token = token_of(raw)
+    return token.user if token is not None else None
+
+
+def token_of(raw: str) -> ApiToken | None:
+    """The usable token behind a raw value (not revoked, not expired, its owner able to work), or None."""
     if not raw.startswith("bl_"):
         return None
     token = ApiToken.objects.select_related("user").filter(key_hash=_token_hash(raw)).first()
     now = timezone.now()
-    if token is None or token.revoked_at or (token.expires_at and token.expires_at <= now):
+    if token is None or token.revoked_at or token_expiry(token) <= now:
         return None
     user = token.user
     if not user.is_active or user.must_change_password or password_expired(user, now=now) or is_locked(user):
         return None
     token.last_used_at = now
     token.save(update_fields=["last_used_at"])
-    return token.user
+    return token

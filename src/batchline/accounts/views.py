@@ -6,6 +6,7 @@ decisions live in the services.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import messages
@@ -16,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -188,6 +190,7 @@ def _user_page(request: HttpRequest, target: User, *, status: int = 200, **extra
         ),
         "grant": grants.open_grant(target),
         "enrolment": open_enrolment(target),
+        "tokens": ApiToken.objects.filter(user=target),
         "mail_relay": mail_relay_configured(),
         "roles_form": extra.pop("roles_form", None) or RolesForm(initial={"roles": target.role_names}),
         "locked": is_locked(target),
@@ -414,7 +417,14 @@ def tokens(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     raw = ""
     if request.method == "POST" and form.is_valid():
-        _, raw = services.token_create(actor=_actor(request), user=user, name=form.cleaned_data["name"])
+        data = form.cleaned_data
+        _, raw = services.token_create(
+            actor=_actor(request),
+            user=user,
+            name=data["name"],
+            scope=data["scope"],
+            expires_at=timezone.now() + dt.timedelta(days=data["days"]),
+        )
         form = TokenForm()
     mine = ApiToken.objects.filter(user=user)
     return render(request, "accounts/tokens.html", {"form": form, "tokens": mine, "raw": raw})
@@ -432,4 +442,6 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Token {token.name} revoked.")
+    if token.user_id != request.user.pk:
+        return HttpResponseRedirect(reverse("user_detail", args=[token.user_id]))
     return HttpResponseRedirect(reverse("tokens"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse
@@ -16,10 +17,11 @@ from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, django_auth
+from ninja.throttling import SimpleRateThrottle
 
 from batchline.accounts import grants, services
 from batchline.accounts.enrolment import Issued
-from batchline.accounts.models import ApiToken, RoleChange, User
+from batchline.accounts.models import ApiToken, RoleChange, TokenScope, User
 from batchline.approvals.models import ChangeRequest, RequestState
 from batchline.approvals.services import APPROVE_PERMISSION, ChangeRefused, change_approve, change_reject
 from batchline.audit.models import AuditEntry
@@ -38,13 +40,43 @@ from batchline.web.access import current_user, require
 from . import configuration, genealogy, plant, production, quality
 from . import schemas as s
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
 
 class TokenAuth(HttpBearer):
+    """A personal token: expired or revoked ones are refused; a read-only one only reads."""
+
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        user = services.token_user(token)
-        if user is not None:
-            request.user = user
-        return user
+        found = services.token_of(token)
+        if found is None:
+            return None
+        if found.scope != TokenScope.WRITE and request.method not in SAFE_METHODS:
+            raise PermissionDenied(
+                f"The token {found.name!r} is read-only: create a read-write token for a client that writes."
+            )
+        request.user = found.user
+        request._batchline_token = found.key_hash  # type: ignore[attr-defined]
+        return found.user
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """Requests per token (``BATCHLINE_API_TOKEN_RATE``, default 600 a minute); sessions are not counted.
+
+    Counted in the process's cache: each server process allows the rate.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(settings.BATCHLINE_API_TOKEN_RATE)
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        # The rate is read at each request, so a changed setting holds without rebuilding the API.
+        self.rate = settings.BATCHLINE_API_TOKEN_RATE
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request)
+
+    def get_cache_key(self, request: HttpRequest) -> str | None:
+        key = getattr(request, "_batchline_token", None)
+        return f"batchline_token_rate_{key}" if key else None
 
 
 api = NinjaAPI(
@@ -52,6 +84,7 @@ api = NinjaAPI(
     version="1",
     urls_namespace="api",
     auth=[TokenAuth(), django_auth],
+    throttle=[TokenRateThrottle()],
     description="Batchline MES. Every write is audited; see docs/architecture.md.",
 )
 
@@ -402,8 +435,16 @@ def tokens_create(request: HttpRequest, payload: s.TokenIn) -> Status[dict[str, 
         user=current_user(request),
         name=payload.name,
         expires_at=payload.expires_at,
+        scope=payload.scope,
     )
     return Status(201, {"token": token, "secret": raw})
+
+
+@users_router.get("/{user_id}/tokens", response=list[s.TokenOut])
+def users_tokens(request: HttpRequest, user_id: int) -> Any:
+    """A person's API tokens, for the administrators (who may revoke them)."""
+    require(request.user, "accounts.manage_users")
+    return ApiToken.objects.filter(user=get_object_or_404(User, pk=user_id))
 
 
 @tokens_router.post("/{token_id}/revoke", response={200: s.TokenOut, 403: s.Problem, 422: s.Problem})

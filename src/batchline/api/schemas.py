@@ -118,12 +118,16 @@ class AuditEntryOut(Schema):
 
 class TokenIn(Schema):
     name: str = Field(min_length=1, max_length=100)
-    expires_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = Field(
+        default=None, description="Default: 90 days from now; at most a year."
+    )
+    scope: str = Field(default="read", pattern="^(read|write)$", description="'read' (default) or 'write'")
 
 
 class TokenOut(Schema):
     id: int
     name: str
+    scope: str
     prefix: str
     created_at: dt.datetime
     expires_at: dt.datetime | None
