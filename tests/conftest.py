@@ -200,6 +200,47 @@ def postgresql_only(db: None) -> None:
         pytest.skip("PostgreSQL behaviour; .ci/run runs the suite on PostgreSQL too")
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now, probed by binding it."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[list[Any]]:
+    """A real SMTP server (aiosmtpd) as the mail relay; yields its inbox of received messages.
+
+    Batchline is configured to use it as ``BATCHLINE_EMAIL_HOST`` would: the
+    SMTP backend, this host and port, and the relay counted as configured.
+    """
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    inbox: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+            inbox.append(message)
+            return "250 Message accepted for delivery"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.BATCHLINE_MAIL_RELAY = True
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -43,7 +43,7 @@ def test_an_administrator_changes_roles_through_the_signing_dialog(page, people)
     operator = people["operator"]
     log_in(page, "admin")
     page.goto(f"/users/{operator.pk}/")
-    page.get_by_label("Supervisor").check()
+    page.get_by_label("Auditor / inspector").check()  # no GMP signing authority: in effect at once
     page.fill("#roles-reason", "covers the night shift")
     page.get_by_role("button", name="Sign and change roles…").click()
     dialog = page.locator("dialog#sign-roles")
@@ -63,10 +63,10 @@ def test_an_administrator_changes_roles_through_the_signing_dialog(page, people)
     page.get_by_text("binding intact").wait_for()
     assert "Admin Person — Approved — " in page.locator(".manifestation").first.inner_text()
     operator.refresh_from_db()
-    assert operator.role_names == ["operator", "supervisor"]
+    assert operator.role_names == ["auditor", "operator"]
 
     # Second signing in the same session: the password alone.
-    page.get_by_label("Supervisor").uncheck()
+    page.get_by_label("Auditor / inspector").uncheck()
     page.fill("#roles-reason", "night shift covered")
     page.get_by_role("button", name="Sign and change roles…").click()
     assert page.locator("#sign-roles-username").count() == 0
