@@ -278,8 +278,13 @@ def page(browser: Any, live_server: Any, live_db: None) -> Iterator[Any]:
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(10_000)
     pg = context.new_page()
+    # Every browser test also holds the Content-Security-Policy: a page that needs an inline script or
+    # style, or loads from elsewhere, makes Chromium say "Content Security Policy" in its console.
+    violations: list[str] = []
+    pg.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     yield pg
     context.close()
+    assert not violations, violations
 
 
 @pytest.fixture

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "batchline.web.middleware.RejectNulMiddleware",
     # One GMP configuration version per request (configuration/selectors.py).
@@ -279,6 +280,24 @@ BATCHLINE_API_TOKEN_RATE = os.environ.get("BATCHLINE_API_TOKEN_RATE", "600/m").s
 # The largest request body: a recipe file at its limit (4 MB, recipes/document.py) in a JSON body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# Content-Security-Policy (django-csp): scripts, styles, images and connections from this server
+# only; no inline script or style (the pages have none: htmx is told not to inject its indicator
+# style, nor to evaluate code), no plugins, no framing, forms post only here. A violation is
+# refused by the browser and shown in its console (docs/configuration.md, "Hardening").
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if PRODUCTION:

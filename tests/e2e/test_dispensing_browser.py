@@ -24,14 +24,14 @@ def test_an_operator_weighs_on_the_simulated_scale_and_a_supervisor_verifies(pag
     page.goto(f"/batches/{batch.number}/")
     start(page, "disp_api")
     sim.place("1500.0")
-    page.wait_for_function("document.querySelector('[data-testid=reading]')?.innerText.includes('1500.0 g')")
+    page.locator("[data-testid=reading]").first.filter(has_text="1500.0 g").wait_for()
     page.get_by_label("Source container (scan its label)").fill("C-000001")
     page.get_by_test_id("weigh").click()
     refusal = page.get_by_test_id("refusal")
     refusal.wait_for()
     assert "1.5 kg weighed; the target is 2.041 kg" in refusal.inner_text()
     sim.place("2041.0")
-    page.wait_for_function("document.querySelector('[data-testid=reading]')?.innerText.includes('stable')")
+    page.locator("[data-testid=reading]").first.filter(has_text="stable").wait_for()
     # The new panel loads its FEFO proposal; hold that request so the operator's tap on
     # Complete lands while it is in flight (a tap once dropped silently: CI, 2026-11-25).
     held: list = []
@@ -39,7 +39,7 @@ def test_an_operator_weighs_on_the_simulated_scale_and_a_supervisor_verifies(pag
     page.get_by_label("Source container (scan its label)").fill("C-000001")
     page.get_by_test_id("weigh").click()
     page.get_by_text("Dispensed into C-000003 from C-000001").wait_for()
-    page.wait_for_function("document.querySelector('[data-testid=booth] .htmx-request')")
+    page.locator("[data-testid=booth] .htmx-request").first.wait_for(state="attached")
     assert len(held) == 1
     page.get_by_role("button", name="Complete step").click()
     page.locator("[data-step=disp_api] .step-state", has_text="waiting for verification").wait_for()

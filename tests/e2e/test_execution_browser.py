@@ -42,7 +42,7 @@ def released_batch(live_db: None) -> Batch:
 
 def settle(page) -> None:
     """Wait until htmx has no request in flight, so the next click lands on the panel it means."""
-    page.wait_for_function("!document.querySelector('.htmx-request')")
+    page.locator(".htmx-request").first.wait_for(state="detached")
 
 
 def start(page, key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -44,7 +45,7 @@ def test_an_operator_scans_an_expired_container_is_refused_and_then_charges_good
 
     page.get_by_test_id("scan").fill("C-000002")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('[data-testid=charged]')?.innerText === '10.1 kg'")
+    page.locator("[data-testid=charged]").first.filter(has_text=re.compile(r"^10\.1 kg$")).wait_for()
     settle(page)
     assert page.get_by_test_id("refusal").count() == 0
     page.get_by_role("button", name="Complete step").click()

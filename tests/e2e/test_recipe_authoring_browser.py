@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from batchline.recipes.models import MasterRecipe
@@ -59,7 +61,7 @@ def test_an_author_builds_a_recipe_with_the_form_editor_and_reorders_its_steps(p
     # Reorder with the buttons: htmx swaps the editor in place, no page load.
     page.evaluate("window.__stayed = true")
     page.get_by_role("button", name="Move step Fill weight check up").click()
-    page.wait_for_function("document.querySelector('.edit-step strong').innerText === 'Fill weight check'")
+    page.locator(".edit-step strong").first.filter(has_text=re.compile(r"^Fill weight check$")).wait_for()
     assert page.evaluate("window.__stayed") is True
     assert step_titles(page) == ["Fill weight check", "Set up the capsule filler"]
 

@@ -109,6 +109,7 @@ SECURITY_ACTIONS = (
     "deactivate",
     "reactivate",
     "roles",
+    "refused_after_release",  # an action attempted on a batch QA released or rejected
 )
 
 

@@ -21,7 +21,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
-from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create, record_update
+from batchline.audit.services import (
+    Actor,
+    ReasonRequired,
+    audit_append,
+    audit_together,
+    record_create,
+    record_update,
+)
 from batchline.configuration import selectors as configuration
 from batchline.materials import services as stock
 from batchline.materials.models import Container
@@ -81,6 +88,11 @@ def _records_refusal(action: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+# A batch released or rejected by QA: its record is closed. A refused attempt on it is recorded as a
+# security/audit event only (before the decision it is an open exception QA must see in the review).
+RECORD_CLOSED = (BatchState.QA_RELEASED, BatchState.REJECTED)
+
+
 def _record_refusal(
     batch_id: int, step_key: str | None, actor: Actor, refused: ExecutionRefused, scanned: str, scale: str
 ) -> None:
@@ -93,6 +105,22 @@ def _record_refusal(
         batch = rows.lock_batch(batch_id)
         if batch is None:
             raise Batch.DoesNotExist(f"no batch #{batch_id}")
+        if batch.state in RECORD_CLOSED:
+            # Nothing happened to the product: the attempt is a security/audit event on the batch, not
+            # an open exception added to a decided record (whose release signature binds its exceptions).
+            for reason in refused.verdict.reasons:
+                audit_append(
+                    actor=actor,
+                    action="refused_after_release",
+                    record_type="execution.batch",
+                    record_id=batch.pk,
+                    changes={},
+                    reason=f"Refused on batch {batch.number} ({batch.get_state_display().lower()})"
+                    + (f", step {step_key}" if step_key else "")
+                    + (f", scanned {scanned[:60]}" if scanned else "")
+                    + f": {reason.message} [{reason.code}]",
+                )
+            return
         found = rows.steps_and_roles(batch, [step_key], None).steps if step_key else []
         step = found[0] if found else None
         for reason in refused.verdict.reasons:
@@ -632,8 +660,10 @@ def step_complete(
                 if step.started_at and parsed and over is None
                 else 0
             )
-            late_entry_minutes = configuration.current().late_entry_minutes
-            if late > late_entry_minutes:
+            # The configuration is read only for an entry that may be late: its limit is 1 minute at
+            # the least (configuration/definitions.py), so a prompt entry costs no statement.
+            late_entry_minutes = configuration.current().late_entry_minutes if late > 1 else 0
+            if late > 1 and late > late_entry_minutes:
                 raising.exception_raise(
                     snap.batch,
                     actor=actor,
