@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -117,7 +117,16 @@ def _canonical(value: Any) -> bytes:
 
 
 def _framed(value: Any) -> bytes:
-    data = _canonical(value)
+    """The canonical bytes with their length in front, so that no two rows run together alike."""
+    kind = type(value)
+    if kind is str:
+        data = b"s" + value.encode()
+    elif value is None:
+        return b"1:n"
+    elif kind is int:
+        data = b"i%d" % value
+    else:
+        data = _canonical(value)
     return b"%d:" % len(data) + data
 
 
@@ -138,12 +147,6 @@ def table_columns(cursor: Any, vendor: str, table: str) -> list[str] | None:
         )
         names = [row[0] for row in cursor.fetchall()]
     return sorted(names) if names else None
-
-
-def _rows(cursor: Any, sql: str) -> Iterator[tuple[Any, ...]]:
-    cursor.execute(sql)
-    while batch := cursor.fetchmany(_FETCH):
-        yield from batch
 
 
 def table_contents(
@@ -173,17 +176,19 @@ def table_contents(
     whole = hashlib.sha256()
     out = TableContents(rows={} if rows else None)
     with open_cursor() as cursor:
-        for row in _rows(cursor, sql):
-            out.count += 1
-            key = _framed(row[0])
-            values = [_framed(v) for v in row[1:]]
-            for hasher, value in zip(per_column, values, strict=True):
-                hasher.update(key)
-                hasher.update(value)
-            joined = key + b"".join(values)
-            whole.update(joined)
+        cursor.execute(sql)
+        # A batch at a time, column by column: the same bytes as row by row, in far fewer calls.
+        while batch := cursor.fetchmany(_FETCH):
+            out.count += len(batch)
+            framed = [list(map(_framed, column)) for column in zip(*batch, strict=True)]
+            keys = framed[0]
+            for hasher, values in zip(per_column, framed[1:], strict=True):
+                hasher.update(b"".join([k + v for k, v in zip(keys, values, strict=True)]))
+            joined = [b"".join(parts) for parts in zip(*framed, strict=True)]
+            whole.update(b"".join(joined))
             if out.rows is not None:
-                out.rows[str(row[0])] = hashlib.sha256(joined).hexdigest()[:32]
+                for row, data in zip(batch, joined, strict=True):
+                    out.rows[str(row[0])] = hashlib.sha256(data).hexdigest()[:32]
     out.columns = {name: hasher.hexdigest() for name, hasher in zip(names, per_column, strict=True)}
     out.digest = whole.hexdigest()
     return out
