@@ -42,3 +42,13 @@ def test_a_configuration_change_is_requested_and_approved_with_two_signatures(
     assert "Ada Administrator — Requested" in row and "Alex Approver — Approved" in row
     assert str(current().reconciliation_tolerance_percent) == "1.0"
     page.screenshot(path=str(tmp_path / "configuration.png"), full_page=True)
+
+
+@pytest.mark.req("P11-12")
+def test_the_api_docs_page_works_under_the_content_security_policy(page, live_db) -> None:
+    """Swagger UI is vendored (no CDN) and runs without inline script; the page fixture fails on a violation."""
+    make_user("auditor", ["auditor"])
+    as_user(page, "auditor")
+    page.goto("/api/v1/docs")
+    page.locator(".swagger-ui .title", has_text="Batchline API").wait_for()
+    page.locator(".opblock-tag", has_text="GMP configuration").first.wait_for()
