@@ -30,8 +30,11 @@ def test_demo_seeds_sqlite_and_audit_verify_agrees_then_finds_a_raw_edit(tmp_pat
     assert seeded.returncode == 0, seeded.stderr
     assert "http://127.0.0.1:8000/" in seeded.stdout and "batchline-demo" in seeded.stdout
     assert "operator" in seeded.stdout and "auditor" in seeded.stdout
+    # The demo shows enrolment: no relay, so nora gets an enrolment code (a fresh one on each run).
+    assert "No mail relay is configured, so new operator 'nora'" in seeded.stdout
     again = batchline(tmp_path, "demo", "--no-serve")  # idempotent
     assert again.returncode == 0, again.stderr
+    assert "enrolment code" in again.stdout
 
     ok = batchline(tmp_path, "audit", "verify")
     assert ok.returncode == 0, ok.stderr

@@ -63,6 +63,11 @@ urlpatterns = [
         name="configuration_decide",
     ),
     path("security/addresses/unlock/", accounts.address_unlock, name="address_unlock"),
+    path(
+        "security/alerts/<id:pk>/acknowledge/",
+        accounts.security_alert_acknowledge,
+        name="security_alert_acknowledge",
+    ),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("scales/reading/", execution.scale_reading, name="scale_reading"),

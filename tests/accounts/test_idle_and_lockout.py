@@ -226,3 +226,34 @@ def test_check_deploy_warns_when_no_alert_reaches_a_person(db, settings) -> None
     assert ids() == set()
     user_update(actor=SETUP, user=auditor, full_name=auditor.full_name, email="", reason="left the list")
     assert ids() == {"batchline.W103"}
+
+
+@pytest.mark.req("P11-26")
+def test_an_auditor_sees_the_lockout_alert_and_acknowledges_it_on_the_record(personas) -> None:
+    lock("operator")
+    auditor = Client(REMOTE_ADDR="10.0.0.5")
+    auditor.post("/login/", {"username": "auditor", "password": PASSWORD})
+    home = auditor.get("/").content.decode()
+    assert 'data-testid="security-alerts"' in home and "Account &#x27;operator&#x27; locked" in home
+    page = auditor.get("/security/").content.decode()
+    from batchline.accounts.alerts import alerts_open
+
+    alert = next(a for a in alerts_open() if a.kind == "account_locked")
+    assert alert.message in page.replace("&#x27;", "'")
+    auditor.post(f"/security/alerts/{alert.pk}/acknowledge/", {"comment": ""})
+    assert alert in alerts_open()  # nothing said, nothing acknowledged
+    auditor.post(
+        f"/security/alerts/{alert.pk}/acknowledge/", {"comment": "called Olga: she forgot her password"}
+    )
+    assert alert not in alerts_open()
+    (entry,) = entries(action="acknowledge", record_type="accounts.securityalert", record_id=str(alert.pk))
+    assert entry.actor_username == "auditor"
+
+
+def test_a_qa_approver_is_told_on_their_home_page_that_grants_wait(personas, login) -> None:
+    from tests.accounts.test_separation import request_grant
+
+    request_grant(personas["admin"], personas["outsider"], ["operator"])
+    home = login(personas["qa_approver"]).get("/").content.decode()
+    assert "1 request for GMP signing authority waits for a QA approver" in home
+    assert 'data-testid="role-requests-waiting"' not in login(personas["operator"]).get("/").content.decode()

@@ -32,12 +32,12 @@ from batchline.signatures.services import (
     signing_session_open,
     username_required,
 )
-from batchline.web.access import require
+from batchline.web.access import current_user, require
 
-from . import grants, lockout, services
+from . import alerts, grants, lockout, services
 from .enrolment import EnrolmentRefused, Issued, enrolment_redeem, mail_relay_configured, open_enrolment
 from .forms import PasswordChangeForm, ReasonForm, RolesForm, TokenForm, UserCreateForm
-from .models import ApiToken, RoleChange, User
+from .models import ApiToken, RoleChange, SecurityAlert, User
 from .selectors import is_locked
 
 
@@ -367,6 +367,26 @@ def address_unlock(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Station {ip} is unblocked.")
+    return HttpResponseRedirect(reverse("security"))
+
+
+@login_required
+@require_POST
+def security_alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    """A security administrator or auditor says what was done about an alert (audited)."""
+    require(request.user, "accounts.view_security_events")
+    alert = get_object_or_404(SecurityAlert, pk=pk)
+    try:
+        alerts.security_alert_acknowledge(
+            actor=_actor(request),
+            user=current_user(request),
+            alert=alert,
+            comment=request.POST.get("comment", ""),
+        )
+    except ReasonRequired as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Alert acknowledged.")
     return HttpResponseRedirect(reverse("security"))
 
 

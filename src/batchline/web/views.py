@@ -14,11 +14,24 @@ from batchline.audit.selectors import changes_of, security_events
 from .access import require
 
 
+def role_requests_waiting(user: User) -> int:
+    """Requests for GMP signing authority a QA approver (or, to follow them, an administrator) sees."""
+    if not (user.has_perm("approvals.approve_change") or user.has_perm("accounts.manage_users")):
+        return 0
+    from batchline.accounts.grants import ROLE_GRANT
+    from batchline.approvals.models import ChangeRequest, RequestState
+
+    return ChangeRequest.objects.filter(kind=ROLE_GRANT, state=RequestState.REQUESTED).count()
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     roles = [(name, ROLES[name][0], ROLES[name][1]) for name in user.role_names if name in ROLES]
-    locked = locked_usernames() if user.has_perm("accounts.view_security_events") else []
+    reads_security = user.has_perm("accounts.view_security_events")
+    locked = locked_usernames() if reads_security else []
+    from batchline.accounts.alerts import alerts_open
+
     return render(
         request,
         "web/home.html",
@@ -26,6 +39,9 @@ def home(request: HttpRequest) -> HttpResponse:
             "roles": roles,
             "esig_pending": user.esig_acknowledged_at is None,
             "locked_accounts": locked,
+            # Security alerts (a locked account or station, a failed verification) until acknowledged.
+            "security_alerts": alerts_open() if reads_security else [],
+            "role_requests_waiting": role_requests_waiting(user),
         },
     )
 
@@ -37,12 +53,18 @@ def security(request: HttpRequest) -> HttpResponse:
 
     events = [{"entry": e, "changes": changes_of(e)} for e in security_events()]
     attempts = AccessAttempt.objects.order_by("-attempt_time")[:100]
+    from batchline.accounts.alerts import alerts_open
     from batchline.accounts.lockout import locked_addresses
 
     return render(
         request,
         "web/security.html",
-        {"events": events, "attempts": attempts, "locked_addresses": locked_addresses()},
+        {
+            "events": events,
+            "attempts": attempts,
+            "locked_addresses": locked_addresses(),
+            "security_alerts": alerts_open(),
+        },
     )
 
 
