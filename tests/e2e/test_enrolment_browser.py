@@ -133,3 +133,36 @@ def test_a_new_qa_approver_signs_only_after_approval_and_their_own_password(page
     assert olaf.role_names == ["operator"]
     (sig,) = Signature.objects.filter(signer_id=quinn.pk)
     assert (sig.meaning, sig.record_type) == ("approved", "approvals.changerequest")
+
+
+@pytest.mark.req("P11-04")
+def test_a_timed_out_page_goes_to_a_clean_login_and_back_where_the_person_was(page, live_db) -> None:
+    import time
+
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from batchline.accounts.middleware import LAST_ACTIVITY
+    from batchline.configuration.selectors import current
+
+    make_user("operator")
+    log_in(page, "operator")
+    page.goto("/equipment/")
+    page.get_by_test_id("equipment-board").wait_for()
+    # Nobody touched the station for longer than the timeout (the board's own refreshes do not count).
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    session = SessionStore(session_key=key)
+    session[LAST_ACTIVITY] = time.time() - current().idle_timeout_seconds - 5
+    session.save()
+    # The board refreshes itself: instead of a login form inside the board, the whole page goes to login.
+    page.evaluate(
+        "htmx.ajax('GET', '/equipment/', {target: '#board', headers: {'X-Batchline-Background': '1'}})"
+    )
+    page.wait_for_url("**/login/?timeout=1&next=*")
+    assert page.locator("header.top").inner_text().count("Log out") == 0  # no old user's header
+    assert "ended after a period of inactivity" in page.content()
+    assert page.locator("#id_username").count() == 1  # one login form, the page's own
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/equipment/")
+    page.get_by_test_id("equipment-board").wait_for()
