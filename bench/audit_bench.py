@@ -9,11 +9,13 @@ For each database, in a fresh bench database (never the one you work in):
    row into the record table and one into the audit table, committed;
 2. audited writes through the service layer: ``record_create`` of a record and
    its chained audit entry, one transaction each, one writer;
-3. on PostgreSQL, the same with 8 writer processes at once, then a chain check;
+3. on PostgreSQL, the same with 8 writer processes at once (the parallel chains,
+   ``audit/chain.py``), between two signed checkpoints, then a check of every chain;
 4. the trail is filled to ``--entries`` entries (a consistent history of record
    updates, chained with the production hash function), then timed:
    ``audit verify`` (chain and replay), its chain-only mode, and a raw loop that
-   fetches the same rows through the bare driver and hashes them with sha256.
+   fetches the same rows through the bare driver and hashes them with sha256;
+   and the signing of a checkpoint over the whole trail.
 
 Machines here are shared and noisy: compare the ratios, not the absolutes.
 
@@ -66,7 +68,14 @@ def run_parent(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {}
     for kind in args.databases.split(","):
         url = database_url(kind)
-        env = {**os.environ, "DATABASE_URL": url, "BATCHLINE_HOME": str(RESULTS / "home")}
+        anchor = RESULTS / f"anchor-{kind}.jsonl"  # the bench database is new, so is its anchor
+        anchor.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "BATCHLINE_HOME": str(RESULTS / "home"),
+            "BATCHLINE_ANCHOR_PATH": str(anchor),
+        }
         subprocess.run(
             [sys.executable, "-m", "batchline.cli", "migrate", "-v", "0"], env=env, check=True, cwd=ROOT
         )
@@ -114,8 +123,14 @@ def report(results: dict[str, Any]) -> None:
         if "concurrent" in r:
             c = r["concurrent"]
             print(
+                f"  raw two-INSERT, {c['writers']} clients          {c['raw_per_s']:>10,.0f} /s   "
+                f"{c['raw_per_s'] / w['raw_per_s']:6.2f}x one client (what the database itself scales to here)"
+            )
+            print(
                 f"  audited writes, {c['writers']} writers          {c['per_s']:>10,.0f} /s   "
-                f"{c['per_s'] / w['service_per_s']:6.2f}x one writer; chain intact: {c['chain_intact']}"
+                f"{c['per_s'] / w['service_per_s']:6.2f}x one writer (target >= 3x), "
+                f"{c['per_s'] / c['raw_per_s']:4.0%} of raw at {c['writers']}, on {c['chains_used']} chains; "
+                f"chains and checkpoints intact: {c['chain_intact']} {' '.join(c['findings'])}"
             )
         v = r["verify"]
         print(
@@ -126,6 +141,10 @@ def report(results: dict[str, Any]) -> None:
         )
         print(
             f"  audit verify --chain-only        {v['chain_per_s']:>10,.0f} entries/s   {v['chain_per_s'] / v['raw_per_s']:6.0%} of raw"
+            f"   (target >= 50 %; checks {v['checkpoints']} signed checkpoints and the anchor too)"
+        )
+        print(
+            f"  checkpoint (sign + anchor)       {v['checkpoint_ms']:>10,.1f} ms over {v['entries']:,} entries"
         )
         print()
     print(f"(figures also in {RESULTS / 'audit.json'})")
@@ -194,7 +213,7 @@ def raw_writes(kind: str, seconds: float, *, tag: str = "raw", fresh: bool = Tru
     site_sql = f"INSERT INTO bench_raw_site (code, name, time_zone, address) VALUES ({ph}, {ph}, 'UTC', '')"
     audit_sql = (
         "INSERT INTO bench_raw_audit (at, actor_id, actor_username, actor_name, action, record_type, record_id, "
-        f"changes, reason, via, prev_hash, hash) VALUES ({', '.join([ph] * 12)})"
+        f"changes, reason, via, chain, seq, prev_hash, hash) VALUES ({', '.join([ph] * 14)})"
     )
     n, start = 0, time.perf_counter()
     stamp = "2026-01-01 00:00:00.000000"
@@ -218,6 +237,8 @@ def raw_writes(kind: str, seconds: float, *, tag: str = "raw", fresh: bool = Tru
                     '{"name":[null,"Raw site"]}',
                     "",
                     "cli",
+                    0,
+                    cur.lastrowid,  # unique, like a chain position
                     prev,
                     digest,
                 ),
@@ -240,6 +261,8 @@ def raw_writes(kind: str, seconds: float, *, tag: str = "raw", fresh: bool = Tru
                         '{"name":[null,"Raw site"]}',
                         "",
                         "cli",
+                        0,
+                        rid,  # unique, like a chain position
                         prev,
                         digest,
                     ),
@@ -317,12 +340,36 @@ def in_processes(work: Callable[[int], Any], clients: int) -> tuple[list[Any], f
 
 
 def concurrent_writes(writers: int, seconds: float) -> dict[str, Any]:
+    """``writers`` processes at once, each its own transactions, then a checkpoint and a full check.
+
+    "Intact" means every chain gapless and linked, the checkpoint taken before the
+    run still passed through, the one after it signed over every entry.
+    """
+    from batchline.audit.checkpoints import checkpoint_create
     from batchline.audit.verify import verify
 
+    # The database's own scaling on this machine, like for like: raw two-INSERT transactions at N clients.
+    conn = raw_connection("postgresql")
+    raw_tables("postgresql", conn)
+    conn.close()
+    raw_counts, raw_wall = in_processes(
+        lambda i: raw_writes("postgresql", seconds, tag=f"raw{i}-", fresh=False) * seconds, writers
+    )
+    checkpoint_create()
     counts, elapsed = in_processes(lambda i: service_writes(seconds, prefix=f"w{i}-")[0], writers)
     total = sum(counts)
+    after = checkpoint_create().checkpoint
     report = verify(replay=False)
-    return {"writers": writers, "per_s": total / elapsed, "writes": total, "chain_intact": report.ok}
+    used = sum(1 for head in report.heads.values() if head.seq > 0)
+    return {
+        "writers": writers,
+        "per_s": total / elapsed,
+        "raw_per_s": sum(raw_counts) / raw_wall,
+        "writes": total,
+        "chains_used": used,
+        "chain_intact": report.ok and after.entries == report.entries,
+        "findings": [str(f) for f in report.findings[:3]],
+    }
 
 
 def fill_trail(kind: str, target: int) -> int:
@@ -342,7 +389,10 @@ def fill_trail(kind: str, target: int) -> int:
     if missing == 0:
         return existing
     last = AuditEntry.objects.order_by("-id").first()
-    prev, next_id = (last.hash, last.pk + 1) if last else (hashchain.GENESIS, 1)
+    next_id = last.pk + 1 if last else 1
+    # Continue chain 0 from its head (the writers before may have used several chains).
+    head = AuditEntry.objects.filter(chain=0).order_by("-seq").values_list("seq", "hash").first()
+    seq, prev = head if head else (0, hashchain.GENESIS)
     names = dict(Site.objects.order_by("pk").values_list("pk", "name")[:1000])
     sites = list(names)
     at = dt.datetime.now(dt.UTC)
@@ -367,17 +417,17 @@ def fill_trail(kind: str, target: int) -> int:
         )
         digest = hashchain.entry_hash(prev, fields)
         db_stamp = stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if kind == "sqlite" else stamp
-        rows.append((next_id + k, db_stamp, *fields[1:], prev, digest))
+        rows.append((next_id + k, db_stamp, *fields[1:], 0, seq + k + 1, prev, digest))
         prev = digest
     conn = raw_connection(kind)
     columns = (
         "id, at, actor_id, actor_username, actor_name, action, record_type, record_id, "
-        "changes, reason, via, prev_hash, hash"
+        "changes, reason, via, chain, seq, prev_hash, hash"
     )
     renames = [(n, pk) for pk, n in names.items()]
     if kind == "sqlite":
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(f"INSERT INTO audit_auditentry ({columns}) VALUES ({', '.join(['?'] * 13)})", rows)
+        conn.executemany(f"INSERT INTO audit_auditentry ({columns}) VALUES ({', '.join(['?'] * 15)})", rows)
         conn.executemany("UPDATE equipment_site SET name = ? WHERE id = ?", renames)
         conn.execute("COMMIT")
     else:
@@ -389,6 +439,7 @@ def fill_trail(kind: str, target: int) -> int:
             cur.execute(
                 "SELECT setval(pg_get_serial_sequence('audit_auditentry', 'id'), %s)", [next_id + missing]
             )
+            cur.execute("UPDATE audit_auditchain SET seq = %s, hash = %s WHERE id = 0", [seq + missing, prev])
         conn.commit()
     conn.close()
     return existing + missing
@@ -400,7 +451,7 @@ def raw_fetch_and_hash(kind: str) -> tuple[int, float]:
     at = "CAST(at AS TEXT)" if kind == "sqlite" else "at::text"  # text, as audit verify reads it
     sql = (
         f"SELECT id, {at}, actor_id, actor_username, actor_name, action, record_type, record_id, "
-        "changes, reason, via, prev_hash, hash FROM audit_auditentry ORDER BY id"
+        "changes, reason, via, chain, seq, prev_hash, hash FROM audit_auditentry ORDER BY id"
     )
     n, start = 0, time.perf_counter()
     sha = hashlib.sha256
@@ -442,6 +493,11 @@ def run_child(args: argparse.Namespace) -> None:
     if kind == "postgresql":
         result["concurrent"] = concurrent_writes(args.writers, args.seconds)
     entries = fill_trail(kind, args.entries)
+    from batchline.audit.checkpoints import checkpoint_create
+
+    t0 = time.perf_counter()
+    checkpoint_create()  # signed over the whole filled trail: what verify holds it to
+    checkpoint_ms = (time.perf_counter() - t0) * 1000
     raw_n, raw_s = raw_fetch_and_hash(kind)
     t0 = time.perf_counter()
     full = verify(replay=True)
@@ -457,6 +513,8 @@ def run_child(args: argparse.Namespace) -> None:
         "full_per_s": full.entries / full_s,
         "chain_per_s": chain.entries / chain_s,
         "records_replayed": full.records,
+        "checkpoint_ms": checkpoint_ms,
+        "checkpoints": full.checkpoints,
     }
     print(json.dumps(result))
 

@@ -22,6 +22,7 @@ PostgreSQL pipelined as well): what the database alone allows a completion.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -274,6 +275,8 @@ def statement_floor(kind: str, number: str, seconds: float) -> dict[str, float]:
             return str(mapping[int(value)])
         return mapping.get(value, value) if isinstance(value, int) else value
 
+    positions = itertools.count(10**12)  # chain positions of the replayed entries, clear of the real ones
+
     def bind(sql: str, params: Any, key: str, step: int, value_id: int | None) -> list[Any]:
         """The captured parameters for step ``key``: its key, its id, and the ids the entries name."""
         params = list(params or ())
@@ -282,6 +285,8 @@ def statement_floor(kind: str, number: str, seconds: float) -> dict[str, float]:
             for name in ("step_id", "record_id"):
                 if name in cols:
                     params[cols.index(name)] = ids(params[cols.index(name)], step, value_id)
+            if "seq" in cols:  # SQLite: an entry's chain position is unique
+                params[cols.index("seq")] = next(positions)
         elif sql.lstrip().startswith("UPDATE"):
             params[-1] = ids(params[-1], step, value_id)
         elif "audit_append" in sql:
