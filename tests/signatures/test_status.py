@@ -265,3 +265,34 @@ def test_a_later_name_change_shows_as_such_and_changes_no_performed_by(plant, tm
     text = " ".join(pdf_text(render_pdf(content), tmp_path).split())
     assert f"{before} ({op.username}, now Olga Newname)" in text
     assert f"{before} — Performed" in text  # the manifestation keeps the name signed under
+
+
+def same_judgement(batch) -> None:
+    from batchline.rules import bindings
+    from batchline.signatures.status import lean_record, statuses_of
+
+    full, full_statuses = batch_statuses(batch)
+    lean = lean_record(batch)
+    assert bindings.approved_content(lean, None) == bindings.approved_content(full, None)
+    assert bindings.record_sha256(lean, None) == bindings.record_sha256(full, None)
+    _, lean_statuses = statuses_of(batch)
+    assert {i: s.state for i, s in lean_statuses.items()} == {i: s.state for i, s in full_statuses.items()}
+    assert len(full_statuses) == len(full["signature_records"]) > 0
+
+
+@pytest.mark.req("P11-14")
+def test_the_lean_read_approves_the_same_record_as_the_full_one(plant) -> None:
+    """The review page and audit verify judge from ``lean_record``; the PDF and archive from the full
+    record: the record a stage approves must hash the same from both, and every status agree."""
+    people, recipe = plant
+    batch = released(people, recipe)
+    same_judgement(batch)
+    raise_deviation(people, [batch.number], title="Complaint")  # a change after the release
+    same_judgement(batch)
+
+
+@pytest.mark.req("P11-14")
+def test_the_lean_read_agrees_on_a_batch_with_materials_equipment_and_a_correction(db) -> None:
+    from tests.reports.helpers import complete_batch
+
+    same_judgement(complete_batch("B-LEAN")[1])

@@ -331,75 +331,140 @@ def _link_text(link: Mapping[str, Any]) -> str:
 
 # --- the batch record a review stage approves -----------------------------------------------
 
-# Master data that may be renamed after the batch (it is not what the reviewer approved), the
-# renderings of signatures (bound on their own), and statuses computed when the record is read.
-_NOT_APPROVED = frozenset(
-    {
-        "status",
-        "manifestation",
-        "signatures",
-        "expires_at",
-        "material_name",
-        "product_name",
-        "recipe_name",
-        "site",
-        "name_now",
-    }
-)
+# What a review stage approves, field by field: the recorded facts, not their rendering (limits,
+# instructions, flags the record computes) nor master data that may be renamed afterwards (product,
+# recipe, material and equipment names, lot expiry, the site). People by user ID: a later change of
+# printed name is not a change of the record. ``signatures.status.lean_record`` reads exactly these.
+APPROVED_FIELDS: dict[str, tuple[str, ...]] = {
+    "header": (
+        "batch",
+        "recipe_code",
+        "recipe_version",
+        "planned_quantity",
+        "unit",
+        "created_at",
+        "created_by",
+    ),
+    "value": ("id", "name", "text", "unit", "source", "corrects", "reason", "entered_at", "entered_by"),
+    "exception": ("id", "code", "severity", "message", "step", "at", "user"),
+    "disposition": ("id", "decision", "comment", "deviation", "at"),
+    "deviation": (
+        "id",
+        "number",
+        "title",
+        "classification",
+        "state",
+        "description",
+        "immediate_action",
+        "investigation",
+        "root_cause",
+        "impact",
+        "capa",
+    ),
+    "link": ("id", "batch", "lot", "equipment", "exception"),
+    "material": ("step", "lot", "container", "quantity", "unit", "at", "by"),
+    "weighing": (
+        "id",
+        "step",
+        "kind",
+        "container",
+        "lot",
+        "quantity",
+        "unit",
+        "balance",
+        "device",
+        "reason",
+        "at",
+        "by",
+    ),
+    "equipment": ("id", "equipment", "kind", "text", "at", "by"),
+    "signature": ("id", "record_type", "record_id", "meaning", "signer_username", "binding_hash"),
+}
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        if "username" in value and set(value) <= {"username", "name", "name_now"}:
-            return value["username"]  # a person: who, not how their name is printed today
-        return {k: _scrub(v) for k, v in value.items() if k not in _NOT_APPROVED}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
+def _who(person: Any) -> Any:
+    return person.get("username") if isinstance(person, Mapping) else person
+
+
+def _pick(row: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    out = {}
+    for k in APPROVED_FIELDS[kind]:
+        v = row.get(k)
+        if k in ("created_by", "entered_by", "user", "by"):
+            v = _who(v)
+        elif k in ("at", "entered_at", "created_at") and v is not None:
+            v = iso(v)
+        out[k] = v
+    return out
 
 
 def approved_content(record: Mapping[str, Any], before: int | None) -> dict[str, Any]:
     """The complete batch record a review stage approves, as it can be recomputed later.
 
     Values (originals and corrections), exceptions and their dispositions,
-    deviations, materials, weighings, equipment, yields and reconciliation, and
-    every signature of the batch made before this one (``before``: its id;
-    None while it is being made). Left out: the batch's state and the review
-    stages after it and the configuration versions at them (the review itself
-    moves them; the version at the batch's creation is kept), the time the record was
-    read, its audit appendix, and master data renamed since.
+    deviations and their links, materials, weighings, equipment use, and every
+    signature of the batch made before this one (``before``: its id; None
+    while it is being made), each with the fields of :data:`APPROVED_FIELDS`.
+    Left out: the batch's state and the review stages (the review itself moves
+    them), what the record computes or renders, and master data renamed since.
     """
-    header = {k: v for k, v in record["header"].items() if k not in ("state", "configuration")}
-    # The configuration in force when the batch was made; the versions of later stages are theirs.
-    header["configuration"] = (record["header"].get("configuration") or {}).get("at_creation")
-    return _scrub(
-        {
-            "header": header,
-            "steps": [{k: v for k, v in s.items() if k != "state"} for s in record["steps"]],
-            "materials": record["materials"],
-            "weighings": record["weighings"],
-            "dispensed_containers": record["dispensed_containers"],
-            "labels": record["labels"],
-            "equipment": record["equipment"],
-            "exceptions": record["exceptions"],
-            "deviations": record["deviations"],
-            "yields": record["yields"],
-            "reconciliation": record["reconciliation"],
-            "signatures": [
-                {
-                    k: s[k]
-                    for k in ("id", "record_type", "record_id", "meaning", "signer_username", "binding_hash")
-                }
-                for s in sorted(record.get("signature_records", []), key=lambda s: s["id"])
-                if before is None or s["id"] < before
-            ],
-        }
-    )
+    return {
+        **approved_record(record),
+        "signatures": approved_signatures(record, before),
+    }
 
 
-def record_sha256(record: Mapping[str, Any], before: int | None) -> str:
-    """SHA-256 of :func:`approved_content`: what a review stage's signature binds."""
-    return hashlib.sha256(canonical.dumps(approved_content(record, before)).encode()).hexdigest()
+def approved_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`approved_content` without the signatures: the same for every stage of one reading."""
+    exceptions = []
+    for e in sorted(record["exceptions"], key=lambda e: e["id"]):
+        row = _pick(e, "exception")
+        d = e.get("disposition")
+        row["disposition"] = _pick(d, "disposition") if d else None
+        exceptions.append(row)
+    return {
+        "header": _pick(record["header"], "header"),
+        "steps": [
+            {
+                "key": s["key"],
+                "values": [_pick(v, "value") for v in sorted(s["values"], key=lambda v: v["id"])],
+            }
+            for s in sorted(record["steps"], key=lambda s: s["key"])
+        ],
+        "exceptions": exceptions,
+        "deviations": [
+            {
+                **_pick(d, "deviation"),
+                "links": [_pick(lk, "link") for lk in sorted(d["links"], key=lambda x: x["id"])],
+            }
+            for d in sorted(record["deviations"], key=lambda d: d["number"])
+        ],
+        "materials": sorted(
+            (_pick(m, "material") for m in record["materials"]),
+            key=lambda m: (m["at"] or "", m["container"] or "", m["quantity"] or ""),
+        ),
+        "weighings": sorted((_pick(w, "weighing") for w in record["weighings"]), key=lambda w: w["id"]),
+        "equipment": sorted((_pick(e, "equipment") for e in record["equipment"]), key=lambda e: e["id"]),
+    }
+
+
+def approved_signatures(record: Mapping[str, Any], before: int | None) -> list[dict[str, Any]]:
+    return [
+        _pick(s, "signature")
+        for s in sorted(record.get("signature_records", []), key=lambda s: s["id"])
+        if before is None or s["id"] < before
+    ]
+
+
+def _sha(value: Any) -> str:
+    return hashlib.sha256(canonical.dumps(value).encode()).hexdigest()
+
+
+def record_sha256(record: Mapping[str, Any], before: int | None, *, base: str | None = None) -> str:
+    """What a review stage's signature binds: SHA-256 over the SHA-256 of :func:`approved_record` and
+    that of :func:`approved_signatures` (``base``: the first, when already computed for this reading)."""
+    part = base if base is not None else _sha(approved_record(record))
+    return hashlib.sha256((part + _sha(approved_signatures(record, before))).encode()).hexdigest()
 
 
 def stage_content(batch: str, stage: Mapping[str, Any]) -> dict[str, Any]:
@@ -426,6 +491,8 @@ def stage_status(
     stage: Mapping[str, Any],
     signature: Mapping[str, Any],
     others: Mapping[int, Status],
+    *,
+    base: str | None = None,
 ) -> Status:
     """A review stage's signature: its row as signed, and the record it approved as it stands now.
 
@@ -438,7 +505,7 @@ def stage_status(
     first = judge(signature, stage_content(batch, stage))
     if first.broken or not stage.get("record_sha256"):
         return first
-    if record_sha256(record, signature["id"]) == stage["record_sha256"]:
+    if record_sha256(record, signature["id"], base=base) == stage["record_sha256"]:
         return first
     trail = record.get("audit_trail", [])
     signed_entry = next(
@@ -533,10 +600,11 @@ def record_statuses(record: Mapping[str, Any]) -> dict[int, Status]:
         out[s["id"]] = _batch_command_status(batch, s, trail, sign_entry)
 
     stages = {str(x["id"]): x for x in (record.get("review") or {}).get("stages", [])}
+    base = _sha(approved_record(record)) if stages else None  # once for every stage
     for s in sorted(by_type.get("quality.reviewstage", []), key=lambda s: s["id"]):
         stage = stages.get(s["record_id"])
         out[s["id"]] = (
-            stage_status(record, stage, s, out)
+            stage_status(record, stage, s, out, base=base)
             if stage
             else Status(BROKEN, f"BROKEN: review stage #{s['record_id']} is missing from the record")
         )

@@ -78,16 +78,16 @@ def broken_signatures(batches: Any = None) -> list[str]:
 
     For ``audit verify``: ``batch B-1: signature #12 (verified, Sam Supervisor, on
     execution.batchstep:7): BROKEN: the signed content changed outside the
-    application; …``. Reads each batch's whole record, so it takes as long as
-    writing every record's JSON (docs/records.md).
+    application; …``. Reads each batch with :func:`lean_record` (a few
+    value queries per batch, no rendering).
     """
     from batchline.execution.models import Batch
 
     found: list[str] = []
     query = Batch.objects.all() if batches is None else batches
-    for batch in query.order_by("id").defer("control_recipe"):
-        content, statuses = batch_statuses(batch)
-        found.extend(bindings.findings(batch.number, content, statuses))
+    for batch in query.order_by("id").only("id", "number"):
+        record, statuses = statuses_of(batch)
+        found.extend(bindings.findings(batch.number, record, statuses))
     return found
 
 
@@ -97,9 +97,7 @@ def record_sha256(batch: Any) -> str:
     Called inside the signing transaction (``quality.services.review_sign``), after
     the batch's lock, so nothing changes between the hash and the signature.
     """
-    from batchline.reports.content import record_content
-
-    return bindings.record_sha256(record_content(batch, with_status=False), None)
+    return bindings.record_sha256(lean_record(batch), None)
 
 
 def deviation_signatures(deviation: Any) -> list[dict[str, Any]]:
@@ -155,3 +153,369 @@ def deviation_signatures(deviation: Any) -> list[dict[str, Any]]:
     }
     statuses = bindings.deviation_statuses(record, [signature_fields(s) for s in sigs], sign_entry)
     return [{"signature": s, "status": statuses.get(s.pk)} for s in sigs]
+
+
+def _printed(full_name: str | None, first: str | None, last: str | None, username: str | None) -> str:
+    return full_name or f"{first or ''} {last or ''}".strip() or username or ""
+
+
+def _person(username: str | None, *names: str | None) -> dict[str, Any] | None:
+    """``{"username", "name"}`` from a user ID and its full, first and last name columns."""
+    if username is None:
+        return None
+    full, first, last = (*names, None, None, None)[:3]
+    return {"username": username, "name": _printed(full, first, last, username)}
+
+
+def lean_record(batch: Any) -> dict[str, Any]:
+    """What the judgement of a batch's signatures reads, and nothing else: fast enough for a page.
+
+    The same keys and shapes as ``reports.content.record_content`` for every field
+    ``rules.bindings`` reads (the values, exceptions, dispositions, deviations and
+    their links, materials, weighings, equipment use, signatures, review stages and
+    the audit entries the judgement needs), read with plain value queries: no
+    limits, renderings or names as they stood (a test holds its approved content
+    equal to the full record's).
+    """
+    from django.db.models import CharField, Q
+    from django.db.models.functions import Cast
+
+    from batchline.audit.models import AuditEntry
+    from batchline.equipment.models import LogbookEntry
+    from batchline.execution.models import Batch, BatchException, BatchStep, ExceptionDisposition, StepValue
+    from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry
+    from batchline.quality.models import Deviation, ReviewStage
+    from batchline.signatures.models import Signature
+
+    def text_ids(qs: Any) -> Any:
+        return qs.annotate(sid=Cast("id", CharField())).values("sid")
+
+    b = (
+        Batch.objects.select_related("recipe", "created_by")
+        .defer("control_recipe", "recipe__document")
+        .get(pk=batch.pk)
+    )
+    number = b.number
+    u = b.created_by
+    header = {
+        "batch": number,
+        "recipe_code": b.recipe.code,
+        "recipe_version": b.recipe.version,
+        "planned_quantity": str(b.planned_quantity),
+        "unit": b.unit,
+        "created_at": canonical.normalise(b.created_at),
+        "created_by": _person(u.username, u.full_name, u.first_name, u.last_name),
+    }
+    steps_q = BatchStep.objects.filter(batch=b)
+    steps = [
+        {"id": pk, "key": key, "values": []}
+        for pk, key in steps_q.order_by("seq", "id").values_list("id", "key")
+    ]
+    by_step = {s["id"]: s for s in steps}
+    values_q = StepValue.objects.filter(step__batch=b)
+    for row in values_q.order_by("entered_at", "id").values_list(
+        "id",
+        "step_id",
+        "name",
+        "text",
+        "unit",
+        "source",
+        "corrects_id",
+        "reason",
+        "entered_at",
+        "entered_by__username",
+        "entered_by__full_name",
+        "entered_by__first_name",
+        "entered_by__last_name",
+    ):
+        pk, step_id, name, text, unit, source, corrects, reason, at, user, *names = row
+        by_step[step_id]["values"].append(
+            {
+                "id": pk,
+                "name": name,
+                "text": text,
+                "unit": unit,
+                "source": source,
+                "corrects": corrects,
+                "reason": reason,
+                "entered_at": at,  # a date-time: rules.bindings reads both forms
+                "entered_by": _person(user, *names),
+            }
+        )
+    dispositions = {
+        exc: {
+            "id": pk,
+            "decision": decision,
+            "comment": comment,
+            "deviation": dev or None,
+            "at": at.isoformat(),
+        }
+        for pk, exc, decision, comment, dev, at in ExceptionDisposition.objects.filter(
+            exception__batch=b
+        ).values_list("id", "exception_id", "decision", "comment", "deviation_number", "at")
+    }
+    exceptions = [
+        {
+            "id": pk,
+            "code": code,
+            "severity": severity,
+            "message": message,
+            "step": step,
+            "at": canonical.normalise(at),
+            "user": _person(user, *names),
+            "disposition": dispositions.get(pk),
+        }
+        for pk, code, severity, message, step, at, user, *names in BatchException.objects.filter(batch=b)
+        .order_by("at", "id")
+        .values_list(
+            "id",
+            "code",
+            "severity",
+            "message",
+            "step__key",
+            "at",
+            "user__username",
+            "user__full_name",
+            "user__first_name",
+            "user__last_name",
+        )
+    ]
+    deviations = list(
+        Deviation.objects.filter(links__batch_number=number)
+        .distinct()
+        .order_by("number")
+        .prefetch_related("links")
+    )
+    deviation_rows = [
+        {
+            "id": d.pk,
+            "number": d.number,
+            "title": d.title,
+            "classification": d.classification,
+            "state": d.state,
+            "description": d.description,
+            "immediate_action": d.immediate_action,
+            "investigation": d.investigation,
+            "root_cause": d.root_cause,
+            "impact": d.impact,
+            "capa": d.capa_reference,
+            "links": [
+                {
+                    "id": lk.pk,
+                    "batch": lk.batch_number,
+                    "lot": lk.lot_number,
+                    "equipment": lk.equipment_code,
+                    "exception": lk.exception_id,
+                }
+                for lk in sorted(d.links.all(), key=lambda lk: lk.pk)
+            ],
+        }
+        for d in deviations
+    ]
+    materials = [
+        {
+            "step": step,
+            "lot": lot,
+            "container": container,
+            "quantity": str(quantity),
+            "unit": unit,
+            "at": canonical.normalise(at),
+            "by": _person(user, *names),
+        }
+        for step, lot, container, quantity, unit, at, user, *names in Consumption.objects.filter(
+            batch_number=number
+        ).values_list(
+            "step_key",
+            "lot__number",
+            "container__code",
+            "quantity",
+            "unit",
+            "at",
+            "ledger__user__username",
+            "ledger__user__full_name",
+            "ledger__user__first_name",
+            "ledger__user__last_name",
+        )
+    ]
+    weighings = [
+        {
+            "id": pk,
+            "step": step,
+            "kind": kind,
+            "container": container,
+            "lot": lot,
+            "quantity": str(quantity),
+            "unit": unit,
+            "balance": str(balance),
+            "device": device,
+            "reason": reason,
+            "at": canonical.normalise(at),
+            "by": _person(user, *names),
+        }
+        for pk, step, kind, container, lot, quantity, unit, balance, device, reason, at, user, *names in (
+            LedgerEntry.objects.filter(batch_number=number).values_list(
+                "id",
+                "step_key",
+                "kind",
+                "container__code",
+                "container__lot__number",
+                "quantity",
+                "unit",
+                "balance",
+                "device",
+                "reason",
+                "at",
+                "user__username",
+                "user__full_name",
+                "user__first_name",
+                "user__last_name",
+            )
+        )
+    ]
+    equipment = [
+        {
+            "id": pk,
+            "equipment": code,
+            "kind": kind,
+            "text": text,
+            "at": canonical.normalise(at),
+            "by": _person(user, *names),
+        }
+        for pk, code, kind, text, at, user, *names in LogbookEntry.objects.filter(
+            batch_number=number
+        ).values_list(
+            "id",
+            "equipment__code",
+            "kind",
+            "text",
+            "at",
+            "user__username",
+            "user__full_name",
+            "user__first_name",
+            "user__last_name",
+        )
+    ]
+    stages = [
+        {
+            "id": pk,
+            "stage": stage,
+            "checklist": checklist,
+            "rules_version": rules_version,
+            "comment": comment,
+            "record_sha256": digest,
+        }
+        for pk, stage, checklist, rules_version, comment, digest in ReviewStage.objects.filter(batch=b)
+        .order_by("at", "id")
+        .values_list("id", "stage", "checklist", "rules_version", "comment", "record_sha256")
+    ]
+    value_ids = text_ids(values_q)
+    disposition_ids = [str(d["id"]) for d in dispositions.values()]
+    deviation_ids = [str(d["id"]) for d in deviation_rows]
+    link_ids = [str(lk["id"]) for d in deviation_rows for lk in d["links"]]
+    stage_ids = [str(x["id"]) for x in stages]
+    signatures = list(
+        Signature.objects.filter(
+            Q(record_type="execution.batch", record_id=str(b.pk))
+            | Q(record_type="execution.batchstep", record_id__in=text_ids(steps_q))
+            | Q(record_type="execution.stepvalue", record_id__in=value_ids)
+            | Q(record_type="execution.exceptiondisposition", record_id__in=disposition_ids)
+            | Q(record_type="quality.deviation", record_id__in=deviation_ids)
+            | Q(record_type="quality.reviewstage", record_id__in=stage_ids)
+        ).order_by("id")
+    )
+    sig_ids = [str(s.pk) for s in signatures]
+    corrections = [str(v["id"]) for s in steps for v in s["values"] if v["corrects"]]
+    wanted = (
+        Q(record_type="signatures.signature", record_id__in=sig_ids, action="sign")
+        | Q(record_type="execution.stepvalue", record_id__in=corrections)
+        | Q(record_type="execution.batch", record_id=str(b.pk))
+        | Q(record_type="quality.deviationlink", record_id__in=link_ids)
+    )
+    stage_sigs = [s.pk for s in signatures if s.record_type == "quality.reviewstage"]
+    first_stage = (
+        AuditEntry.objects.filter(
+            record_type="signatures.signature", record_id__in=[str(i) for i in stage_sigs], action="sign"
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+        if stage_sigs
+        else None
+    )
+    if first_stage is not None:  # every change to the batch's records after its first review stage
+        wanted |= Q(id__gt=first_stage) & (
+            Q(record_type="execution.batchstep", record_id__in=text_ids(steps_q))
+            | Q(record_type="execution.stepvalue", record_id__in=value_ids)
+            | Q(
+                record_type="execution.batchexception",
+                record_id__in=text_ids(BatchException.objects.filter(batch=b)),
+            )
+            | Q(record_type="execution.exceptiondisposition", record_id__in=disposition_ids)
+            | Q(record_type="quality.deviation", record_id__in=deviation_ids)
+            | Q(record_type="quality.reviewstage", record_id__in=stage_ids)
+            | Q(record_type="signatures.signature", record_id__in=sig_ids)
+            | Q(
+                record_type="materials.consumption",
+                record_id__in=text_ids(Consumption.objects.filter(batch_number=number)),
+            )
+            | Q(
+                record_type="materials.ledgerentry",
+                record_id__in=text_ids(LedgerEntry.objects.filter(batch_number=number)),
+            )
+            | Q(
+                record_type="materials.container",
+                record_id__in=text_ids(Container.objects.filter(dispensed_for=number)),
+            )
+            | Q(
+                record_type="materials.labelprint",
+                record_id__in=text_ids(LabelPrint.objects.filter(container__dispensed_for=number)),
+            )
+            | Q(
+                record_type="equipment.logbookentry",
+                record_id__in=text_ids(LogbookEntry.objects.filter(batch_number=number)),
+            )
+        )
+    trail = [
+        {
+            "id": pk,
+            "at": canonical.normalise(at),
+            "actor_name": actor_name,
+            "action": action,
+            "record_type": rtype,
+            "record_id": rid,
+            "changes": changes,
+            "reason": reason,
+        }
+        for pk, at, actor_name, action, rtype, rid, changes, reason in AuditEntry.objects.filter(wanted)
+        .order_by("id")
+        .values_list("id", "at", "actor_name", "action", "record_type", "record_id", "changes", "reason")
+    ]
+    link_entries = {
+        e["record_id"]: e["id"]
+        for e in trail
+        if e["record_type"] == "quality.deviationlink" and e["action"] == "create"
+    }
+    for d in deviation_rows:
+        for lk in d["links"]:
+            lk["entry"] = link_entries.get(str(lk["id"]))
+    return {
+        "header": header,
+        "steps": steps,
+        "exceptions": exceptions,
+        "deviations": deviation_rows,
+        "materials": materials,
+        "weighings": weighings,
+        "equipment": equipment,
+        "review": {"stages": stages} if stages else None,
+        "signature_records": [signature_fields(s) for s in signatures],
+        "audit_trail": trail,
+    }
+
+
+def statuses_of(batch: Any) -> tuple[dict[str, Any], dict[int, bindings.Status]]:
+    """Every signature of ``batch`` judged from :func:`lean_record` (pages, ``audit verify``)."""
+    record = lean_record(batch)
+    statuses = bindings.record_statuses(record)
+    for s in record["signature_records"]:
+        s["status"] = statuses[s["id"]].as_dict() if s["id"] in statuses else None
+    return record, statuses
