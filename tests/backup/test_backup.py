@@ -22,6 +22,7 @@ from django.test import override_settings
 from batchline.accounts.models import User
 from batchline.audit.db import install_sql
 from batchline.audit.models import AuditEntry
+from batchline.backup.services import signature_valid
 from tests.conftest import CI
 from tests.test_cli import batchline
 
@@ -83,10 +84,22 @@ def test_a_sqlite_backup_restores_into_an_empty_database_and_verifies(home: Path
     assert again.returncode == 1 and "a backup never overwrites a file" in again.stderr
 
     target = home / "restored.sqlite3"
-    restored = batchline(home, "restore", str(backup), DATABASE_URL=sqlite_url(target))
+    drill = home / "drill.json"
+    restored = batchline(
+        home, "restore", str(backup), "--report", str(drill), DATABASE_URL=sqlite_url(target)
+    )
     assert restored.returncode == 0, restored.stderr
     assert "OK: restored and verified against its manifest." in restored.stdout
     assert "DIFFERENCE" not in restored.stderr
+    # The drill's record, signed with the installation key: checked with the public key alone.
+    record = json.loads(drill.read_text())
+    public_key = (home / "keys" / "installation-ed25519.pem.pub").read_bytes()
+    assert signature_valid(public_key, record["report"], record["signature"])
+    assert record["report"]["verified"] is True and record["report"]["differences"] == []
+    assert record["report"]["backup"]["sha256"] == manifest["sha256"]
+    assert record["report"]["restored_into"] == str(target)
+    record["report"]["verified"] = False
+    assert not signature_valid(public_key, record["report"], record["signature"])
     for table in ("accounts_user", "execution_batch", "execution_stepvalue", "signatures_signature"):
         assert count(target, table) == count(backup, table) > 0
     # The restore is in the restored trail, which still verifies.
@@ -132,8 +145,13 @@ def test_a_tampered_backup_is_restored_with_every_difference_named(home: Path) -
             db.execute(statement)
 
     target = home / "restored.sqlite3"
-    result = batchline(home, "restore", str(backup), DATABASE_URL=sqlite_url(target))
+    drill = home / "drill.json"
+    result = batchline(home, "restore", str(backup), "--report", str(drill), DATABASE_URL=sqlite_url(target))
     assert result.returncode == 2, result.stderr
+    record = json.loads(drill.read_text())["report"]
+    assert (
+        record["verified"] is False and len(record["differences"]) == result.stderr.count("DIFFERENCE:") >= 3
+    )
     assert "restored, but it does NOT verify" in result.stderr
     assert (
         "the backup file's SHA-256 is" in result.stderr
@@ -246,6 +264,10 @@ def test_a_postgresql_backup_with_pg_dump_restores_and_verifies_and_a_tampered_o
 
     again = batchline(tmp_path, "restore", str(dump), DATABASE_URL=target)
     assert again.returncode == 1 and "is not empty" in again.stderr
+    snapshot = tmp_path / "before.json.gz"
+    assert batchline(tmp_path, "datacheck", "snapshot", str(snapshot), DATABASE_URL=target).returncode == 0
+    same = batchline(tmp_path, "datacheck", "compare", str(snapshot), DATABASE_URL=target)
+    assert same.returncode == 0 and "(0 differences)" in same.stdout, same.stderr
 
     # A dump rewritten with a changed value (the manifest kept) is restored with the change named.
     with psycopg.connect(target, autocommit=True) as db:
@@ -255,6 +277,11 @@ def test_a_postgresql_backup_with_pg_dump_restores_and_verifies_and_a_tampered_o
             "WHERE id = (SELECT min(id) FROM execution_stepvalue WHERE number IS NOT NULL)"
         )
         db.execute("ALTER TABLE execution_stepvalue ENABLE TRIGGER USER")
+    changed = batchline(tmp_path, "datacheck", "compare", str(snapshot), DATABASE_URL=target)
+    assert (
+        changed.returncode == 1
+        and "table execution_stepvalue: 1 rows changed in column number" in changed.stderr
+    )
     forged = tmp_path / "forged.dump"
     assert batchline(tmp_path, "backup", str(forged), DATABASE_URL=target).returncode == 0
     shutil.copy(tmp_path / "batchline.dump.manifest.json", tmp_path / "forged.dump.manifest.json")

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import time
@@ -73,6 +74,28 @@ def file_sha256(path: Path) -> str:
 
 def _canonical_bytes(manifest: dict[str, Any]) -> bytes:
     return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signed_document(name: str, content: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``{name: content, key, signature}`` signed with the installation key over canonical JSON.
+
+    Checked with :func:`signature_valid` and only the public key. Without a
+    usable key the document is written unsigned and the problem returned.
+    """
+    try:
+        signer = keys.installation_key()
+        signature = base64.b64encode(signer.sign(_canonical_bytes(content))).decode()
+        return {name: content, "key": keys.fingerprint(signer.public_key_pem()), "signature": signature}, ""
+    except keys.KeyProblem as problem:
+        return {name: content, "key": None, "signature": None}, str(problem)
+
+
+def signature_valid(public_key_pem: bytes, content: dict[str, Any], signature_b64: str) -> bool:
+    try:
+        signature = base64.b64decode(signature_b64, validate=True)
+    except ValueError:
+        return False
+    return keys.verify(public_key_pem, _canonical_bytes(content), signature)
 
 
 @dataclass
@@ -248,15 +271,8 @@ def backup_create(path: Path, *, actor: Actor) -> BackupResult:
             "checkpoint": checkpoint,
             "tables": {name: contents.as_json() for name, contents in tables.items()},
         }
-        try:
-            signer = keys.installation_key()
-            signed: dict[str, Any] = {
-                "manifest": manifest,
-                "key": keys.fingerprint(signer.public_key_pem()),
-                "signature": base64.b64encode(signer.sign(_canonical_bytes(manifest))).decode(),
-            }
-        except keys.KeyProblem as problem:
-            signed = {"manifest": manifest, "key": None, "signature": None}
+        signed, problem = signed_document("manifest", manifest)
+        if problem:
             warnings.append(
                 f"the manifest is NOT signed ({problem}); a restore will report it as unverifiable"
             )
@@ -298,6 +314,31 @@ class RestoreReport:
     def ok(self) -> bool:
         return not self.differences
 
+    def as_json(self, *, backup: Path, actor: Actor) -> dict[str, Any]:
+        """The drill's record (A11-10): what was restored, where, by whom, and what the verification found."""
+        m = self.manifest
+        return {
+            "format": "batchline-restore-report/1",
+            "backup": {
+                "file": str(backup),
+                "sha256": m["sha256"],
+                "created_at": m["created_at"],
+                "vendor": m["vendor"],
+                "database": m["database"],
+            },
+            "restored_into": str(connection.settings_dict["NAME"]),
+            "host": socket.gethostname(),
+            "restored_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "restored_by": actor.username,
+            "verified": self.ok,
+            "differences": self.differences,
+            "notes": self.notes,
+            "audit_entries": self.audit_entries,
+            "gmp_tables": len(m["tables"]),
+            "gmp_rows": sum(t["count"] for t in m["tables"].values()),
+            "seconds": round(self.seconds, 3),
+        }
+
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     manifest_file = manifest_path(path)
@@ -326,11 +367,7 @@ def _signature_problems(signed: dict[str, Any]) -> list[str]:
         public_key = keys.installation_public_key()
     except (keys.KeyProblem, OSError) as problem:
         return [f"the manifest's signature cannot be checked: {problem}"]
-    try:
-        signature = base64.b64decode(signed["signature"], validate=True)
-    except ValueError:
-        return ["the manifest's signature is not base64: the manifest was altered"]
-    if not keys.verify(public_key, _canonical_bytes(signed["manifest"]), signature):
+    if not signature_valid(public_key, signed["manifest"], signed["signature"]):
         return [
             "the manifest's signature does not verify with the installation's public key "
             f"({keys.fingerprint(public_key)}; the manifest names {signed.get('key')}): "
