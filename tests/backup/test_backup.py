@@ -186,6 +186,9 @@ def test_a_restore_without_its_manifest_or_of_another_vendor_is_refused(home: Pa
     )
     assert not target.exists() or count(target, "sqlite_master") == 0
 
+    nowhere = batchline(home, "restore", str(backup), DATABASE_URL=sqlite_url(home / "no" / "such.sqlite3"))
+    assert nowhere.returncode == 1 and "cannot open the database" in nowhere.stderr, nowhere.stderr
+
     manifest_file = home / "backup.sqlite3.manifest.json"
     signed = json.loads(manifest_file.read_text())
     signed["manifest"]["vendor"] = "postgresql"

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from batchline import keys
 from batchline.audit.anchors import Anchor, Anchored, AnchorProblem, FileAnchor, configured_anchors
@@ -377,8 +377,13 @@ def _signature_problems(signed: dict[str, Any]) -> list[str]:
 
 
 def database_tables() -> list[str]:
-    with connection.cursor() as cursor:
-        return sorted(connection.introspection.table_names(cursor))
+    try:
+        with connection.cursor() as cursor:
+            return sorted(connection.introspection.table_names(cursor))
+    except DatabaseError as problem:
+        raise BackupError(
+            f"cannot open the database {connection.settings_dict['NAME']} to restore into: {problem}"
+        ) from None
 
 
 def _require_empty() -> None:
