@@ -9,6 +9,7 @@ chain positions are allocated under locks). Stops cleanly on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -25,6 +26,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--every", type=float, default=30.0, help="seconds between rounds (default 30)")
         parser.add_argument("--once", action="store_true", help="run one round and stop")
+        parser.add_argument(
+            "--parent", type=int, help="stop when this process (the demo that started it) is gone"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         stop = threading.Event()
@@ -45,7 +49,7 @@ class Command(BaseCommand):
                         f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}"
                     )
                     self.stdout.flush()
-            if options["once"]:
+            if options["once"] or (options["parent"] and os.getppid() != options["parent"]):
                 break
             stop.wait(options["every"])
         self.stdout.write("worker stopped")

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -427,9 +430,27 @@ class Command(BaseCommand):
                 f"  checker type supervisor / {DEMO_PASSWORD}. Her operator role waits for a QA approver:\n"
                 f"  log in as approver and open {url}users/role-requests/ to approve it."
             )
-        self.stdout.write("\n  Audit trail check: batchline audit verify\n")
+        from batchline.integrity.verification import checkpoint_now
+
+        made = checkpoint_now()  # the seeded trail, signed and anchored outside the database
+        self.stdout.write(
+            f"\n  Audit trail: checkpoint {made.checkpoint.number} signed ({made.checkpoint.key_fingerprint}) "
+            f"and anchored in {settings.BATCHLINE_ANCHOR_PATH}.\n  Check it: batchline audit verify\n"
+        )
         if options["no_serve"]:
             return
+        # The worker: checkpoints and verification on schedule (batchline worker), beside the server.
+        worker = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            [sys.executable, "-m", "batchline.cli", "worker", "--every", "10", "--parent", str(os.getpid())]
+        )
+        self.stdout.write(f"  Worker started (pid {worker.pid}): checkpoints and scheduled verification.\n")
+        try:
+            self._serve(options)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+    def _serve(self, options: dict[str, Any]) -> None:
         # The bench scale SCALE-01 is a simulator speaking MT-SICS on port 4305, holding
         # the demo's magnesium stearate weight; `python -m batchline.devices.scale_sim
         # --port 4305 --send "XLOAD 498.7"` from another terminal changes what it weighs.
