@@ -202,3 +202,6 @@ def test_a_batch_runs_over_the_api(people) -> None:
     }
     mean = next(s for s in record["steps"] if s["key"] == "mean")
     assert [s["meaning"] for s in mean["signatures"]] == ["verified"]
+    # Each signature with its status (P11-14): the verification holds what the mean then was.
+    assert mean["signatures"][0]["status"]["state"] == "valid"
+    assert all(x["status"]["state"] in ("valid", "superseded") for x in record["signatures"])

@@ -22,6 +22,7 @@ from batchline.recipes import services as recipe_services
 from batchline.recipes.compare import compare
 from batchline.recipes.models import MasterRecipe
 from batchline.rules import states
+from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signer_authenticate
 from batchline.web.access import current_user, require
@@ -254,12 +255,19 @@ def batch_command(request: HttpRequest, number: str, payload: CommandIn) -> Any:
 
 @batches.get("/{number}/record", response=dict[str, Any])
 def batch_record(request: HttpRequest, number: str) -> dict[str, Any]:
-    """The electronic batch record as JSON: every value, correction, signature and exception."""
+    """The electronic batch record as JSON: every value, correction, signature (with its status:
+    valid, superseded, broken; ``signatures.status``) and exception."""
     if not (
         request.user.has_perm("execution.view_batch") or request.user.has_perm("accounts.view_audit_trail")
     ):
         require(request.user, "execution.view_batch")
-    return selectors.batch_record(_batch(number))
+    batch = _batch(number)
+    record = selectors.batch_record(batch)
+    _, statuses = signature_status.statuses_of(batch)
+    for sig in [*record["signatures"], *(x for step in record["steps"] for x in step["signatures"])]:
+        found = statuses.get(sig["id"])
+        sig["status"] = found.as_dict() if found else None
+    return record
 
 
 class StepOut(Schema):

@@ -216,6 +216,7 @@ def batch_record(batch: Batch) -> dict[str, Any]:
 
     def sig(s: Signature) -> dict[str, Any]:
         return {
+            "id": s.pk,
             "meaning": s.meaning,
             "signer": s.signer_username,
             "printed_name": s.signer_name,
