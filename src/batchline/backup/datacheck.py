@@ -25,7 +25,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from .contents import GmpTable, TableContents, gmp_tables, table_columns, table_contents
-from .services import _django_cursor_cm, _migrations
+from .services import applied_migrations, django_cursor
 
 SNAPSHOT_FORMAT = "batchline-datacheck/1"
 _SHOWN = 10  # keys named per finding
@@ -43,10 +43,10 @@ def snapshot_take() -> dict[str, Any]:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for table in gmp_tables():
-            contents = table_contents(_django_cursor_cm, connection.vendor, table, rows=True)
+            contents = table_contents(django_cursor, connection.vendor, table, rows=True)
             if contents is not None:
                 tables[table.name] = {"key": table.key, **contents.as_json()}
-        migrations = _migrations()
+        migrations = applied_migrations()
     return {
         "format": SNAPSHOT_FORMAT,
         "vendor": connection.vendor,
@@ -123,7 +123,7 @@ def snapshot_compare(before: dict[str, Any]) -> Comparison:
             for column in sorted(set(present) - set(was.columns)):
                 result.additions.append(f"table {name}: new column {column}")
             now = table_contents(
-                _django_cursor_cm, connection.vendor, table, columns=set(was.columns) - set(gone), rows=True
+                django_cursor, connection.vendor, table, columns=set(was.columns) - set(gone), rows=True
             )
             assert now is not None and now.rows is not None and was.rows is not None
             result.tables += 1

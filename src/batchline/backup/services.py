@@ -107,14 +107,10 @@ class BackupResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _django_cursor() -> Any:
-    # A server-side cursor on PostgreSQL (inside the caller's transaction), a plain one on SQLite.
-    return connection.chunked_cursor() if connection.vendor == "postgresql" else connection.cursor()
-
-
 @contextmanager
-def _django_cursor_cm() -> Iterator[Any]:
-    cursor = _django_cursor()
+def django_cursor() -> Iterator[Any]:
+    """A cursor on Django's connection: server-side on PostgreSQL (inside the caller's transaction)."""
+    cursor = connection.chunked_cursor() if connection.vendor == "postgresql" else connection.cursor()
     try:
         yield cursor
     finally:
@@ -201,7 +197,7 @@ def _backup_postgresql(target: Path) -> tuple[dict[str, TableContents], dict[str
             text=True,
         )
         try:
-            tables = database_contents(_django_cursor_cm, "postgresql")
+            tables = database_contents(django_cursor, "postgresql")
         finally:
             _, errors = dump.communicate()
         if dump.returncode != 0:
@@ -222,7 +218,7 @@ def _checkpoint(warnings: list[str]) -> dict[str, Any] | None:
     return {"number": made.checkpoint.number, "hash": made.checkpoint.hash}
 
 
-def _migrations() -> dict[str, str]:
+def applied_migrations() -> dict[str, str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT app, name FROM django_migrations ORDER BY id")
         latest: dict[str, str] = {}
@@ -266,7 +262,7 @@ def backup_create(path: Path, *, actor: Actor) -> BackupResult:
             "database": str(connection.settings_dict["NAME"]),
             "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "created_by": actor.username,
-            "migrations": _migrations(),
+            "migrations": applied_migrations(),
             "audit": head,
             "checkpoint": checkpoint,
             "tables": {name: contents.as_json() for name, contents in tables.items()},
@@ -542,7 +538,7 @@ def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreRepor
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         with connection.cursor() as cursor:
             head = audit_head(cursor)
-        tables = database_contents(_django_cursor_cm, connection.vendor)
+        tables = database_contents(django_cursor, connection.vendor)
     expected = {name: TableContents.from_json(data) for name, data in manifest["tables"].items()}
     differences += compare_tables(expected, tables)
     if head != manifest["audit"]:
