@@ -25,6 +25,7 @@ from batchline.audit.models import AuditEntry
 from batchline.audit.services import SYSTEM, audit_append
 from batchline.audit.verify import Finding, Report, verify
 from batchline.configuration.selectors import current
+from batchline.signatures.status import broken_signatures
 
 log = logging.getLogger("batchline.worker")
 
@@ -34,10 +35,6 @@ def full_verify(*, replay: bool = True, max_findings: int = 100) -> Report:
     report = verify(
         replay=replay, max_findings=max_findings, clock_tolerance=float(current().clock_tolerance_seconds)
     )
-    try:
-        from batchline.signatures.status import broken_signatures
-    except ImportError:  # the signature status module is newer than this check
-        return report
     for message in broken_signatures():
         if len(report.findings) < max_findings:
             report.findings.append(Finding("signature", message))
