@@ -177,6 +177,7 @@ def lean_record(batch: Any) -> dict[str, Any]:
     limits, renderings or names as they stood (a test holds its approved content
     equal to the full record's).
     """
+    from django.contrib.auth import get_user_model
     from django.db.models import CharField, Q
     from django.db.models.functions import Cast
 
@@ -213,22 +214,28 @@ def lean_record(batch: Any) -> dict[str, Any]:
     ]
     by_step = {s["id"]: s for s in steps}
     values_q = StepValue.objects.filter(step__batch=b)
-    for row in values_q.order_by("entered_at", "id").values_list(
-        "id",
-        "step_id",
-        "name",
-        "text",
-        "unit",
-        "source",
-        "corrects_id",
-        "reason",
-        "entered_at",
-        "entered_by__username",
-        "entered_by__full_name",
-        "entered_by__first_name",
-        "entered_by__last_name",
-    ):
-        pk, step_id, name, text, unit, source, corrects, reason, at, user, *names = row
+    rows = list(
+        values_q.order_by("entered_at", "id").values_list(
+            "id",
+            "step_id",
+            "name",
+            "text",
+            "unit",
+            "source",
+            "corrects_id",
+            "reason",
+            "entered_at",
+            "entered_by_id",
+        )
+    )
+    # The people who entered values are few: read once, not joined onto every value.
+    people = {
+        pk: _person(username, full, first, last)
+        for pk, username, full, first, last in get_user_model()
+        .objects.filter(pk__in={r[9] for r in rows if r[9] is not None})
+        .values_list("id", "username", "full_name", "first_name", "last_name")
+    }
+    for pk, step_id, name, text, unit, source, corrects, reason, at, user_id in rows:
         by_step[step_id]["values"].append(
             {
                 "id": pk,
@@ -239,7 +246,7 @@ def lean_record(batch: Any) -> dict[str, Any]:
                 "corrects": corrects,
                 "reason": reason,
                 "entered_at": at,  # a date-time: rules.bindings reads both forms
-                "entered_by": _person(user, *names),
+                "entered_by": people.get(user_id),
             }
         )
     dispositions = {
