@@ -412,3 +412,27 @@ def test_the_enrolment_page_redeems_a_code(personas) -> None:
         "/enrol/", {"username": "nina", "code": "x", "new_password": "a", "new_password_again": "a"}
     )
     assert wrong.status_code == 422 and "No open credential" in wrong.content.decode()
+
+
+@pytest.mark.req("P11-24")
+def test_after_a_reset_the_old_password_cannot_be_chosen_again(personas) -> None:
+    issued = services.user_reset_password(
+        actor=Actor.of(personas["admin"], via="web"), user=personas["operator"], reason="forgot"
+    )
+    with pytest.raises(EnrolmentRefused, match="used recently"):
+        redeem(
+            "operator",
+            issued.enrolment_code,
+            new_password=PASSWORD,
+            verifier_username="supervisor",
+            verifier_password=PASSWORD,
+            identity_check="known in person",
+        )
+
+
+def test_the_console_administrator_has_no_open_credential_beside_the_typed_password(db) -> None:
+    root = User.objects.create_superuser(
+        username="root", email="", password="console-typed-9", full_name="Ro Ot"
+    )
+    assert not Enrolment.objects.filter(user=root, void_at__isnull=True).exists()
+    assert root.role_names == ["administrator"]

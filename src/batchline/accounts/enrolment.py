@@ -101,6 +101,8 @@ def credential_issue(*, actor: Actor, user: User, purpose: str, reason: str) -> 
     """
     now = timezone.now()
     void_open_credentials(user, actor=actor, reason=f"replaced by a new {purpose} credential")
+    if user.has_usable_password():  # a reset: the old password joins the history, so it is not chosen again
+        PasswordHistory.objects.create(user=user, password=user.password, created_at=now)
     by_mail = mail_relay_configured() and bool(user.email)
     code = _new_code()
     enrolment = Enrolment(

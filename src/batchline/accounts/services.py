@@ -37,7 +37,7 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from . import grants
-from .enrolment import Issued, credential_issue, credential_mail
+from .enrolment import Issued, credential_issue, credential_mail, void_open_credentials
 from .models import ApiToken, PasswordHistory, RoleChange, TokenScope, User
 from .passwords import password_expired
 from .roles import role_label
@@ -140,8 +140,10 @@ def user_create_bootstrap(
 ) -> User:
     """``createsuperuser``: the first administrator, created from the command line.
 
-    The password typed at the console still has to be changed at first login
-    before that person can sign.
+    The password typed at the console (by that person, at the server) still
+    has to be changed at first login before they can sign. Without one, the
+    account gets a credential like any other: mailed where a relay is
+    configured, else an enrolment code redeemed with a second person's check.
     """
     full_name = extra.pop("full_name", "") or username
     user, issued = user_create(
@@ -152,9 +154,11 @@ def user_create_bootstrap(
         roles=roles,
         reason="created from the command line",
     )
-    credential_deliver(issued)
-    if password:
+    if not password:
+        credential_deliver(issued)
+    else:
         with transaction.atomic():
+            void_open_credentials(user, actor=SYSTEM, reason="the password was typed at the command line")
             record_update(
                 user,
                 actor=SYSTEM,
