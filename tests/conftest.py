@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from batchline.accounts import grants
+from batchline.accounts.enrolment import void_open_credentials
 from batchline.accounts.models import User
 from batchline.accounts.services import user_create
 from batchline.audit.db import triggers_drop, triggers_install
@@ -78,6 +79,7 @@ def make_user(
         }
         if ready_to_sign:
             values |= {"password_changed_at": timezone.now(), "esig_acknowledged_at": timezone.now()}
+        void_open_credentials(user, actor=SETUP, reason="test set-up: a known password")
         record_update(user, actor=SETUP, values=values, action="test_setup")
     return user
 

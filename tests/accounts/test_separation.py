@@ -436,3 +436,10 @@ def test_the_console_administrator_has_no_open_credential_beside_the_typed_passw
     )
     assert not Enrolment.objects.filter(user=root, void_at__isnull=True).exists()
     assert root.role_names == ["administrator"]
+
+
+def test_the_users_page_shows_what_waits_for_a_second_person(personas, login) -> None:
+    _create(personas)
+    request_grant(personas["admin"], personas["outsider"], ["operator"])
+    page = login(personas["admin"]).get("/users/").content.decode()
+    assert page.count("role waits for QA") == 1 and page.count("credential not redeemed") == 1

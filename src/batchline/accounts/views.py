@@ -37,7 +37,7 @@ from batchline.web.access import current_user, require
 from . import alerts, grants, lockout, services
 from .enrolment import EnrolmentRefused, Issued, enrolment_redeem, mail_relay_configured, open_enrolment
 from .forms import PasswordChangeForm, ReasonForm, RolesForm, TokenForm, UserCreateForm
-from .models import ApiToken, RoleChange, SecurityAlert, User
+from .models import ApiToken, Enrolment, RoleChange, SecurityAlert, User
 from .selectors import is_locked
 
 
@@ -113,7 +113,20 @@ def esig_acknowledge(request: HttpRequest) -> HttpResponse:
 def users(request: HttpRequest) -> HttpResponse:
     require(request.user, "accounts.manage_users")
     everyone = User.objects.prefetch_related("groups").order_by("username")
-    return render(request, "accounts/users.html", {"users": everyone})
+    waiting = ChangeRequest.objects.filter(kind=grants.ROLE_GRANT, state=RequestState.REQUESTED)
+    return render(
+        request,
+        "accounts/users.html",
+        {
+            "users": everyone,
+            "waiting_grants": {int(pk) for pk in waiting.values_list("subject_id", flat=True)},
+            "open_credentials": set(
+                Enrolment.objects.filter(redeemed_at__isnull=True, void_at__isnull=True).values_list(
+                    "user_id", flat=True
+                )
+            ),
+        },
+    )
 
 
 @login_required
