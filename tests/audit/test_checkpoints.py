@@ -268,3 +268,58 @@ def test_a_dropped_or_defused_trigger_is_a_finding_and_migrate_refuses_to_leave_
         assert len([f for f in findings(triggers=True) if "append-only trigger" in f]) == 2 * len(
             db.APPEND_ONLY_TABLES
         )
+
+
+# --- an authorised recovery from an older backup --------------------------------------------
+
+
+@pytest.mark.req("P11-01", "A11-10", "A11-09")
+def test_an_authorised_recovery_is_recorded_by_qa_and_then_verifies(
+    personas, no_triggers: None, own_anchor: Path, monkeypatch
+) -> None:
+    from batchline.accounts.models import SecurityAlert
+    from tests.conftest import PASSWORD
+
+    a = site("a")
+    checkpoint_create()
+    keep = AuditEntry.objects.order_by("-id").first()
+    assert keep is not None
+    rename(a, "Plant A2")
+    checkpoint_create()
+    checkpoint_create()
+    # What a restore of the backup taken at checkpoint 1 leaves: the later entries and checkpoints gone.
+    sql("UPDATE equipment_site SET name = 'Plant a' WHERE id = %s", [a.pk])
+    delete_entries_after(keep.pk)
+    sql("DELETE FROM audit_checkpoint WHERE number > 1")
+    assert any("restored from an older copy" in f for f in findings())
+
+    def recover(user: str, password: str = PASSWORD) -> str:
+        monkeypatch.setattr("sys.stdin", StringIO(password + "\n"))
+        out = StringIO()
+        call_command(
+            "audit",
+            "recover",
+            "--by",
+            user,
+            "--reason",
+            "restored backup of 04:00 after disk failure, INC-7",
+            "--password-stdin",
+            stdout=out,
+            stderr=out,
+        )
+        return out.getvalue()
+
+    with pytest.raises(CommandError, match="a recovery is recorded by a QA approver"):
+        recover("admin")
+    with pytest.raises(CommandError, match="password is wrong"):
+        recover("qa_approver", "not-the-password")
+    assert "recovery recorded: checkpoint 4 abandons anchored checkpoints 2-3" in recover("qa_approver")
+    assert findings() == []  # the database now extends the anchor again, on the record
+    anchored = json.loads(json.loads(own_anchor.read_text().splitlines()[-1])["payload"])
+    assert anchored["number"] == 4 and anchored["recovery"]["abandons"] == [2, 3]
+    assert anchored["recovery"]["by"] == "qa_approver"
+    entry = AuditEntry.objects.filter(action="recovery").get()
+    assert entry.actor_username == "qa_approver" and "INC-7" in entry.reason
+    assert SecurityAlert.objects.filter(kind="recovery").count() == 1
+    with pytest.raises(CommandError, match="nothing to recover"):
+        recover("qa_approver")

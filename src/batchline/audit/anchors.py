@@ -18,6 +18,7 @@ checkpoint an anchor holds (audit/verify.py).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fcntl
 import json
 import os
@@ -155,7 +156,10 @@ class NatsAnchor:
                 await nc.close()
 
         try:
-            return asyncio.run(go())
+            # In a thread of its own: the caller's thread may already run an event loop (an async
+            # server, Playwright in the tests), where asyncio.run() is refused.
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                return pool.submit(lambda: asyncio.run(go())).result()
         except AnchorProblem:
             raise
         except Exception as exc:

@@ -55,21 +55,26 @@ def chain_heads() -> dict[int, tuple[int, str]]:
 
 
 def payload_text(
-    *, number: int, at: dt.datetime, heads: dict[int, tuple[int, str]], prev: str, key_fingerprint: str
+    *,
+    number: int,
+    at: dt.datetime,
+    heads: dict[int, tuple[int, str]],
+    prev: str,
+    key_fingerprint: str,
+    recovery: dict[str, Any] | None = None,
 ) -> str:
-    return json.dumps(
-        {
-            "format": FORMAT,
-            "number": number,
-            "at": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "entries": sum(seq for seq, _ in heads.values()),
-            "heads": [[chain, seq, hash_] for chain, (seq, hash_) in sorted(heads.items())],
-            "prev": prev,
-            "key": key_fingerprint,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    data = {
+        "format": FORMAT,
+        "number": number,
+        "at": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "entries": sum(seq for seq, _ in heads.values()),
+        "heads": [[chain, seq, hash_] for chain, (seq, hash_) in sorted(heads.items())],
+        "prev": prev,
+        "key": key_fingerprint,
+    }
+    if recovery is not None:
+        data["recovery"] = recovery
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,14 @@ class Signed:
     @property
     def hash(self) -> str:
         return hashlib.sha256(self.payload.encode()).hexdigest()
+
+    def abandons(self) -> tuple[int, int] | None:
+        """For a recovery checkpoint: the anchored checkpoints it declares lost with the restored-over data."""
+        recovery = self.data.get("recovery")
+        if not recovery:
+            return None
+        first, last = recovery["abandons"]
+        return int(first), int(last)
 
     def heads(self) -> dict[int, tuple[int, str]]:
         return {int(c): (int(s), str(h)) for c, s, h in self.data["heads"]}
@@ -115,7 +128,11 @@ class Made:
 
 
 def checkpoint_create(
-    *, key: keys.InstallationKey | None = None, anchors: Sequence[Anchor] | None = None
+    *,
+    key: keys.InstallationKey | None = None,
+    anchors: Sequence[Anchor] | None = None,
+    recovery: dict[str, Any] | None = None,
+    number: int | None = None,
 ) -> Made:
     """Sign where every chain stands now, store it, then write it (and any not yet anchored) to the anchors.
 
@@ -130,7 +147,7 @@ def checkpoint_create(
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         last = Checkpoint.objects.order_by("-number").first()
-        number = last.number + 1 if last else 1
+        number = number or (last.number + 1 if last else 1)
         at = timezone.now()
         heads = chain_heads()
         text = payload_text(
@@ -139,6 +156,7 @@ def checkpoint_create(
             heads=heads,
             prev=last.hash if last else GENESIS,
             key_fingerprint=fingerprint,
+            recovery=recovery,
         )
         checkpoint = Checkpoint(
             number=number,
@@ -183,3 +201,50 @@ def checkpoint_due(interval: dt.timedelta) -> bool:
     if timezone.now() - last.at < interval:
         return False
     return Signed.of(last).heads() != heads
+
+
+class NothingToRecover(Exception):
+    """The database already extends every anchor: there is no gap to account for."""
+
+
+def recovery_record(*, actor: Any, reason: str, anchors: Sequence[Anchor] | None = None) -> Made:
+    """Account, on the record, for a database restored from a backup older than the anchors.
+
+    After an authorised recovery the anchors rightly hold checkpoints the
+    restored database lacks, and ``audit verify`` says so until this is done.
+    A person (QA) states why; an audit entry names them, and a checkpoint
+    numbered after the anchors' newest is signed, declaring the checkpoints
+    between the database's newest and the anchors' newest abandoned. It is
+    written to every anchor, so the anchors themselves record the recovery.
+    Someone who can write to the database but has not got the key cannot make
+    one; and a recovery is never silent: it raises a security alert.
+    """
+    from .services import audit_append
+
+    anchors = configured_anchors() if anchors is None else anchors
+    if not reason.strip():
+        raise ValueError("a recovery needs a reason: which backup was restored, why, and under which change")
+    anchored = 0
+    for anchor in anchors:
+        if anchor.readable:
+            held = anchor.newest()  # AnchorProblem goes to the caller: a recovery needs every anchor read
+            anchored = max(anchored, held.number if held else 0)
+    last = Checkpoint.objects.order_by("-number").first()
+    newest = last.number if last else 0
+    if anchored <= newest:
+        raise NothingToRecover(
+            f"the database's newest checkpoint ({newest or 'none'}) is as new as every anchor's: nothing to recover"
+        )
+    recovery = {"abandons": [newest + 1, anchored], "reason": reason.strip(), "by": actor.username}
+    with transaction.atomic():
+        audit_append(
+            actor=actor,
+            action="recovery",
+            record_type="audit.trail",
+            record_id="all",
+            changes={"abandons": [None, f"{newest + 1}-{anchored}"]},
+            reason=reason,
+        )
+        made = checkpoint_create(anchors=[], recovery=recovery, number=anchored + 1)
+    made.anchor_problems = anchor_pending(anchors)  # once committed, as every checkpoint
+    return made

@@ -253,7 +253,8 @@ def _checkpoints_verify(
         report.checkpoints += 1
         by_number[signed.number] = signed
         expected = previous.number + 1 if previous else 1
-        if signed.number != expected:
+        abandoned = signed.abandons() if signed.signature_valid(public_key) else None
+        if signed.number != expected and not (abandoned and abandoned == (expected, signed.number - 1)):
             missing = expected if signed.number == expected + 1 else f"{expected}-{signed.number - 1}"
             note("checkpoint", f"checkpoint {missing} is missing from the database: deleted")
         if not signed.signature_valid(public_key):
