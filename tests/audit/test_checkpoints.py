@@ -309,7 +309,7 @@ def test_an_authorised_recovery_is_recorded_by_qa_and_then_verifies(
         )
         return out.getvalue()
 
-    with pytest.raises(CommandError, match="a recovery is recorded by a QA approver"):
+    with pytest.raises(CommandError, match="is not a QA approver"):
         recover("admin")
     with pytest.raises(CommandError, match="password is wrong"):
         recover("qa_approver", "not-the-password")

@@ -31,6 +31,11 @@ def add_actor_arguments(parser: CommandParser) -> None:
 
 def acting_administrator(options: dict[str, Any]) -> Actor:
     """The administrator named by ``--by``, after their password; a wrong one counts towards lockout."""
+    return acting_person(options, "accounts.manage_users", "a security administrator")
+
+
+def acting_person(options: dict[str, Any], permission: str, who: str) -> Actor:
+    """The person named by ``--by``, after their password, holding ``permission`` (``who`` in words)."""
     if options["password_stdin"]:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -38,8 +43,8 @@ def acting_administrator(options: dict[str, Any]) -> Actor:
     user = authenticate(cli_request(), username=options["by"], password=password)
     if user is None:
         raise CommandError("User ID or password is wrong, or the account is locked. Nothing was changed.")
-    if not user.has_perm("accounts.manage_users"):
-        raise CommandError(f"{user.username} is not a security administrator: nothing was changed.")
+    if not user.has_perm(permission):
+        raise CommandError(f"{user.username} is not {who}: nothing was changed.")
     if not options["reason"].strip():
         raise CommandError("Give a reason (--reason): it is kept in the audit trail.")
     return Actor.of(user, via="cli")

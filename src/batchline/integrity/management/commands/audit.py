@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from batchline.accounts.management.cli import add_actor_arguments
 from batchline.audit.anchors import Anchor, FileAnchor, NatsAnchor, configured_anchors
 from batchline.audit.checkpoints import Signed
 from batchline.audit.verify import verify
@@ -46,9 +47,7 @@ class Command(BaseCommand):
             help="after an authorised restore from an older backup: record why, and which anchored "
             "checkpoints the restore abandoned (a QA approver; raises a security alert)",
         )
-        r.add_argument("--by", required=True, help="your user ID (a QA approver); asks your password")
-        r.add_argument("--reason", required=True, help="which backup, why, under which change or incident")
-        r.add_argument("--password-stdin", action="store_true", help="read your password from standard input")
+        add_actor_arguments(r)  # --by (a QA approver; asks the password), --reason, --password-stdin
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "recover":
@@ -91,34 +90,21 @@ class Command(BaseCommand):
         self.stdout.write(f"OK: audit trail verifies. {summary}")
 
     def _recover(self, options: dict[str, Any]) -> None:
-        import getpass
-        import sys
-
-        from django.contrib.auth import authenticate
-
         from batchline.accounts.alerts import security_alert_raise
+        from batchline.accounts.management.cli import acting_person
         from batchline.audit.anchors import AnchorProblem
         from batchline.audit.checkpoints import NothingToRecover, recovery_record
-        from batchline.audit.services import Actor
-        from batchline.recipes.management.commands.recipe import cli_request
 
-        password = (
-            sys.stdin.readline().rstrip("\n") if options["password_stdin"] else getpass.getpass("Password: ")
-        )
-        user = authenticate(cli_request(), username=options["by"], password=password)
-        if user is None:
-            raise CommandError("user ID or password is wrong, or the account is locked; nothing was recorded")
-        if not user.has_perm("approvals.approve_change"):
-            raise CommandError("a recovery is recorded by a QA approver; nothing was recorded")
+        actor = acting_person(options, "approvals.approve_change", "a QA approver (who records a recovery)")
         try:
-            made = recovery_record(actor=Actor.of(user, via="cli"), reason=options["reason"])
+            made = recovery_record(actor=actor, reason=options["reason"])
         except (NothingToRecover, AnchorProblem, ValueError) as exc:
             raise CommandError(f"{exc}; nothing was recorded") from exc
         first, last = Signed.of(made.checkpoint).abandons() or (0, 0)
         security_alert_raise(
             kind="recovery",
             message=(
-                f"{user.full_name} ({user.username}) recorded a recovery: the database was restored from an "
+                f"{actor.name} ({actor.username}) recorded a recovery: the database was restored from an "
                 f"older backup; anchored checkpoints {first}-{last} were abandoned. Reason: {options['reason']}"
             ),
             details={"checkpoint": made.checkpoint.number, "abandons": [first, last]},

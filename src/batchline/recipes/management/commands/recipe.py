@@ -14,21 +14,12 @@ from typing import Any
 
 from django.contrib.auth import authenticate
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.http import HttpRequest
 
+from batchline.accounts.management.cli import cli_request
 from batchline.audit.services import Actor
 from batchline.recipes import document as doc
 from batchline.recipes import services
 from batchline.recipes.models import MasterRecipe, RecipeStatus
-
-
-def cli_request() -> HttpRequest:
-    """The command line as a station: what authentication and lockout need to know of it."""
-    request = HttpRequest()
-    request.META["REMOTE_ADDR"] = "127.0.0.1"
-    request.META["HTTP_USER_AGENT"] = "batchline-cli"
-    request.path = "/cli/"
-    return request
 
 
 class Command(BaseCommand):

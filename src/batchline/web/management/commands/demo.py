@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from batchline.accounts.enrolment import credential_issue
 from batchline.accounts.grants import first_approver_grant
+from batchline.accounts.management.cli import cli_request
 from batchline.accounts.models import User
 from batchline.accounts.seeding import password_seed
 from batchline.accounts.services import user_create, user_set_roles
@@ -45,7 +46,6 @@ from batchline.execution.services import (
 )
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
-from batchline.recipes.management.commands.recipe import cli_request
 from batchline.recipes.models import MasterRecipe
 from batchline.recipes.services import recipe_import, recipe_transition
 from batchline.signatures.models import Meaning
