@@ -72,6 +72,7 @@ def test_a_timed_out_person_logs_in_again_and_is_back_where_they_were(personas, 
     assert response.url == "/login/?timeout=1&next=%2Ffloor%2F%3Ftab%3Dmine"
     page = c.get(response.url).content.decode()
     assert "ended after a period of inactivity" in page and 'value="/floor/?tab=mine"' in page
+    assert "/enrol/" in page
     back = c.post(response.url, {"username": "operator", "password": PASSWORD, "next": "/floor/?tab=mine"})
     assert back.status_code == 302 and back.url == "/floor/?tab=mine"
 
