@@ -132,6 +132,10 @@ def report(results: dict[str, Any]) -> None:
                 f"{c['per_s'] / c['raw_per_s']:4.0%} of raw at {c['writers']}, on {c['chains_used']} chains; "
                 f"chains and checkpoints intact: {c['chain_intact']} {' '.join(c['findings'])}"
             )
+            print(
+                f"    the same, all on chain 0        {c['one_chain_per_s']:>10,.0f} /s   "
+                f"{c['one_chain_per_s'] / w['service_per_s']:6.2f}x one writer (one lock, as before the chains)"
+            )
         v = r["verify"]
         print(
             f"  raw fetch + sha256               {v['raw_per_s']:>10,.0f} entries/s over {v['entries']:,} entries"
@@ -298,13 +302,16 @@ def orm_writes(seconds: float) -> float:
     return rate
 
 
-def service_writes(seconds: float, prefix: str) -> tuple[int, float, list[float]]:
-    from django.db import transaction
+def service_writes(seconds: float, prefix: str, *, one_chain: bool = False) -> tuple[int, float, list[float]]:
+    from django.db import connection, transaction
 
     from batchline.audit.services import Actor, record_create
     from batchline.equipment.models import Site
 
     actor = Actor(id=1, username="bench", name="Bench Writer", via="cli")
+    if one_chain:  # every transaction of this session on chain 0: the single lock there was before
+        with connection.cursor() as cursor:
+            cursor.execute("SET batchline.audit_chain = '0'")
     latencies: list[float] = []
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -359,15 +366,19 @@ def concurrent_writes(writers: int, seconds: float) -> dict[str, Any]:
     counts, elapsed = in_processes(lambda i: service_writes(seconds, prefix=f"w{i}-")[0], writers)
     total = sum(counts)
     after = checkpoint_create().checkpoint
+    one_counts, one_elapsed = in_processes(
+        lambda i: service_writes(seconds, prefix=f"o{i}-", one_chain=True)[0], writers
+    )
     report = verify(replay=False)
     used = sum(1 for head in report.heads.values() if head.seq > 0)
     return {
         "writers": writers,
         "per_s": total / elapsed,
         "raw_per_s": sum(raw_counts) / raw_wall,
+        "one_chain_per_s": sum(one_counts) / one_elapsed,
         "writes": total,
         "chains_used": used,
-        "chain_intact": report.ok and after.entries == report.entries,
+        "chain_intact": report.ok and after.entries + sum(one_counts) == report.entries,
         "findings": [str(f) for f in report.findings[:3]],
     }
 
