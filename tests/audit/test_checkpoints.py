@@ -323,3 +323,15 @@ def test_an_authorised_recovery_is_recorded_by_qa_and_then_verifies(
     assert SecurityAlert.objects.filter(kind="recovery").count() == 1
     with pytest.raises(CommandError, match="nothing to recover"):
         recover("qa_approver")
+
+
+@pytest.mark.req("P11-01")
+def test_the_newest_anchored_checkpoint_is_found_at_the_end_of_a_long_file(own_anchor: Path) -> None:
+    site("a")
+    made = checkpoint_create()
+    line = own_anchor.read_text()
+    # Years of checkpoints before it: the newest is still found, from the file's end.
+    own_anchor.write_text(line.replace('"number":1', '"number":0') * 2000 + line)
+    newest = FileAnchor(own_anchor).newest()
+    assert newest is not None and newest.number == 1 and newest.payload == made.checkpoint.payload
+    assert own_anchor.stat().st_size > 1_000_000
