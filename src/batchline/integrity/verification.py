@@ -5,7 +5,8 @@ ran it: the system; what it found), which is also how the next run knows when
 the last one was. A failure raises a security alert (``accounts/alerts.py``):
 in the application for security administrators and auditors, by mail where a
 relay is configured, and in the log. The same findings are not alerted twice
-in a row; a new finding, or the trail becoming clean again, is news.
+in a row; a different set of findings is, and so are findings that come back
+after a clean run.
 """
 
 from __future__ import annotations
