@@ -177,6 +177,30 @@ def test_the_batchml_export_validates_against_mesas_schema() -> None:
     assert batchml.validate(broken)
 
 
+@pytest.mark.req("P11-02", "DI-02")
+def test_a_gs1_group_separator_in_a_stored_value_exports_legibly_instead_of_crashing(no_triggers) -> None:
+    """Every GS1 DataMatrix scan carries ASCII 29; XML 1.0 cannot, so BatchML shows it as "␝"."""
+    from batchline.execution.models import StepValue
+    from batchline.reports.archive import archive_export
+
+    _people, batch = complete_batch()
+    value = StepValue.objects.filter(step__batch=batch, name="w1").first()
+    with connection.cursor() as cursor:  # a scan stored as the scanner sent it
+        cursor.execute(
+            "UPDATE execution_stepvalue SET text = %s WHERE id = %s", ["(01)0761\x1d(10)L-42", value.pk]
+        )
+    content = record_content(batch)
+    xml = render(content, "batchml").data
+    assert "(01)0761\u241d(10)L-42".encode() in xml
+    if (batchml.schema_dir() / batchml.SCHEMA_FILE).is_file():
+        assert batchml.validate(xml) == []
+    # The JSON record keeps the exact character.
+    assert any(v["text"] == "(01)0761\x1d(10)L-42" for s in content["steps"] for v in s["values"])
+    data, manifest = archive_export(batch)
+    assert data[:2] == b"PK" and len(manifest) == 64
+    assert batchml.xml_text("a\x00b\x1fc\td\ne\ud800") == "a\u2400b\u241fc\td\ne\ufffd"
+
+
 @pytest.mark.req("BR-02", "P11-02")
 def test_the_json_round_trips_to_the_same_content_and_hash() -> None:
     _people, batch = complete_batch()

@@ -73,10 +73,29 @@ def validate(xml: bytes) -> list[str]:
     return [f"{e.line}: {e.message}" for e in s.error_log]
 
 
+# XML 1.0 cannot hold the C0 control characters (bar tab, line feed, carriage return), not
+# even as character references; a GS1 DataMatrix scan carries the group separator (ASCII 29)
+# between its element strings. They are written as Unicode's visible pictures of those
+# characters (U+2400 + code: the group separator as "␝"), so the export stays valid and
+# legible and says where they were; the JSON record keeps the exact characters.
+_XML_UNSAFE = {code: 0x2400 + code for code in range(0x20) if code not in (0x09, 0x0A, 0x0D)} | {
+    0xFFFE: 0xFFFD,
+    0xFFFF: 0xFFFD,
+}
+
+
+def xml_text(value: Any) -> str:
+    """``value`` as text XML 1.0 can hold: control characters as their visible pictures."""
+    text = str(value).translate(_XML_UNSAFE)
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # lone surrogates cannot be encoded at all
+        text = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
+
+
 def _el(parent: Any, name: str, text: Any = None, **attrs: str) -> Any:
-    e = etree.SubElement(parent, f"{{{NS}}}{name}", **attrs)
+    e = etree.SubElement(parent, f"{{{NS}}}{name}", **{k: xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        e.text = str(text)
+        e.text = xml_text(text)
     return e
 
 
