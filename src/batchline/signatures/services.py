@@ -46,6 +46,8 @@ class VerifiedSigner:
     witness: bool
     # The station's session, which counts as "signed in" once a signature by this signer commits.
     session: Any = None
+    # What the signer typed in the dialog's optional comment: kept with the signature and in the trail.
+    comment: str = ""
 
 
 def signing_session_open(signer: VerifiedSigner) -> None:
@@ -172,6 +174,8 @@ def signer_authenticate(
         method=Method.ID_AND_PASSWORD if full else Method.PASSWORD,
         witness=witness,
         session=None if witness or request.path.startswith("/api/") else getattr(request, "session", None),
+        # Every signing dialog names its comment field so (signatures/_dialog.html).
+        comment=(request.POST.get("signer_comment") or "").strip()[:2000],
     )
 
 
@@ -234,6 +238,7 @@ def signature_apply(
     """Write the signature for ``record`` inside the caller's transaction, with its audit entry."""
     if not in_action_transaction():
         raise RuntimeError("a signature is written in the same transaction as what it signs")
+    comment = comment or signer.comment  # the dialog's comment where the action has none of its own
     if comment_required and not comment.strip():
         raise SignatureRefused("A comment is required for this signature.", code="COMMENT_REQUIRED")
     user = signer.user
