@@ -61,6 +61,34 @@ def test_entries_a_record_cannot_hold_are_refused(db, entry: str) -> None:
     assert not StepValue.objects.exists()
 
 
+@pytest.mark.req("DI-05", "A11-05")
+def test_a_number_with_a_thousands_comma_is_refused_not_read_as_a_decimal(db) -> None:
+    """'1,500' was judged as 1.5 and recorded as the text '1,500': now refused in words, nothing written."""
+    people, recipe = make_plant()
+    batch = new_batch(people, recipe)
+    run_to_weights(people, batch)
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        ex.step_complete(
+            actor=A(people["operator"]),
+            user=people["operator"],
+            batch=batch,
+            step_key="weights",
+            entries={"w1": "1,500", "w2": "600"},
+        )
+    assert refused.value.verdict.codes == ["NOT_A_NUMBER"]
+    assert "'1,500' could be 1.500 or 1500" in str(refused.value)
+    assert not StepValue.objects.exists()
+    done = ex.step_complete(
+        actor=A(people["operator"]),
+        user=people["operator"],
+        batch=batch,
+        step_key="weights",
+        entries={"w1": "600,5", "w2": "600"},
+    )
+    (w1,) = StepValue.objects.filter(step=done, name="w1")
+    assert (w1.text, w1.number) == ("600,5", Decimal("600.5"))
+
+
 @pytest.mark.req("S88-04")
 def test_scaled_limits_are_exact(db) -> None:
     text = SMALL.replace("quantity: 1000", "quantity: 300").replace(

@@ -39,6 +39,7 @@ from batchline.rules import exceptions, gates, graph, states
 from batchline.rules.formula import FormulaError
 from batchline.rules.formula import parse as parse_formula
 from batchline.rules.limits import judge
+from batchline.rules.numbers import NotANumber, parse_decimal
 from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
@@ -433,11 +434,9 @@ def _parse_entry(definition: Mapping[str, Any], raw: str) -> tuple[str, Decimal 
         return "", None, Reason("NOT_TEXT", f"{label}: the entry contains characters that are not text.")
     if kind == "number":
         try:
-            number = Decimal(text.replace(",", "."))
-            if not number.is_finite():
-                raise InvalidOperation
-        except InvalidOperation:
-            return text[:50], None, Reason("NOT_A_NUMBER", f"{label}: {text[:50]!r} is not a number.")
+            number = parse_decimal(text)
+        except NotANumber as exc:
+            return text[:50], None, Reason("NOT_A_NUMBER", f"{label}: {str(exc)[:200]}.")
         if abs(number) >= MAX_NUMBER or number.as_tuple().exponent < -9:  # type: ignore[operator]
             return (
                 text[:50],

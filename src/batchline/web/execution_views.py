@@ -8,7 +8,6 @@ in words, status 422, and nothing written but the refusal itself.
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib import messages
@@ -34,6 +33,7 @@ from batchline.materials import services as stock
 from batchline.materials.models import Consumption, Container, Material
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
+from batchline.rules.numbers import NotANumber, parse_decimal
 from batchline.rules.verdict import Refused
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
@@ -79,9 +79,10 @@ def batch_new(request: HttpRequest) -> HttpResponse:
     require(request.user, "execution.control_batch")
     recipe = MasterRecipe.objects.filter(pk=request.POST.get("recipe") or 0).first()
     try:
-        quantity = Decimal(request.POST.get("planned_quantity", "").replace(",", "."))
-    except InvalidOperation:
-        quantity = Decimal(0)
+        quantity = parse_decimal(request.POST.get("planned_quantity", ""))
+    except NotANumber as exc:
+        messages.error(request, f"Planned quantity: {exc}.")
+        return HttpResponseRedirect(reverse("floor"))
     if recipe is None:
         messages.error(request, "Choose an effective recipe.")
         return HttpResponseRedirect(reverse("floor"))
