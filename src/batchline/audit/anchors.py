@@ -23,7 +23,7 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,15 +100,17 @@ class FileAnchor:
             return
         except OSError as exc:
             raise AnchorProblem(f"cannot read the anchor file {self.path}: {exc.strerror}") from exc
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
+        yield from self._checkpoints((f"line {n}", line) for n, line in enumerate(text.splitlines(), 1))
+
+    def _checkpoints(self, lines: Iterable[tuple[str, str]]) -> Iterator[Anchored]:
+        """``(where, text)`` lines as checkpoints; one that is not a checkpoint is a problem naming where."""
+        for where, text in lines:
+            if not text.strip():
                 continue
             try:
-                yield Anchored.from_line(line)
+                yield Anchored.from_line(text)
             except (ValueError, KeyError, TypeError) as exc:
-                raise AnchorProblem(
-                    f"line {number} of the anchor file {self.path} is not a checkpoint"
-                ) from exc
+                raise AnchorProblem(f"{where} of the anchor file {self.path} is not a checkpoint") from exc
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -130,19 +132,11 @@ class FileAnchor:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise AnchorProblem(f"cannot read the anchor file {self.path}: {exc}") from exc
-        lines = tail.splitlines()
-        if start > 0:
-            lines = lines[1:]  # the first may be cut off by the seek
-        found = []
-        for text in lines:
-            if not text.strip():
-                continue
-            try:
-                found.append(Anchored.from_line(text))
-            except (ValueError, KeyError, TypeError) as exc:
-                where = "line 1" if start == 0 and text == lines[0] else "a line near the end"
-                raise AnchorProblem(f"{where} of the anchor file {self.path} is not a checkpoint") from exc
-        return max(found, key=lambda a: a.number, default=None)
+        if start == 0:  # the whole file: lines can be numbered
+            lines = [(f"line {n}", text) for n, text in enumerate(tail.splitlines(), 1)]
+        else:  # the first line may be cut off by the seek
+            lines = [("a line near the end", text) for text in tail.splitlines()[1:]]
+        return max(self._checkpoints(lines), key=lambda a: a.number, default=None)
 
 
 _TAIL = 64 * 1024  # far more than one checkpoint's line (about 1.5 KB with 16 chains)

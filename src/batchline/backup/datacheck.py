@@ -32,7 +32,7 @@ _SHOWN = 10  # keys named per finding
 
 
 class DatacheckError(Exception):
-    pass
+    """A snapshot cannot be taken, read or compared; the message says why."""
 
 
 def snapshot_take() -> dict[str, Any]:

@@ -481,9 +481,9 @@ def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreRepor
     every difference from the manifest is listed; the restore and its outcome
     are appended to the restored trail.
     """
-    # The one verifier of the trail: chains, checkpoints, anchors, triggers, the replay.
-    from batchline.audit.verify import Finding, verify
-    from batchline.configuration.selectors import current
+    # The one verifier of the trail (chains, checkpoints, anchors, triggers, the replay, the signatures);
+    # imported here because the worker's app sits above this one.
+    from batchline.integrity.verification import full_verify
 
     started = time.perf_counter()
     path = path.resolve()
@@ -515,15 +515,8 @@ def restore(path: Path, *, actor: Actor, no_owner: bool = False) -> RestoreRepor
 
     notes: list[str] = []
     as_of = _anchors_as_of_backup(manifest, differences)
-    report = verify(anchors=as_of, clock_tolerance=float(current().clock_tolerance_seconds))
-    findings = list(report.findings)
-    try:
-        from batchline.signatures.status import broken_signatures
-    except ImportError:  # pragma: no cover - the signature status module is newer than this check
-        pass
-    else:
-        findings += [Finding("signature", message) for message in broken_signatures()]
-    differences += [f"audit verify, {finding.kind}: {finding}" for finding in findings]
+    report = full_verify(anchors=as_of)
+    differences += [f"audit verify, {finding.kind}: {finding}" for finding in report.findings]
     notes += report.notes
     for anchor in as_of:
         if isinstance(anchor, AnchorAsOfBackup) and anchor.later is not None:

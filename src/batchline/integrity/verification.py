@@ -15,12 +15,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
 from batchline.accounts.alerts import security_alert_raise
+from batchline.audit.anchors import Anchor
 from batchline.audit.checkpoints import Made, checkpoint_create, checkpoint_due
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import SYSTEM, audit_append
@@ -31,10 +33,24 @@ from batchline.signatures.status import broken_signatures
 log = logging.getLogger("batchline.worker")
 
 
-def full_verify(*, replay: bool = True, max_findings: int = 100) -> Report:
-    """``audit verify`` with the configured clock tolerance, plus the signatures whose content changed."""
+def full_verify(
+    *,
+    replay: bool = True,
+    max_findings: int = 100,
+    public_key: bytes | None = None,
+    anchors: Sequence[Anchor] | None = None,
+) -> Report:
+    """``audit verify`` with the configured clock tolerance, plus the signatures whose content changed.
+
+    The one verification every caller runs (the command, the worker, a restore); ``public_key``
+    and ``anchors`` default to the installation's own.
+    """
     report = verify(
-        replay=replay, max_findings=max_findings, clock_tolerance=float(current().clock_tolerance_seconds)
+        replay=replay,
+        max_findings=max_findings,
+        clock_tolerance=float(current().clock_tolerance_seconds),
+        public_key=public_key,
+        anchors=anchors,
     )
     for message in broken_signatures():
         if len(report.findings) < max_findings:

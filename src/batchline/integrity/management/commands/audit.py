@@ -11,8 +11,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from batchline.accounts.management.cli import add_actor_arguments
 from batchline.audit.anchors import Anchor, FileAnchor, NatsAnchor, configured_anchors
 from batchline.audit.checkpoints import Signed
-from batchline.audit.verify import verify
-from batchline.configuration.selectors import current
 from batchline.integrity.verification import checkpoint_now, full_verify
 
 
@@ -63,16 +61,12 @@ class Command(BaseCommand):
             )
             return
         started = time.perf_counter()
-        if options["public_key"] or options["anchor"]:
-            report = verify(
-                replay=not options["chain_only"],
-                max_findings=options["max_findings"],
-                clock_tolerance=float(current().clock_tolerance_seconds),
-                public_key=options["public_key"].read_bytes() if options["public_key"] else None,
-                anchors=self._anchors(options["anchor"]) if options["anchor"] else None,
-            )
-        else:
-            report = full_verify(replay=not options["chain_only"], max_findings=options["max_findings"])
+        report = full_verify(
+            replay=not options["chain_only"],
+            max_findings=options["max_findings"],
+            public_key=options["public_key"].read_bytes() if options["public_key"] else None,
+            anchors=self._anchors(options["anchor"]) if options["anchor"] else None,
+        )
         seconds = time.perf_counter() - started
         for finding in report.findings:
             self.stderr.write(f"FAIL {finding.kind}: {finding}")
