@@ -10,6 +10,8 @@ the completeness check it passed and the rule-set version that judged it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -55,6 +57,36 @@ class Deviation(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
+
+    def record_content(self) -> dict[str, Any]:
+        """What a batch record holds of this deviation, its links included (prefetch ``links``).
+
+        One definition for the full record (reports) and the lean read that judges
+        signatures (signatures/status.py), so the two cannot drift apart.
+        """
+        return {
+            "id": self.pk,
+            "number": self.number,
+            "title": self.title,
+            "classification": self.classification,
+            "state": self.state,
+            "description": self.description,
+            "immediate_action": self.immediate_action,
+            "investigation": self.investigation,
+            "root_cause": self.root_cause,
+            "impact": self.impact,
+            "capa": self.capa_reference,
+            "links": [
+                {
+                    "id": lk.pk,
+                    "batch": lk.batch_number,
+                    "lot": lk.lot_number,
+                    "equipment": lk.equipment_code,
+                    "exception": lk.exception_id,
+                }
+                for lk in sorted(self.links.all(), key=lambda lk: lk.pk)
+            ],
+        }
 
 
 class DeviationLink(AuditedModel):

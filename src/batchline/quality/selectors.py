@@ -280,31 +280,7 @@ def record_quality(batch: Batch) -> dict[str, Any]:
         ],
         "exceptions": exceptions,
         "deviations": [
-            {
-                "id": d.pk,
-                "number": d.number,
-                "title": d.title,
-                "classification": d.classification,
-                "state": d.state,
-                "description": d.description,
-                "immediate_action": d.immediate_action,
-                "investigation": d.investigation,
-                "root_cause": d.root_cause,
-                "impact": d.impact,
-                "capa": d.capa_reference,
-                "signatures": deviation_signatures.get(str(d.pk), []),
-                "links": [
-                    {
-                        "id": lk.pk,
-                        "batch": lk.batch_number,
-                        "lot": lk.lot_number,
-                        "equipment": lk.equipment_code,
-                        "exception": lk.exception_id,
-                    }
-                    for lk in sorted(d.links.all(), key=lambda lk: lk.pk)
-                ],
-            }
-            for d in deviations
+            {**d.record_content(), "signatures": deviation_signatures.get(str(d.pk), [])} for d in deviations
         ],
         "review": None
         if not stages

@@ -293,32 +293,7 @@ def lean_record(batch: Any) -> dict[str, Any]:
         .order_by("number")
         .prefetch_related("links")
     )
-    deviation_rows = [
-        {
-            "id": d.pk,
-            "number": d.number,
-            "title": d.title,
-            "classification": d.classification,
-            "state": d.state,
-            "description": d.description,
-            "immediate_action": d.immediate_action,
-            "investigation": d.investigation,
-            "root_cause": d.root_cause,
-            "impact": d.impact,
-            "capa": d.capa_reference,
-            "links": [
-                {
-                    "id": lk.pk,
-                    "batch": lk.batch_number,
-                    "lot": lk.lot_number,
-                    "equipment": lk.equipment_code,
-                    "exception": lk.exception_id,
-                }
-                for lk in sorted(d.links.all(), key=lambda lk: lk.pk)
-            ],
-        }
-        for d in deviations
-    ]
+    deviation_rows = [d.record_content() for d in deviations]
     materials = [
         {
             "step": step,
