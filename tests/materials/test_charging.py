@@ -254,6 +254,24 @@ def test_quarantined_wrong_and_retest_due_material_is_refused(plant) -> None:
     assert not Consumption.objects.exists()
 
 
+@pytest.mark.req("RBE-01", "RBE-02", "MAT-01")
+@pytest.mark.parametrize("status", ["quarantine", "rejected"])
+def test_a_lot_not_released_is_recorded_for_qa_as_a_material_condition_naming_the_container(
+    plant, status
+) -> None:
+    people, recipe, material = plant
+    receive(people, material, "L-S", status=status)  # C-000001, C-000002
+    batch = new_batch(people, recipe, quantity="100")
+    start(people, batch, "charge_api")
+    op = people["operator"]
+    with pytest.raises(ex.ExecutionRefused):
+        ex.step_scan(actor=A(op), user=op, batch=batch, step_key="charge_api", scan="C-000002")
+    seen_by_qa = BatchException.objects.get(batch=batch)
+    assert seen_by_qa.code == f"REFUSED_LOT_{'IN_QUARANTINE' if status == 'quarantine' else status.upper()}"
+    assert (seen_by_qa.type.category, seen_by_qa.type.kind) == ("resource", "material condition failed")
+    assert (seen_by_qa.material, seen_by_qa.equipment) == ("C-000002", "")
+
+
 @pytest.mark.req("A11-05", "MAT-05")
 @pytest.mark.parametrize("quantity", ["0", "-5", "abc", "1e30", "NaN"])
 def test_receipts_of_zero_negative_or_nonsense_quantities_are_refused(plant, quantity) -> None:

@@ -126,17 +126,17 @@ def _record_refusal(
         step = found[0] if found else None
         for reason in refused.verdict.reasons:
             code = f"REFUSED_{reason.code}"
-            kind = exceptions.classify(code).kind
-            equipment = (
-                scanned if kind.startswith("equipment") else scale if kind.startswith("dispensing") else ""
-            )
+            subject = exceptions.classify(code).subject
+            # A dispensing step scans the container and weighs on the scale: a refusal about the
+            # equipment there is about the scale; at an equipment step, about the unit scanned.
+            equipment = (scale or scanned) if subject == exceptions.EQUIPMENT else ""
             raising.exception_raise(
                 batch,
                 actor=actor,
                 code=code,
                 message=f"Refused: {reason.message}",
                 step=step,
-                material=scanned[:60] if kind.startswith("material") else "",
+                material=scanned[:60] if subject == exceptions.MATERIAL else "",
                 equipment=equipment[:40],
             )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = "2026-11-25.1"
+VERSION = "2026-12-06.1"
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -37,6 +37,7 @@ class ExceptionType:
     kind: str  # the taxonomy's own word for it, e.g. "out-of-sequence attempt"
     severity: str
     blocks: bool = False
+    subject: str = ""  # MATERIAL or EQUIPMENT: the refused thing's own field on the exception
 
 
 def _t(code: str, category: str, kind: str, severity: str, *, blocks: bool = False) -> ExceptionType:
@@ -82,10 +83,13 @@ TYPES: dict[str, ExceptionType] = {
     ]
 }
 
-# Refusal reason -> (category, kind). Reasons not named here are the operator's own
-# input or sequence being refused: process, "refused attempt".
-_REFUSAL: dict[str, tuple[str, str]] = {}
-for _codes, _cat, _kind in [
+# Refusal reason -> (category, kind, subject). Every code a gate or a step action can refuse
+# with has its line here (tests/rules/test_taxonomy_codes.py walks the gates' sources and
+# fails on a code without one); ``subject`` names the record field that holds what was
+# scanned or weighed on: the material, or the equipment (for dispensing, the scale).
+MATERIAL, EQUIPMENT = "material", "equipment"
+_REFUSAL: dict[str, tuple[str, str, str]] = {}
+for _codes, _cat, _kind, _subject in [
     (
         (
             "PREDECESSOR_OPEN",
@@ -94,15 +98,27 @@ for _codes, _cat, _kind in [
             "STEP_ALREADY_COMPLETE",
             "STEP_ALREADY_STARTED",
             "BATCH_NOT_ACTIVE",
+            "BATCH_NOT_RUNNING",
             "TIMER_MINIMUM",
             "EXCEPTION_BLOCKS",
+            "NOTHING_TO_VERIFY",
+            "MATERIAL_NOT_CHARGED",
+            "NOT_DISPENSED",
+            "ALREADY_DISPENSED",
+            "EQUIPMENT_NOT_IDENTIFIED",
+            "NO_OUTPUT_LOT",
+            "ILLEGAL_TRANSITION",
         ),
         "process",
         "out-of-sequence attempt",
+        "",
     ),
     (
         (
             "LOT_EXPIRED",
+            "LOT_IN_QUARANTINE",
+            "LOT_REJECTED",
+            "LOT_BLOCKED",
             "LOT_NOT_RELEASED",
             "LOT_RETEST_DUE",
             "WRONG_MATERIAL",
@@ -111,10 +127,12 @@ for _codes, _cat, _kind in [
             "CONTAINER_EMPTY",
             "LABEL_MISMATCH",
             "UNKNOWN_CONTAINER",
+            "UNKNOWN_BARCODE",
             "ALREADY_CHARGED",
         ),
         "resource",
         "material condition failed",
+        MATERIAL,
     ),
     (
         (
@@ -126,11 +144,14 @@ for _codes, _cat, _kind in [
             "MAINTENANCE_OVERDUE",
             "IN_MAINTENANCE",
             "OUT_OF_SERVICE",
+            "UNKNOWN_STATUS",
             "WRONG_EQUIPMENT_CLASS",
             "UNKNOWN_EQUIPMENT",
+            "NOT_EQUIPMENT",
         ),
         "resource",
         "equipment condition failed",
+        EQUIPMENT,
     ),
     (
         (
@@ -140,22 +161,39 @@ for _codes, _cat, _kind in [
             "CAPACITY_EXCEEDED",
             "DAILY_CHECK_FAILED",
             "DAILY_CHECK_MISSING",
+            "WRONG_UNIT",
+            "NOT_A_SCALE",
             "SCALE_UNREACHABLE",
             "SCALE_NOT_CONNECTED",
-            "NOT_A_SCALE",
+            # what the scale itself answers over MT-SICS (devices/mtsics.py)
+            "SCALE_REFUSED",
+            "SCALE_NOT_READY",
+            "SCALE_OVERLOAD",
+            "SCALE_UNDERLOAD",
+            "SCALE_SYNTAX_ERROR",
+            "SCALE_TRANSMISSION_ERROR",
+            "SCALE_LOGICAL_ERROR",
+            "SCALE_PROTOCOL_ERROR",
+            "SCALE_WRONG_DEVICE",
+            "SCALE_NO_ANSWER",
+            "SCALE_TIMEOUT",
+            "SCALE_DISCONNECTED",
         ),
         "resource",
         "dispensing condition failed",
+        EQUIPMENT,
     ),
     (
         ("QUALIFICATION_MISSING", "QUALIFICATION_EXPIRED", "QUALIFICATION_OUTDATED"),
         "resource",
         "qualification condition failed",
+        "",
     ),
     (
         ("VALUE_IMPLAUSIBLE", "OUT_OF_RANGE", "CALCULATION_FAILED"),
         "value",
         "value refused at entry",
+        "",
     ),
     (
         (
@@ -169,10 +207,70 @@ for _codes, _cat, _kind in [
         ),
         "signature",
         "signature anomaly",
+        "",
+    ),
+    (
+        ("ROLE_REQUIRED", "NOT_AUTHORISED", "PERSON_REQUIRED"),
+        "process",
+        "unauthorised attempt",
+        "",
+    ),
+    (
+        # a label the scanner read but that is not a valid code (labels/scan.py)
+        (
+            "SCAN_EMPTY",
+            "SCAN_UNREADABLE",
+            "SCAN_MALFORMED",
+            "SCAN_TRUNCATED",
+            "SCAN_TOO_LONG",
+            "SCAN_SYMBOLOGY",
+            "SCAN_UNKNOWN_AI",
+            "SCAN_BAD_CHECK_DIGIT",
+            "SCAN_BAD_DATE",
+            "SCAN_CONFLICT",
+        ),
+        "data",
+        "unreadable scan",
+        "",
+    ),
+    (
+        # the operator's own entry or command refused as typed: nothing about the product
+        (
+            "VALUE_MISSING",
+            "TOO_LONG",
+            "NOT_TEXT",
+            "NOT_A_NUMBER",
+            "NOT_A_CHOICE",
+            "NOT_YES_NO",
+            "CHECKLIST_OPEN",
+            "REASON_REQUIRED",
+            "FEFO_REASON_REQUIRED",
+            "NOTHING_TO_SCAN",
+            "NOT_A_WEIGHING_STEP",
+            "NOT_BY_HAND",
+            "NO_SUCH_STEP",
+            "NO_SUCH_VALUE",
+            "UNKNOWN_COMMAND",
+            "NUMBER_REQUIRED",
+            "NUMBER_FORMAT",
+            "NUMBER_TAKEN",
+            "QUANTITY",
+            "RECIPE_NOT_EFFECTIVE",
+        ),
+        "process",
+        "refused attempt",
+        "",
     ),
 ]:
     for _code in _codes:
-        _REFUSAL[_code] = (_cat, _kind)
+        assert _code not in _REFUSAL, _code
+        _REFUSAL[_code] = (_cat, _kind, _subject)
+
+
+def refusal_known(reason: str) -> bool:
+    """Whether a refusal reason has its own line in the table (not the catch-all below)."""
+    return reason in _REFUSAL
+
 
 REFUSED_PREFIX = "REFUSED_"
 
@@ -183,8 +281,10 @@ def classify(code: str) -> ExceptionType:
         return TYPES[code]
     if code.startswith(REFUSED_PREFIX):
         reason = code[len(REFUSED_PREFIX) :]
-        category, kind = _REFUSAL.get(reason, ("process", "refused attempt"))
-        return ExceptionType(code, category, kind, "low")
+        # A reason without its line (a test forbids it) still records as the operator's own attempt:
+        # the refusal must never fail to be kept.
+        category, kind, subject = _REFUSAL.get(reason, ("process", "refused attempt", ""))
+        return ExceptionType(code, category, kind, "low", subject=subject)
     raise KeyError(f"exception code {code!r} is not in the taxonomy (rules/exceptions.py)")
 
 
