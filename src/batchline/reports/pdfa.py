@@ -134,7 +134,9 @@ def printable(value: Any) -> str:
     Canonically composed first (``e`` + combining acute prints as ``é``, the same
     text); a line break stays one, a tab is a space; any other control character
     prints as its ASCII name and a character the font has no glyph for as its code
-    point, both between ‹ ›, so nothing is dropped and nothing prints as a blank box.
+    point, both between ‹ ›, so nothing is dropped and nothing prints as a blank box. Characters
+    beyond the Basic Multilingual Plane (emoji) are written as code points too: ReportLab's text
+    layer (ToUnicode) maps only 16-bit code points, and a copied or searched emoji would read wrong.
     Right-to-left runs print in the order they are stored (no bidirectional
     reordering): the JSON record is the exact text.
     """
@@ -148,7 +150,11 @@ def printable(value: Any) -> str:
             out.append(ch)
         elif ch in "\t\r":
             out.append(" ")
-        elif ord(ch) in covered and unicodedata.category(ch) not in ("Cc", "Cs", "Cn", "Co"):
+        elif (
+            ord(ch) in covered
+            and ord(ch) <= 0xFFFF
+            and unicodedata.category(ch) not in ("Cc", "Cs", "Cn", "Co")
+        ):
             out.append(ch)
         else:
             out.append(_mark(ch))
