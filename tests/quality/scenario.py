@@ -14,7 +14,7 @@ from batchline.execution.models import Batch
 from batchline.materials import services as stock
 from batchline.signatures.services import signer_authenticate
 from tests.conftest import PASSWORD, make_user
-from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
+from tests.execution.test_engine import A, effective_recipe, new_batch, product_master_data, sign, start
 from tests.materials.test_charging import expire, receive
 from tests.signatures.test_signing import station
 
@@ -59,6 +59,7 @@ def review_plant() -> tuple[dict, object]:
     """People, the recipe effective, paracetamol in an expired lot (C-000001) and a good one (C-000002)."""
     people = review_people()
     recipe = effective_recipe(people, RECIPE)
+    product_master_data(people["warehouse"], "RBE", "Review test 500 mg", "kg")
     material = stock.material_create(
         actor=A(people["warehouse"]), code="PCM", name="Paracetamol", kind="api", unit="kg"
     )

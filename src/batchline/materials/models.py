@@ -60,7 +60,10 @@ class Lot(AuditedModel):
     supplier_lot = models.CharField(max_length=60, blank=True)
     status = models.CharField(max_length=20, choices=LotStatus.choices, default=LotStatus.QUARANTINE)
     received_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
+    # Empty only for a batch's output lot whose expiry is not known yet: counted from the start
+    # of manufacture by the product's shelf life, or set by QA where the master data has none.
+    # Such a lot is not usable (rules.materials.lot_usable); an expiry is never made up.
+    expires_at = models.DateTimeField(null=True, blank=True)
     retest_at = models.DateTimeField(null=True, blank=True)
     potency = models.DecimalField(
         max_digits=7, decimal_places=3, null=True, blank=True, help_text="assay, % of label claim"

@@ -219,10 +219,10 @@ def output_lot_register(
 ) -> Lot:
     """The lot a batch will produce: number = batch number, in quarantine, empty until produced.
 
-    Joins the caller's transaction (batch creation). Its expiry is the material's
-    shelf life from the batch's creation; a material without a shelf life gets
-    its lot expiring at once, so nothing of it can be used until QA sets the
-    expiry with a signed correction, rather than a date Batchline made up.
+    Joins the caller's transaction (batch creation). It has no expiry yet: the
+    expiry is counted from the date of manufacture, which is not known before
+    the batch starts (:func:`output_lot_manufacture_started`); until then the
+    lot is not usable and says why, rather than carrying a date Batchline made up.
     """
     material = product_material(actor=actor, code=product_code, name=product_name, unit=unit)
     if Lot.objects.filter(material=material, number=batch_number).exists():
@@ -230,19 +230,51 @@ def output_lot_register(
             "OUTPUT_LOT_TAKEN",
             f"A lot {batch_number} of {material.code} exists already: choose another batch number.",
         )
-    expires_at = at + dt.timedelta(days=material.shelf_life_days) if material.shelf_life_days else at
     return record_create(
         Lot(
             material=material,
             number=batch_number,
             status=LotStatus.QUARANTINE,
             received_at=at,
-            expires_at=expires_at,
+            expires_at=None,
             produced_by_batch=batch_number,
         ),
         actor=actor,
         reason=f"output of batch {batch_number}",
     )
+
+
+def output_lot_manufacture_started(*, actor: Actor, batch_number: str, at: dt.datetime) -> Lot | None:
+    """The output lot's expiry, counted from the start of manufacture by the product's shelf life.
+
+    Called in the transaction that starts the batch (its first step). The date of
+    manufacture is taken as the batch's start: GMP counts the shelf life from the
+    first step that combines the active ingredient with other ingredients (EMA
+    CPMP/QWP/072/96; FDA likewise), which cannot come before the batch starts, so
+    the expiry is never later than GMP allows, and it is known for every recipe
+    (which step first combines is the recipe's business, not the engine's). A
+    product whose master data has no shelf life gets none: the lot stays without
+    an expiry, unusable, until QA sets one with a signed correction
+    (:func:`lot_expiry_correct`); an expiry QA set already is kept.
+    """
+    lot = (
+        Lot.objects.select_for_update()
+        .select_related("material")
+        .filter(produced_by_batch=batch_number)
+        .first()
+    )
+    if lot is None or lot.expires_at is not None or not lot.material.shelf_life_days:
+        return lot
+    days = lot.material.shelf_life_days
+    record_update(
+        lot,
+        actor=actor,
+        values={"expires_at": at + dt.timedelta(days=days)},
+        action="expiry",
+        reason=f"date of manufacture: batch {batch_number} started; shelf life of {lot.material.code} "
+        f"{days} days (master data)",
+    )
+    return lot
 
 
 def lot_produce(
@@ -351,7 +383,7 @@ def lot_retest_extend(
         locked = Lot.objects.select_for_update().select_related("material").get(pk=lot.pk)
         if retest_at <= timezone.now():
             raise _refuse("RETEST_IN_PAST", "The new retest date-time must be in the future.")
-        if retest_at > locked.expires_at:
+        if locked.expires_at is not None and retest_at > locked.expires_at:
             raise _refuse("RETEST_AFTER_EXPIRY", f"Lot {locked.number} expires before that retest date.")
         _lot_signed(locked, {"retest_at": retest_at}, "retest", Meaning.APPROVED, signer, actor, reason)
     return locked
@@ -403,7 +435,7 @@ def lot_content(lot: Lot) -> dict[str, Any]:
     return {
         "lot": lot.number,
         "material": lot.material.code,
-        "expires_at": lot.expires_at.isoformat(),
+        "expires_at": lot.expires_at.isoformat() if lot.expires_at else None,
         "retest_at": lot.retest_at.isoformat() if lot.retest_at else None,
     }
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -42,7 +43,8 @@ def lot_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     lots = (
         Lot.objects.select_related("material")
-        .annotate(stock=Sum("containers__quantity"), count=Count("containers"))
+        # A lot without containers (an output lot before production) holds 0, not "None".
+        .annotate(stock=Coalesce(Sum("containers__quantity"), Decimal(0)), count=Count("containers"))
         .order_by("material__code", "expires_at")
     )
     rows = [
@@ -115,6 +117,7 @@ def _lot_page(request: HttpRequest, lot: Lot, *, status: int = 200, **extra: Any
         "lot": lot,
         "verdict": rules.lot_usable(lot.view(), now, timezone.get_current_timezone()),
         "containers": containers,
+        "stock": sum((c.quantity for c in containers), Decimal(0)),
         "signatures": [{"signature": s, "intact": signature_intact(s, content)} for s in sigs],
         "statuses": [s for s in LotStatus if s != lot.status],
         "can_disposition": request.user.has_perm("materials.disposition_lot"),

@@ -247,6 +247,20 @@ def seed_materials() -> None:
         signer=_sign("approver", "released"),
         reason="demo data: certificate of analysis reviewed",
     )
+    # The products as materials, each with its shelf life: a produced lot's expiry counts from it.
+    for code, name in (
+        ("PCM500", "Paracetamol 500 mg tablets"),
+        ("PCM500-IPC", "Paracetamol 500 mg tablets, IPC lot"),
+    ):
+        stock.material_create(
+            actor=Actor.of(clerk, via="cli"),
+            code=code,
+            name=name,
+            kind="finished",
+            unit="tablet",
+            shelf_life_days=1095,  # 36 months
+            reason="demo data",
+        )
     stock.lot_expiry_correct(
         actor=Actor.of(qa, via="cli"),
         lot=Lot.objects.get(number="PCM-L0099"),
