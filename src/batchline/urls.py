@@ -13,6 +13,7 @@ from batchline.web import material_views as materials
 from batchline.web import quality_views as quality
 from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
+from batchline.web import remainder_views as remainders
 from batchline.web import training_views as training
 from batchline.web import views as web
 
@@ -76,6 +77,17 @@ urlpatterns = [
         "batches/<slug:number>/containers/<slug:code>/label.pdf",
         execution.dispensed_label,
         name="dispensed_label",
+    ),
+    path("batches/<str:number>/remainders/", remainders.remainders, name="batch_remainders"),
+    path(
+        "batches/<str:number>/remainders/<slug:code>/<str:action>/",
+        remainders.remainder_action,
+        name="remainder_action",
+    ),
+    path(
+        "batches/<str:number>/returned/<slug:code>/label.pdf",
+        remainders.returned_label,
+        name="returned_label",
     ),
     path("lots/", materials.lot_list, name="lots"),
     path("lots/receive/", materials.lot_receive, name="lot_receive"),

@@ -22,6 +22,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.rules.bindings import waste_content
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
@@ -602,6 +603,105 @@ def container_dispense(
     _move(source, Movement.DISPENSE, -net, counterpart=target, device=device, reason=reason, **common)  # type: ignore[arg-type]
     _move(target, Movement.DISPENSE, net, counterpart=source, device=device, reason=reason, **common)  # type: ignore[arg-type]
     return target
+
+
+def container_return(
+    *,
+    actor: Actor,
+    source: Container,
+    quantity: Decimal,
+    location: str,
+    batch_number: str,
+    device: str,
+    at: dt.datetime,
+    reason: str = "",
+) -> Container:
+    """``quantity`` of a locked container dispensed for a batch back to stock (WD-12).
+
+    The remainder is not poured back into the drum it came from: it goes to the
+    warehouse in a new container of the same lot, at ``location``, which
+    remembers the batch it came back from (its label says so) and the dispensed
+    container it came out of. Two ledger entries, each naming the other
+    container and the device that weighed (or ``ledger`` when the whole
+    remainder the ledger holds was returned). The caller (the batch's rules in
+    ``execution.returns``) holds the batch's and the container's locks.
+    """
+    user_id = _person(actor)
+    target = record_create(
+        Container(
+            code=_next_container_code(),
+            lot=source.lot,
+            quantity=Decimal(0),
+            unit=source.unit,
+            location=location,
+            returned_from=batch_number,
+            source=source,
+            created_at=at,
+        ),
+        actor=actor,
+        reason=f"returned to stock from batch {batch_number}",
+    )
+    common = {"actor": actor, "user_id": user_id, "at": at, "batch_number": batch_number, "device": device}
+    _move(source, Movement.RETURN, -quantity, counterpart=target, reason=reason, **common)  # type: ignore[arg-type]
+    _move(target, Movement.RETURN, quantity, counterpart=source, reason=reason, **common)  # type: ignore[arg-type]
+    return target
+
+
+def container_waste(
+    *,
+    actor: Actor,
+    container: Container,
+    quantity: Decimal,
+    batch_number: str,
+    device: str,
+    at: dt.datetime,
+    reason: str,
+    signer: VerifiedSigner | None,
+) -> LedgerEntry:
+    """Destroy ``quantity`` of a locked container dispensed for a batch: one ledger entry of its own kind.
+
+    Signed by the person who destroys it (meaning "performed"), with the reason
+    as the signature's comment. A return leaves the material in stock, weighed
+    and labelled, where anyone can check it; waste leaves nothing but its
+    record, and the quantity written off counts in the batch's reconciliation
+    against what was consumed (211.192: unexplained discrepancies). So, as for
+    a correction, the person binds themselves to the quantity and the reason
+    with their signature (21 CFR 11.50, 11.70), and the batch record shows who.
+    """
+    if signer is None or signer.user.pk != actor.id:
+        raise _refuse("SIGNATURE_REQUIRED", "Material goes to waste with your e-signature: your password.")
+    if not reason.strip():
+        raise ReasonRequired("Say why the material goes to waste.")
+    entry = _move(
+        container,
+        Movement.DESTROY,
+        -quantity,
+        actor=actor,
+        user_id=_person(actor),
+        at=at,
+        batch_number=batch_number,
+        device=device,
+        reason=reason,
+    )
+    row = {
+        "id": entry.pk,
+        "kind": entry.kind,
+        "container": container.code,
+        "lot": container.lot.number,
+        "quantity": entry.quantity,
+        "unit": entry.unit,
+        "reason": entry.reason,
+        "at": entry.at,
+    }
+    signature_apply(
+        signer=signer,
+        meaning=Meaning.PERFORMED,
+        record=entry,
+        content=waste_content(batch_number, row),
+        actor=actor,
+        comment=reason,
+    )
+    return entry
 
 
 def container_adjust(*, actor: Actor, container: Container, delta: Decimal, reason: str) -> LedgerEntry:

@@ -57,7 +57,8 @@ def facts(batch: Batch) -> rules.BatchFacts:
         .order_by("deviation__number")
     ]
     unbalanced = [
-        f"{code} (lot {lot}) still holds {quantity.normalize():f} {unit}: charge it or return it"
+        f"{code} (lot {lot}) still holds {quantity.normalize():f} {unit}: charge it, return it to stock "
+        "or waste it"
         for code, lot, quantity, unit in Container.objects.filter(dispensed_for=batch.number)
         .exclude(quantity=0)
         .order_by("code")

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.labels.container import ContainerLabel, ContainerStatus
+from batchline.labels.container import ContainerLabel, ContainerStatus, Returned
 from batchline.labels.pdf import render_pdf
 from batchline.labels.zpl import render_zpl
 from batchline.materials import services as stock
@@ -168,6 +168,14 @@ def lot_disposition(request: HttpRequest, pk: int) -> HttpResponse:
 
 def container_label(container: Container, *, print_count: int) -> ContainerLabel:
     lot, material = container.lot, container.lot.material
+    returned = None
+    if container.returned_from:  # what came back from a batch says so, with who returned it and when
+        first = container.ledger.select_related("user").order_by("id").first()
+        returned = Returned(
+            batch=container.returned_from,
+            returned_by=first.user.printed_name if first else "",
+            returned_at=container.created_at,
+        )
     return ContainerLabel(
         material_code=material.code,
         material_name=material.name,
@@ -182,6 +190,7 @@ def container_label(container: Container, *, print_count: int) -> ContainerLabel
         expiry=lot.expires_at,
         retest=lot.retest_at,
         received_on=timezone.localtime(lot.received_at).date(),
+        returned=returned,
         print_count=print_count,
         printed_at=timezone.now(),
         zone=timezone.get_current_timezone(),
