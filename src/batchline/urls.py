@@ -14,6 +14,7 @@ from batchline.web import quality_views as quality
 from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
 from batchline.web import remainder_views as remainders
+from batchline.web import simulator_views as simulator
 from batchline.web import training_views as training
 from batchline.web import views as web
 
@@ -72,6 +73,7 @@ urlpatterns = [
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("scales/reading/", execution.scale_reading, name="scale_reading"),
+    path("scales/simulator/", simulator.scale_simulator_load, name="scale_simulator_load"),
     path("batches/<slug:number>/steps/<slug:key>/proposal/", execution.fefo_proposal, name="fefo_proposal"),
     path(
         "batches/<slug:number>/containers/<slug:code>/label.pdf",
