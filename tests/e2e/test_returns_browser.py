@@ -51,7 +51,7 @@ def test_an_operator_returns_part_of_a_remainder_on_the_scale_and_wastes_the_res
 
     # The rest to waste, with the operator's signature.
     panel = page.get_by_test_id("remainders")
-    panel.get_by_text("Waste", exact=True).click()
+    panel.get_by_text("Waste…", exact=True).click()
     panel.get_by_label("Reason").last.fill("powder left in the scoop")
     panel.get_by_role("button", name="Waste and sign…").click()
     page.locator("dialog[open] input[name=signer_username]").fill("operator")  # the session's first signing

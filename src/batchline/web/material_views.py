@@ -181,7 +181,8 @@ def container_label(container: Container, *, print_count: int) -> ContainerLabel
         material_name=material.name,
         lot=lot.number,
         container_id=container.code,
-        quantity=Decimal(container.quantity),
+        # As people write it: the ledger keeps six decimals, a label shows the weight (0.5013 kg).
+        quantity=Decimal(container.quantity).normalize(),
         unit=container.unit,
         status=ContainerStatus(lot.status),
         gtin=material.gtin or None,
