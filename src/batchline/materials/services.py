@@ -561,6 +561,49 @@ def container_consume(
     )
 
 
+def _into_new_container(
+    source: Container,
+    kind: str,
+    quantity: Decimal,
+    *,
+    actor: Actor,
+    at: dt.datetime,
+    batch_number: str,
+    device: str,
+    reason: str,
+    step_key: str = "",
+    why_new: str = "",
+    **fields: Any,
+) -> Container:
+    """``quantity`` out of a locked ``source`` into a new container of its lot: two entries naming each other."""
+    user_id = _person(actor)
+    target = record_create(
+        Container(
+            code=_next_container_code(),
+            lot=source.lot,
+            quantity=Decimal(0),
+            unit=source.unit,
+            source=source,
+            created_at=at,
+            **fields,
+        ),
+        actor=actor,
+        reason=why_new,
+    )
+    common: dict[str, Any] = {
+        "actor": actor,
+        "user_id": user_id,
+        "at": at,
+        "batch_number": batch_number,
+        "step_key": step_key,
+        "device": device,
+        "reason": reason,
+    }
+    _move(source, kind, -quantity, counterpart=target, **common)
+    _move(target, kind, quantity, counterpart=source, **common)
+    return target
+
+
 def container_dispense(
     *,
     actor: Actor,
@@ -578,31 +621,20 @@ def container_dispense(
     Two ledger entries, each naming the other container and the device that
     weighed; the new container carries the lot, the batch it is for and its tare.
     """
-    user_id = _person(actor)
-    target = record_create(
-        Container(
-            code=_next_container_code(),
-            lot=source.lot,
-            quantity=Decimal(0),
-            unit=source.unit,
-            tare=tare,
-            location=source.location,
-            dispensed_for=batch_number,
-            source=source,
-            created_at=at,
-        ),
+    return _into_new_container(
+        source,
+        Movement.DISPENSE,
+        net,
         actor=actor,
+        at=at,
+        batch_number=batch_number,
+        step_key=step_key,
+        device=device,
+        reason=reason,
+        tare=tare,
+        location=source.location,
+        dispensed_for=batch_number,
     )
-    common = {
-        "actor": actor,
-        "user_id": user_id,
-        "at": at,
-        "batch_number": batch_number,
-        "step_key": step_key,
-    }
-    _move(source, Movement.DISPENSE, -net, counterpart=target, device=device, reason=reason, **common)  # type: ignore[arg-type]
-    _move(target, Movement.DISPENSE, net, counterpart=source, device=device, reason=reason, **common)  # type: ignore[arg-type]
-    return target
 
 
 def container_return(
@@ -621,30 +653,24 @@ def container_return(
     The remainder is not poured back into the drum it came from: it goes to the
     warehouse in a new container of the same lot, at ``location``, which
     remembers the batch it came back from (its label says so) and the dispensed
-    container it came out of. Two ledger entries, each naming the other
-    container and the device that weighed (or ``ledger`` when the whole
-    remainder the ledger holds was returned). The caller (the batch's rules in
-    ``execution.returns``) holds the batch's and the container's locks.
+    container it came out of. Two RETURN ledger entries, each naming the other
+    container and the scale that weighed it (none when the whole remainder the
+    ledger holds was returned). The caller (``execution.returns``, which judges
+    the batch's rules) holds the batch's and the container's locks.
     """
-    user_id = _person(actor)
-    target = record_create(
-        Container(
-            code=_next_container_code(),
-            lot=source.lot,
-            quantity=Decimal(0),
-            unit=source.unit,
-            location=location,
-            returned_from=batch_number,
-            source=source,
-            created_at=at,
-        ),
+    return _into_new_container(
+        source,
+        Movement.RETURN,
+        quantity,
         actor=actor,
-        reason=f"returned to stock from batch {batch_number}",
+        at=at,
+        batch_number=batch_number,
+        device=device,
+        reason=reason,
+        why_new=f"returned to stock from batch {batch_number}",
+        location=location,
+        returned_from=batch_number,
     )
-    common = {"actor": actor, "user_id": user_id, "at": at, "batch_number": batch_number, "device": device}
-    _move(source, Movement.RETURN, -quantity, counterpart=target, reason=reason, **common)  # type: ignore[arg-type]
-    _move(target, Movement.RETURN, quantity, counterpart=source, reason=reason, **common)  # type: ignore[arg-type]
-    return target
 
 
 def container_waste(
