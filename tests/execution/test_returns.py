@@ -25,18 +25,22 @@ from batchline.execution import returns, yields
 from batchline.execution import services as ex
 from batchline.execution.models import BatchException
 from batchline.genealogy import selectors as genealogy
+from batchline.keys import installation_public_key
 from batchline.materials import services as stock
 from batchline.materials.models import Container, LedgerEntry
 from batchline.materials.selectors import output_lot
 from batchline.quality import selectors as review
 from batchline.quality.services import QualityRefused
+from batchline.reports.archive import archive_export
 from batchline.reports.content import record_content
+from batchline.reports.verify import verify_archive
 from batchline.signatures.models import Signature
 from batchline.signatures.status import batch_statuses, broken_signatures
 from tests.conftest import make_user
 from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
 from tests.materials.test_charging import receive
 from tests.quality.test_quality_services import disposition, stage
+from tests.signatures.test_status import same_judgement
 
 pytestmark = pytest.mark.django_db
 
@@ -254,6 +258,11 @@ def test_a_return_weighed_on_the_scale_takes_its_stable_reading_and_less_than_al
     assert statuses[signature.pk].state == "valid"
     assert signature.pk in {s["id"] for s in content["signature_records"]}
     assert broken_signatures() == []
+    same_judgement(batch)  # the lean read (review page, audit verify) agrees with the full record
+    # The archive holds the waste and its signature, and verifies years later without the database.
+    data, manifest = archive_export(batch)
+    report = verify_archive(data, public_key=installation_public_key(), manifest_sha256=manifest)
+    assert report.ok, report.problems
     assert verify().ok
 
 
