@@ -49,6 +49,8 @@ FORBIDDEN = {
     # the exception's own disposition row).
     "execution": ["batchline.web", "batchline.api", "batchline.quality", "batchline.reports"],
     "quality": ["batchline.web", "batchline.api", "batchline.reports"],
+    # Simulated devices sit on the equipment registry and the device package; pages call them.
+    "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],
     # Reports read through selectors and models; pages and the API call them, never the reverse.
     "reports": ["batchline.web", "batchline.api"],
 }

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     # First, so that its commands replace Django's loaddata, flush, sqlflush, changepassword and
     # remove_stale_contenttypes (which would write GMP tables without the audit trail) with refusals.
     "batchline.backup",
+    # Before staticfiles: its runserver also serves the simulators of simulated scales (a demo).
+    "batchline.simulation",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

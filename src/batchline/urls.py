@@ -13,6 +13,8 @@ from batchline.web import material_views as materials
 from batchline.web import quality_views as quality
 from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
+from batchline.web import remainder_views as remainders
+from batchline.web import simulator_views as simulator
 from batchline.web import training_views as training
 from batchline.web import views as web
 
@@ -71,11 +73,23 @@ urlpatterns = [
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("scales/reading/", execution.scale_reading, name="scale_reading"),
+    path("scales/simulator/", simulator.scale_simulator_load, name="scale_simulator_load"),
     path("batches/<slug:number>/steps/<slug:key>/proposal/", execution.fefo_proposal, name="fefo_proposal"),
     path(
         "batches/<slug:number>/containers/<slug:code>/label.pdf",
         execution.dispensed_label,
         name="dispensed_label",
+    ),
+    path("batches/<str:number>/remainders/", remainders.remainders, name="batch_remainders"),
+    path(
+        "batches/<str:number>/remainders/<slug:code>/<str:action>/",
+        remainders.remainder_action,
+        name="remainder_action",
+    ),
+    path(
+        "batches/<str:number>/returned/<slug:code>/label.pdf",
+        remainders.returned_label,
+        name="returned_label",
     ),
     path("lots/", materials.lot_list, name="lots"),
     path("lots/receive/", materials.lot_receive, name="lot_receive"),

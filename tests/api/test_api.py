@@ -174,6 +174,8 @@ BODIES = {
     "/api/v1/batches/{number}/steps/{key}/verify": {"signature": SIG},
     "/api/v1/batches/{number}/steps/{key}/scan": {"scan": "C-000001"},
     "/api/v1/batches/{number}/steps/{key}/dispense": {"source": "C-000001", "scale": "SCALE-01"},
+    "/api/v1/batches/{number}/containers/{code}/return": {"location": "WH-B-03"},
+    "/api/v1/batches/{number}/containers/{code}/waste": {"reason": "r", "signature": SIG},
     "/api/v1/batches/{number}/steps/{key}/correct": {
         "name": "w1",
         "text": "1",

@@ -13,13 +13,14 @@ from hypothesis import HealthCheck, settings
 
 from batchline.accounts.models import ApiToken, RoleChange, User
 from batchline.execution.models import Batch, BatchStep, StepValue
+from batchline.materials.models import Container, LedgerEntry
 from batchline.recipes.models import MasterRecipe
 from batchline.signatures.models import Signature
 from batchline.wsgi import application
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
 
-RECORDS = (User, RoleChange, ApiToken, MasterRecipe, Batch, StepValue, Signature)
+RECORDS = (User, RoleChange, ApiToken, MasterRecipe, Batch, StepValue, Signature, LedgerEntry, Container)
 
 
 def snapshot() -> tuple:

@@ -68,3 +68,38 @@ def test_the_board_and_a_logbook_read_in_a_fixed_number_of_queries(demo_plant) -
         entries = list(sel.logbook(unit))
         _ = [list(e.corrections.all()) for e in entries]
     assert len(log_queries) == 2
+
+
+@pytest.mark.req("WD-02", "WD-01")
+def test_every_dispensing_of_the_demo_product_fits_one_of_its_simulated_scales(demo_plant) -> None:
+    """shared/domain/demo-product.md: 50 kg of paracetamol (about 50.2 kg at 99.6 %) down to 0.2 kg of silica."""
+    from decimal import Decimal
+
+    from batchline import units
+
+    scales = list(Equipment.objects.filter(simulated=True).order_by("code"))
+    assert [(s.code, s.host, s.port) for s in scales] == [
+        ("SCALE-01", "127.0.0.1", 4305),
+        ("SCALE-02", "127.0.0.1", 4306),
+    ]
+    now = timezone.now()
+    for kg, percent in (
+        ("50.2", "0.5"),
+        ("12", "2"),
+        ("6", "1"),
+        ("1.8", "1"),
+        ("1.5", "1"),
+        ("0.5", "2"),
+        ("0.2", "2"),
+    ):
+        quantity, tolerance = Decimal(kg), Decimal(kg) * Decimal(percent) / 100
+        fitting = [
+            s
+            for s in scales
+            if sel.scale_suitable(code=s.code, target=quantity, unit="kg", now=now).allowed
+            # the scale shows steps at least ten times finer than the tolerance allows
+            and units.convert(s.readability, s.unit, "kg") * 10 <= tolerance
+        ]
+        assert fitting, f"{kg} kg ± {percent} % fits no demo scale"
+        if quantity >= 5:  # in its drum or bucket: more than the bench scale's 6.2 kg
+            assert "SCALE-02" in [s.code for s in fitting], kg

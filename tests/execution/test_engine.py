@@ -13,6 +13,7 @@ from batchline.audit.services import Actor, ReasonRequired, record_update
 from batchline.audit.verify import verify
 from batchline.execution import services as ex
 from batchline.execution.models import Batch, BatchException, BatchStep, StepValue
+from batchline.materials import services as stock
 from batchline.recipes import services as recipes
 from batchline.signatures.models import Signature
 from batchline.signatures.services import signature_intact, signer_authenticate
@@ -50,7 +51,16 @@ def make_plant():
         "operator2": make_user("operator2", ["operator"]),
     }
     recipe = effective_recipe(people, SMALL)
+    product_master_data(people["author"], "TST", "Test tablets 100 mg", "tablet")
     return people, recipe
+
+
+def product_master_data(who, code: str, name: str, unit: str, *, shelf_life_days: int = 730):
+    """The product's material in the master data, with the shelf life its output lots' expiry is counted
+    by (a batch of a product without one is not released: its lot would have no expiry)."""
+    return stock.material_create(
+        actor=A(who), code=code, name=name, kind="finished", unit=unit, shelf_life_days=shelf_life_days
+    )
 
 
 @pytest.fixture

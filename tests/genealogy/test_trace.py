@@ -7,17 +7,19 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Min
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from batchline.audit.verify import verify
 from batchline.equipment.models import LogbookEntry
 from batchline.execution import services as ex
-from batchline.execution.models import Batch
+from batchline.execution.models import Batch, BatchStep
 from batchline.genealogy import selectors as gen
 from batchline.materials import selectors as msel
 from batchline.materials.models import Container, LedgerEntry, Lot, Material
 from batchline.recipes.models import MasterRecipe
+from batchline.rules import materials as material_rules
 from tests.execution.test_engine import A, sign, start
 from tests.genealogy import scenario
 
@@ -43,13 +45,18 @@ def test_a_batch_registers_its_output_lot_in_quarantine_named_after_it(world) ->
         "quarantine",
         "BL1",
     )
-    # A product never registered as a material becomes a finished material on its first batch,
-    # and without a shelf life its lot cannot be used until QA sets an expiry.
-    assert lot.material.kind == "finished" and lot.expires_at == Batch.objects.get(number="BL1").created_at
-    # An intermediate registered beforehand keeps its kind, unit and shelf life.
+    # A product never registered as a material becomes a finished material on its first batch;
+    # without a shelf life its lot has no expiry (none is made up) and cannot be used until QA
+    # sets one, and it is never called expired.
+    assert lot.material.kind == "finished" and lot.expires_at is None
+    verdict = material_rules.lot_usable(lot.view(), timezone.now())
+    assert "LOT_NO_EXPIRY" in verdict.codes and "LOT_EXPIRED" not in verdict.codes
+    # An intermediate registered beforehand keeps its kind, unit and shelf life, and its lot
+    # expires that long after its batch started (the date of manufacture).
     g1 = msel.output_lot("G1")
     assert g1 is not None and g1.material.kind == "intermediate"
-    assert g1.expires_at == g1.received_at + dt.timedelta(days=30)
+    started = BatchStep.objects.filter(batch__number="G1").aggregate(first=Min("started_at"))["first"]
+    assert g1.expires_at == started + dt.timedelta(days=30)
     assert Material.objects.filter(code="GRAN").count() == 1
     assert msel.output_lot("NO-SUCH") is None
 

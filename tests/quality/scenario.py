@@ -14,7 +14,7 @@ from batchline.execution.models import Batch
 from batchline.materials import services as stock
 from batchline.signatures.services import signer_authenticate
 from tests.conftest import PASSWORD, make_user
-from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
+from tests.execution.test_engine import A, effective_recipe, new_batch, product_master_data, sign, start
 from tests.materials.test_charging import expire, receive
 from tests.signatures.test_signing import station
 
@@ -73,6 +73,7 @@ def review_plant(*, lubricant: bool = False) -> tuple[dict, object]:
     with ``lubricant``, the recipe also dispenses magnesium stearate (lot L-MG, C-000003)."""
     people = review_people()
     recipe = effective_recipe(people, RECIPE_WITH_LUBRICANT if lubricant else RECIPE)
+    product_master_data(people["warehouse"], "RBE", "Review test 500 mg", "kg")
     material = stock.material_create(
         actor=A(people["warehouse"]), code="PCM", name="Paracetamol", kind="api", unit="kg"
     )

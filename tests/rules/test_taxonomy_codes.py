@@ -33,6 +33,9 @@ EMITTERS = {"Reason", "because", "_refuse"}
 # rules/review.py judges QA's own sign-off: its refusals answer the signer and are never recorded
 # on the batch as exceptions (quality services do not record refusals).
 NOT_RECORDED = {"rules/review.py"}
+# A return to stock or a waste of what is left of a dispensed container is refused to the person
+# at once and writes nothing (nothing happened to the product): never recorded as an exception.
+NOT_RECORDED |= {"rules/returns.py", "execution/returns.py"}
 
 
 def _modules() -> list[pathlib.Path]:

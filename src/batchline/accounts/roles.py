@@ -30,6 +30,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "equipment.record_cleaning",
             "equipment.check_scale",
             "equipment.write_logbook",
+            # What is left of material dispensed for a batch goes back to stock or to waste.
+            "materials.return_material",
         ],
     ),
     "supervisor": (
@@ -59,7 +61,12 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
     "warehouse": (
         "Warehouse",
         "Receives material, labels containers, moves stock.",
-        ["signatures.sign_performed", "materials.receive_material", "materials.view_lot"],
+        [
+            "signatures.sign_performed",
+            "materials.receive_material",
+            "materials.view_lot",
+            "materials.return_material",
+        ],
     ),
     "recipe_author": (
         "Recipe author",

@@ -60,9 +60,10 @@ class ContainerOut(Schema):
     code: str
     lot_id: int
     batch_number: str
-    kind: str
+    kind: str = Field(description="consumed, produced, returned (to stock) or wasted")
     quantity: Decimal
     unit: str
+    into: str = Field(default="", description="for a return: the stock container it went back into")
 
 
 class EquipmentOut(Schema):

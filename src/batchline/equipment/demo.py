@@ -5,8 +5,9 @@ knows (in use, dirty, dirty hold exceeded, clean hold expired, cleaning,
 maintenance, out of service, calibration overdue). Their pasts are written as
 back-dated logbook lines, so each logbook agrees with its unit's state; every
 record is created through the audit trail with the reason "demo data". Two
-scales are ready to weigh (checked today); ``SCALE-01`` is where the scale
-simulator listens (127.0.0.1:4305).
+scales are ready to weigh (checked today), both registered as simulated: the
+web server started on this database serves their MT-SICS simulators
+(``SCALE-01`` on 127.0.0.1:4305, ``SCALE-02`` on 4306; batchline.simulation).
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ CLASSES = [
     ("mill", "Mill", 72, 168, False),
     ("bin_blender", "Bin blender", 72, 168, False),
     ("tablet_press", "Rotary tablet press", 72, 120, False),
+]
+
+
+# The demo's scales, simulated (batchline.simulation serves them with the web server): every
+# dispensing of the demo product (shared/domain/demo-product.md) fits one. The floor scale takes
+# the paracetamol (50 kg, about 50.2 kg at the lot's potency, in its drum), the water and the maize
+# starch (12 and 6 kg); the bench scale povidone, sodium starch glycolate, magnesium stearate and
+# colloidal silica (1.5 kg down to 0.2 kg ± 2 %, that is ± 4 g). Minimum weight 200 × d: the
+# readability is then at most 0.5 % of any quantity either may weigh.
+# code, name, capacity, readability (d), minimum weight, unit, MT-SICS port
+SIMULATED_SCALES = [
+    ("SCALE-01", "Bench scale 6.2 kg", "6200", "0.1", "20", "g", 4305),
+    ("SCALE-02", "Floor scale 150 kg", "150", "0.005", "1", "kg", 4306),
 ]
 
 
@@ -106,20 +120,19 @@ def seed(site: Site, people: dict[str, Any]) -> None:
             ("PRESS-01", "Rotary press P3030", "tablet_press"),
         ]:
             unit(code, name, cls, cleaned_at=now - 2 * H, history=cleaned(2 * H))
-        for code, name, capacity, minimum, scale_unit, port in [
-            ("SCALE-01", "Bench scale 6 kg", "6200", "0.5", "g", 4305),
-            ("SCALE-02", "Floor scale 64 kg", "64", "0.02", "kg", None),
-        ]:
+        for code, name, capacity, readability, minimum, scale_unit, port in SIMULATED_SCALES:
             unit(
                 code,
                 name,
                 "scale",
                 cleaned_at=now - 2 * H,
                 capacity=Decimal(capacity),
+                readability=Decimal(readability),
                 minimum_weight=Decimal(minimum),
                 unit=scale_unit,
-                host="127.0.0.1" if port else "",
+                host="127.0.0.1",
                 port=port,
+                simulated=True,
                 last_check_at=now - 30 * dt.timedelta(minutes=1),
                 last_check_passed=True,
                 history=[

@@ -78,7 +78,13 @@ class Equipment(AuditedModel):
     port = models.PositiveIntegerField(null=True, blank=True)
     capacity = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     minimum_weight = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    readability = models.DecimalField(
+        max_digits=18, decimal_places=6, null=True, blank=True, help_text="the smallest step it shows (d)"
+    )
     unit = models.CharField(max_length=20, blank=True)
+    # A demo's or a test's scale: an MT-SICS simulator answers at host:port, started with the web
+    # server outside production (batchline.simulation), and the booth may tell it what is on the pan.
+    simulated = models.BooleanField(default=False)
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_check_passed = models.BooleanField(default=False)
 

@@ -177,6 +177,8 @@ def equipment_create(
     capacity: Decimal | None = None,
     minimum_weight: Decimal | None = None,
     unit: str = "",
+    readability: Decimal | None = None,
+    simulated: bool = False,
     reason: str = "",
 ) -> Equipment:
     """Register a unit. It starts dirty: nothing is used before a cleaning is recorded."""
@@ -199,7 +201,9 @@ def equipment_create(
                 port=port,
                 capacity=capacity,
                 minimum_weight=minimum_weight,
+                readability=readability,
                 unit=unit,
+                simulated=simulated,
             ),
             actor=actor,
             reason=reason,

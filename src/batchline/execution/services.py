@@ -419,6 +419,8 @@ def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> Batch
         )
         if snap.batch.state == BatchState.RELEASED:
             record_update(snap.batch, actor=actor, values={"state": BatchState.RUNNING}, action="start")
+            # Manufacture starts now: the output lot's expiry is counted from here.
+            stock.output_lot_manufacture_started(actor=actor, batch_number=snap.batch.number, at=now)
         return step
 
 

@@ -4,8 +4,10 @@ An operation's yield (recipes/document.py ``yield``) travels, at batch
 creation, with the step that records its actual quantity; when that step
 completes (or its value is corrected) the yield is judged and, outside its
 limits, raises an exception, which blocks the batch's release until QA
-dispositions it. Reconciliation is judged when the batch completes. Both are
-read again, in a fixed number of queries, for the review and the record.
+dispositions it. Reconciliation is judged when the batch completes; it is read
+again from the ledger as it stands, so a return to stock or a waste recorded
+after completion (allowed until the production review) shows in the review and
+the record. Both are read in a fixed number of queries.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Sum
 
 from batchline.audit.services import Actor
 from batchline.configuration import selectors as configuration
@@ -119,16 +121,30 @@ def batch_yields(batch: Batch) -> list[rules.Yield]:
 
 def batch_reconciliation(batch: Batch) -> list[rules.Reconciliation]:
     """Per lot: issued to the batch (weighed out for it, or charged straight from stock), consumed into
-    it, returned and wasted; what is left in its dispensed containers is unaccounted."""
+    it, returned to stock and wasted from its dispensed containers; what is left in them is unaccounted.
+
+    Read from the ledger as it stands, so a return or waste after the batch completed shows here
+    (and in the review) as it happened; the exception the completion raised stays for QA.
+    """
     tolerance = configuration.current().reconciliation_tolerance_percent
     issued: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     consumed: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    returned: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     waste: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
-    for lot, material, unit, kind, quantity in LedgerEntry.objects.filter(
-        Q(kind=Movement.DISPENSE, quantity__gt=0) | Q(kind=Movement.DESTROY),
-        container__dispensed_for=batch.number,
-    ).values_list("container__lot__number", "container__lot__material__code", "unit", "kind", "quantity"):
-        (issued if kind == Movement.DISPENSE else waste)[lot, material, unit] += abs(quantity)
+    held: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    # Every movement of the batch's dispensed containers, summed by kind in one read: into them
+    # (dispense), out of them other than by consumption (return, waste), and so what they hold.
+    # The return's entry into the new stock container is not the batch's (not dispensed for it).
+    column = {Movement.DISPENSE: issued, Movement.RETURN: returned, Movement.DESTROY: waste}
+    for lot, material, unit, kind, total in (
+        LedgerEntry.objects.filter(container__dispensed_for=batch.number)
+        .values_list("container__lot__number", "container__lot__material__code", "unit", "kind")
+        .annotate(total=Sum("quantity"))
+        .values_list("container__lot__number", "container__lot__material__code", "unit", "kind", "total")
+    ):
+        if kind in column:
+            column[kind][lot, material, unit] += abs(total)
+        held[lot, material, unit] += total
     for lot, material, unit, quantity, dispensed_for in Consumption.objects.filter(
         batch_number=batch.number
     ).values_list("lot__number", "lot__material__code", "unit", "quantity", "container__dispensed_for"):
@@ -142,9 +158,10 @@ def batch_reconciliation(batch: Batch) -> list[rules.Reconciliation]:
             unit=unit,
             issued=issued[key],
             consumed=consumed[key],
-            returned=Decimal(0),
+            returned=returned[key],
             waste=waste[key],
             tolerance_percent=tolerance,
+            held=max(held[key], Decimal(0)),
         )
         for key in sorted({*issued, *consumed})
         for lot, material, unit in [key]

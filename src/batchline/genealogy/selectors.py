@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, Min, Q, Sum
 
 from batchline.accounts.models import User
 from batchline.equipment.models import Equipment, LogbookEntry, LogbookKind
@@ -71,9 +71,12 @@ class ContainerUse:
     code: str
     lot_id: int
     batch_number: str
-    kind: str  # consumed from, or produced into
+    # consumed from, produced into, or, for what was left of a container dispensed for the batch,
+    # returned (to stock, into the container ``into``) or wasted: never shown as consumption
+    kind: str
     quantity: Decimal
     unit: str
+    into: str = ""
 
 
 @dataclass(frozen=True)
@@ -208,25 +211,47 @@ def _trace(direction: str, roots: list[int]) -> Trace:
         ContainerUse(code, lot_id, number, "consumed", quantity, unit)
         for (code, lot_id, number, unit), quantity in taken.items()
     ]
-    # Production: what each batch in the trace put into its output lot, when that lot is in it.
+    # Production: what each batch in the trace put into its output lot, when that lot is in it; and,
+    # in the same query, what was left of the batches' dispensed containers of the trace's lots and
+    # returned to stock or wasted (not a flow into the batch: it did not go into the product).
     made = {lot.id: lot.produced_by_batch for lot in trace.lots if lot.produced_by_batch in batch_depth}
-    produced = (
-        LedgerEntry.objects.filter(container__lot_id__in=list(made), kind=Movement.PRODUCE)
-        .values("container__lot_id", "container__code", "unit", "user_id")
+    left = Q(
+        kind__in=[Movement.RETURN, Movement.DESTROY],
+        quantity__lt=0,
+        container__dispensed_for__in=list(batch_depth),
+        container__lot_id__in=list(levels),
+    )
+    moved_out = (
+        LedgerEntry.objects.filter(Q(container__lot_id__in=list(made), kind=Movement.PRODUCE) | left)
+        .values(
+            "container__lot_id",
+            "container__code",
+            "unit",
+            "user_id",
+            "kind",
+            "batch_number",
+            "counterpart__code",
+        )
         .annotate(quantity=Sum("quantity"))
         .order_by()
     )
     for lot_id in made:
         flows[("produced", lot_id, made[lot_id], "")] += 0  # an output lot with nothing produced yet
-    for row in produced:
-        lot_id = row["container__lot_id"]
-        flows.pop(("produced", lot_id, made[lot_id], ""), None)
-        flows[("produced", lot_id, made[lot_id], row["unit"])] += row["quantity"]
-        trace.containers.append(
-            ContainerUse(
-                row["container__code"], lot_id, made[lot_id], "produced", row["quantity"], row["unit"]
+    for row in moved_out:
+        lot_id, code, unit = row["container__lot_id"], row["container__code"], row["unit"]
+        if row["kind"] != Movement.PRODUCE:
+            kind = "returned" if row["kind"] == Movement.RETURN else "wasted"
+            number = row["batch_number"]
+            trace.containers.append(
+                ContainerUse(
+                    code, lot_id, number, kind, -row["quantity"], unit, row["counterpart__code"] or ""
+                )
             )
-        )
+            users[(row["user_id"], number)].add("moved material")
+            continue
+        flows.pop(("produced", lot_id, made[lot_id], ""), None)
+        flows[("produced", lot_id, made[lot_id], unit)] += row["quantity"]
+        trace.containers.append(ContainerUse(code, lot_id, made[lot_id], "produced", row["quantity"], unit))
         users[(row["user_id"], made[lot_id])].add("moved material")
     trace.flows = [
         Flow(kind, lot_id, number, quantity, unit)

@@ -70,6 +70,19 @@ class Dispense:
 
 
 @dataclass(frozen=True, slots=True)
+class Returned:
+    """For a container of stock that holds what was left of a batch's dispensed container (WD-12).
+
+    The label says where the material has been: the batch it was weighed out for and
+    came back from, who returned it and when; the material is the lot's, as before.
+    """
+
+    batch: str
+    returned_by: str
+    returned_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Barcode:
     """What the label's DataMatrix encodes.
 
@@ -101,6 +114,7 @@ class ContainerLabel:
     received_on: 211.184(a) "the date of receipt".
     gtin: the supplier's trade item number (GS1 AI 01), when the material has one.
     dispense: 211.101(b)(4), (c), (d), see Dispense.
+    returned: material returned to stock from a batch, see Returned (not with ``dispense``).
     print_count: LBL-02, 1 for the first print; above 1 the label is marked REPRINT.
     211.122 governs the label stock as a labeling material (examination on receipt, separate
     storage, destroying obsolete labels) and 211.122(h) the printing devices; it adds no field.
@@ -120,6 +134,7 @@ class ContainerLabel:
     retest: dt.datetime | None = None
     received_on: dt.date | None = None
     dispense: Dispense | None = None
+    returned: Returned | None = None
     print_count: int = 1
     printed_at: dt.datetime | None = None
     zone: dt.tzinfo = field(default=dt.UTC)
@@ -161,6 +176,12 @@ class ContainerLabel:
                 )
             if (self.dispense.verified_by is None) != (self.dispense.verified_at is None):
                 raise LabelError("A verification needs both who verified and when.")
+        if self.returned is not None:
+            if self.dispense is not None:
+                raise LabelError("A container is either dispensed for a batch or returned from one.")
+            if not (self.returned.batch.strip() and self.returned.returned_by.strip()):
+                raise LabelError("A returned container's label needs the batch and who returned it.")
+            times.append(self.returned.returned_at)
         if any(t is not None and t.utcoffset() is None for t in times):
             raise LabelError("Times on a label must carry their time zone.")
 
@@ -228,5 +249,10 @@ def label_lines(label: ContainerLabel) -> list[tuple[str, str]]:
             ("Product", f"{dispense.product_name} {dispense.strength}"),
             ("Dispensed", f"{dispense.dispensed_by}  {label.local(dispense.dispensed_at)}"),
             ("Verified", verified),
+        ]
+    if label.returned is not None:
+        lines += [
+            ("Returned from", f"batch {label.returned.batch}"),
+            ("Returned", f"{label.returned.returned_by}  {label.local(label.returned.returned_at)}"),
         ]
     return lines

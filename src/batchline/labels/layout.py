@@ -56,7 +56,9 @@ class Text:
 
 
 def title(label: ContainerLabel) -> str:
-    return "DISPENSED MATERIAL" if label.dispense is not None else "MATERIAL CONTAINER"
+    if label.dispense is not None:
+        return "DISPENSED MATERIAL"
+    return "RETURNED MATERIAL" if label.returned is not None else "MATERIAL CONTAINER"
 
 
 def hri_lines(barcode: Barcode) -> list[str]:

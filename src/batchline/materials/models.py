@@ -40,6 +40,10 @@ class Material(AuditedModel):
         permissions = [
             ("receive_material", "Receive material, print and reprint labels"),
             ("disposition_lot", "Release, reject, block lots and extend retest dates"),
+            (
+                "return_material",
+                "Return to stock or waste what is left of material dispensed for a batch",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -60,7 +64,10 @@ class Lot(AuditedModel):
     supplier_lot = models.CharField(max_length=60, blank=True)
     status = models.CharField(max_length=20, choices=LotStatus.choices, default=LotStatus.QUARANTINE)
     received_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
+    # Empty only for a batch's output lot whose expiry is not known yet: counted from the start
+    # of manufacture by the product's shelf life, or set by QA where the master data has none.
+    # Such a lot is not usable (rules.materials.lot_usable); an expiry is never made up.
+    expires_at = models.DateTimeField(null=True, blank=True)
     retest_at = models.DateTimeField(null=True, blank=True)
     potency = models.DecimalField(
         max_digits=7, decimal_places=3, null=True, blank=True, help_text="assay, % of label claim"
@@ -104,6 +111,11 @@ class Container(AuditedModel):
     location = models.CharField(max_length=60, blank=True)
     reserved_for = models.CharField(max_length=40, null=True, blank=True, help_text="batch number")
     dispensed_for = models.CharField(max_length=40, null=True, blank=True, help_text="batch number")
+    # A container of stock that holds what came back from a batch's dispensed container (its
+    # ``source``): its label says so, and the batch's record lists it.
+    returned_from = models.CharField(
+        max_length=40, null=True, blank=True, db_index=True, help_text="batch number, for a return to stock"
+    )
     source = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="dispensed"
     )
@@ -132,7 +144,10 @@ class Movement(models.TextChoices):
     CONSUME = "consume", "Consume"
     PRODUCE = "produce", "Produce"
     ADJUST = "adjust", "Adjust"
-    DESTROY = "destroy", "Destroy"
+    # What is left of a batch's dispensed container: back to stock in a new container (two
+    # entries, each naming the other container), or destroyed as waste (one signed entry).
+    RETURN = "return", "Return to stock"
+    DESTROY = "destroy", "Waste (destroyed)"
 
 
 class LedgerEntry(AuditedModel):

@@ -22,6 +22,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.rules.bindings import waste_content
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
@@ -219,10 +220,10 @@ def output_lot_register(
 ) -> Lot:
     """The lot a batch will produce: number = batch number, in quarantine, empty until produced.
 
-    Joins the caller's transaction (batch creation). Its expiry is the material's
-    shelf life from the batch's creation; a material without a shelf life gets
-    its lot expiring at once, so nothing of it can be used until QA sets the
-    expiry with a signed correction, rather than a date Batchline made up.
+    Joins the caller's transaction (batch creation). It has no expiry yet: the
+    expiry is counted from the date of manufacture, which is not known before
+    the batch starts (:func:`output_lot_manufacture_started`); until then the
+    lot is not usable and says why, rather than carrying a date Batchline made up.
     """
     material = product_material(actor=actor, code=product_code, name=product_name, unit=unit)
     if Lot.objects.filter(material=material, number=batch_number).exists():
@@ -230,19 +231,51 @@ def output_lot_register(
             "OUTPUT_LOT_TAKEN",
             f"A lot {batch_number} of {material.code} exists already: choose another batch number.",
         )
-    expires_at = at + dt.timedelta(days=material.shelf_life_days) if material.shelf_life_days else at
     return record_create(
         Lot(
             material=material,
             number=batch_number,
             status=LotStatus.QUARANTINE,
             received_at=at,
-            expires_at=expires_at,
+            expires_at=None,
             produced_by_batch=batch_number,
         ),
         actor=actor,
         reason=f"output of batch {batch_number}",
     )
+
+
+def output_lot_manufacture_started(*, actor: Actor, batch_number: str, at: dt.datetime) -> Lot | None:
+    """The output lot's expiry, counted from the start of manufacture by the product's shelf life.
+
+    Called in the transaction that starts the batch (its first step). The date of
+    manufacture is taken as the batch's start: GMP counts the shelf life from the
+    first step that combines the active ingredient with other ingredients (EMA
+    CPMP/QWP/072/96; FDA likewise), which cannot come before the batch starts, so
+    the expiry is never later than GMP allows, and it is known for every recipe
+    (which step first combines is the recipe's business, not the engine's). A
+    product whose master data has no shelf life gets none: the lot stays without
+    an expiry, unusable, until QA sets one with a signed correction
+    (:func:`lot_expiry_correct`); an expiry QA set already is kept.
+    """
+    lot = (
+        Lot.objects.select_for_update()
+        .select_related("material")
+        .filter(produced_by_batch=batch_number)
+        .first()
+    )
+    if lot is None or lot.expires_at is not None or not lot.material.shelf_life_days:
+        return lot
+    days = lot.material.shelf_life_days
+    record_update(
+        lot,
+        actor=actor,
+        values={"expires_at": at + dt.timedelta(days=days)},
+        action="expiry",
+        reason=f"date of manufacture: batch {batch_number} started; shelf life of {lot.material.code} "
+        f"{days} days (master data)",
+    )
+    return lot
 
 
 def lot_produce(
@@ -351,7 +384,7 @@ def lot_retest_extend(
         locked = Lot.objects.select_for_update().select_related("material").get(pk=lot.pk)
         if retest_at <= timezone.now():
             raise _refuse("RETEST_IN_PAST", "The new retest date-time must be in the future.")
-        if retest_at > locked.expires_at:
+        if locked.expires_at is not None and retest_at > locked.expires_at:
             raise _refuse("RETEST_AFTER_EXPIRY", f"Lot {locked.number} expires before that retest date.")
         _lot_signed(locked, {"retest_at": retest_at}, "retest", Meaning.APPROVED, signer, actor, reason)
     return locked
@@ -403,7 +436,7 @@ def lot_content(lot: Lot) -> dict[str, Any]:
     return {
         "lot": lot.number,
         "material": lot.material.code,
-        "expires_at": lot.expires_at.isoformat(),
+        "expires_at": lot.expires_at.isoformat() if lot.expires_at else None,
         "retest_at": lot.retest_at.isoformat() if lot.retest_at else None,
     }
 
@@ -528,6 +561,49 @@ def container_consume(
     )
 
 
+def _into_new_container(
+    source: Container,
+    kind: str,
+    quantity: Decimal,
+    *,
+    actor: Actor,
+    at: dt.datetime,
+    batch_number: str,
+    device: str,
+    reason: str,
+    step_key: str = "",
+    why_new: str = "",
+    **fields: Any,
+) -> Container:
+    """``quantity`` out of a locked ``source`` into a new container of its lot: two entries naming each other."""
+    user_id = _person(actor)
+    target = record_create(
+        Container(
+            code=_next_container_code(),
+            lot=source.lot,
+            quantity=Decimal(0),
+            unit=source.unit,
+            source=source,
+            created_at=at,
+            **fields,
+        ),
+        actor=actor,
+        reason=why_new,
+    )
+    common: dict[str, Any] = {
+        "actor": actor,
+        "user_id": user_id,
+        "at": at,
+        "batch_number": batch_number,
+        "step_key": step_key,
+        "device": device,
+        "reason": reason,
+    }
+    _move(source, kind, -quantity, counterpart=target, **common)
+    _move(target, kind, quantity, counterpart=source, **common)
+    return target
+
+
 def container_dispense(
     *,
     actor: Actor,
@@ -545,31 +621,113 @@ def container_dispense(
     Two ledger entries, each naming the other container and the device that
     weighed; the new container carries the lot, the batch it is for and its tare.
     """
-    user_id = _person(actor)
-    target = record_create(
-        Container(
-            code=_next_container_code(),
-            lot=source.lot,
-            quantity=Decimal(0),
-            unit=source.unit,
-            tare=tare,
-            location=source.location,
-            dispensed_for=batch_number,
-            source=source,
-            created_at=at,
-        ),
+    return _into_new_container(
+        source,
+        Movement.DISPENSE,
+        net,
         actor=actor,
+        at=at,
+        batch_number=batch_number,
+        step_key=step_key,
+        device=device,
+        reason=reason,
+        tare=tare,
+        location=source.location,
+        dispensed_for=batch_number,
     )
-    common = {
-        "actor": actor,
-        "user_id": user_id,
-        "at": at,
-        "batch_number": batch_number,
-        "step_key": step_key,
+
+
+def container_return(
+    *,
+    actor: Actor,
+    source: Container,
+    quantity: Decimal,
+    location: str,
+    batch_number: str,
+    device: str,
+    at: dt.datetime,
+    reason: str = "",
+) -> Container:
+    """``quantity`` of a locked container dispensed for a batch back to stock (WD-12).
+
+    The remainder is not poured back into the drum it came from: it goes to the
+    warehouse in a new container of the same lot, at ``location``, which
+    remembers the batch it came back from (its label says so) and the dispensed
+    container it came out of. Two RETURN ledger entries, each naming the other
+    container and the scale that weighed it (none when the whole remainder the
+    ledger holds was returned). The caller (``execution.returns``, which judges
+    the batch's rules) holds the batch's and the container's locks.
+    """
+    return _into_new_container(
+        source,
+        Movement.RETURN,
+        quantity,
+        actor=actor,
+        at=at,
+        batch_number=batch_number,
+        device=device,
+        reason=reason,
+        why_new=f"returned to stock from batch {batch_number}",
+        location=location,
+        returned_from=batch_number,
+    )
+
+
+def container_waste(
+    *,
+    actor: Actor,
+    container: Container,
+    quantity: Decimal,
+    batch_number: str,
+    device: str,
+    at: dt.datetime,
+    reason: str,
+    signer: VerifiedSigner | None,
+) -> LedgerEntry:
+    """Destroy ``quantity`` of a locked container dispensed for a batch: one ledger entry of its own kind.
+
+    Signed by the person who destroys it (meaning "performed"), with the reason
+    as the signature's comment. A return leaves the material in stock, weighed
+    and labelled, where anyone can check it; waste leaves nothing but its
+    record, and the quantity written off counts in the batch's reconciliation
+    against what was consumed (211.192: unexplained discrepancies). So, as for
+    a correction, the person binds themselves to the quantity and the reason
+    with their signature (21 CFR 11.50, 11.70), and the batch record shows who.
+    """
+    if signer is None or signer.user.pk != actor.id:
+        raise _refuse("SIGNATURE_REQUIRED", "Material goes to waste with your e-signature: your password.")
+    if not reason.strip():
+        raise ReasonRequired("Say why the material goes to waste.")
+    entry = _move(
+        container,
+        Movement.DESTROY,
+        -quantity,
+        actor=actor,
+        user_id=_person(actor),
+        at=at,
+        batch_number=batch_number,
+        device=device,
+        reason=reason,
+    )
+    row = {
+        "id": entry.pk,
+        "kind": entry.kind,
+        "container": container.code,
+        "lot": container.lot.number,
+        "quantity": entry.quantity,
+        "unit": entry.unit,
+        "reason": entry.reason,
+        "at": entry.at,
     }
-    _move(source, Movement.DISPENSE, -net, counterpart=target, device=device, reason=reason, **common)  # type: ignore[arg-type]
-    _move(target, Movement.DISPENSE, net, counterpart=source, device=device, reason=reason, **common)  # type: ignore[arg-type]
-    return target
+    signature_apply(
+        signer=signer,
+        meaning=Meaning.PERFORMED,
+        record=entry,
+        content=waste_content(batch_number, row),
+        actor=actor,
+        comment=reason,
+    )
+    return entry
 
 
 def container_adjust(*, actor: Actor, container: Container, delta: Decimal, reason: str) -> LedgerEntry:

@@ -70,7 +70,8 @@ def read(batch: Batch) -> Reading:
     seen: set[int] = set()
     deviations = [lk for lk in links if not (lk.deviation_id in seen or seen.add(lk.deviation_id))]  # type: ignore[func-returns-value]
     unbalanced = [
-        f"{code} (lot {lot}) still holds {quantity.normalize():f} {unit}: charge it or return it"
+        f"{code} (lot {lot}) still holds {quantity.normalize():f} {unit}: charge it, return it to stock "
+        "or waste it"
         for code, lot, quantity, unit in Container.objects.filter(dispensed_for=batch.number)
         .exclude(quantity=0)
         .order_by("code")

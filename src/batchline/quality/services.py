@@ -492,6 +492,18 @@ def review_sign(
             BatchState.HELD,
         ):
             verdict = Verdict((*verdict.reasons, Reason("NOT_ENDED", "Only an ended batch is rejected.")))
+        if stage == Stage.RELEASED and output is not None and output.expires_at is None:
+            # 21 CFR 211.137: a released drug product carries an expiration date; none is made up.
+            verdict = Verdict(
+                (
+                    *verdict.reasons,
+                    Reason(
+                        "OUTPUT_LOT_NO_EXPIRY",
+                        f"Lot {output.number} has no expiry date (its product has no shelf life in its "
+                        "master data): set it with a signed expiry correction before the release.",
+                    ),
+                )
+            )
         if stage != Stage.REJECTED and any(by == actor.id for _, by in signed):
             verdict = Verdict(
                 (

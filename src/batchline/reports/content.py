@@ -19,7 +19,7 @@ import bisect
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db.models import Q
@@ -31,7 +31,7 @@ from batchline.equipment.models import LogbookEntry, Site
 from batchline.execution.models import Batch
 from batchline.execution.scaling import Ratio, limits_text, target_text
 from batchline.execution.selectors import StepScreen, ValueRow, batch_screen
-from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind
+from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind, Movement
 from batchline.quality import selectors as quality_selectors
 from batchline.rules import bindings, canonical
 from batchline.signatures.models import Signature
@@ -230,7 +230,7 @@ def batch_configuration(batch: Batch, generated: Any) -> dict[str, Any]:
     }
 
 
-def _batch_signatures(screen: Any, quality: dict[str, Any]) -> list[Signature]:
+def _batch_signatures(screen: Any, quality: dict[str, Any], wasted: Sequence[int] = ()) -> list[Signature]:
     """Every signature of the batch: its own, its steps' and values', its exceptions' dispositions, its
     deviations' and its review stages' (what the archive holds and ``audit verify`` checks)."""
     own = [*screen.batch_signatures, *(sig for s in screen.steps for sig in s.signatures)]
@@ -242,6 +242,7 @@ def _batch_signatures(screen: Any, quality: dict[str, Any]) -> list[Signature]:
         ),
         ("quality.deviation", [d["id"] for d in quality["deviations"]]),
         ("quality.reviewstage", [x["id"] for x in (quality["review"] or {}).get("stages", [])]),
+        ("materials.ledgerentry", wasted),
     ):
         if ids:
             wanted |= Q(record_type=rtype, record_id__in=[str(i) for i in ids])
@@ -276,20 +277,26 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         .select_related("container__lot__material", "user")
         .order_by("at", "id")
     )
-    dispensed = list(
-        Container.objects.filter(dispensed_for=number).select_related("lot__material").order_by("code")
+    # Weighed out for the batch, and what was left of them and went back to stock (its own
+    # containers, labels and audit entries), in one read.
+    containers = list(
+        Container.objects.filter(Q(dispensed_for=number) | Q(returned_from=number))
+        .select_related("lot__material")
+        .order_by("code")
     )
+    dispensed = [c for c in containers if c.dispensed_for == number]
+    returned = [c for c in containers if c.returned_from == number]
     logbook = list(
         LogbookEntry.objects.filter(batch_number=number)
         .select_related("equipment__site", "equipment__equipment_class", "user")
         .order_by("at", "id")
     )
     labels = list(
-        LabelPrint.objects.filter(container__in=[c.pk for c in dispensed])
+        LabelPrint.objects.filter(container__in=[c.pk for c in [*dispensed, *returned]])
         .select_related("container", "user")
         .order_by("at", "id")
     )
-    signatures = _batch_signatures(screen, quality)
+    signatures = _batch_signatures(screen, quality, [e.pk for e in ledger if e.kind == Movement.DESTROY])
 
     record_ids: dict[str, set[str]] = {
         "execution.batch": {str(batch.pk)},
@@ -315,6 +322,12 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
     for rtype, ids in record_ids.items():
         if ids:
             which |= Q(record_type=rtype, record_id__in=sorted(ids))
+    if returned:  # a returned container is stock again: its later life belongs to the batches that use it
+        which |= Q(
+            record_type="materials.container",
+            record_id__in=[str(c.pk) for c in returned],
+            action__in=["create", Movement.RETURN],
+        )
     trail = [
         {
             "id": a.pk,

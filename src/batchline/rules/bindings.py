@@ -27,6 +27,7 @@ import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from . import canonical
@@ -285,6 +286,22 @@ def disposition_content(batch: str, exception: Mapping[str, Any]) -> dict[str, A
         "decision": d["decision"],
         "comment": d["comment"],
         "deviation": d["deviation"] or "",
+    }
+
+
+def waste_content(batch: str, weighing: Mapping[str, Any]) -> dict[str, Any]:
+    """What the signature on material wasted from a batch's dispensed container binds
+    (``materials.services.container_waste``): its ledger entry, as the record's weighings list it."""
+    return {
+        "batch": batch,
+        "entry": weighing["id"],
+        "kind": weighing["kind"],
+        "container": weighing["container"],
+        "lot": weighing["lot"],
+        "quantity": f"{Decimal(str(weighing['quantity'])).normalize():f}",
+        "unit": weighing["unit"],
+        "reason": weighing["reason"],
+        "at": iso(weighing["at"]),
     }
 
 
@@ -665,6 +682,14 @@ def record_statuses(record: Mapping[str, Any]) -> dict[int, Status]:
             stage_status(record, stage, s, out, base=base)
             if stage
             else Status(BROKEN, f"BROKEN: review stage #{s['record_id']} is missing from the record")
+        )
+    weighings = {str(w["id"]): w for w in record.get("weighings", [])}
+    for s in by_type.get("materials.ledgerentry", []):  # material wasted, signed by who destroyed it
+        w = weighings.get(s["record_id"])
+        out[s["id"]] = (
+            judge(s, waste_content(batch, w))
+            if w
+            else Status(BROKEN, f"BROKEN: ledger entry #{s['record_id']} is missing from the record")
         )
     for s in sigs:
         out.setdefault(

@@ -116,6 +116,7 @@ for _codes, _cat, _kind, _subject in [
     (
         (
             "LOT_EXPIRED",
+            "LOT_NO_EXPIRY",
             "LOT_IN_QUARANTINE",
             "LOT_REJECTED",
             "LOT_BLOCKED",

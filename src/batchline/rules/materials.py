@@ -2,7 +2,9 @@
 
 One expiry rule, applied everywhere: a lot is usable strictly before its
 expiry instant, judged at the server's time of use; at the instant itself it
-has expired. Past its retest date-time a lot is blocked until a new result
+has expired. A lot without an expiry (a batch's output before its batch
+started, or of a product with no shelf life in its master data) is not usable,
+and is never called expired. Past its retest date-time a lot is blocked until a new result
 extends it (same boundary). Times in messages are shown in the site's zone,
 with how long ago, because "expired at 14:05, 90 minutes ago" is what an
 operator acts on.
@@ -31,7 +33,7 @@ class LotView:
     material_code: str
     material_name: str
     status: str
-    expires_at: dt.datetime
+    expires_at: dt.datetime | None  # None: a batch's output lot whose expiry is not set yet
     retest_at: dt.datetime | None = None
 
 
@@ -82,7 +84,17 @@ def lot_usable(lot: LotView, now: dt.datetime, tz: dt.tzinfo = dt.UTC) -> Verdic
                 f"{name} is {label}: only released lots can be used.",
             )
         )
-    if now >= lot.expires_at:
+    if lot.expires_at is None:
+        # Never "expired" and never usable: the expiry is counted from the start of manufacture,
+        # or set by QA where the product's master data has no shelf life.
+        reasons.append(
+            Reason(
+                "LOT_NO_EXPIRY",
+                f"{name} has no expiry date yet: it cannot be used until one is set "
+                "(from the product's shelf life when its batch starts, or by QA).",
+            )
+        )
+    elif now >= lot.expires_at:
         reasons.append(
             Reason("LOT_EXPIRED", f"{name} expired at {when(lot.expires_at, now, tz)}: it cannot be used.")
         )

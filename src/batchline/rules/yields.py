@@ -54,6 +54,7 @@ class Reconciliation:
     returned: Decimal
     waste: Decimal
     tolerance_percent: Decimal
+    held: Decimal = Decimal(0)  # of the difference: what its dispensed containers still hold
 
     @property
     def difference(self) -> Decimal:
@@ -69,4 +70,10 @@ class Reconciliation:
             f"{self.consumed.normalize():f}, returned {self.returned.normalize():f}, waste {self.waste.normalize():f} "
             f"{self.unit}: {self.difference.normalize():f} {self.unit} unaccounted "
             f"(allowed ±{self.tolerance_percent.normalize():f} %)"
+            + (
+                f"; {self.held.normalize():f} {self.unit} of it still in its dispensed containers: "
+                "return it to stock or waste it"
+                if self.held > 0
+                else ""
+            )
         )

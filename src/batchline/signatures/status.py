@@ -415,6 +415,8 @@ def lean_record(batch: Any) -> dict[str, Any]:
             | Q(record_type="execution.exceptiondisposition", record_id__in=disposition_ids)
             | Q(record_type="quality.deviation", record_id__in=deviation_ids)
             | Q(record_type="quality.reviewstage", record_id__in=stage_ids)
+            # material wasted from the batch's dispensed containers, signed by who destroyed it
+            | Q(record_type="materials.ledgerentry", record_id__in=[str(w["id"]) for w in weighings])
         ).order_by("id")
     )
     sig_ids = [str(s.pk) for s in signatures]

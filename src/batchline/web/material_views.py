@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -16,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.labels.container import ContainerLabel, ContainerStatus
+from batchline.labels.container import ContainerLabel, ContainerStatus, Returned
 from batchline.labels.pdf import render_pdf
 from batchline.labels.zpl import render_zpl
 from batchline.materials import services as stock
@@ -42,7 +43,8 @@ def lot_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     lots = (
         Lot.objects.select_related("material")
-        .annotate(stock=Sum("containers__quantity"), count=Count("containers"))
+        # A lot without containers (an output lot before production) holds 0, not "None".
+        .annotate(stock=Coalesce(Sum("containers__quantity"), Decimal(0)), count=Count("containers"))
         .order_by("material__code", "expires_at")
     )
     rows = [
@@ -115,6 +117,7 @@ def _lot_page(request: HttpRequest, lot: Lot, *, status: int = 200, **extra: Any
         "lot": lot,
         "verdict": rules.lot_usable(lot.view(), now, timezone.get_current_timezone()),
         "containers": containers,
+        "stock": sum((c.quantity for c in containers), Decimal(0)),
         "signatures": [{"signature": s, "intact": signature_intact(s, content)} for s in sigs],
         "statuses": [s for s in LotStatus if s != lot.status],
         "can_disposition": request.user.has_perm("materials.disposition_lot"),
@@ -165,12 +168,21 @@ def lot_disposition(request: HttpRequest, pk: int) -> HttpResponse:
 
 def container_label(container: Container, *, print_count: int) -> ContainerLabel:
     lot, material = container.lot, container.lot.material
+    returned = None
+    if container.returned_from:  # what came back from a batch says so, with who returned it and when
+        first = container.ledger.select_related("user").order_by("id").first()
+        returned = Returned(
+            batch=container.returned_from,
+            returned_by=first.user.printed_name if first else "",
+            returned_at=container.created_at,
+        )
     return ContainerLabel(
         material_code=material.code,
         material_name=material.name,
         lot=lot.number,
         container_id=container.code,
-        quantity=Decimal(container.quantity),
+        # As people write it: the ledger keeps six decimals, a label shows the weight (0.5013 kg).
+        quantity=Decimal(container.quantity).normalize(),
         unit=container.unit,
         status=ContainerStatus(lot.status),
         gtin=material.gtin or None,
@@ -179,6 +191,7 @@ def container_label(container: Container, *, print_count: int) -> ContainerLabel
         expiry=lot.expires_at,
         retest=lot.retest_at,
         received_on=timezone.localtime(lot.received_at).date(),
+        returned=returned,
         print_count=print_count,
         printed_at=timezone.now(),
         zone=timezone.get_current_timezone(),

@@ -30,7 +30,6 @@ from batchline.approvals.models import ChangeRequest
 from batchline.approvals.services import change_approve
 from batchline.audit.services import Actor, record_create
 from batchline.configuration.definitions import GMP_SIGNING_ROLES
-from batchline.devices.scale_sim import ScaleSimulator
 from batchline.equipment import demo as equipment_demo
 from batchline.equipment.models import Site
 from batchline.execution.models import Batch
@@ -247,6 +246,20 @@ def seed_materials() -> None:
         signer=_sign("approver", "released"),
         reason="demo data: certificate of analysis reviewed",
     )
+    # The products as materials, each with its shelf life: a produced lot's expiry counts from it.
+    for code, name in (
+        ("PCM500", "Paracetamol 500 mg tablets"),
+        ("PCM500-IPC", "Paracetamol 500 mg tablets, IPC lot"),
+    ):
+        stock.material_create(
+            actor=Actor.of(clerk, via="cli"),
+            code=code,
+            name=name,
+            kind="finished",
+            unit="tablet",
+            shelf_life_days=1095,  # 36 months
+            reason="demo data",
+        )
     stock.lot_expiry_correct(
         actor=Actor.of(qa, via="cli"),
         lot=Lot.objects.get(number="PCM-L0099"),
@@ -411,8 +424,10 @@ class Command(BaseCommand):
         self.stdout.write(
             "  Paracetamol containers to scan at 'Charge paracetamol': C-000001…C-000003 (lot PCM-L0101,\n"
             "  released), C-000004 (quarantine), C-000005 (expired 90 minutes before the demo started),\n"
-            "  C-000006 (past its retest date). At 'Dispense magnesium stearate' scan C-000007 and weigh\n"
-            "  on SCALE-01, the simulated bench scale."
+            "  C-000006 (past its retest date). At 'Dispense magnesium stearate' scan C-000007, put about\n"
+            "  500 g on SCALE-01 with the booth's 'Simulator: place' control and take the stable weight.\n"
+            "  The scales are simulated (SCALE-01 bench 6.2 kg on 127.0.0.1:4305, SCALE-02 floor 150 kg on\n"
+            "  4306): the web server serves them, started by 'batchline demo' or 'batchline runserver'."
         )
         self.stdout.write(
             f"\n  Genealogy: {url}genealogy/?lot=PCM-0000 (a small batch made from PCM-L0100 and MGST-L0007)."
@@ -451,19 +466,6 @@ class Command(BaseCommand):
             worker.wait(timeout=30)
 
     def _serve(self, options: dict[str, Any]) -> None:
-        # The bench scale SCALE-01 is a simulator speaking MT-SICS on port 4305, holding
-        # the demo's magnesium stearate weight; `python -m batchline.devices.scale_sim
-        # --port 4305 --send "XLOAD 498.7"` from another terminal changes what it weighs.
-        simulator = ScaleSimulator(serial="SIM-0001", capacity=6200, unit="g", decimals=1, settle_time=1.0)
-        simulator.place("501.3")
-        try:
-            with simulator.running("127.0.0.1", 4305):
-                self.stdout.write(
-                    "  Scale simulator SCALE-01 on 127.0.0.1:4305 (MT-SICS), holding 501.3 g.\n"
-                )
-                call_command("runserver", options["addrport"], use_reloader=False)
-        except OSError as exc:  # the port is taken (a real scale, another demo): serve without it
-            self.stdout.write(
-                self.style.WARNING(f"  Scale simulator not started ({exc}); serving without it.")
-            )
-            call_command("runserver", options["addrport"], use_reloader=False)
+        # Batchline's runserver serves the simulators of the demo's simulated scales beside the web
+        # server (batchline.simulation), as it does when started on its own after --no-serve.
+        call_command("runserver", options["addrport"], use_reloader=False)
