@@ -291,7 +291,9 @@ class LabelReconciliation(AuditedModel):
     destroyed = models.PositiveIntegerField()
     returned = models.PositiveIntegerField()
     difference = models.IntegerField(help_text="issued − applied − destroyed − returned")
-    allowed = models.DecimalField(max_digits=18, decimal_places=6, help_text="the largest difference accepted")
+    allowed = models.DecimalField(
+        max_digits=18, decimal_places=6, help_text="the largest difference accepted"
+    )
     within = models.BooleanField()
     by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()

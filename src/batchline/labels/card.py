@@ -91,7 +91,9 @@ def render_pdf(card: Card, *, title: str) -> bytes:
     for piece in card.texts():
         font = BOLD if piece.bold else REGULAR
         size = piece.size / 0.72 * mm  # cap height to font size
-        text = _fit(piece.text, lambda t, f=font, s=size: pdfmetrics.stringWidth(t, f, s), piece.max_width * mm)
+        text = _fit(
+            piece.text, lambda t, f=font, s=size: pdfmetrics.stringWidth(t, f, s), piece.max_width * mm
+        )
         page.setFont(font, size)
         page.drawString(piece.x * mm, (HEIGHT - piece.y - piece.size) * mm, text)
     grid, module = card.grid(), card.module_size()
@@ -99,7 +101,9 @@ def render_pdf(card: Card, *, title: str) -> bytes:
     for r, row in enumerate(grid):
         for c, dark in enumerate(row):
             if dark:
-                page.rect((left + c * module) * mm, (top - (r + 1) * module) * mm, module * mm, module * mm, 0, 1)
+                page.rect(
+                    (left + c * module) * mm, (top - (r + 1) * module) * mm, module * mm, module * mm, 0, 1
+                )
     page.showPage()
     page.save()
     return buffer.getvalue()
@@ -130,7 +134,8 @@ def render_png(card: Card, *, dots_per_mm: int = PNG_DOTS_PER_MM) -> bytes:
         for c, dark in enumerate(row):
             if dark:
                 draw.rectangle(
-                    (left + c * cell, top + r * cell, left + (c + 1) * cell - 1, top + (r + 1) * cell - 1), fill=0
+                    (left + c * cell, top + r * cell, left + (c + 1) * cell - 1, top + (r + 1) * cell - 1),
+                    fill=0,
                 )
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

@@ -16,7 +16,16 @@ from typing import Any
 
 from batchline.labels.card import Card
 from batchline.labels.container import Barcode, LabelError, decimal_text
-from batchline.labels.gs1 import AI_EXPIRY, AI_GTIN, AI_LOT, alphanumeric_problem, element_string, gtin_normalize, hri, yymmdd
+from batchline.labels.gs1 import (
+    AI_EXPIRY,
+    AI_GTIN,
+    AI_LOT,
+    alphanumeric_problem,
+    element_string,
+    gtin_normalize,
+    hri,
+    yymmdd,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,13 @@ class ProductLabel:
         )
 
     def card(self, *, specimen: bool = False) -> Card:
-        return Card("FINISHED PRODUCT", self.product_name, self.lines(), self.barcode(), "SPECIMEN" if specimen else "")
+        return Card(
+            "FINISHED PRODUCT",
+            self.product_name,
+            self.lines(),
+            self.barcode(),
+            "SPECIMEN" if specimen else "",
+        )
 
     def content(self) -> dict[str, Any]:
         """What the label says, JSON-ready: the record keeps it with the labels issued."""

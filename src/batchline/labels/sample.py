@@ -48,7 +48,10 @@ class SampleLabel:
             ("Quantity", f"{decimal_text(self.quantity)} {self.unit}"),
             ("Test", f"{self.test} {self.method}".strip()),
             ("From", source),
-            ("Taken", f"{self.taken_by}  {self.taken_at.astimezone(self.zone).strftime('%Y-%m-%d %H:%M %Z')}"),
+            (
+                "Taken",
+                f"{self.taken_by}  {self.taken_at.astimezone(self.zone).strftime('%Y-%m-%d %H:%M %Z')}",
+            ),
         )
         marker = f"REPRINT {self.print_count}" if self.print_count > 1 else ""
         return Card("SAMPLE", self.test, lines, Barcode(self.code, gs1=False, hri=self.code), marker)

@@ -124,7 +124,9 @@ class Sampling(Strict):
         description="sampled from a container (its label scanned) or from a unit the batch uses"
     )
     positions: list[ShortText] = Field(
-        default_factory=list, max_length=20, description="where in the container or unit a sample may come from"
+        default_factory=list,
+        max_length=20,
+        description="where in the container or unit a sample may come from",
     )
     test: ShortText
     method: Reference = Field(default="", description="the test method or sampling SOP")
@@ -141,10 +143,12 @@ class Produce(Strict):
 
 
 class ReconciliationLimits(Strict):
-    absolute: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=18, decimal_places=6)] | None = None
-    percent: Annotated[Decimal, Field(ge=0, le=50, allow_inf_nan=False, max_digits=9, decimal_places=3)] | None = (
+    absolute: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=18, decimal_places=6)] | None = (
         None
     )
+    percent: (
+        Annotated[Decimal, Field(ge=0, le=50, allow_inf_nan=False, max_digits=9, decimal_places=3)] | None
+    ) = None
 
 
 class Labelling(Strict):
@@ -548,7 +552,9 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
             for i, calc in enumerate(step.calculations):
                 problems += _check_value_def(calc, (*here, "calculations", i), value_names, step.key)
             if step.timer and step.timer.record:
-                problems += _check_value_def(step.timer.record, (*here, "timer", "record"), value_names, step.key)
+                problems += _check_value_def(
+                    step.timer.record, (*here, "timer", "record"), value_names, step.key
+                )
             if step.produce:
                 problems += _check_value_def(step.produce, (*here, "produce"), value_names, step.key)
 
@@ -686,7 +692,9 @@ def _check_step_records(step: Step, here: Path) -> list[Problem]:
             convert(Decimal(1), step.timer.record.unit, "min")
         except Exception:
             problems.append(
-                Problem((*here, "timer", "record", "unit"), f"{step.timer.record.unit!r} is not a unit of time")
+                Problem(
+                    (*here, "timer", "record", "unit"), f"{step.timer.record.unit!r} is not a unit of time"
+                )
             )
     return problems
 
@@ -730,7 +738,9 @@ _EQUIPMENT = frozenset(
     }
 )
 _LOT_GATE = "identify it with a material_charge or weigh_dispense step, whose scan checks the lot"
-_EQUIPMENT_GATE = "identify it with an equipment_id step, whose scan checks the unit's status, cleaning and calibration"
+_EQUIPMENT_GATE = (
+    "identify it with an equipment_id step, whose scan checks the unit's status, cleaning and calibration"
+)
 
 
 def free_text_identity(inp: Input) -> str | None:
@@ -745,10 +755,16 @@ def free_text_identity(inp: Input) -> str | None:
     label = _words(inp.label)
     head, before = name[-1], set(name[:-1])
     named_id = label[-1:] and label[-1] in _IDENTIFIERS and len(label) > 1
-    if head in _LOT_HEADS or (head in _IDENTIFIERS and before & _LOT_HEADS) or (named_id and label[-2] in _LOT_HEADS):
+    if (
+        head in _LOT_HEADS
+        or (head in _IDENTIFIERS and before & _LOT_HEADS)
+        or (named_id and label[-2] in _LOT_HEADS)
+    ):
         return f"{inp.name!r} would record a lot or container as typed text: {_LOT_GATE}"
-    if (head in _IDENTIFIERS and before & _EQUIPMENT) or name == [head] and head in _EQUIPMENT or (
-        named_id and label[-2] in _EQUIPMENT
+    if (
+        (head in _IDENTIFIERS and before & _EQUIPMENT)
+        or (name == [head] and head in _EQUIPMENT)
+        or (named_id and label[-2] in _EQUIPMENT)
     ):
         return f"{inp.name!r} would record an equipment unit as typed text: {_EQUIPMENT_GATE}"
     return None

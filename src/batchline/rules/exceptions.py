@@ -66,7 +66,13 @@ TYPES: dict[str, ExceptionType] = {
         # investigated under 211.192 before release, not a reason to stop a line whose labels are
         # already on the product; a failed examination may mean wrong labels on the product: stop.
         _t("LABEL_RECONCILIATION_OUT_OF_LIMITS", "value", "labeling reconciliation out of limits", "high"),
-        _t("LABEL_EXAMINATION_FAILED", "critical_value", "labeling examination failed", "critical", blocks=True),
+        _t(
+            "LABEL_EXAMINATION_FAILED",
+            "critical_value",
+            "labeling examination failed",
+            "critical",
+            blocks=True,
+        ),
         # process
         _t("HOLD", "process", "hold", "medium"),
         _t("ABORT", "process", "abnormal completion", "high"),

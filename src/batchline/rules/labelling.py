@@ -51,7 +51,13 @@ def allowed_difference(issued: int, *, absolute: Decimal | None, percent: Decima
 
 
 def reconcile(
-    issued: int, applied: int, destroyed: int, returned: int, *, absolute: Decimal | None, percent: Decimal | None
+    issued: int,
+    applied: int,
+    destroyed: int,
+    returned: int,
+    *,
+    absolute: Decimal | None,
+    percent: Decimal | None,
 ) -> LabelCount:
     return LabelCount(
         issued, applied, destroyed, returned, allowed_difference(issued, absolute=absolute, percent=percent)

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 from batchline.audit.db import triggers_drop, triggers_install
 
-
 # The records of the new step kinds are append-only like the values; the value table's triggers are
 # put back too, in case a SQLite rebuild of its altered column dropped them.
 TABLES = (
@@ -28,107 +27,224 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('execution', '0006_stepvalue_critical'),
+        ("execution", "0006_stepvalue_critical"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='stepvalue',
-            name='source',
-            field=models.CharField(choices=[('entered', 'entered'), ('calculated', 'calculated'), ('measured', 'measured')], help_text="typed, computed by a formula, or measured by the system (a timer's duration)", max_length=20),
+            model_name="stepvalue",
+            name="source",
+            field=models.CharField(
+                choices=[("entered", "entered"), ("calculated", "calculated"), ("measured", "measured")],
+                help_text="typed, computed by a formula, or measured by the system (a timer's duration)",
+                max_length=20,
+            ),
         ),
         migrations.CreateModel(
-            name='LabelExamination',
+            name="LabelExamination",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('units_examined', models.PositiveIntegerField()),
-                ('results', models.JSONField(help_text='[{"item": ..., "passed": true}] in the recipe\'s order')),
-                ('passed', models.BooleanField()),
-                ('comment', models.TextField(blank=True)),
-                ('at', models.DateTimeField()),
-                ('by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('step', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='label_examination', to='execution.batchstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("units_examined", models.PositiveIntegerField()),
+                (
+                    "results",
+                    models.JSONField(help_text='[{"item": ..., "passed": true}] in the recipe\'s order'),
+                ),
+                ("passed", models.BooleanField()),
+                ("comment", models.TextField(blank=True)),
+                ("at", models.DateTimeField()),
+                (
+                    "by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "step",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="label_examination",
+                        to="execution.batchstep",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='LabelIssue',
+            name="LabelIssue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('quantity', models.PositiveIntegerField(help_text='labels issued')),
-                ('content', models.JSONField()),
-                ('specimen_png', models.TextField(help_text='the specimen image, PNG as base64')),
-                ('specimen_sha256', models.CharField(help_text='SHA-256 of the PNG bytes', max_length=64)),
-                ('at', models.DateTimeField()),
-                ('by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='label_issues', to='execution.batchstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("quantity", models.PositiveIntegerField(help_text="labels issued")),
+                ("content", models.JSONField()),
+                ("specimen_png", models.TextField(help_text="the specimen image, PNG as base64")),
+                ("specimen_sha256", models.CharField(help_text="SHA-256 of the PNG bytes", max_length=64)),
+                ("at", models.DateTimeField()),
+                (
+                    "by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="label_issues",
+                        to="execution.batchstep",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='LabelReconciliation',
+            name="LabelReconciliation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('issued', models.PositiveIntegerField()),
-                ('applied', models.PositiveIntegerField()),
-                ('destroyed', models.PositiveIntegerField()),
-                ('returned', models.PositiveIntegerField()),
-                ('difference', models.IntegerField(help_text='issued − applied − destroyed − returned')),
-                ('allowed', models.DecimalField(decimal_places=6, help_text='the largest difference accepted', max_digits=18)),
-                ('within', models.BooleanField()),
-                ('at', models.DateTimeField()),
-                ('by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('step', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='label_reconciliation', to='execution.batchstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("issued", models.PositiveIntegerField()),
+                ("applied", models.PositiveIntegerField()),
+                ("destroyed", models.PositiveIntegerField()),
+                ("returned", models.PositiveIntegerField()),
+                ("difference", models.IntegerField(help_text="issued − applied − destroyed − returned")),
+                (
+                    "allowed",
+                    models.DecimalField(
+                        decimal_places=6, help_text="the largest difference accepted", max_digits=18
+                    ),
+                ),
+                ("within", models.BooleanField()),
+                ("at", models.DateTimeField()),
+                (
+                    "by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "step",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="label_reconciliation",
+                        to="execution.batchstep",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Sample',
+            name="Sample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=60, unique=True)),
-                ('material_code', models.CharField(blank=True, help_text='blank: the in-process material', max_length=40)),
-                ('material_name', models.CharField(max_length=200)),
-                ('source_kind', models.CharField(choices=[('container', 'Container'), ('equipment', 'Equipment')], max_length=20)),
-                ('source', models.CharField(help_text='the container or the unit sampled', max_length=60)),
-                ('lot', models.CharField(blank=True, help_text="the sampled container's lot", max_length=40)),
-                ('position', models.CharField(blank=True, max_length=200)),
-                ('quantity', models.DecimalField(decimal_places=6, max_digits=18)),
-                ('unit', models.CharField(max_length=30)),
-                ('planned_quantity', models.DecimalField(decimal_places=6, help_text='as the recipe asks', max_digits=18)),
-                ('test', models.CharField(max_length=200)),
-                ('method', models.CharField(blank=True, max_length=60)),
-                ('taken_at', models.DateTimeField()),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='samples', to='execution.batchstep')),
-                ('taken_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=60, unique=True)),
+                (
+                    "material_code",
+                    models.CharField(blank=True, help_text="blank: the in-process material", max_length=40),
+                ),
+                ("material_name", models.CharField(max_length=200)),
+                (
+                    "source_kind",
+                    models.CharField(
+                        choices=[("container", "Container"), ("equipment", "Equipment")], max_length=20
+                    ),
+                ),
+                ("source", models.CharField(help_text="the container or the unit sampled", max_length=60)),
+                ("lot", models.CharField(blank=True, help_text="the sampled container's lot", max_length=40)),
+                ("position", models.CharField(blank=True, max_length=200)),
+                ("quantity", models.DecimalField(decimal_places=6, max_digits=18)),
+                ("unit", models.CharField(max_length=30)),
+                (
+                    "planned_quantity",
+                    models.DecimalField(decimal_places=6, help_text="as the recipe asks", max_digits=18),
+                ),
+                ("test", models.CharField(max_length=200)),
+                ("method", models.CharField(blank=True, max_length=60)),
+                ("taken_at", models.DateTimeField()),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="samples",
+                        to="execution.batchstep",
+                    ),
+                ),
+                (
+                    "taken_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['taken_at', 'id'],
+                "ordering": ["taken_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='SampleLabelPrint',
+            name="SampleLabelPrint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reprint', models.BooleanField(default=False)),
-                ('reason', models.TextField(blank=True)),
-                ('format', models.CharField(choices=[('pdf', 'PDF')], max_length=10)),
-                ('content_sha256', models.CharField(max_length=64)),
-                ('at', models.DateTimeField()),
-                ('sample', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='prints', to='execution.sample')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("reprint", models.BooleanField(default=False)),
+                ("reason", models.TextField(blank=True)),
+                ("format", models.CharField(choices=[("pdf", "PDF")], max_length=10)),
+                ("content_sha256", models.CharField(max_length=64)),
+                ("at", models.DateTimeField()),
+                (
+                    "sample",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="prints",
+                        to="execution.sample",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.RunPython(install, drop),
