@@ -33,38 +33,64 @@ def _n(value: Any) -> str:
     return str(canonical.normalise(value))
 
 
-def read(batch: Batch) -> tuple[Callable[[Who], dict[str, Any]], dict[str, set[str]]]:
+def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str, Any]], dict[str, set[str]]]:
     """The sections (samples, output, labelling), built once ``who`` can name people as they stood
-    (which needs the audit trail, which needs the ids of these records), and those ids."""
-    kinds = dict(batch.steps.values_list("key", "kind"))
-    samples = list(
-        Sample.objects.filter(step__batch=batch).select_related("step", "taken_by").order_by("taken_at", "id")
+    (which needs the audit trail, which needs the ids of these records), and those ids.
+
+    ``kinds``: each step's kind by key; a kind the batch does not have costs no query.
+    """
+    has = set(kinds.values())
+    samples = (
+        list(
+            Sample.objects.filter(step__batch=batch)
+            .select_related("step", "taken_by")
+            .order_by("taken_at", "id")
+        )
+        if "sampling" in has
+        else []
     )
-    prints = list(
-        SampleLabelPrint.objects.filter(sample__in=[s.pk for s in samples])
-        .select_related("user")
-        .order_by("at", "id")
+    prints = (
+        list(
+            SampleLabelPrint.objects.filter(sample__in=[s.pk for s in samples])
+            .select_related("user")
+            .order_by("at", "id")
+        )
+        if samples
+        else []
     )
+    # Output may come through the API without a produce step: always asked.
     produced = list(
         LedgerEntry.objects.filter(batch_number=batch.number, kind=Movement.PRODUCE)
         .select_related("container__lot__material", "user")
         .order_by("at", "id")
     )
-    output_prints = list(
-        LabelPrint.objects.filter(container__in=[e.container_id for e in produced])
-        .select_related("container", "user")
-        .order_by("at", "id")
+    output_prints = (
+        list(
+            LabelPrint.objects.filter(container__in=[e.container_id for e in produced])
+            .select_related("container", "user")
+            .order_by("at", "id")
+        )
+        if produced
+        else []
     )
-    issues = list(
-        LabelIssue.objects.filter(step__batch=batch).select_related("step", "by").order_by("at", "id")
+    labelling = "labelling" in has
+    issues = (
+        list(LabelIssue.objects.filter(step__batch=batch).select_related("step", "by").order_by("at", "id"))
+        if labelling
+        else []
     )
-    counts = list(
-        LabelReconciliation.objects.filter(step__batch=batch).select_related("step", "by").order_by("at")
+    counts = (
+        list(
+            LabelReconciliation.objects.filter(step__batch=batch).select_related("step", "by").order_by("at")
+        )
+        if labelling
+        else []
     )
-    exams = list(
-        LabelExamination.objects.filter(step__batch=batch).select_related("step", "by").order_by("at")
+    exams = (
+        list(LabelExamination.objects.filter(step__batch=batch).select_related("step", "by").order_by("at"))
+        if labelling
+        else []
     )
-
     ids = {
         "execution.sample": {str(s.pk) for s in samples},
         "execution.samplelabelprint": {str(p.pk) for p in prints},
@@ -74,7 +100,11 @@ def read(batch: Batch) -> tuple[Callable[[Who], dict[str, Any]], dict[str, set[s
         "materials.container": {str(e.container_id) for e in produced},
         "materials.labelprint": {str(p.pk) for p in output_prints},
     }
-    asked = list(batch.steps.filter(kind="sampling").order_by("seq").values_list("key", "spec"))
+    asked = (
+        list(batch.steps.filter(kind="sampling").order_by("seq").values_list("key", "spec"))
+        if "sampling" in has
+        else []
+    )
     return lambda who: _build(
         who, kinds, samples, prints, produced, output_prints, issues, counts, exams, asked
     ), ids
