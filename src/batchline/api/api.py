@@ -37,7 +37,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import configuration, genealogy, plant, production, quality
+from . import configuration, genealogy, plant, production, quality, step_records
 from . import schemas as s
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -461,6 +461,7 @@ api.add_router("/audit", audit_router)
 api.add_router("/tokens", tokens_router)
 api.add_router("/recipes", production.recipes)
 api.add_router("/batches", production.batches)
+api.add_router("/batches", step_records.router)
 api.add_router("/equipment", plant.equipment)
 api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)

@@ -180,6 +180,8 @@ def _panel(
     )
 
     def render_panel(csrf_token: str) -> str:
+        from . import step_records_views  # it imports this module's _panel
+
         batch = selectors.batch_by_number(number)
         screen, current = selectors.batch_panel(batch, selected)
         if current is not None:  # each signature of the shown step with its status (11.70)
@@ -188,6 +190,7 @@ def _panel(
             )
         context: dict[str, Any] = {
             **_material_context(batch, current),
+            **step_records_views.records_context(batch, current),
             "screen": screen,
             "batch": batch,
             "current": current,
