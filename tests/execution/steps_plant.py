@@ -83,7 +83,9 @@ def make_steps_plant():
         site = record_create(Site(code="s1", name="Site 1"), actor=engineer)
     blend = eq.equipment_class_create(actor=engineer, code="BLEND", name="Blender")
     for code in ("BLEND-01", "BLEND-02"):
-        eq.equipment_create(actor=engineer, site=site, code=code, name=f"Bin blender {code[-1]}", equipment_class=blend)
+        eq.equipment_create(
+            actor=engineer, site=site, code=code, name=f"Bin blender {code[-1]}", equipment_class=blend
+        )
         eq.cleaning_start(actor=A(people["operator"]), code=code)
         eq.cleaning_end(actor=A(people["operator"]), code=code)
     stock.material_create(
@@ -103,7 +105,13 @@ def make_steps_plant():
 def run_blend(people, batch):
     """Blender claimed, the lubrication timed, both blend samples taken and labelled."""
     start(people, batch, "blender")
-    ex.step_scan(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="blender", scan="EQ:BLEND-01")
+    ex.step_scan(
+        actor=A(people["operator"]),
+        user=people["operator"],
+        batch=batch,
+        step_key="blender",
+        scan="EQ:BLEND-01",
+    )
     complete(people, batch, "blender")
     start(people, batch, "lubricate")
     complete(people, batch, "lubricate")
@@ -130,7 +138,9 @@ def run_press(people, batch, quantities=("500", "490")):
     start(people, batch, "output")
     made = []
     for q in quantities:
-        c = recording.step_produce(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="output", quantity=q)
+        c = recording.step_produce(
+            actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="output", quantity=q
+        )
         recording.output_label_print(actor=A(people["operator"]), batch=batch, code=c.code)
         made.append(c)
     complete(people, batch, "output")
@@ -148,7 +158,13 @@ def run_labels(people, batch, *, applied="95", destroyed="3", returned="2", resu
     start(people, batch, "labels")
     recording.labels_issue(actor=A(op), user=op, batch=batch, step_key="labels", quantity="100")
     recording.labels_reconcile(
-        actor=A(op), user=op, batch=batch, step_key="labels", applied=applied, destroyed=destroyed, returned=returned
+        actor=A(op),
+        user=op,
+        batch=batch,
+        step_key="labels",
+        applied=applied,
+        destroyed=destroyed,
+        returned=returned,
     )
     recording.labels_examine(
         actor=A(op),
