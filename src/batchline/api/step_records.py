@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from batchline.audit.services import Actor
@@ -84,7 +84,7 @@ def step_sample(request: HttpRequest, number: str, key: str, payload: SampleIn) 
         quantity=payload.quantity,
         position=payload.position,
     )
-    return 201, _sample_out(Sample.objects.select_related("step", "taken_by").get(pk=sample.pk))
+    return Status(201, _sample_out(Sample.objects.select_related("step", "taken_by").get(pk=sample.pk)))
 
 
 class OutputIn(Schema):
@@ -109,7 +109,7 @@ def step_output(request: HttpRequest, number: str, key: str, payload: OutputIn) 
         step_key=key,
         quantity=payload.quantity,
     )
-    return 201, {"container": c.code, "lot": c.lot.number, "quantity": c.quantity, "unit": c.unit}
+    return Status(201, {"container": c.code, "lot": c.lot.number, "quantity": c.quantity, "unit": c.unit})
 
 
 class IssueIn(Schema):
