@@ -89,7 +89,8 @@ def test_the_pdf_prints_each_sample_the_output_the_labels_with_their_specimen_an
     ):
         assert needle in sampling, needle
     assert "step sample_blend: 2 for Blend uniformity" in flat
-    assert "Output recorded" in flat and "500.000000 tablet" in flat
+    assert "5.2 g (asked 5)" in sampling
+    assert "Output recorded" in flat and re.search(r"output C-0+\d+ R-001 500 tablet", flat)
     labeling = flat.split("8. Labeling control records", 1)[1].split("9. Drug product", 1)[0]
     issue = content["labelling"]["issued"][0]
     for needle in (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -23,6 +24,11 @@ def _who(person: Any) -> str:
         return ""
     now = f", now {person['name_now']}" if person.get("name_now") else ""
     return f"{person.get('name', '')} ({person.get('username', '')}{now})"
+
+
+def _q(text: str) -> str:
+    """A recorded quantity as read (5.200000 → 5.2); the JSON keeps the stored scale."""
+    return format(Decimal(text).normalize(), "f")
 
 
 def _prints(prints: list[dict[str, Any]], t: Any) -> str:
@@ -45,7 +51,7 @@ def output(doc: Any) -> None:
             o["step"],
             o["container"],
             o["lot"],
-            f"{o['quantity']} {o['unit']}",
+            f"{_q(o['quantity'])} {o['unit']}",
             t(o["at"]),
             _who(o["by"]),
             _prints(o["label_prints"], t),
@@ -140,7 +146,7 @@ def sampling(doc: Any) -> None:
             s["code"],
             s["step"],
             f"{s['material_code']} {s['material_name']}".strip(),
-            f"{s['quantity']} {s['unit']} (asked {s['planned_quantity']})",
+            f"{_q(s['quantity'])} {s['unit']} (asked {_q(s['planned_quantity'])})",
             f"{s['source']}"
             + (f" lot {s['lot']}" if s["lot"] else "")
             + (f", {s['position']}" if s["position"] else ""),
@@ -156,6 +162,6 @@ def sampling(doc: Any) -> None:
     doc.table(
         ["Sample", "Step", "Material", "Quantity", "From", "Test, method", "Taken by, at", "Label"],
         rows,
-        [0.1, 0.08, 0.13, 0.1, 0.12, 0.13, 0.16, 0.18],
+        [0.1, 0.08, 0.13, 0.11, 0.12, 0.13, 0.16, 0.17],
     )
     doc.para("Results: to come from the laboratory, filed under each sample's code.", "small")
