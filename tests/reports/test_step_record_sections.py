@@ -146,3 +146,31 @@ def test_an_empty_section_says_why_in_batchml_too(db) -> None:
         in texts
     )
     assert any(t.startswith("Labeling: Not recorded yet: step labels") for t in texts)
+
+
+@pytest.mark.req("BR-01", "LBL-03", "IPC-01", "P11-02")
+def test_the_record_page_shows_the_labels_with_their_specimen_the_output_and_the_samples(
+    batch, client
+) -> None:
+    from tests.conftest import make_user
+
+    client.force_login(make_user("auditor", ["auditor"]))
+    page = client.get(f"/batches/{batch.number}/record/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    issue = record_content(batch)["labelling"]["issued"][0]
+    assert f'src="data:image/png;base64,{issue["specimen_png"]}"' in html
+    assert "100 labels issued for step labels" in html and "Store below 25 °C, dry" in html
+    assert "R-001-S01" in html and "Blend uniformity" in html and "Label matches the specimen: pass" in html
+
+
+@pytest.mark.req("BR-01")
+def test_the_record_page_says_why_a_section_is_empty(db, client) -> None:
+    from tests.conftest import make_user
+    from tests.execution.test_engine import new_batch
+
+    people, recipe = make_steps_plant()
+    batch = new_batch(people, recipe, number="R-009", quantity="1000")
+    client.force_login(make_user("auditor", ["auditor"]))
+    html = client.get(f"/batches/{batch.number}/record/").content.decode()
+    assert "Not recorded yet: step sample_blend, sample_tablets is not complete (batch released)." in html

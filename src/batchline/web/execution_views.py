@@ -401,6 +401,8 @@ def _may_read_records(request: HttpRequest) -> None:
 
 @login_required
 def batch_record(request: HttpRequest, number: str) -> HttpResponse:
+    from . import step_records_views  # it imports this module's _panel
+
     _may_read_records(request)
     batch = _batch(number)
     screen = selectors.batch_screen(batch)
@@ -422,6 +424,7 @@ def batch_record(request: HttpRequest, number: str) -> HttpResponse:
         "created_name": _printed(content["header"]["created_by"]),
         "configuration": content["header"]["configuration"],
         "signature_records": content["signature_records"],
+        "kind_sections": step_records_views.record_sections(content),
     }
     return render(request, "execution/record.html", context)
 

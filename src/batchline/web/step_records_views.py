@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from batchline.audit.services import Actor, ReasonRequired
 from batchline.execution import labelling, producing, recording, sampling
 from batchline.execution.models import Batch
+from batchline.reports.sections import why_none
 from batchline.rules.verdict import Refused
 
 from .access import current_user, require
@@ -141,3 +142,13 @@ def output_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
     except Refused as refused:
         raise Http404(refused.verdict.reasons[0].message) from refused
     return _pdf(content, code)
+
+
+def record_sections(content: dict[str, Any]) -> dict[str, Any]:
+    """The record page's sampling, output and labeling sections, and why each is empty."""
+    return {
+        "samples": content["samples"],
+        "output": content["output"],
+        "labelling": content["labelling"],
+        "why": {name: why_none(content, name) for name in ("samples", "output", "labelling")},
+    }
