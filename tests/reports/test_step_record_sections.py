@@ -16,6 +16,7 @@ from batchline.reports.pdf import render_pdf
 from batchline.rules import bindings
 from batchline.signatures.status import lean_record
 from tests.execution.steps_plant import make_steps_plant, run_all
+from tests.reports.test_record_pdfa import qpdf_check
 from tests.reports.test_records import pdf_text
 
 pytestmark = pytest.mark.django_db
@@ -104,8 +105,11 @@ def test_the_pdf_prints_each_sample_the_output_the_labels_with_their_specimen_an
         "5 units examined",
     ):
         assert needle in labeling, needle
-    # The specimen is embedded as an image: the PDF holds an image XObject.
+    # The specimen is embedded as an image: the PDF holds an image XObject, and stays sound.
     assert b"/Subtype /Image" in pdf
+    assert "No syntax or stream encoding errors found" in qpdf_check(pdf, tmp_path)
+    assert "None" not in flat.replace("None recorded.", "")
+    assert "± 2 yes" in flat  # the limit as the recipe wrote it (not ± 2.000000)
 
 
 @pytest.mark.req("BR-02", "S88-08", "IPC-01")

@@ -97,7 +97,7 @@ def labelling(doc: Any) -> None:
             r["destroyed"],
             r["returned"],
             r["difference"],
-            f"± {r['allowed']}",
+            f"± {_q(r['allowed'])}",
             "yes" if r["within"] else "NO: investigated under 211.192",
             f"{_who(r['by'])}, {t(r['at'])}",
         ]
