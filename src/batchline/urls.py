@@ -15,6 +15,7 @@ from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
 from batchline.web import remainder_views as remainders
 from batchline.web import simulator_views as simulator
+from batchline.web import step_records_views as step_records
 from batchline.web import training_views as training
 from batchline.web import views as web
 
@@ -134,6 +135,13 @@ urlpatterns = [
     path("batches/<str:number>/scan/", execution.scan, name="batch_scan"),
     path("batches/<str:number>/command/<str:command>/", execution.batch_action, name="batch_action"),
     path("batches/<str:number>/steps/<str:key>/<str:action>/", execution.step_action, name="step_action"),
+    path(
+        "batches/<str:number>/steps/<str:key>/record/<str:action>/",
+        step_records.record_action,
+        name="step_record",
+    ),
+    path("batches/<str:number>/samples/<str:code>/label.pdf", step_records.sample_label, name="sample_label"),
+    path("batches/<str:number>/output/<str:code>/label.pdf", step_records.output_label, name="output_label"),
     path("equipment/", equipment.board, name="equipment"),
     path("equipment/<str:code>/", equipment.detail, name="equipment_detail"),
     path("equipment/<str:code>/<str:action>/", equipment.action, name="equipment_action"),

@@ -182,6 +182,15 @@ BODIES = {
         "reason": "r",
         "signature": SIG,
     },
+    "/api/v1/batches/{number}/steps/{key}/samples": {"source": "EQ:BLEND-01", "quantity": "5"},
+    "/api/v1/batches/{number}/steps/{key}/output": {"quantity": "100"},
+    "/api/v1/batches/{number}/steps/{key}/labels/issue": {"quantity": "100"},
+    "/api/v1/batches/{number}/steps/{key}/labels/reconcile": {
+        "applied": "1",
+        "destroyed": "0",
+        "returned": "0",
+    },
+    "/api/v1/batches/{number}/steps/{key}/labels/examine": {"results": ["pass"], "units": "1"},
     "/api/v1/quality/exceptions/disposition": {
         "exceptions": [1],
         "decision": "accepted",

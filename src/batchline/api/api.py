@@ -37,7 +37,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import configuration, genealogy, plant, production, quality, remainders
+from . import configuration, genealogy, plant, production, quality, remainders, step_records
 from . import schemas as s
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -462,6 +462,7 @@ api.add_router("/tokens", tokens_router)
 api.add_router("/recipes", production.recipes)
 api.add_router("/batches", production.batches)
 api.add_router("/batches", remainders.router)  # what is left of a batch's dispensed containers
+api.add_router("/batches", step_records.router)
 api.add_router("/equipment", plant.equipment)
 api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)

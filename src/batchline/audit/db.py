@@ -30,6 +30,11 @@ APPEND_ONLY_TABLES = (
     "quality_reviewstage",
     "configuration_configversion",
     "audit_checkpoint",
+    "execution_sample",
+    "execution_samplelabelprint",
+    "execution_labelissue",
+    "execution_labelreconciliation",
+    "execution_labelexamination",
 )
 
 _PG_FUNCTION = """

@@ -115,7 +115,11 @@ class StepValue(AuditedModel):
     step = models.ForeignKey(BatchStep, on_delete=models.PROTECT, related_name="values")
     name = models.CharField(max_length=40)
     label = models.CharField(max_length=200)
-    source = models.CharField(max_length=20, choices=[("entered", "entered"), ("calculated", "calculated")])
+    source = models.CharField(
+        max_length=20,
+        choices=[("entered", "entered"), ("calculated", "calculated"), ("measured", "measured")],
+        help_text="typed, computed by a formula, or measured by the system (a timer's duration)",
+    )
     text = models.CharField(max_length=2000, help_text="as entered, or the calculated number as text")
     number = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
     unit = models.CharField(max_length=30, blank=True)
@@ -198,3 +202,110 @@ class ExceptionDisposition(AuditedModel):
 
     class Meta:
         ordering = ["at", "id"]
+
+
+# --- the records of the step kinds that have their own (sampling, produce, labelling) -------------
+# Each is append-only in the database (triggers, like the values): a sample, a count or an
+# examination result is never changed; a step signature binds them with the step's values
+# (``execution.steprecords``). Output is recorded in materials (containers of the output lot, their
+# PRODUCE ledger entries and label prints), named by the step's key.
+
+
+class SampleSource(models.TextChoices):
+    CONTAINER = "container", "Container"
+    EQUIPMENT = "equipment", "Equipment"
+
+
+class Sample(AuditedModel):
+    """One sample taken on a sampling step (IPC-01, 21 CFR 211.188(b)(10)).
+
+    Its code (``<batch>-S01``) is what the sample's label carries and what a laboratory result
+    will point at: a result is a record of its own, never a field written onto the sample.
+    """
+
+    step = models.ForeignKey(BatchStep, on_delete=models.PROTECT, related_name="samples")
+    code = models.CharField(max_length=60, unique=True)
+    material_code = models.CharField(max_length=40, blank=True, help_text="blank: the in-process material")
+    material_name = models.CharField(max_length=200)
+    source_kind = models.CharField(max_length=20, choices=SampleSource.choices)
+    source = models.CharField(max_length=60, help_text="the container or the unit sampled")
+    lot = models.CharField(max_length=40, blank=True, help_text="the sampled container's lot")
+    position = models.CharField(max_length=200, blank=True)
+    quantity = models.DecimalField(max_digits=18, decimal_places=6)
+    unit = models.CharField(max_length=30)
+    planned_quantity = models.DecimalField(max_digits=18, decimal_places=6, help_text="as the recipe asks")
+    test = models.CharField(max_length=200)
+    method = models.CharField(max_length=60, blank=True)
+    taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["taken_at", "id"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class SampleLabelPrint(AuditedModel):
+    """Every print of a sample's label (LBL-02): a reprint needs a reason and says so."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="prints")
+    reprint = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    format = models.CharField(max_length=10, choices=[("pdf", "PDF")])
+    content_sha256 = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class LabelIssue(AuditedModel):
+    """Labels issued to a labelling step (21 CFR 211.125(b), 211.130): how many, what they say, a specimen.
+
+    ``content`` is the label's data drawn from the batch's records; ``specimen_png`` the image
+    rendered from it (base64), kept whole here and as a digest in the trail.
+    """
+
+    AUDIT_DIGEST = frozenset({"specimen_png"})
+
+    step = models.ForeignKey(BatchStep, on_delete=models.PROTECT, related_name="label_issues")
+    quantity = models.PositiveIntegerField(help_text="labels issued")
+    content = models.JSONField()
+    specimen_png = models.TextField(help_text="the specimen image, PNG as base64")
+    specimen_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the PNG bytes")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class LabelReconciliation(AuditedModel):
+    """Labels issued against applied, destroyed and returned, judged against the recipe's limit (211.125(c))."""
+
+    step = models.OneToOneField(BatchStep, on_delete=models.PROTECT, related_name="label_reconciliation")
+    issued = models.PositiveIntegerField()
+    applied = models.PositiveIntegerField()
+    destroyed = models.PositiveIntegerField()
+    returned = models.PositiveIntegerField()
+    difference = models.IntegerField(help_text="issued − applied − destroyed − returned")
+    allowed = models.DecimalField(
+        max_digits=18, decimal_places=6, help_text="the largest difference accepted"
+    )
+    within = models.BooleanField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+
+class LabelExamination(AuditedModel):
+    """The examination of packaged and labelled units and its result per item (21 CFR 211.134)."""
+
+    step = models.OneToOneField(BatchStep, on_delete=models.PROTECT, related_name="label_examination")
+    units_examined = models.PositiveIntegerField()
+    results = models.JSONField(help_text='[{"item": ..., "passed": true}] in the recipe\'s order')
+    passed = models.BooleanField()
+    comment = models.TextField(blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()

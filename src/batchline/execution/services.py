@@ -35,7 +35,7 @@ from batchline.materials.models import Container
 from batchline.materials.selectors import output_lot
 from batchline.recipes.document import from_canonical
 from batchline.recipes.models import MasterRecipe, RecipeStatus
-from batchline.rules import exceptions, gates, graph, states
+from batchline.rules import bindings, exceptions, gates, graph, states
 from batchline.rules.formula import FormulaError
 from batchline.rules.formula import parse as parse_formula
 from batchline.rules.limits import judge
@@ -44,10 +44,22 @@ from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 from batchline.training.selectors import user_qualified
+from batchline.units import convert
 
-from . import charging, dispensing, identify, raising, rows, yields
+from . import (
+    charging,
+    dispensing,
+    identify,
+    labelling,
+    producing,
+    raising,
+    rows,
+    sampling,
+    steprecords,
+    yields,
+)
 from .models import Batch, BatchState, BatchStep, Severity, StepState, StepValue
-from .scaling import Ratio, number_limits
+from .scaling import Ratio, number_limits, plain
 
 VERIFY_PERMISSION = "signatures.sign_verified"
 BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -233,13 +245,22 @@ def _with_yield(step: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     """The step that records its operation's actual output carries the operation's yield, so it is
     judged when that step completes, without reading the whole control recipe."""
     spec = op.get("yield")
-    if spec and spec["actual"] in {
-        v["name"] for v in [*step.get("inputs", []), *step.get("calculations", [])]
-    }:
+    if spec and spec["actual"] in {v["name"] for v in recorded_values(step)}:
         # Its theoretical quantity, when it is the components used, counts this operation's only.
         steps = [st["key"] for st in op["steps"]]
         return {**step, "yield": {**spec, "operation": op["name"], "steps": steps}}
     return step
+
+
+def recorded_values(step: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The definitions of every value a step records: inputs, calculations, a timer's measured
+    duration and a produce step's total (``recipes.document.Step.recorded``)."""
+    found = [*step.get("inputs", []), *step.get("calculations", [])]
+    if (step.get("timer") or {}).get("record"):
+        found.append(step["timer"]["record"])
+    if step.get("produce"):
+        found.append(step["produce"])
+    return found
 
 
 def batch_produce(
@@ -626,6 +647,11 @@ def step_complete(
         reasons += charging.completion_reasons(step, snap.batch.ratio)
         reasons += identify.completion_reasons(step)
         reasons += dispensing.completion_reasons(step)
+        if step.kind in steprecords.KINDS:
+            step.batch = snap.batch
+            reasons += sampling.completion_reasons(step)
+            reasons += producing.completion_reasons(step)
+            reasons += labelling.completion_reasons(step)
         verdict = gates.may_complete(
             snap.views[step_key],
             _gate_actor(actor, snap),
@@ -651,6 +677,7 @@ def step_complete(
                     number=number,
                     factor=snap.batch.ratio,
                 )
+            measured = _write_measured(step, definition, actor=actor, factor=snap.batch.ratio, now=now)
             if definition.get("calculations"):
                 values = current_values(snap.batch)
                 for calc in definition["calculations"]:
@@ -674,7 +701,9 @@ def step_complete(
                     message=f"Values of “{step.title}” entered {int(late)} min after the step started "
                     f"(more than {late_entry_minutes} min): a late entry.",
                 )
-            if over is not None:
+            if over is not None and not (measured is not None and measured.in_specification is not None):
+                # A duration the step records and judges against its specification raises its own
+                # exception when outside it: the same fact is not reported twice.
                 raising.exception_raise(
                     snap.batch,
                     actor=actor,
@@ -825,17 +854,50 @@ def step_dispense(
 
 
 def step_content(step: BatchStep) -> dict[str, Any]:
-    """What a step signature binds to: the step and every value recorded on it, corrections included."""
-    return {
-        "batch": step.batch.number,
-        "step": step.key,
-        "values": [
-            {"id": pk, "name": name, "text": text, "unit": unit, "corrects": corrects}
-            for pk, name, text, unit, corrects in step.values.order_by("id").values_list(
-                "id", "name", "text", "unit", "corrects_id"
-            )
-        ],
-    }
+    """What a step signature binds to: the step, every value recorded on it (corrections included) and
+    the records of its own (samples, output, labels: ``steprecords``), as ``rules.bindings`` reads them."""
+    values = [
+        {"id": pk, "name": name, "text": text, "unit": unit, "corrects": corrects}
+        for pk, name, text, unit, corrects in step.values.order_by("id").values_list(
+            "id", "name", "text", "unit", "corrects_id"
+        )
+    ]
+    records = steprecords.step_records(step) if step.kind in steprecords.KINDS else []
+    return bindings.step_content(step.batch.number, step.key, values, records)
+
+
+def _write_measured(
+    step: BatchStep, definition: Mapping[str, Any], *, actor: Actor, factor: Ratio, now: Any
+) -> StepValue | None:
+    """What the system measured on completion: a timer's duration by the server's clock (start to
+    now), a produce step's total from its containers; recorded as named values, judged like any."""
+    record = (definition.get("timer") or {}).get("record")
+    if record and step.started_at is not None:
+        minutes = Decimal((now - step.started_at).total_seconds()) / 60
+        duration = convert(minutes, "min", record.get("unit", "min"))
+        duration = duration.quantize(Decimal(1).scaleb(-int(record.get("decimals", 1))))
+        return _write_value(
+            step,
+            actor=actor,
+            definition=record,
+            source="measured",
+            text=str(duration),
+            number=duration,
+            factor=factor,
+        )
+    produce = definition.get("produce")
+    if produce:
+        made = producing.total(step)
+        return _write_value(
+            step,
+            actor=actor,
+            definition=produce,
+            source="calculated",
+            text=plain(made),
+            number=made,
+            factor=factor,
+        )
+    return None
 
 
 @_records_refusal

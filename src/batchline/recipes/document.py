@@ -81,9 +81,83 @@ class Calculation(Strict):
     critical: bool = False
 
 
+class Measured(Strict):
+    """A value the system measures and records itself (a timer's duration, by the server's clock)."""
+
+    name: Key
+    label: ShortText
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)] = "min"
+    decimals: int = Field(default=1, ge=0, le=3)
+    specification: Limits | None = None
+    critical: bool = False
+
+
 class Timer(Strict):
     min_minutes: Number | None = None
     max_minutes: Number | None = None
+    record: Measured | None = Field(
+        default=None, description="record the measured duration (start to completion) as this value"
+    )
+
+
+class Quantity(Strict):
+    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=18, decimal_places=6)]
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+
+
+PositiveNumber = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=18, decimal_places=6)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+Reference = Annotated[str, StringConstraints(max_length=60)]
+
+
+class Sampling(Strict):
+    """In-process sampling (IPC-01, 21 CFR 211.188(b)(10)): what, how much, from where, for which test."""
+
+    material: Code | None = Field(
+        default=None, description="the material sampled (its code); none: the batch's in-process material"
+    )
+    quantity: PositiveNumber
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+    scales: bool = Field(default=False, description="the sample size scales with the planned batch size")
+    samples: int = Field(default=1, ge=1, le=50, description="how many samples the step takes")
+    source: Literal["container", "equipment"] = Field(
+        description="sampled from a container (its label scanned) or from a unit the batch uses"
+    )
+    positions: list[ShortText] = Field(
+        default_factory=list,
+        max_length=20,
+        description="where in the container or unit a sample may come from",
+    )
+    test: ShortText
+    method: Reference = Field(default="", description="the test method or sampling SOP")
+
+
+class Produce(Strict):
+    """Output recorded into containers of the batch's output lot; the total is a named value."""
+
+    name: Key
+    label: ShortText
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+    specification: Limits | None = None
+    critical: bool = False
+
+
+class ReconciliationLimits(Strict):
+    absolute: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=18, decimal_places=6)] | None = (
+        None
+    )
+    percent: (
+        Annotated[Decimal, Field(ge=0, le=50, allow_inf_nan=False, max_digits=9, decimal_places=3)] | None
+    ) = None
+
+
+class Labelling(Strict):
+    """Labels issued, applied, destroyed and returned, reconciled (21 CFR 211.125), and examined (211.134)."""
+
+    per_container: Quantity = Field(description="what one labelled container holds, as its label says")
+    reconciliation: ReconciliationLimits = Field(default_factory=ReconciliationLimits)
+    examination: list[ShortText] = Field(min_length=1, max_length=20)
+    examine_units: int = Field(default=1, ge=1, le=10000, description="labelled units examined (211.134(b))")
 
 
 class MaterialCharge(Strict):
@@ -118,6 +192,9 @@ class Step(Strict):
         "material_charge",
         "equipment_id",
         "weigh_dispense",
+        "sampling",
+        "produce",
+        "labelling",
     ]
     title: ShortText
     instruction: Text = ""
@@ -137,6 +214,18 @@ class Step(Strict):
     qualification: Annotated[str, StringConstraints(max_length=60)] | None = Field(
         default=None, description="a training (SOP or skill code) the performer must hold at step start"
     )
+    sampling: Sampling | None = None
+    produce: Produce | None = None
+    labelling: Labelling | None = None
+
+    def recorded(self) -> list[Input | Calculation | Measured | Produce]:
+        """Every named value the step records: inputs, calculations, a timer's duration, an output total."""
+        found: list[Input | Calculation | Measured | Produce] = [*self.inputs, *self.calculations]
+        if self.timer and self.timer.record:
+            found.append(self.timer.record)
+        if self.produce:
+            found.append(self.produce)
+        return found
 
 
 class YieldSpec(Strict):
@@ -166,11 +255,6 @@ class Operation(Strict):
     name: ShortText
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     yield_: YieldSpec | None = Field(default=None, alias="yield")
-
-
-class Quantity(Strict):
-    quantity: Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=18, decimal_places=6)]
-    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)]
 
 
 class Header(Strict):
@@ -392,7 +476,7 @@ def dump_yaml(doc: RecipeDocument) -> str:
 # --- the meaning --------------------------------------------------------------------------
 
 
-def _limits(inp: Input | Calculation) -> NumberLimits:
+def _limits(inp: Input | Calculation | Measured | Produce) -> NumberLimits:
     plausible = inp.plausible.range() if isinstance(inp, Input) and inp.plausible else Range()
     spec = inp.specification.range() if inp.specification else Range()
     action = inp.action.range() if isinstance(inp, Input) and inp.action else Range()
@@ -448,6 +532,7 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                     )
             if step.kind == "calculation" and not step.calculations:
                 problems.append(Problem((*here, "calculations"), "a calculation step needs a formula"))
+            problems += _check_step_records(step, here)
             t = step.timer
             if (
                 t
@@ -461,8 +546,17 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                 problems += _check_value_def(inp, where, value_names, step.key)
                 if inp.type == "choice" and not inp.choices:
                     problems.append(Problem((*where, "choices"), "a choice needs its choices"))
+                gated = free_text_identity(inp)
+                if gated:
+                    problems.append(Problem((*where, "type"), gated))
             for i, calc in enumerate(step.calculations):
                 problems += _check_value_def(calc, (*here, "calculations", i), value_names, step.key)
+            if step.timer and step.timer.record:
+                problems += _check_value_def(
+                    step.timer.record, (*here, "timer", "record"), value_names, step.key
+                )
+            if step.produce:
+                problems += _check_value_def(step.produce, (*here, "produce"), value_names, step.key)
 
     for o, op in enumerate(doc.operations):
         problems += _check_yield(op, ("operations", o, "yield"))
@@ -494,7 +588,11 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                 except FormulaError as exc:
                     problems.append(Problem(where, f"formula {calc.formula!r}: {exc}"))
                     continue
-                own_earlier = {x.name for x in step.inputs} | {x.name for x in step.calculations[:c]}
+                own_earlier = (
+                    {x.name for x in step.inputs}
+                    | {x.name for x in step.calculations[:c]}
+                    | {x.name for x in step.recorded() if not isinstance(x, Calculation)}
+                )
                 for name in sorted(formula.names):
                     source = value_names.get(name)
                     if source is None:
@@ -513,10 +611,9 @@ def _check_yield(op: Operation, where: Path) -> list[Problem]:
     y = op.yield_
     if y is None:
         return []
-    recorded: dict[str, Input | Calculation] = {}
+    recorded: dict[str, Input | Calculation | Measured | Produce] = {}
     for st in op.steps:
-        recorded.update({v.name: v for v in st.inputs})
-        recorded.update({v.name: v for v in st.calculations})
+        recorded.update({v.name: v for v in st.recorded()})
     actual = recorded.get(y.actual)
     if actual is None:
         return [Problem((*where, "actual"), f"no step of operation {op.key!r} records {y.actual!r}")]
@@ -536,7 +633,7 @@ def _check_yield(op: Operation, where: Path) -> list[Problem]:
 
 
 def _check_value_def(
-    inp: Input | Calculation, where: Path, names: dict[str, str], step_key: str
+    inp: Input | Calculation | Measured | Produce, where: Path, names: dict[str, str], step_key: str
 ) -> list[Problem]:
     problems = []
     if inp.name in names:
@@ -555,3 +652,123 @@ def _check_value_def(
     except ValueError as exc:
         problems.append(Problem(where, f"limits of {inp.name!r}: {exc}"))
     return problems
+
+
+# A step kind's own block belongs to that kind only, and that kind needs it.
+_KIND_BLOCKS = {"sampling": "sampling", "produce": "produce", "labelling": "labelling"}
+
+
+def _check_step_records(step: Step, here: Path) -> list[Problem]:
+    """The blocks of the step kinds with records of their own: present on their kind, units known."""
+    problems: list[Problem] = []
+    for kind, block in _KIND_BLOCKS.items():
+        given = getattr(step, block) is not None
+        if step.kind == kind and not given:
+            problems.append(Problem((*here, block), f"a {kind} step needs its '{block}' block"))
+        elif given and step.kind != kind:
+            problems.append(Problem((*here, block), f"only a {kind} step takes '{block}'"))
+    units: list[tuple[Path, str]] = []
+    if step.sampling:
+        units.append(((*here, "sampling", "unit"), step.sampling.unit))
+    if step.produce:
+        units.append(((*here, "produce", "unit"), step.produce.unit))
+    if step.labelling:
+        units.append(((*here, "labelling", "per_container", "unit"), step.labelling.per_container.unit))
+        limits = step.labelling.reconciliation
+        if limits.absolute is not None and limits.percent is not None:
+            problems.append(
+                Problem(
+                    (*here, "labelling", "reconciliation"),
+                    "give the reconciliation limit as a percentage or as a count, not both",
+                )
+            )
+    for where, unit in units:
+        try:
+            check_unit(unit)
+        except UnknownUnit as exc:
+            problems.append(Problem(where, str(exc)))
+    if step.timer and step.timer.record:
+        try:
+            convert(Decimal(1), step.timer.record.unit, "min")
+        except Exception:
+            problems.append(
+                Problem(
+                    (*here, "timer", "record", "unit"), f"{step.timer.record.unit!r} is not a unit of time"
+                )
+            )
+    return problems
+
+
+# Free text that names a lot, a container or a unit walks around the gate that checks it (status,
+# expiry, identity, cleaning, calibration). Such an input is known by its head, the last word of
+# its name (``api_lot``, ``source_container``), or by an identifier word after a lot, container
+# or equipment word (``lot_number``, ``granulator_id``), or by an equipment word alone
+# (``dryer``). Text *about* them keeps its own head and passes: ``lot_observations``,
+# ``container_condition``, ``press_remarks``, ``operator_id``.
+_LOT_HEADS = frozenset({"lot", "lots", "container", "containers", "batch", "sublot"})
+_IDENTIFIERS = frozenset({"id", "ids", "code", "number", "no", "nr", "tag", "serial"})
+_EQUIPMENT = frozenset(
+    {
+        "equipment",
+        "unit",
+        "granulator",
+        "dryer",
+        "drier",
+        "fbd",
+        "press",
+        "blender",
+        "mixer",
+        "mill",
+        "sieve",
+        "screen",
+        "coater",
+        "oven",
+        "tank",
+        "vessel",
+        "reactor",
+        "scale",
+        "balance",
+        "filler",
+        "capper",
+        "labeller",
+        "labeler",
+        "line",
+        "machine",
+        "instrument",
+    }
+)
+_LOT_GATE = "identify it with a material_charge or weigh_dispense step, whose scan checks the lot"
+_EQUIPMENT_GATE = (
+    "identify it with an equipment_id step, whose scan checks the unit's status, cleaning and calibration"
+)
+
+
+def free_text_identity(inp: Input) -> str | None:
+    """Why a free-text input may not record a lot, a container or a unit; None for honest text.
+
+    The name is read by its head; the label, natural language ("Condition of the container"),
+    only for an identifier after a lot, container or equipment word ("Granulator number").
+    """
+    if inp.type != "text":
+        return None
+    name = inp.name.lower().split("_")
+    label = _words(inp.label)
+    head, before = name[-1], set(name[:-1])
+    named_id = label[-1:] and label[-1] in _IDENTIFIERS and len(label) > 1
+    if (
+        head in _LOT_HEADS
+        or (head in _IDENTIFIERS and before & _LOT_HEADS)
+        or (named_id and label[-2] in _LOT_HEADS)
+    ):
+        return f"{inp.name!r} would record a lot or container as typed text: {_LOT_GATE}"
+    if (
+        (head in _IDENTIFIERS and before & _EQUIPMENT)
+        or (name == [head] and head in _EQUIPMENT)
+        or (named_id and label[-2] in _EQUIPMENT)
+    ):
+        return f"{inp.name!r} would record an equipment unit as typed text: {_EQUIPMENT_GATE}"
+    return None
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in "".join(c.lower() if c.isalnum() else " " for c in text).split() if w]

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from lxml import etree
 
+from . import batchml_records
 from .content import content_sha256
 
 NS = "http://www.mesa.org/xml/B2MML"
@@ -206,6 +207,7 @@ def render_batchml(content: dict[str, Any]) -> bytes:
             _el(c, "Reason", v["reason"] or "")
 
     # Each deviation's texts in full, its investigation among them (211.192, 211.188(b)(12)).
+    comments = None
     if content.get("deviations"):
         comments = _el(root, "Comments")
         for d in content["deviations"]:
@@ -222,8 +224,10 @@ def render_batchml(content: dict[str, Any]) -> bytes:
                 )
                 _el(c, "RecordReference", f"quality.deviation:{d['id']}")
                 _el(c, "CommentText", d[key])
-
+    # Why a section of the step kinds has no records (in the same Comments element: it occurs once).
+    batchml_records.comments(root, content, _el, comments)
     events = _Events(_el(root, "Events"))
+    batchml_records.events(events.add, content)
     for s in content["steps"]:
         key = s["key"]
         for what, at, who in (
@@ -318,4 +322,5 @@ def render_batchml(content: dict[str, Any]) -> bytes:
         _el(m, "ChangeIndication", sig["meaning"])
         if sig["comment"]:
             _el(m, "Reason", sig["comment"])
+    batchml_records.samples(root, content, _el)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -31,11 +31,15 @@ from batchline.equipment.models import LogbookEntry, Site
 from batchline.execution.models import Batch
 from batchline.execution.scaling import Ratio, limits_text, target_text
 from batchline.execution.selectors import StepScreen, ValueRow, batch_screen
+from batchline.execution.services import recorded_values
+from batchline.execution.steprecords import records_of
 from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind, Movement
 from batchline.quality import selectors as quality_selectors
 from batchline.rules import bindings, canonical
 from batchline.signatures.models import Signature
 from batchline.signatures.services import signature_fields
+
+from . import sections
 
 FORMAT = "batchline.batch-record/1"
 
@@ -117,7 +121,7 @@ def _limits(definition: dict[str, Any], ratio: Ratio) -> dict[str, str]:
 
 def _values(s: StepScreen, ratio: Ratio, who: Who) -> list[dict[str, Any]]:
     """Every value of a step, originals before their corrections, each with its limits."""
-    defs = {d["name"]: d for d in [*s.definition.get("inputs", []), *s.definition.get("calculations", [])]}
+    defs = {d["name"]: dict(d) for d in recorded_values(s.definition)}
     out = []
     for row in s.rows:
         out.extend(_row(row, defs.get(row.value.name, {}), ratio, who))
@@ -154,7 +158,12 @@ def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who) -> l
 
 
 def _step(
-    s: StepScreen, ratio: Ratio, materials: list[dict[str, Any]], equipment: list[dict[str, Any]], who: Who
+    s: StepScreen,
+    ratio: Ratio,
+    materials: list[dict[str, Any]],
+    equipment: list[dict[str, Any]],
+    who: Who,
+    records: list[dict[str, Any]],
 ) -> dict[str, Any]:
     d = s.definition
     step = s.step
@@ -189,6 +198,9 @@ def _step(
         "signatures": [_signature(x) for x in s.signatures],
         "materials": materials,
         "equipment": equipment,
+        # The step's own records as its signatures bind them (execution.steprecords); the sections
+        # "samples", "output" and "labelling" show them with names and labels.
+        **({"records": records} if records else {}),
     }
 
 
@@ -297,6 +309,7 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         .order_by("at", "id")
     )
     signatures = _batch_signatures(screen, quality, [e.pk for e in ledger if e.kind == Movement.DESTROY])
+    step_records = records_of(number, [(s.step.pk, s.step.key, s.step.kind) for s in screen.steps])
 
     record_ids: dict[str, set[str]] = {
         "execution.batch": {str(batch.pk)},
@@ -318,6 +331,9 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         "materials.labelprint": {str(p.pk) for p in labels},
         "equipment.logbookentry": {str(e.pk) for e in logbook},
     }
+    build_sections, kind_ids = sections.read(batch, {s.step.key: s.step.kind for s in screen.steps})
+    for rtype, ids in kind_ids.items():
+        record_ids.setdefault(rtype, set()).update(ids)
     which = Q(pk__in=[])
     for rtype, ids in record_ids.items():
         if ids:
@@ -452,7 +468,14 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         "header": header,
         "signatures": [_signature(s) for s in screen.batch_signatures],
         "steps": [
-            _step(s, batch.ratio, by_step_mat.get(s.step.key, []), step_units.get(s.step.key, []), who)
+            _step(
+                s,
+                batch.ratio,
+                by_step_mat.get(s.step.key, []),
+                step_units.get(s.step.key, []),
+                who,
+                step_records.get(s.step.pk, []),
+            )
             for s in screen.steps
         ],
         "materials": materials,
@@ -483,6 +506,7 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
             for p in labels
         ],
         "equipment": equipment,
+        **build_sections(who),
         "exceptions": [
             {
                 "id": e.pk,

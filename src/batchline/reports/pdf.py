@@ -34,6 +34,7 @@ from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate
 
 import batchline
 
+from . import pdf_records
 from .content import content_sha256
 from .layout import NONE, SHORT, Story, Times, amount, changes, decimals, text, who
 from .pdfa import REGULAR, fonts, make_pdfa
@@ -520,7 +521,10 @@ class _Record(Story):
             ],
             [0.12, 0.2, 0.1, 0.1, 0.1, 0.1, 0.16, 0.12],
         )
+        pdf_records.output(self)
         self.section("8. Labeling control records and examinations (211.188(b)(8), (13))")
+        pdf_records.labelling(self)
+        self.heading("Label prints of containers dispensed for this batch")
         self.table(
             ["Container", "Format", "Reprint", "Reason", "Label SHA-256", "By", "At"],
             [
@@ -552,11 +556,7 @@ class _Record(Story):
             [0.4, 0.2, 0.2, 0.2],
         )
         self.section("10. Sampling (211.188(b)(10))")
-        self.table(
-            ["Sample", "Step", "Taken by, at"],
-            [[x.get("sample"), x.get("step"), who(x.get("by"))] for x in self.c.get("samples", [])],
-            [0.4, 0.3, 0.3],
-        )
+        pdf_records.sampling(self)
 
     def quality(self) -> None:
         self.section("11. Persons: performers and checkers of each significant step (211.188(b)(11))")

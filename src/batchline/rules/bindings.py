@@ -124,9 +124,14 @@ def _name(person: Any) -> str:
 # --- steps and their values ------------------------------------------------------------------
 
 
-def step_content(batch: str, step: str, values: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """What a step signature (performed, verified) binds: the step and every value recorded on it."""
-    return {
+def step_content(
+    batch: str, step: str, values: Iterable[Mapping[str, Any]], records: Iterable[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """What a step signature (performed, verified) binds: the step and every value recorded on it,
+    and the records of its own (samples, containers produced, labels issued, reconciled, examined:
+    ``execution.steprecords``). A step without such records binds exactly what it bound before they
+    existed, so older signatures keep their binding."""
+    content: dict[str, Any] = {
         "batch": batch,
         "step": step,
         "values": [
@@ -140,6 +145,10 @@ def step_content(batch: str, step: str, values: Iterable[Mapping[str, Any]]) -> 
             for v in sorted(values, key=lambda v: v["id"])
         ],
     }
+    records = sorted(records, key=lambda r: (str(r["type"]), r["id"]))
+    if records:
+        content["records"] = [dict(r) for r in records]
+    return content
 
 
 def correction_content(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,8 +178,9 @@ def step_signature_status(
     step: str,
     values: Sequence[Mapping[str, Any]],
     explained: Mapping[int, bool],
+    records: Sequence[Mapping[str, Any]] = (),
 ) -> Status:
-    """A step's signature: the values it bound (those entered by then) must hash as signed.
+    """A step's signature: the values and records it bound (those made by then) must hash as signed.
 
     A value entered afterwards is explained only as a correction whose own
     signature is valid, or a calculation recalculated (with its audit entry)
@@ -189,7 +199,13 @@ def step_signature_status(
             unexplained.append(
                 f"value #{v['id']} ({v['name']} = {v['text']}) was added after signing without a signed correction"
             )
-    return judge(signature, step_content(batch, step, before), later=later, unexplained=unexplained)
+    bound = [r for r in records if _time(r["at"]) <= signed_at]
+    unexplained += [
+        f"{str(r['type']).replace('_', ' ')} #{r['id']} was recorded after signing"
+        for r in records
+        if _time(r["at"]) > signed_at
+    ]
+    return judge(signature, step_content(batch, step, before, bound), later=later, unexplained=unexplained)
 
 
 def correction_signature_status(
@@ -235,6 +251,7 @@ def step_statuses(
     signatures: Sequence[Mapping[str, Any]],
     audited: Iterable[int] = (),
     dispensed: Iterable[str] = (),
+    records: Sequence[Mapping[str, Any]] = (),
 ) -> dict[int, Status]:
     """Every signature of one step (its own, its corrections' and a witness's), by signature id.
 
@@ -242,6 +259,7 @@ def step_statuses(
     recalculation is not signed on its own; its entry and the signed correction
     that caused it account for it). ``dispensed``: the containers the step
     weighed into, which a witness's signature on a hand-typed weight names.
+    ``records``: the step's own records (samples, output, labels), which its signature binds.
     """
     by_id = {str(v["id"]): v for v in values}
     out: dict[int, Status] = {}
@@ -260,7 +278,7 @@ def step_statuses(
             explained[value["id"]] = not out[s["id"]].broken
     for s in signatures:
         if s["record_type"] == "execution.batchstep":
-            out[s["id"]] = step_signature_status(s, batch, step, values, explained)
+            out[s["id"]] = step_signature_status(s, batch, step, values, explained, records)
     return out
 
 
@@ -490,13 +508,7 @@ def approved_record(record: Mapping[str, Any]) -> dict[str, Any]:
         exceptions.append(row)
     return {
         "header": _pick(record["header"], "header"),
-        "steps": [
-            {
-                "key": s["key"],
-                "values": [_pick(v, "value") for v in sorted(s["values"], key=lambda v: v["id"])],
-            }
-            for s in sorted(record["steps"], key=lambda s: s["key"])
-        ],
+        "steps": [_approved_step(s) for s in sorted(record["steps"], key=lambda s: s["key"])],
         "exceptions": exceptions,
         "deviations": [
             {
@@ -512,6 +524,18 @@ def approved_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "weighings": sorted((_pick(w, "weighing") for w in record["weighings"]), key=lambda w: w["id"]),
         "equipment": sorted((_pick(e, "equipment") for e in record["equipment"]), key=lambda e: e["id"]),
     }
+
+
+def _approved_step(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step as a review stage approves it: its values and, where it has any, its own records
+    (as its signatures bind them; a step without records reads as it did before they existed)."""
+    out: dict[str, Any] = {
+        "key": step["key"],
+        "values": [_pick(v, "value") for v in sorted(step["values"], key=lambda v: v["id"])],
+    }
+    if step.get("records"):
+        out["records"] = sorted(step["records"], key=lambda r: (str(r["type"]), r["id"]))
+    return out
 
 
 def approved_signatures(record: Mapping[str, Any], before: int | None) -> list[dict[str, Any]]:
@@ -653,7 +677,13 @@ def record_statuses(record: Mapping[str, Any]) -> dict[int, Status]:
         ]
         out.update(
             step_statuses(
-                batch, step["key"], step["values"], own, audited_values, dispensed.get(step["key"], ())
+                batch,
+                step["key"],
+                step["values"],
+                own,
+                audited_values,
+                dispensed.get(step["key"], ()),
+                step.get("records", []),
             )
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = "2026-12-06.1"
+VERSION = "2026-12-07.1"
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -62,6 +62,17 @@ TYPES: dict[str, ExceptionType] = {
         _t("CALCULATION_FAILED", "value", "calculation failure", "medium"),
         _t("YIELD_OUT_OF_LIMITS", "value", "yield out of limits", "high", blocks=False),
         _t("RECONCILIATION_OUT_OF_LIMITS", "value", "reconciliation out of limits", "high"),
+        # Labeling (21 CFR 211.125(c), 211.134): a count outside the recipe's limits is to be
+        # investigated under 211.192 before release, not a reason to stop a line whose labels are
+        # already on the product; a failed examination may mean wrong labels on the product: stop.
+        _t("LABEL_RECONCILIATION_OUT_OF_LIMITS", "value", "labeling reconciliation out of limits", "high"),
+        _t(
+            "LABEL_EXAMINATION_FAILED",
+            "critical_value",
+            "labeling examination failed",
+            "critical",
+            blocks=True,
+        ),
         # process
         _t("HOLD", "process", "hold", "medium"),
         _t("ABORT", "process", "abnormal completion", "high"),
@@ -108,6 +119,18 @@ for _codes, _cat, _kind, _subject in [
             "EQUIPMENT_NOT_IDENTIFIED",
             "NO_OUTPUT_LOT",
             "ILLEGAL_TRANSITION",
+            # the step kinds with records of their own (execution/sampling.py, producing.py, labelling.py)
+            "SAMPLES_NOT_TAKEN",
+            "SAMPLES_COMPLETE",
+            "SAMPLE_NOT_LABELLED",
+            "NOTHING_PRODUCED",
+            "OUTPUT_NOT_LABELLED",
+            "LABELS_NOT_ISSUED",
+            "LABELS_NOT_RECONCILED",
+            "LABELS_ALREADY_RECONCILED",
+            "LABELS_NOT_EXAMINED",
+            "LABELS_ALREADY_EXAMINED",
+            "WRONG_STEP_KIND",
         ),
         "process",
         "out-of-sequence attempt",
@@ -130,6 +153,7 @@ for _codes, _cat, _kind, _subject in [
             "UNKNOWN_CONTAINER",
             "UNKNOWN_BARCODE",
             "ALREADY_CHARGED",
+            "SAMPLE_SOURCE_NOT_OF_BATCH",
         ),
         "resource",
         "material condition failed",
@@ -149,6 +173,7 @@ for _codes, _cat, _kind, _subject in [
             "WRONG_EQUIPMENT_CLASS",
             "UNKNOWN_EQUIPMENT",
             "NOT_EQUIPMENT",
+            "EQUIPMENT_NOT_OF_BATCH",
         ),
         "resource",
         "equipment condition failed",
@@ -257,6 +282,15 @@ for _codes, _cat, _kind, _subject in [
             "NUMBER_TAKEN",
             "QUANTITY",
             "RECIPE_NOT_EFFECTIVE",
+            "NOT_POSITIVE",
+            "UNKNOWN_UNIT",
+            "NO_CONTAINERS",
+            "NOT_AN_OUTPUT_LOT",
+            "POSITION_REQUIRED",
+            "COUNT_REQUIRED",
+            "EXAMINATION_OPEN",
+            "NO_SUCH_SAMPLE",
+            "NO_SUCH_CONTAINER",
         ),
         "process",
         "refused attempt",

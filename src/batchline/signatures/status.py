@@ -73,7 +73,12 @@ def step_statuses(batch_number: str, step_screen: Any) -> dict[int, bindings.Sta
                 batch_number=batch_number, step_key=step_screen.step.key, kind="dispense", quantity__gt=0
             ).values_list("container__code", flat=True)
         )
-    return bindings.step_statuses(batch_number, step_screen.step.key, values, sigs, audited, dispensed)
+    from batchline.execution.steprecords import step_records
+
+    records = step_records(step_screen.step)
+    return bindings.step_statuses(
+        batch_number, step_screen.step.key, values, sigs, audited, dispensed, records
+    )
 
 
 def annotate(signatures: list[Any], statuses: dict[int, bindings.Status]) -> None:
@@ -196,6 +201,7 @@ def lean_record(batch: Any) -> dict[str, Any]:
     from batchline.audit.models import AuditEntry
     from batchline.equipment.models import LogbookEntry
     from batchline.execution.models import Batch, BatchException, BatchStep, ExceptionDisposition, StepValue
+    from batchline.execution.steprecords import records_of
     from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry
     from batchline.quality.models import Deviation, ReviewStage
     from batchline.signatures.models import Signature
@@ -220,11 +226,11 @@ def lean_record(batch: Any) -> dict[str, Any]:
         "created_by": _person(u.username, u.full_name, u.first_name, u.last_name),
     }
     steps_q = BatchStep.objects.filter(batch=b)
-    steps = [
-        {"id": pk, "key": key, "values": []}
-        for pk, key in steps_q.order_by("seq", "id").values_list("id", "key")
-    ]
+    step_rows = list(steps_q.order_by("seq", "id").values_list("id", "key", "kind"))
+    steps = [{"id": pk, "key": key, "values": []} for pk, key, _kind in step_rows]
     by_step = {s["id"]: s for s in steps}
+    for step_id, records in records_of(number, step_rows).items():
+        by_step[step_id]["records"] = records
     values_q = StepValue.objects.filter(step__batch=b)
     rows = list(
         values_q.order_by("entered_at", "id").values_list(

@@ -180,6 +180,8 @@ def _panel(
     )
 
     def render_panel(csrf_token: str) -> str:
+        from . import step_records_views  # it imports this module's _panel
+
         batch = selectors.batch_by_number(number)
         screen, current = selectors.batch_panel(batch, selected)
         if current is not None:  # each signature of the shown step with its status (11.70)
@@ -188,6 +190,7 @@ def _panel(
             )
         context: dict[str, Any] = {
             **_material_context(batch, current),
+            **step_records_views.records_context(batch, current),
             "screen": screen,
             "batch": batch,
             "current": current,
@@ -398,6 +401,8 @@ def _may_read_records(request: HttpRequest) -> None:
 
 @login_required
 def batch_record(request: HttpRequest, number: str) -> HttpResponse:
+    from . import step_records_views  # it imports this module's _panel
+
     _may_read_records(request)
     batch = _batch(number)
     screen = selectors.batch_screen(batch)
@@ -419,6 +424,7 @@ def batch_record(request: HttpRequest, number: str) -> HttpResponse:
         "created_name": _printed(content["header"]["created_by"]),
         "configuration": content["header"]["configuration"],
         "signature_records": content["signature_records"],
+        "kind_sections": step_records_views.record_sections(content),
     }
     return render(request, "execution/record.html", context)
 

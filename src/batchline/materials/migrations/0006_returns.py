@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("materials", "0005_mat_output_lot_expiry"),
+        ("materials", "0005_output_lot_expiry"),
     ]
 
     operations = [

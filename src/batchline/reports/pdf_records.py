@@ -1,0 +1,167 @@
+"""The record PDF's sections from the step kinds' own records: output, labeling (with the specimen
+image and the examination results) and sampling; 21 CFR 211.188(b)(7), (8), (10), (13).
+
+Called by ``pdf._Doc`` with itself, so the tables look like the rest of the record. A section with
+no records says why (``sections.why_none``), with this batch's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape
+
+from reportlab.lib.units import mm
+from reportlab.platypus import Image, KeepTogether
+
+from .sections import why_none
+
+
+def _who(person: Any) -> str:
+    if not person:
+        return ""
+    now = f", now {person['name_now']}" if person.get("name_now") else ""
+    return f"{person.get('name', '')} ({person.get('username', '')}{now})"
+
+
+def _q(text: str) -> str:
+    """A recorded quantity as read (5.200000 → 5.2); the JSON keeps the stored scale."""
+    return format(Decimal(text).normalize(), "f")
+
+
+def _prints(prints: list[dict[str, Any]], t: Any) -> str:
+    if not prints:
+        return "label not printed"
+    return "; ".join(
+        ("reprint" if p["reprint"] else "printed")
+        + f" {t(p['at'])} by {_who(p['by'])}"
+        + (f" ({p['reason']})" if p["reason"] else "")
+        for p in prints
+    )
+
+
+def output(doc: Any) -> None:
+    """Output recorded into containers of the batch's output lot, each with its label prints."""
+    c, t = doc.c, doc.t
+    doc.para("Output recorded", "h2")
+    rows = [
+        [
+            o["step"],
+            o["container"],
+            o["lot"],
+            f"{_q(o['quantity'])} {o['unit']}",
+            t(o["at"]),
+            _who(o["by"]),
+            _prints(o["label_prints"], t),
+        ]
+        for o in c.get("output", [])
+    ]
+    if not rows:
+        doc.para(escape(why_none(c, "output")))
+        return
+    doc.table(
+        ["Step", "Container", "Lot", "Quantity", "At", "By", "Label"],
+        rows,
+        [0.1, 0.1, 0.1, 0.1, 0.15, 0.17, 0.28],
+    )
+
+
+def labelling(doc: Any) -> None:
+    """Labels issued with their content and specimen, reconciled, and the examinations (211.134)."""
+    c, t = doc.c, doc.t
+    lab = c.get("labelling") or {}
+    issued = lab.get("issued", [])
+    doc.para("Labels issued for this batch, with their content and specimen", "h2")
+    if not issued:
+        doc.para(escape(why_none(c, "labelling")))
+    for i in issued:
+        content = i["content"]
+        text = (
+            f"Step {escape(i['step'])}: {i['quantity']} labels issued {t(i['at'])} by {escape(_who(i['by']))}. "
+            f"Content (from the batch's records): {escape(content['product_name'])} ({escape(content['product_code'])}), "
+            f"batch {escape(content['batch'])}, {escape(content['quantity'])} {escape(content['unit'])} per container, "
+            f"expiry {escape(content['expiry_printed'])}, storage: {escape(content['storage'] or 'not given')}, "
+            f"barcode {escape(content['barcode'])}. Specimen SHA-256 {i['specimen_sha256']}."
+        )
+        png = base64.b64decode(i["specimen_png"])
+        image = Image(io.BytesIO(png), width=80 * mm, height=56 * mm)
+        doc.story.append(KeepTogether([doc.p(text), doc.p("Specimen of the label issued:", "small"), image]))
+    doc.para("Labeling reconciliation (21 CFR 211.125(c))", "h2")
+    rows = [
+        [
+            r["step"],
+            r["issued"],
+            r["applied"],
+            r["destroyed"],
+            r["returned"],
+            r["difference"],
+            f"± {_q(r['allowed'])}",
+            "yes" if r["within"] else "NO: investigated under 211.192",
+            f"{_who(r['by'])}, {t(r['at'])}",
+        ]
+        for r in lab.get("reconciliations", [])
+    ]
+    if rows:
+        doc.table(
+            ["Step", "Issued", "Applied", "Destroyed", "Returned", "Difference", "Limit", "Within", "By, at"],
+            rows,
+            [0.1, 0.07, 0.07, 0.08, 0.08, 0.08, 0.08, 0.2, 0.24],
+            [n for n, r in enumerate(lab.get("reconciliations", [])) if not r["within"]],
+        )
+    else:
+        doc.para(escape(why_none(c, "labelling")))
+    doc.para("Examination of the packaged and labelled units (21 CFR 211.134, 211.188(b)(13))", "h2")
+    exams = lab.get("examinations", [])
+    if not exams:
+        doc.para(escape(why_none(c, "labelling")))
+    for x in exams:
+        doc.para(
+            f"Step {escape(x['step'])}: {x['units_examined']} units examined {t(x['at'])} by {escape(_who(x['by']))}: "
+            + ("passed" if x["passed"] else "FAILED")
+            + (f" — {escape(x['comment'])}" if x["comment"] else ""),
+            "body" if x["passed"] else "alert",
+        )
+        doc.table(
+            ["Examination item", "Result"],
+            [[r["item"], "pass" if r["passed"] else "FAIL"] for r in x["results"]],
+            [0.7, 0.3],
+            [n for n, r in enumerate(x["results"]) if not r["passed"]],
+        )
+
+
+def sampling(doc: Any) -> None:
+    """Every sample: what, how much, from where, for which test, by whom and when, its label."""
+    c, t = doc.c, doc.t
+    asked = c.get("samples_asked", [])
+    if asked:
+        doc.para(
+            "Samples the master recipe asks for: "
+            + "; ".join(f"step {escape(a['step'])}: {a['samples']} for {escape(a['test'])}" for a in asked),
+            "small",
+        )
+    rows = [
+        [
+            s["code"],
+            s["step"],
+            f"{s['material_code']} {s['material_name']}".strip(),
+            f"{_q(s['quantity'])} {s['unit']} (asked {_q(s['planned_quantity'])})",
+            f"{s['source']}"
+            + (f" lot {s['lot']}" if s["lot"] else "")
+            + (f", {s['position']}" if s["position"] else ""),
+            f"{s['test']} {s['method']}".strip(),
+            f"{_who(s['by'])}, {t(s['at'])}",
+            _prints(s["label_prints"], t),
+        ]
+        for s in c.get("samples", [])
+    ]
+    if not rows:
+        doc.para(escape(why_none(c, "samples")))
+        return
+    doc.table(
+        ["Sample", "Step", "Material", "Quantity", "From", "Test, method", "Taken by, at", "Label"],
+        rows,
+        [0.1, 0.08, 0.13, 0.11, 0.12, 0.13, 0.16, 0.17],
+    )
+    doc.para("Results: to come from the laboratory, filed under each sample's code.", "small")

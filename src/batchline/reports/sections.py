@@ -1,0 +1,257 @@
+"""The batch record's sections read from the step kinds' own records: sampling, output, labeling.
+
+21 CFR 211.188(b)(7) (output), (8) (labeling control records with a specimen of the labeling
+used), (10) (sampling) and (13) (results of the examinations of 211.134). Each section is a list
+of this batch's records; an empty list is printed with the reason it is empty (:func:`why_none`),
+never as a bare "none". Read in a fixed number of queries whatever the number of steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from batchline.execution.models import (
+    Batch,
+    LabelExamination,
+    LabelIssue,
+    LabelReconciliation,
+    Sample,
+    SampleLabelPrint,
+)
+from batchline.materials.models import LabelPrint, LedgerEntry, Movement
+from batchline.rules import canonical
+
+Who = Callable[[Any, Any], dict[str, Any] | None]
+
+
+def _at(value: Any) -> str | None:
+    return None if value is None else str(canonical.normalise(value))
+
+
+def _n(value: Any) -> str:
+    return str(canonical.normalise(value))
+
+
+def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str, Any]], dict[str, set[str]]]:
+    """The sections (samples, output, labelling), built once ``who`` can name people as they stood
+    (which needs the audit trail, which needs the ids of these records), and those ids.
+
+    ``kinds``: each step's kind by key; a kind the batch does not have costs no query.
+    """
+    has = set(kinds.values())
+    samples = (
+        list(
+            Sample.objects.filter(step__batch=batch)
+            .select_related("step", "taken_by")
+            .order_by("taken_at", "id")
+        )
+        if "sampling" in has
+        else []
+    )
+    prints = (
+        list(
+            SampleLabelPrint.objects.filter(sample__in=[s.pk for s in samples])
+            .select_related("user")
+            .order_by("at", "id")
+        )
+        if samples
+        else []
+    )
+    # Output may come through the API without a produce step: always asked.
+    produced = list(
+        LedgerEntry.objects.filter(batch_number=batch.number, kind=Movement.PRODUCE)
+        .select_related("container__lot__material", "user")
+        .order_by("at", "id")
+    )
+    output_prints = (
+        list(
+            LabelPrint.objects.filter(container__in=[e.container_id for e in produced])
+            .select_related("container", "user")
+            .order_by("at", "id")
+        )
+        if produced
+        else []
+    )
+    labelling = "labelling" in has
+    issues = (
+        list(LabelIssue.objects.filter(step__batch=batch).select_related("step", "by").order_by("at", "id"))
+        if labelling
+        else []
+    )
+    counts = (
+        list(
+            LabelReconciliation.objects.filter(step__batch=batch).select_related("step", "by").order_by("at")
+        )
+        if labelling
+        else []
+    )
+    exams = (
+        list(LabelExamination.objects.filter(step__batch=batch).select_related("step", "by").order_by("at"))
+        if labelling
+        else []
+    )
+    ids = {
+        "execution.sample": {str(s.pk) for s in samples},
+        "execution.samplelabelprint": {str(p.pk) for p in prints},
+        "execution.labelissue": {str(i.pk) for i in issues},
+        "execution.labelreconciliation": {str(r.pk) for r in counts},
+        "execution.labelexamination": {str(x.pk) for x in exams},
+        "materials.container": {str(e.container_id) for e in produced},
+        "materials.labelprint": {str(p.pk) for p in output_prints},
+    }
+    asked = (
+        list(batch.steps.filter(kind="sampling").order_by("seq").values_list("key", "spec"))
+        if "sampling" in has
+        else []
+    )
+    return lambda who: _build(
+        who, kinds, samples, prints, produced, output_prints, issues, counts, exams, asked
+    ), ids
+
+
+def _build(
+    who: Who,
+    kinds: dict[str, str],
+    samples: list[Sample],
+    prints: list[SampleLabelPrint],
+    produced: list[LedgerEntry],
+    output_prints: list[LabelPrint],
+    issues: list[LabelIssue],
+    counts: list[LabelReconciliation],
+    exams: list[LabelExamination],
+    asked: list[tuple[str, Any]],
+) -> dict[str, Any]:
+    prints_of: dict[int, list[dict[str, Any]]] = {}
+    for p in prints:
+        prints_of.setdefault(p.sample_id, []).append(
+            {
+                "reprint": p.reprint,
+                "reason": p.reason,
+                "format": p.format,
+                "content_sha256": p.content_sha256,
+                "by": who(p.user, p.at),
+                "at": _at(p.at),
+            }
+        )
+    container_prints: dict[int, list[dict[str, Any]]] = {}
+    for op in output_prints:
+        container_prints.setdefault(op.container_id, []).append(
+            {
+                "reprint": op.reprint,
+                "reason": op.reason,
+                "format": op.format,
+                "content_sha256": op.content_sha256,
+                "by": who(op.user, op.at),
+                "at": _at(op.at),
+            }
+        )
+    return {
+        "samples": [
+            {
+                "id": s.pk,
+                "code": s.code,
+                "step": s.step.key,
+                "material_code": s.material_code,
+                "material_name": s.material_name,
+                "source_kind": s.source_kind,
+                "source": s.source,
+                "lot": s.lot,
+                "position": s.position,
+                "quantity": _n(s.quantity),
+                "planned_quantity": _n(s.planned_quantity),
+                "unit": s.unit,
+                "test": s.test,
+                "method": s.method,
+                "by": who(s.taken_by, s.taken_at),
+                "at": _at(s.taken_at),
+                "label_prints": prints_of.get(s.pk, []),
+            }
+            for s in samples
+        ],
+        "samples_asked": [
+            {
+                "step": key,
+                "samples": int((spec.get("sampling") or {}).get("samples", 1)),
+                "test": (spec.get("sampling") or {}).get("test", ""),
+            }
+            for key, spec in asked
+        ],
+        "output": [
+            {
+                "id": e.pk,
+                "step": e.step_key,
+                "container": e.container.code,
+                "lot": e.container.lot.number,
+                "material_code": e.container.lot.material.code,
+                "quantity": _n(e.quantity),
+                "unit": e.unit,
+                "by": who(e.user, e.at),
+                "at": _at(e.at),
+                "label_prints": container_prints.get(e.container_id, []),
+            }
+            for e in produced
+        ],
+        "labelling": {
+            "issued": [
+                {
+                    "id": i.pk,
+                    "step": i.step.key,
+                    "quantity": i.quantity,
+                    "content": i.content,
+                    "specimen_sha256": i.specimen_sha256,
+                    "specimen_png": i.specimen_png,
+                    "by": who(i.by, i.at),
+                    "at": _at(i.at),
+                }
+                for i in issues
+            ],
+            "reconciliations": [
+                {
+                    "id": r.pk,
+                    "step": r.step.key,
+                    "issued": r.issued,
+                    "applied": r.applied,
+                    "destroyed": r.destroyed,
+                    "returned": r.returned,
+                    "difference": r.difference,
+                    "allowed": _n(r.allowed),
+                    "within": r.within,
+                    "by": who(r.by, r.at),
+                    "at": _at(r.at),
+                }
+                for r in counts
+            ],
+            "examinations": [
+                {
+                    "id": x.pk,
+                    "step": x.step.key,
+                    "units_examined": x.units_examined,
+                    "results": x.results,
+                    "passed": x.passed,
+                    "comment": x.comment,
+                    "by": who(x.by, x.at),
+                    "at": _at(x.at),
+                }
+                for x in exams
+            ],
+            "steps": sorted(k for k, kind in kinds.items() if kind == "labelling"),
+        },
+    }
+
+
+def why_none(content: dict[str, Any], section: str) -> str:
+    """Why a section of this batch's record is empty, in words (it never just says "none")."""
+    kinds = {s["kind"] for s in content["steps"]}
+    state = content["header"]["state"]
+    asks = {"samples": "sampling", "output": "produce", "labelling": "labelling"}[section]
+    if asks not in kinds:
+        return {
+            "samples": "No sampling is part of this batch's master recipe: no samples were taken.",
+            "output": "This batch's master recipe has no output step; output recorded through the API shows here.",
+            "labelling": "No labelling is part of this batch's master recipe: no labels were issued to it.",
+        }[section]
+    open_steps = [s["key"] for s in content["steps"] if s["kind"] == asks and s["state"] != "done"]
+    if open_steps:
+        return f"Not recorded yet: step {', '.join(open_steps)} is not complete (batch {state})."
+    return "None recorded."

@@ -1,0 +1,154 @@
+"""The execution screen's part for sampling, output and labelling steps: their panel's data, their
+actions (posted with htmx, answered with the execution panel), and their label prints.
+
+Thin like the rest of the screen: parse, check the permission, call one service in
+``execution.recording``, render. A refusal comes back as the panel with the reasons in words
+(status 422), nothing written but the refusal's own record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_POST
+
+from batchline.audit.services import Actor, ReasonRequired
+from batchline.execution import labelling, producing, recording, sampling
+from batchline.execution.models import Batch
+from batchline.reports.sections import why_none
+from batchline.rules.verdict import Refused
+
+from .access import current_user, require
+from .execution_views import _batch, _panel
+
+ACTIONS = ("sample", "produce", "issue", "reconcile", "examine")
+
+
+def records_context(batch: Batch, current: Any) -> dict[str, Any]:
+    """What the shown step's records panel needs; changes only with audited writes (cacheable)."""
+    if current is None:
+        return {}
+    step = current.step
+    step.batch = batch
+    if step.kind == "sampling":
+        return {"sampling": sampling.describe(step, batch)}
+    if step.kind == "produce":
+        return {
+            "produce": {
+                "unit": step.spec["produce"]["unit"],
+                "label": step.spec["produce"]["label"],
+                "containers": producing.containers(step),
+                "total": producing.total(step),
+            }
+        }
+    if step.kind == "labelling":
+        described = labelling.describe(step)
+        last = described["issues"][-1] if described["issues"] else None
+        described["specimen"] = f"data:image/png;base64,{last.specimen_png}" if last else None
+        return {"labelling": described}
+    return {}
+
+
+@login_required
+@require_POST
+def record_action(request: HttpRequest, number: str, key: str, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise Http404("Unknown action")
+    user = current_user(request)
+    require(user, "execution.execute_batch")
+    batch = _batch(number)
+    actor = Actor.of(user, via="web")
+    post = request.POST
+    common: dict[str, Any] = {"actor": actor, "user": user, "batch": batch, "step_key": key}
+    try:
+        if action == "sample":
+            recording.step_sample(
+                **common,
+                source=post.get("source", "")[:200],
+                quantity=post.get("quantity", "")[:40],
+                position=post.get("position", "")[:200],
+            )
+        elif action == "produce":
+            recording.step_produce(**common, quantity=post.get("quantity", "")[:40])
+        elif action == "issue":
+            recording.labels_issue(**common, quantity=post.get("issued", "")[:20])
+        elif action == "reconcile":
+            recording.labels_reconcile(
+                **common,
+                applied=post.get("applied", "")[:20],
+                destroyed=post.get("destroyed", "")[:20],
+                returned=post.get("returned", "")[:20],
+            )
+        else:
+            step = batch.steps.filter(key=key).first()
+            items = (step.spec.get("labelling") or {}).get("examination", []) if step else []
+            answers = {"pass": True, "fail": False}
+            recording.labels_examine(
+                **common,
+                results=[answers.get(post.get(f"item_{n}", "")) for n in range(len(items))],
+                units=post.get("units", "")[:20],
+                comment=post.get("comment", "")[:2000],
+            )
+    except Refused as refused:
+        return _panel(
+            request, number, selected=key, refusal=[r.message for r in refused.verdict.reasons], status=422
+        )
+    return _panel(request, number, selected=key)
+
+
+def _pdf(content: bytes, name: str) -> HttpResponse:
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+    return response
+
+
+@login_required
+@require_POST
+def sample_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
+    """A sample's label, printed at the step and logged (a reprint needs a reason)."""
+    require(request.user, "execution.execute_batch")
+    batch = _batch(number)
+    try:
+        content = recording.sample_label_print(
+            actor=Actor.of(request.user, via="web"),
+            batch=batch,
+            code=code,
+            reason=request.POST.get("reason", "")[:500],
+        )
+    except ReasonRequired as exc:
+        return _panel(request, number, refusal=[str(exc)], status=422)
+    except Refused as refused:
+        raise Http404(refused.verdict.reasons[0].message) from refused
+    return _pdf(content, code)
+
+
+@login_required
+@require_POST
+def output_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
+    """The label of a container of this batch's output, printed at the step and logged."""
+    require(request.user, "execution.execute_batch")
+    batch = _batch(number)
+    try:
+        content = recording.output_label_print(
+            actor=Actor.of(request.user, via="web"),
+            batch=batch,
+            code=code,
+            reason=request.POST.get("reason", "")[:500],
+        )
+    except ReasonRequired as exc:
+        return _panel(request, number, refusal=[str(exc)], status=422)
+    except Refused as refused:
+        raise Http404(refused.verdict.reasons[0].message) from refused
+    return _pdf(content, code)
+
+
+def record_sections(content: dict[str, Any]) -> dict[str, Any]:
+    """The record page's sampling, output and labeling sections, and why each is empty."""
+    return {
+        "samples": content["samples"],
+        "output": content["output"],
+        "labelling": content["labelling"],
+        "why": {name: why_none(content, name) for name in ("samples", "output", "labelling")},
+    }
