@@ -113,7 +113,8 @@ def test_checklist_tables_worklist_api_and_gate_give_one_answer_for_a_batch_with
     reconciliation = table(page, "reconciliation")
     assert 'class="out"' in reconciliation and "1 kg" in reconciliation
     checklist = page.split('data-testid="checklist"')[1].split("</ul>\n</li>")[0]
-    assert "1 kg unaccounted (allowed ±0.5 %): exception #" in checklist
+    assert "1 kg unaccounted (allowed ±0.5 %); 1 kg of it still in its dispensed containers" in checklist
+    assert "return it to stock or waste it: exception #" in checklist
     # The worklist never prints a failing check's name as if it held.
     assert "All exceptions dispositioned: no (2 exceptions open)" in row
     assert "Genealogy balanced: no (1 container not accounted for)" in row and "3 of 6 checks open" in row
