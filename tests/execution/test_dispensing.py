@@ -46,7 +46,7 @@ operations:
 """
 
 
-def make_dispensing_plant(sim):
+def make_dispensing_plant(sim, recipe_text: str = RECIPE):
     """People, a scale on the simulator (and one overdue), paracetamol at 98 %, a released batch."""
     people = {
         "author": make_user("author", ["recipe_author"]),
@@ -57,7 +57,7 @@ def make_dispensing_plant(sim):
         "warehouse": make_user("warehouse", ["warehouse"]),
         "engineer": make_user("engineer", ["administrator"]),
     }
-    recipe = effective_recipe(people, RECIPE)
+    recipe = effective_recipe(people, recipe_text)
     engineer = A(people["engineer"])
     with transaction.atomic():
         site = record_create(Site(code="s1", name="Site 1"), actor=engineer)

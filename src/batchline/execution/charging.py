@@ -23,7 +23,7 @@ from batchline.audit.services import Actor, record_create
 from batchline.labels.gs1 import gtin_normalize
 from batchline.labels.scan import Scan, ScanError, parse_scan
 from batchline.materials import services as stock
-from batchline.materials.models import Consumption
+from batchline.materials.models import Consumption, Container, Movement
 from batchline.rules import gates
 from batchline.rules import materials as material_rules
 from batchline.rules.verdict import Reason, Verdict
@@ -84,6 +84,40 @@ def required(definition: Mapping[str, Any], ratio: Ratio) -> tuple[Decimal, Deci
     return target, target - tolerance, target + tolerance, m["unit"]
 
 
+def weighed_out(batch_number: str, step_key: str) -> list[Container]:
+    """The containers a weigh_dispense step filled for the batch (each dispense fills one)."""
+    return list(
+        Container.objects.filter(
+            dispensed_for=batch_number,
+            ledger__kind=Movement.DISPENSE,
+            ledger__step_key=step_key,
+            ledger__quantity__gt=0,
+        )
+        .distinct()
+        .order_by("code")
+    )
+
+
+def window(step: BatchStep, ratio: Ratio) -> tuple[Decimal, Decimal, Decimal, str]:
+    """What this charge step must charge, and the lowest and highest total it accepts.
+
+    A charge of what a weighing dispensed (``material.dispensed``) charges every container
+    that weighing filled, whole: the weighing judged the quantity against its tolerance, the
+    lot's potency and the filler's compensation, so the charge must not cut it to the nominal
+    quantity (a potency-adjusted 50.2 kg would otherwise leave 0.2 kg behind).
+    """
+    m = step.spec["material"]
+    if not m.get("dispensed"):
+        return required(step.spec, ratio)
+    unit = m["unit"]
+    held = sum(
+        (stock.in_unit(c.quantity, c.unit, unit) for c in weighed_out(step.batch.number, m["dispensed"])),
+        Decimal(0),
+    )
+    target = charged(step) + held
+    return target, target, target, unit
+
+
 def charged(step: BatchStep) -> Decimal:
     """What has been charged into this step so far, in the step's unit."""
     unit = step.spec["material"]["unit"]
@@ -98,6 +132,9 @@ def completion_reasons(step: BatchStep, ratio: Ratio) -> list[Reason]:
     """A material charge step completes only with its quantity charged, within tolerance."""
     if step.spec.get("kind") != "material_charge":
         return []
+    dispensed = step.spec["material"].get("dispensed")
+    if dispensed:
+        return _dispensed_not_charged(step, dispensed)
     target, low, _high, unit = required(step.spec, ratio)
     done = charged(step)
     if done < low:
@@ -108,6 +145,46 @@ def completion_reasons(step: BatchStep, ratio: Ratio) -> list[Reason]:
             )
         ]
     return []
+
+
+def _dispensed_not_charged(step: BatchStep, weighing: str) -> list[Reason]:
+    title = _title_of(step, weighing)
+    unit = step.spec["material"]["unit"]
+    left = [c for c in weighed_out(step.batch.number, weighing) if c.quantity > 0]
+    if left:
+        return [
+            Reason(
+                "MATERIAL_NOT_CHARGED",
+                f"{c.code} ({plain(stock.in_unit(c.quantity, c.unit, unit))} {unit} weighed out at “{title}”) "
+                "is not charged yet: scan it.",
+            )
+            for c in left
+        ]
+    if charged(step) <= 0:
+        return [
+            Reason("MATERIAL_NOT_CHARGED", f"Nothing weighed out at “{title}” is charged: scan its container.")
+        ]
+    return []
+
+
+def _title_of(step: BatchStep, key: str) -> str:
+    title = BatchStep.objects.filter(batch_id=step.batch_id, key=key).values_list("title", flat=True).first()
+    return title or key
+
+
+def _not_weighed_out_here(step: BatchStep, container: Any, batch_number: str) -> Reason | None:
+    """A charge of what a weighing dispensed takes only the containers that weighing filled."""
+    weighing = step.spec["material"]["dispensed"]
+    filled = weighed_out(batch_number, weighing)
+    if any(c.pk == container.pk for c in filled):
+        return None
+    title = _title_of(step, weighing)
+    these = ", ".join(c.code for c in filled if c.quantity > 0)
+    return Reason(
+        "NOT_WEIGHED_OUT_HERE",
+        f"Container {container.code} was not weighed out at “{title}” for batch {batch_number}: "
+        + (f"scan {these}." if these else "weigh the material out first."),
+    )
 
 
 def scan_charge(
@@ -128,7 +205,10 @@ def scan_charge(
         mismatch = _label_mismatch(read, container)
         if mismatch is not None:
             return Verdict.of(mismatch), None
-        target, _low, high, unit = required(definition, snap_batch.ratio)
+        whole = bool(definition["material"].get("dispensed"))
+        if whole and (elsewhere := _not_weighed_out_here(step, container, snap_batch.number)):
+            return Verdict.of(elsewhere), None
+        target, _low, high, unit = window(step, snap_batch.ratio)
         now = timezone.now()
         verdict = material_rules.container_usable(
             container.view(),
@@ -151,7 +231,7 @@ def scan_charge(
                 None,
             )
         available = stock.in_unit(container.quantity, container.unit, unit)
-        take = min(available, remaining)
+        take = available if whole else min(available, remaining)
         take_in_container_unit = (
             container.quantity if take == available else stock.in_unit(take, unit, container.unit)
         )

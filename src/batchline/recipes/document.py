@@ -177,6 +177,11 @@ class MaterialCharge(Strict):
         default=None,
         description="weigh: a filler whose target shrinks by what the named step weighed above its nominal",
     )
+    dispensed: Key | None = Field(
+        default=None,
+        description="charge: every container the named weigh_dispense step filled for the batch, whole "
+        "(its weighing judged the quantity, potency and compensation included)",
+    )
 
 
 class Step(Strict):
@@ -530,6 +535,8 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                             "give the tolerance as a percentage or as a quantity, not both",
                         )
                     )
+                if m.dispensed is not None:
+                    problems += _check_dispensed(doc, step, (*here, "material", "dispensed"))
             if step.kind == "calculation" and not step.calculations:
                 problems.append(Problem((*here, "calculations"), "a calculation step needs a formula"))
             problems += _check_step_records(step, here)
@@ -577,10 +584,20 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
     except graph.CycleError as exc:
         return [Problem((*seen_keys[exc.cycle[0]], "after"), str(exc))]
 
-    # A formula may use only values recorded by steps that must be complete before it.
+    # A formula may use only values recorded by steps that must be complete before it; a charge of
+    # what was weighed out comes after the weighing.
     for o, op in enumerate(doc.operations):
         for s, step in enumerate(op.steps):
             earlier = graph.ancestors(step.key, preds)
+            if step.material is not None and step.material.dispensed is not None:
+                if step.material.dispensed not in earlier:
+                    problems.append(
+                        Problem(
+                            ("operations", o, "steps", s, "material", "dispensed"),
+                            f"step {step.key!r} charges what {step.material.dispensed!r} weighs out, "
+                            "which does not come before it: list it in 'after'",
+                        )
+                    )
             for c, calc in enumerate(step.calculations):
                 where = ("operations", o, "steps", s, "calculations", c, "formula")
                 try:
@@ -605,6 +622,26 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                             )
                         )
     return problems
+
+
+def _check_dispensed(doc: RecipeDocument, step: Step, where: Path) -> list[Problem]:
+    """A charge of what was weighed out names a weighing of its own material."""
+    assert step.material is not None and step.material.dispensed is not None
+    if step.kind != "material_charge":
+        return [Problem(where, "only a material_charge step charges what a weighing dispensed")]
+    weighing = next((st for _, st in doc.steps() if st.key == step.material.dispensed), None)
+    if weighing is None:
+        return [Problem(where, f"step {step.material.dispensed!r} does not exist")]
+    if weighing.kind != "weigh_dispense" or weighing.material is None:
+        return [Problem(where, f"step {weighing.key!r} is a {weighing.kind} step, not a weigh_dispense step")]
+    if weighing.material.code != step.material.code:
+        return [
+            Problem(
+                where,
+                f"step {weighing.key!r} weighs out {weighing.material.code}, not {step.material.code}",
+            )
+        ]
+    return []
 
 
 def _check_yield(op: Operation, where: Path) -> list[Problem]:

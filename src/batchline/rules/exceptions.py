@@ -153,6 +153,7 @@ for _codes, _cat, _kind, _subject in [
             "UNKNOWN_CONTAINER",
             "UNKNOWN_BARCODE",
             "ALREADY_CHARGED",
+            "NOT_WEIGHED_OUT_HERE",
             "SAMPLE_SOURCE_NOT_OF_BATCH",
         ),
         "resource",
