@@ -41,6 +41,10 @@ def test_an_operator_weighs_on_the_simulated_scale_and_a_supervisor_verifies(pag
     page.get_by_text("Dispensed into C-000003 from C-000001").wait_for()
     page.locator("[data-testid=booth] .htmx-request").first.wait_for(state="attached")
     assert len(held) == 1
+    # The container is labelled before the step completes (its print is logged; WD-07).
+    with page.expect_popup() as label:
+        page.get_by_role("button", name="Print its label").click()
+    label.value.close()
     page.get_by_role("button", name="Complete step").click()
     page.locator("[data-step=disp_api] .step-state", has_text="waiting for verification").wait_for()
     held[0].continue_()

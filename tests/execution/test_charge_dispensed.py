@@ -12,7 +12,7 @@ from batchline.execution.yields import batch_reconciliation
 from batchline.materials.models import Consumption, Container
 from batchline.recipes.document import RecipeInvalid, parse
 from tests.execution.test_dispensing import RECIPE as WEIGH_RECIPE
-from tests.execution.test_dispensing import make_dispensing_plant
+from tests.execution.test_dispensing import label_weighed, make_dispensing_plant
 from tests.execution.test_engine import A, complete, sign, start
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +48,7 @@ def weighed(db, sim):
             source=source,
             scale="SCALE-01",
         )
+        label_weighed(people, batch, key)
         complete(people, batch, key)
         if key == "disp_api":  # verified by a second person before the next step
             ex.step_verify(

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from batchline.audit.services import record_create
+from batchline.audit.services import ReasonRequired, record_create
 from batchline.audit.verify import verify
 from batchline.devices.scale_sim import Fault
 from batchline.equipment import services as eq
@@ -95,6 +95,16 @@ def plant(db, sim):
     return people, batch, sim
 
 
+def label_weighed(people, batch, key, who="operator"):
+    """Print the label of every container the weighing ``key`` filled (a weighing completes labelled)."""
+    from batchline.execution import recording
+
+    for code in Container.objects.filter(
+        dispensed_for=batch.number, ledger__step_key=key, ledger__kind="dispense", ledger__quantity__gt=0
+    ).values_list("code", flat=True):
+        recording.dispensed_label_print(actor=A(people[who]), batch=batch, code=code)
+
+
 def witness(people):
     """The supervisor confirms a hand-typed weight at the operator's station."""
     return signer_authenticate(
@@ -128,6 +138,7 @@ def test_a_stable_reading_in_tolerance_is_dispensed_into_a_new_container_and_ver
         ("C-000001", Decimal("-2.041"), "SCALE-01 #SIM-0042"),
         (new.code, Decimal("2.041"), "SCALE-01 #SIM-0042"),
     ]
+    label_weighed(people, batch, "disp_api")
     ex.step_complete(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="disp_api")
     ex.step_verify(
         actor=A(people["supervisor"]),
@@ -260,6 +271,7 @@ def test_the_filler_gives_way_to_what_the_potency_adjusted_api_needed(plant) -> 
     people, batch, sim = plant
     sim.place("2041.0")  # 2 kg at 98 %: 41 g above nominal
     dispense(people, batch)
+    label_weighed(people, batch, "disp_api")
     ex.step_complete(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="disp_api")
     sup = people["supervisor"]
     ex.step_verify(actor=A(sup), user=sup, batch=batch, step_key="disp_api", signer=sign(sup, "verified"))
@@ -317,3 +329,34 @@ def test_a_witnessed_weighing_appends_its_entries_together_after_its_writes(plan
         BatchException.objects.get(value=value, code="MANUAL_WEIGHT_ENTRY").pk
     )
     assert verify().ok
+
+
+@pytest.mark.req("WD-07", "LBL-02", "P11-06")
+def test_a_weighing_completes_only_once_its_container_is_labelled_and_the_print_is_logged(plant) -> None:
+    from batchline.execution import recording
+
+    people, batch, sim = plant
+    sim.place("2041.0")
+    dispense(people, batch)
+    new = Container.objects.get(dispensed_for=batch.number)
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        ex.step_complete(
+            actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="disp_api"
+        )
+    assert refused.value.verdict.codes == ["DISPENSED_NOT_LABELLED"]
+    assert refused.value.verdict.reasons[0].message == (
+        f"Print the label of {new.code} and put it on the container first."
+    )
+    pdf = recording.dispensed_label_print(actor=A(people["operator"]), batch=batch, code=new.code)
+    assert pdf.startswith(b"%PDF")
+    (printed,) = new.prints.all()
+    assert printed.user == people["operator"] and not printed.reprint
+    ex.step_complete(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="disp_api")
+    assert BatchStep.objects.get(batch=batch, key="disp_api").state == "awaiting_verification"
+    # A second print is a reprint: it needs a reason.
+    with pytest.raises(ReasonRequired):
+        recording.dispensed_label_print(actor=A(people["operator"]), batch=batch, code=new.code)
+    # Only a container weighed out for this batch has this label.
+    with pytest.raises(ex.ExecutionRefused) as other:
+        recording.dispensed_label_print(actor=A(people["operator"]), batch=batch, code="C-000001")
+    assert other.value.verdict.codes == ["NO_SUCH_CONTAINER"]

@@ -37,6 +37,7 @@ from batchline.reports.verify import verify_archive
 from batchline.signatures.models import Signature
 from batchline.signatures.status import batch_statuses, broken_signatures
 from tests.conftest import make_user
+from tests.execution.test_dispensing import label_weighed
 from tests.execution.test_engine import A, effective_recipe, new_batch, sign, start
 from tests.materials.test_charging import receive
 from tests.quality.test_quality_services import disposition, stage
@@ -107,6 +108,7 @@ def dispense_and_charge_part(people, batch, sim) -> Container:
     ex.step_dispense(
         actor=A(op), user=op, batch=batch, step_key="disp_mgst", source="C-000001", scale="SCALE-01"
     )
+    label_weighed(people, batch, "disp_mgst")
     ex.step_complete(actor=A(op), user=op, batch=batch, step_key="disp_mgst")
     start(people, batch, "charge_mgst")
     ex.step_scan(actor=A(op), user=op, batch=batch, step_key="charge_mgst", scan="C-000003")

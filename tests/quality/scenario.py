@@ -14,6 +14,7 @@ from batchline.execution.models import Batch
 from batchline.materials import services as stock
 from batchline.signatures.services import signer_authenticate
 from tests.conftest import PASSWORD, make_user
+from tests.execution.test_dispensing import label_weighed
 from tests.execution.test_engine import A, effective_recipe, new_batch, product_master_data, sign, start
 from tests.materials.test_charging import expire, receive
 from tests.signatures.test_signing import station
@@ -136,10 +137,12 @@ def run_batch(
     else:
         raise AssertionError("a container of an expired lot was dispensed")
     value = by_hand(people, batch, "disp_api", "C-000002", "2")
+    label_weighed(people, batch, "disp_api")
     ex.step_complete(actor=A(op), user=op, batch=batch, step_key="disp_api")
     if batch.steps.filter(key="disp_mgst").exists():
         start(people, batch, "disp_mgst")
         by_hand(people, batch, "disp_mgst", "C-000003", "0.5")
+        label_weighed(people, batch, "disp_mgst")
         ex.step_complete(actor=A(op), user=op, batch=batch, step_key="disp_mgst")
     start(people, batch, "charge_api")
     for _ in range(wrong_scans):

@@ -10,7 +10,7 @@ from batchline.execution import services as ex
 from batchline.reports.content import record_content
 from batchline.reports.pdf import render_pdf
 from tests.conftest import make_user
-from tests.execution.test_dispensing import make_dispensing_plant
+from tests.execution.test_dispensing import label_weighed, make_dispensing_plant
 from tests.execution.test_engine import A, start
 from tests.reports.helpers import complete_batch
 from tests.reports.test_records import pdf_text
@@ -41,6 +41,7 @@ def test_a_weighing_shows_its_weight_and_the_container_on_the_page_as_in_the_pdf
         source="C-000001",
         scale="SCALE-01",
     )
+    label_weighed(people, batch, "disp_api")
     ex.step_complete(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="disp_api")
     page = login(make_user("auditor", ["auditor"])).get(f"/batches/{batch.number}/record/").content.decode()
     card = words(step_card(page, "disp_api"))

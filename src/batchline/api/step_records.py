@@ -201,6 +201,18 @@ def sample_label(request: HttpRequest, number: str, code: str, payload: ReprintI
     return _pdf(content, code)
 
 
+@router.post(
+    "/{number}/dispensed/{code}/label", response={200: None, 403: Problem, 409: Refusal, 422: Problem}
+)
+def dispensed_label(request: HttpRequest, number: str, code: str, payload: ReprintIn) -> Any:
+    """The label of a container weighed out for this batch as PDF (211.101(b)(4)); the print is logged."""
+    require(request.user, "execution.execute_batch")
+    content = recording.dispensed_label_print(
+        actor=_actor(request), batch=_batch(number), code=code, reason=payload.reason
+    )
+    return _pdf(content, code)
+
+
 @router.post("/{number}/output/{code}/label", response={200: None, 403: Problem, 409: Refusal, 422: Problem})
 def output_label(request: HttpRequest, number: str, code: str, payload: ReprintIn) -> Any:
     """The label of a container of this batch's output as PDF; the print is logged (LBL-02)."""

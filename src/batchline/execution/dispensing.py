@@ -14,6 +14,7 @@ signature, and raises an exception for review (WD-09).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,8 +27,10 @@ from batchline.devices.mtsics import Reading, ScaleRefusal
 from batchline.devices.scale import MtSicsScale
 from batchline.equipment.models import Equipment
 from batchline.equipment.selectors import scale_suitable
+from batchline.labels.container import ContainerLabel, Dispense
 from batchline.materials import services as stock
-from batchline.materials.models import Container
+from batchline.materials.labels import container_label
+from batchline.materials.models import Container, Material
 from batchline.rules import gates
 from batchline.rules import materials as material_rules
 from batchline.rules.verdict import Reason, Verdict
@@ -144,7 +147,7 @@ def dispense(
         reasons += scale_suitable(code=scale, target=target, unit=unit, now=now).reasons
         if not weighing.stable:
             reasons.append(Reason("NOT_STABLE", "The scale did not settle: wait for a stable reading."))
-    proposal = fefo_proposal(container.lot.material, batch.number)
+    proposal = fefo_proposal(step, batch)
     other_lot = proposal is not None and proposal.lot_id != container.lot_id and not reasons
     if other_lot and not weighing.other_lot_reason.strip():
         assert proposal is not None
@@ -241,19 +244,66 @@ def dispense(
     return Verdict(), value
 
 
-def fefo_proposal(material: Any, batch_number: str) -> Container | None:
-    """The container to pick first: released, unexpired, with stock, the first to expire (MAT-04)."""
-    return (
-        stock.usable_containers(material, batch_number=batch_number)
-        .exclude(dispensed_for=batch_number)
-        .first()
+def fefo_proposal(step: BatchStep, batch: Batch) -> Container | None:
+    """The container to weigh from first: released, unexpired, the first to expire (MAT-04), holding
+    enough for this weighing.
+
+    A weighing takes from one container, so a container is a candidate only if it holds the
+    lowest weight the weighing accepts from it (its own lot's potency counts): a nearly empty
+    drum of an earlier lot is not the one the operator must take first.
+    """
+    material = Material.objects.filter(code=step.spec["material"]["code"]).first()
+    if material is None:
+        return None
+    candidates = stock.usable_containers(material, batch_number=batch.number).exclude(
+        dispensed_for=batch.number
     )
+    for candidate in candidates.iterator(chunk_size=20):
+        _target, low, _high, unit = target_of(step, batch, candidate)
+        if candidate.quantity >= stock.in_unit(low, unit, candidate.unit):
+            return candidate
+    return None
 
 
 def completion_reasons(step: BatchStep) -> list[Reason]:
-    if step.spec.get("kind") != "weigh_dispense" or step.values.filter(name="dispensed").exists():
+    """A weighing completes with its container weighed out and labelled (211.101(b)(4), WD-07)."""
+    if step.spec.get("kind") != "weigh_dispense":
         return []
-    return [Reason("NOT_DISPENSED", f"Weigh the material for “{step.title}” first.")]
+    if not step.values.filter(name="dispensed").exists():
+        return [Reason("NOT_DISPENSED", f"Weigh the material for “{step.title}” first.")]
+    unlabelled = list(
+        Container.objects.filter(
+            dispensed_for=step.batch.number,
+            ledger__kind="dispense",
+            ledger__step_key=step.key,
+            ledger__quantity__gt=0,
+            prints__isnull=True,
+        )
+        .distinct()
+        .values_list("code", flat=True)
+    )
+    if unlabelled:
+        return [
+            Reason(
+                "DISPENSED_NOT_LABELLED",
+                f"Print the label of {', '.join(unlabelled)} and put it on the container first.",
+            )
+        ]
+    return []
+
+
+def dispensed_label(container: Container, batch: Batch, *, print_count: int) -> ContainerLabel:
+    """The label of a container weighed out for ``batch``: its own label plus what it is for and who
+    weighed it (211.101(b)(4): the batch, its product; (c)-(d): who dispensed it)."""
+    entry = container.ledger.select_related("user").filter(quantity__gt=0).order_by("id").first()
+    dispense = Dispense(
+        batch=batch.number,
+        product_name=batch.recipe.product.name,
+        strength="",
+        dispensed_by=entry.user.printed_name if entry else "",
+        dispensed_at=entry.at if entry else timezone.now(),
+    )
+    return dataclasses.replace(container_label(container, print_count=print_count), dispense=dispense)
 
 
 def live_reading(code: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from batchline.materials.models import Container, LabelPrint
 from batchline.rules import gates
 from batchline.rules.verdict import Refused, Verdict
 
-from . import labelling, producing, raising, rows, sampling
+from . import dispensing, labelling, producing, raising, rows, sampling
 from .models import Batch, LabelExamination, LabelIssue, LabelReconciliation, Sample, SampleLabelPrint
 from .services import ExecutionRefused, _gate_actor, _person, _records_refusal, _snapshot, _step
 
@@ -186,6 +186,29 @@ def sample_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "
             reason=reason.strip(),
         )
         return content
+
+
+def dispensed_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:
+    """Print (or reprint, with a reason) the label of a container weighed out for this batch
+    (21 CFR 211.101(b)(4), WD-07): material, lot, weight, the batch it is for, who weighed it; logged."""
+    _person(actor)
+    container = (
+        Container.objects.select_related("lot__material")
+        .filter(code=code, dispensed_for=batch.number, source__isnull=False)
+        .first()
+    )
+    if container is None:
+        raise ExecutionRefused.because(
+            "NO_SUCH_CONTAINER", f"No container {code} was weighed out for batch {batch.number}."
+        )
+    count = LabelPrint.objects.filter(container=container).count()
+    _print_count(count > 0, reason, code)
+    content = render_container_pdf(dispensing.dispensed_label(container, batch, print_count=count + 1))
+    try:
+        stock.label_print_record(actor=actor, container=container, fmt="pdf", content=content, reason=reason)
+    except Refused as refused:
+        raise ExecutionRefused(refused.verdict) from refused
+    return content
 
 
 def output_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:

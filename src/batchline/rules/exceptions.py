@@ -115,6 +115,7 @@ for _codes, _cat, _kind, _subject in [
             "NOTHING_TO_VERIFY",
             "MATERIAL_NOT_CHARGED",
             "NOT_DISPENSED",
+            "DISPENSED_NOT_LABELLED",
             "ALREADY_DISPENSED",
             "EQUIPMENT_NOT_IDENTIFIED",
             "NO_OUTPUT_LOT",

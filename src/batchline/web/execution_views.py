@@ -7,7 +7,6 @@ in words, status 422, and nothing written but the refusal itself.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from django.contrib import messages
@@ -18,19 +17,15 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
 from batchline.equipment.models import Equipment
-from batchline.execution import charging, dispensing, selectors, services
+from batchline.execution import charging, dispensing, recording, selectors, services
 from batchline.execution.models import Batch, BatchStep
 from batchline.execution.scaling import plain
-from batchline.labels.container import Dispense
-from batchline.labels.pdf import render_pdf
-from batchline.materials import services as stock
-from batchline.materials.models import Consumption, Container, Material
+from batchline.materials.models import Consumption, Container
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
 from batchline.rules.numbers import NotANumber, parse_decimal
@@ -47,7 +42,6 @@ from batchline.signatures.services import (
 
 from . import record_page, screens
 from .access import current_user, require
-from .material_views import container_label
 
 # Step kinds whose running step takes what the scan field reads (a container, an equipment tag).
 SCANNED = frozenset({"material_charge", "equipment_id"})
@@ -147,12 +141,14 @@ def _material_context(batch: Batch, current: Any) -> dict[str, Any]:
 def fefo_proposal(request: HttpRequest, number: str, key: str) -> HttpResponse:
     """The container to pick first, now: outside the screen's cache, as a lot's expiry passes unwritten."""
     require(request.user, "execution.view_batch")
-    step = BatchStep.objects.filter(batch__number=number, key=key, kind="weigh_dispense").first()
+    step = (
+        BatchStep.objects.select_related("batch")
+        .filter(batch__number=number, key=key, kind="weigh_dispense")
+        .first()
+    )
     if step is None:
         raise Http404(f"No weighing step {key} in batch {number}")
-    material = Material.objects.filter(code=step.spec["material"]["code"]).first()
-    proposal = dispensing.fefo_proposal(material, number) if material else None
-    return render(request, "execution/_fefo.html", {"proposal": proposal})
+    return render(request, "execution/_fefo.html", {"proposal": dispensing.fefo_proposal(step, step.batch)})
 
 
 def _panel(
@@ -463,35 +459,17 @@ def dispensed_label(request: HttpRequest, number: str, code: str) -> HttpRespons
     """The label of a container weighed out for this batch (211.101(b)(4)): printed at the booth, logged."""
     require(request.user, "execution.execute_batch")
     batch = _batch(number)
-    container = (
-        Container.objects.select_related("lot__material")
-        .filter(code=code, dispensed_for=batch.number)
-        .first()
-    )
-    if container is None:
-        raise Http404(f"No container {code} was dispensed for batch {batch.number}")
-    entry = container.ledger.order_by("id").first()
-    dispense = Dispense(
-        batch=batch.number,
-        product_name=batch.recipe.product.name,
-        strength="",
-        dispensed_by=entry.user.printed_name if entry else "",
-        dispensed_at=entry.at if entry else timezone.now(),
-    )
-    label = dataclasses.replace(
-        container_label(container, print_count=container.prints.count() + 1), dispense=dispense
-    )
-    content = render_pdf(label)
     try:
-        stock.label_print_record(
+        content = recording.dispensed_label_print(
             actor=Actor.of(request.user, via="web"),
-            container=container,
-            fmt="pdf",
-            content=content,
+            batch=batch,
+            code=code,
             reason=request.POST.get("reason", ""),
         )
     except ReasonRequired as exc:
         return _panel(request, batch.number, refusal=[str(exc)], status=422)
+    except services.ExecutionRefused as exc:
+        raise Http404(exc.verdict.reasons[0].message) from exc
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{code}.pdf"'
     return response

@@ -17,10 +17,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.labels.container import ContainerLabel, ContainerStatus, Returned
 from batchline.labels.pdf import render_pdf
 from batchline.labels.zpl import render_zpl
 from batchline.materials import services as stock
+from batchline.materials.labels import container_label
 from batchline.materials.models import Container, LabelPrint, Lot, LotStatus, Material
 from batchline.rules import materials as rules
 from batchline.signatures.models import Signature
@@ -164,38 +164,6 @@ def lot_disposition(request: HttpRequest, pk: int) -> HttpResponse:
     signing_session_open(signer)
     messages.success(request, f"Lot {lot.number} is now {LotStatus(status).label.lower()}.")
     return HttpResponseRedirect(reverse("lot", args=[pk]))
-
-
-def container_label(container: Container, *, print_count: int) -> ContainerLabel:
-    lot, material = container.lot, container.lot.material
-    returned = None
-    if container.returned_from:  # what came back from a batch says so, with who returned it and when
-        first = container.ledger.select_related("user").order_by("id").first()
-        returned = Returned(
-            batch=container.returned_from,
-            returned_by=first.user.printed_name if first else "",
-            returned_at=container.created_at,
-        )
-    return ContainerLabel(
-        material_code=material.code,
-        material_name=material.name,
-        lot=lot.number,
-        container_id=container.code,
-        # As people write it: the ledger keeps six decimals, a label shows the weight (0.5013 kg).
-        quantity=Decimal(container.quantity).normalize(),
-        unit=container.unit,
-        status=ContainerStatus(lot.status),
-        gtin=material.gtin or None,
-        supplier_lot=lot.supplier_lot or None,
-        tare=container.tare,
-        expiry=lot.expires_at,
-        retest=lot.retest_at,
-        received_on=timezone.localtime(lot.received_at).date(),
-        returned=returned,
-        print_count=print_count,
-        printed_at=timezone.now(),
-        zone=timezone.get_current_timezone(),
-    )
 
 
 @login_required

@@ -23,6 +23,7 @@ from batchline.execution import returns, selectors
 from batchline.execution.models import Batch
 from batchline.labels.pdf import render_pdf
 from batchline.materials import services as stock
+from batchline.materials.labels import container_label
 from batchline.materials.models import Container
 from batchline.rules import returns as rules
 from batchline.rules.verdict import Refused
@@ -35,7 +36,6 @@ from batchline.signatures.services import (
 )
 
 from .access import current_user
-from .material_views import container_label
 
 
 def _batch(request: HttpRequest, number: str) -> Batch:
