@@ -247,6 +247,7 @@ def test_the_editor_writes_material_equipment_and_qualification_steps(author) ->
         "tolerance_absolute": None,
         "potency_adjust": False,
         "compensates": None,
+        "dispensed": None,
     }
     assert steps[1]["qualification"] == "SOP-DISP-002"
     assert steps[2]["kind"] == "equipment_id" and steps[2]["equipment_class"] == "FILLER"

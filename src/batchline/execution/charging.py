@@ -162,7 +162,9 @@ def _dispensed_not_charged(step: BatchStep, weighing: str) -> list[Reason]:
         ]
     if charged(step) <= 0:
         return [
-            Reason("MATERIAL_NOT_CHARGED", f"Nothing weighed out at “{title}” is charged: scan its container.")
+            Reason(
+                "MATERIAL_NOT_CHARGED", f"Nothing weighed out at “{title}” is charged: scan its container."
+            )
         ]
     return []
 

@@ -589,15 +589,15 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
     for o, op in enumerate(doc.operations):
         for s, step in enumerate(op.steps):
             earlier = graph.ancestors(step.key, preds)
-            if step.material is not None and step.material.dispensed is not None:
-                if step.material.dispensed not in earlier:
-                    problems.append(
-                        Problem(
-                            ("operations", o, "steps", s, "material", "dispensed"),
-                            f"step {step.key!r} charges what {step.material.dispensed!r} weighs out, "
-                            "which does not come before it: list it in 'after'",
-                        )
+            weighing = step.material.dispensed if step.material is not None else None
+            if weighing is not None and weighing not in earlier:
+                problems.append(
+                    Problem(
+                        ("operations", o, "steps", s, "material", "dispensed"),
+                        f"step {step.key!r} charges what {weighing!r} weighs out, "
+                        "which does not come before it: list it in 'after'",
                     )
+                )
             for c, calc in enumerate(step.calculations):
                 where = ("operations", o, "steps", s, "calculations", c, "formula")
                 try:
