@@ -27,6 +27,7 @@ def registry() -> pint.UnitRegistry:
     # Counted things of the plant that pint does not know.
     ureg.define("tablet = [tablet] = tab")
     ureg.define("capsule = [capsule] = cap")
+    ureg.define("piece = [piece] = pc")  # packaging counted, not weighed: drums, bottles, closures
     return ureg
 
 

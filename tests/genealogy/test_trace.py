@@ -201,4 +201,5 @@ def test_the_demo_data_shows_a_genealogy(db) -> None:
     assert numbers(gen.backward(made.pk)) == ({"PCM-0000", "PCM-L0100", "MGST-L0007"}, {"PCM-0000"})
     # The demo's own batch has its output lot too, empty until it runs.
     assert msel.output_lot("PCM-0001") is not None
-    assert Container.objects.filter(code__in=["C-000001", "C-000002", "C-000003"], quantity=25).count() == 2
+    # PCM-0000 drew on its own paracetamol lot: the drums PCM-0001 weighs from are untouched.
+    assert [c.quantity for c in Lot.objects.get(number="PCM-L0101").containers.order_by("code")] == [60, 60, 25]

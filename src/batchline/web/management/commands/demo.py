@@ -43,6 +43,7 @@ from batchline.execution.services import (
     step_verify,
     value_correct,
 )
+from batchline.materials import demo as materials_demo
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
 from batchline.recipes.models import MasterRecipe
@@ -177,96 +178,8 @@ def _sign(username: str, meaning: str) -> Any:
 
 
 def seed_materials() -> None:
-    """Paracetamol in four lots, one for each thing the material gate must catch (issue 4's demo)."""
-    if Material.objects.filter(code="PCM-API").exists():
-        return
-    clerk = User.objects.get(username="warehouse")
-    qa = User.objects.get(username="approver")
-    now = timezone.now()
-    api = stock.material_create(
-        actor=Actor.of(clerk, via="cli"),
-        code="PCM-API",
-        name="Paracetamol",
-        kind="api",
-        unit="kg",
-        storage="15–25 °C, dry",
-        shelf_life_days=1095,
-        retest_days=730,
-        gtin="09501101530003",
-        reason="demo data",
-    )
-    lots = [
-        # number, containers (kg), status, expires in, retest in, what it shows
-        ("PCM-L0101", ["25", "25", "10"], "released", dt.timedelta(days=700), None),
-        ("PCM-L0102", ["25"], "quarantine", dt.timedelta(days=900), None),
-        ("PCM-L0099", ["25"], "released", dt.timedelta(days=30), None),  # its expiry is corrected below
-        ("PCM-L0098", ["25"], "released", dt.timedelta(days=200), -dt.timedelta(days=1)),  # past retest
-    ]
-    for number, containers, status, expires, retest in lots:
-        lot = stock.lot_receive(
-            actor=Actor.of(clerk, via="cli"),
-            material=api,
-            number=number,
-            expires_at=now + expires,
-            retest_at=now + retest if retest is not None else None,
-            containers=containers,
-            supplier="Granules India Ltd.",
-            potency=Decimal("99.6"),
-            location="WH-A-01",
-        )
-        if status == "released":
-            stock.lot_disposition(
-                actor=Actor.of(qa, via="cli"),
-                lot=lot,
-                status="released",
-                signer=_sign("approver", "released"),
-                reason="demo data: certificate of analysis reviewed",
-            )
-    mgst = stock.material_create(
-        actor=Actor.of(clerk, via="cli"),
-        code="MGST",
-        name="Magnesium stearate",
-        kind="excipient",
-        unit="kg",
-        reason="demo data",
-    )
-    lot = stock.lot_receive(
-        actor=Actor.of(clerk, via="cli"),
-        material=mgst,
-        number="MGST-L0007",
-        expires_at=now + dt.timedelta(days=500),
-        containers=["10", "10"],
-        supplier="Peter Greven",
-        location="WH-B-03",
-    )
-    stock.lot_disposition(
-        actor=Actor.of(qa, via="cli"),
-        lot=lot,
-        status="released",
-        signer=_sign("approver", "released"),
-        reason="demo data: certificate of analysis reviewed",
-    )
-    # The products as materials, each with its shelf life: a produced lot's expiry counts from it.
-    for code, name in (
-        ("PCM500", "Paracetamol 500 mg tablets"),
-        ("PCM500-IPC", "Paracetamol 500 mg tablets, IPC lot"),
-    ):
-        stock.material_create(
-            actor=Actor.of(clerk, via="cli"),
-            code=code,
-            name=name,
-            kind="finished",
-            unit="tablet",
-            shelf_life_days=1095,  # 36 months
-            reason="demo data",
-        )
-    stock.lot_expiry_correct(
-        actor=Actor.of(qa, via="cli"),
-        lot=Lot.objects.get(number="PCM-L0099"),
-        expires_at=now - dt.timedelta(minutes=90),
-        signer=_sign("approver", "approved"),
-        reason="demo data: the supplier's notice moved the expiry to 90 minutes before the demo started",
-    )
+    """Every material of the demo formula in a released lot, and paracetamol lots the gate refuses."""
+    materials_demo.seed(User.objects.get(username="warehouse"), User.objects.get(username="approver"), _sign)
 
 
 DEMO_RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo" / "paracetamol-500.yaml"
