@@ -71,6 +71,7 @@ urlpatterns = [
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("scales/reading/", execution.scale_reading, name="scale_reading"),
+    path("clock/", execution.server_clock, name="server_clock"),
     path("batches/<slug:number>/steps/<slug:key>/proposal/", execution.fefo_proposal, name="fefo_proposal"),
     path(
         "batches/<slug:number>/containers/<slug:code>/label.pdf",

@@ -32,7 +32,9 @@ CODE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$|^[A-Z]{5,}$")
 EMITTERS = {"Reason", "because", "_refuse"}
 # rules/review.py judges QA's own sign-off: its refusals answer the signer and are never recorded
 # on the batch as exceptions (quality services do not record refusals).
-NOT_RECORDED = {"rules/review.py"}
+# execution/prompts.py asks the operator to confirm a value outside its specification before it is
+# recorded: a question, never recorded (the value, once confirmed, raises its own exception).
+NOT_RECORDED = {"rules/review.py", "execution/prompts.py"}
 
 
 def _modules() -> list[pathlib.Path]:

@@ -24,7 +24,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
+from django.utils import timezone
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
@@ -114,7 +114,7 @@ def _styles() -> dict[str, ParagraphStyle]:
 
 def _zone(time_zone: str | None) -> ZoneInfo:
     # The zone signature manifestations are written in, so that every time on the page agrees.
-    return ZoneInfo(time_zone or settings.TIME_ZONE)
+    return ZoneInfo(time_zone or timezone.get_current_timezone_name())
 
 
 class _Times:
@@ -742,7 +742,7 @@ class _Doc:
 
 
 def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> bytes:
-    """The record as PDF bytes. Times are shown in ``time_zone`` (default: the display zone, ``TIME_ZONE``)."""
+    """The record as PDF bytes. Times are shown in ``time_zone`` (default: the zone in force, the site's)."""
     _fonts()
     digest = content_sha256(content)
     times = _Times(_zone(time_zone))
