@@ -393,7 +393,9 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
         elif action == "dispense":
             # The button pressed decides the path: a hand-typed weight is never taken for a reading.
             manual = request.POST.get("mode") == "manual"
-            witness = _signer(request, Meaning.VERIFIED, allow_witness=True) if manual else None
+            # No witness typed: the service names everything missing (reason, witness) at once.
+            witnessed = manual and bool(request.POST.get("signer_password"))
+            witness = _signer(request, Meaning.VERIFIED, allow_witness=True) if witnessed else None
             services.step_dispense(
                 actor=actor,
                 user=user,
