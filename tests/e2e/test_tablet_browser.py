@@ -97,6 +97,10 @@ def plant(live_db: None):
     return people, batch
 
 
+def begin(people, batch, key, who="operator"):
+    return ex.step_start(actor=A(people[who]), user=people[who], batch=batch, step_key=key)
+
+
 def run(people, batch, key, who="operator", **kw):
     user = people[who]
     ex.step_start(actor=A(user), user=user, batch=batch, step_key=key)
@@ -160,7 +164,7 @@ def test_the_operator_sees_the_step_at_hand_first_with_targets_for_gloves_and_no
 ) -> None:
     people, batch = plant
     to_granulation(people, batch)
-    ex.step_start(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="granulator")
+    begin(people, batch, "granulator")
     open_batch(page, "operator", viewport)
 
     layout = assert_fits_a_gloved_finger(page)
@@ -215,7 +219,7 @@ def test_a_refused_signing_reopens_with_what_was_typed_and_says_why_in_the_dialo
     people, batch = plant
     for key in ("gowning", "documents", "labels"):
         run(people, batch, key)
-    ex.step_start(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="clearance")
+    begin(people, batch, "clearance")
     open_batch(page, "operator", "portrait")
 
     page.get_by_label("Previous product removed").check()  # one of two
@@ -240,8 +244,7 @@ def test_a_refused_signing_reopens_with_what_was_typed_and_says_why_in_the_dialo
     page.locator("#sign-step-password").fill(PASSWORD)
     page.keyboard.press("Enter")
     page.locator("[data-step=clearance] .step-state", has_text="waiting for verification").wait_for()
-    signature = BatchStep.objects.get(batch=batch, key="clearance")
-    assert signature.state == "awaiting_verification"
+    assert BatchStep.objects.get(batch=batch, key="clearance").state == "awaiting_verification"
 
 
 @pytest.mark.req("IPC-01", "A11D-05", "DI-05")
@@ -284,7 +287,7 @@ def test_parallel_steps_keep_their_own_panels_and_a_scan_goes_to_the_step_it_was
 ) -> None:
     people, batch = plant
     to_granulation(people, batch)
-    ex.step_start(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="granulator")
+    begin(people, batch, "granulator")
     open_batch(page, "operator", "portrait", step="binder")
 
     page.get_by_test_id("start").click()  # the binder: the step started is the step shown
@@ -313,7 +316,7 @@ def test_parallel_steps_keep_their_own_panels_and_a_scan_goes_to_the_step_it_was
 def test_a_timed_step_counts_from_the_servers_start_time_and_waits_for_its_minimum(page, plant) -> None:
     people, batch = plant
     to_granulation(people, batch)
-    ex.step_start(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="binder")
+    begin(people, batch, "binder")
     open_batch(page, "operator", "landscape", step="binder")
 
     timer = page.get_by_test_id("timer-binder")

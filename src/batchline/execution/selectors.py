@@ -115,6 +115,11 @@ class StepScreen:
         return gates.STEP_STATE_LABELS[self.step.state]
 
     @property
+    def correctable(self) -> list[InputView]:
+        """The entered values a correction can replace (a scan or a weighing is not typed again)."""
+        return [i for i in self.inputs if i.row]
+
+    @property
     def timer(self) -> tuple[int | None, int | None] | None:
         """The step's shortest and longest duration in seconds, if it is timed."""
         timer = self.definition.get("timer") or {}

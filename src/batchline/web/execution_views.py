@@ -11,6 +11,7 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -170,9 +171,13 @@ def _panel(
     can_control = user.has_perm("execution.control_batch")
     can_execute = user.has_perm("execution.execute_batch")
     # A step's role decides who may start it: the person's roles are part of what the panel offers.
-    roles = frozenset(user.groups.values_list("name", flat=True))
+    # Roles and the site's zone change only with audited writes: kept under the trail's head.
+    head = version[1]
+    roles: frozenset[str] = screens.at_head(
+        head, f"roles:{user.pk}", lambda: frozenset(user.groups.values_list("name", flat=True))
+    )
     needs_username = username_required(request)
-    zone = timezone.get_current_timezone_name()
+    zone = screens.at_head(head, f"zone:{settings.TIME_ZONE}", timezone.get_current_timezone_name)
     answered = bool(refusal or sign_error or confirm)
     panel_key = (
         None
@@ -294,27 +299,26 @@ def _offers(
                 if r
             ]
     if can_control:
-        commands = []
+        commands: list[dict[str, Any]] = []
+        not_now: list[str] = []
         for command in ("release", "hold", "resume", "abort"):
             t = states.BATCH[command]
-            verdict = states.check(states.BATCH, command, batch.state, what="batch")
-            allowed_from = " or ".join(sorted(states.LABELS[x] for x in t.source))
+            allowed = states.check(states.BATCH, command, batch.state, what="batch").allowed
             commands.append(
                 {
                     "command": command,
-                    "allowed": verdict.allowed,
+                    "allowed": allowed,
                     "reason_required": t.reason_required,
                     "dialog": f"sign-{command}",
-                    "why": f"{command} (a batch that is {allowed_from});",
                 }
             )
-        not_now = [c for c in commands if not c["allowed"]]
-        if not_now:
-            not_now[-1] = {**not_now[-1], "why": not_now[-1]["why"].rstrip(";") + "."}
+            if not allowed:
+                sources = " or ".join(sorted(states.LABELS[x] for x in t.source))
+                not_now.append(f"{command} (a batch that is {sources})")
         offers |= {
             "commands": commands,
             "commands_allowed": any(c["allowed"] for c in commands),
-            "commands_not_now": not_now,
+            "commands_not_now": "; ".join(not_now) + "." if not_now else "",
             "batch_state_label": states.LABELS.get(batch.state, batch.state),
         }
     return offers

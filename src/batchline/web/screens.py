@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from django.core.cache import caches
 
@@ -39,6 +40,7 @@ import batchline
 from batchline.audit.chain import in_action_transaction
 
 CACHE_ALIAS = "screens"
+T = TypeVar("T")
 
 
 def _digest(text: str) -> str:
@@ -65,6 +67,20 @@ def panel_key(
 
 def page_key(panel: str, *, user_id: int, permissions: Iterable[str]) -> str:
     return f"page:{panel}:{user_id}:{_digest(' '.join(sorted(permissions)))}"
+
+
+def at_head(head: int, what: str, read: Callable[[], T]) -> T:
+    """``read()``, kept under the audit trail's ``head``: for what changes only with an audited
+    write (a person's roles, the site's zone), so that a cached screen costs no statement for it."""
+    if in_action_transaction():
+        return read()
+    cache = caches[CACHE_ALIAS]
+    key = f"at:{batchline.__version__}:{head}:{what}"
+    found = cache.get(key)
+    if found is None:
+        found = (read(),)
+        cache.set(key, found)
+    return found[0]
 
 
 def cached_html(key: str | None, *, csrf_token: str, render: Callable[[str], str]) -> str:

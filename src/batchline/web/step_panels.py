@@ -36,17 +36,23 @@ def templates(kind: str) -> list[str]:
     return [f"execution/kinds/{kind}.html", "execution/kinds/_none.html"]
 
 
+def _quantity(batch: Batch, s: StepScreen) -> dict[str, Any]:
+    """The material the step moves: its target scaled to the batch and the range it accepts."""
+    target, low, high, unit = charging.required(s.step.spec, batch.ratio)
+    return {
+        "code": s.step.spec["material"]["code"],
+        "target": plain(target),
+        "accepted": tolerance_text(target, low, high, unit),
+        "unit": unit,
+    }
+
+
 def _charge(batch: Batch, s: StepScreen) -> dict[str, Any]:
-    step = s.step
-    target, low, high, unit = charging.required(step.spec, batch.ratio)
     return {
         "charge": {
-            "code": step.spec["material"]["code"],
-            "target": plain(target),
-            "accepted": tolerance_text(target, low, high, unit),
-            "unit": unit,
-            "charged": plain(charging.charged(step)),
-            "containers": Consumption.objects.filter(batch_number=batch.number, step_key=step.key)
+            **_quantity(batch, s),
+            "charged": plain(charging.charged(s.step)),
+            "containers": Consumption.objects.filter(batch_number=batch.number, step_key=s.step.key)
             .select_related("container", "lot")
             .order_by("id"),
         }
@@ -54,18 +60,13 @@ def _charge(batch: Batch, s: StepScreen) -> dict[str, Any]:
 
 
 def _booth(batch: Batch, s: StepScreen) -> dict[str, Any]:
-    step = s.step
-    target, low, high, unit = charging.required(step.spec, batch.ratio)
     return {
         "booth": {
-            "code": step.spec["material"]["code"],
-            "target": plain(target),
-            "accepted": tolerance_text(target, low, high, unit),
-            "unit": unit,
-            "potency": step.spec["material"].get("potency_adjust", False),
+            **_quantity(batch, s),
+            "potency": s.step.spec["material"].get("potency_adjust", False),
             "scales": Equipment.objects.filter(equipment_class__is_scale=True).order_by("code"),
             "dispensed": Container.objects.filter(
-                dispensed_for=batch.number, ledger__step_key=step.key
+                dispensed_for=batch.number, ledger__step_key=s.step.key
             ).distinct(),
         }
     }
