@@ -8,33 +8,29 @@ in words, status 422, and nothing written but the refusal itself.
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.execution import dispensing, prompts, raising, selectors, services
+from batchline.execution import dispensing, prompts, selectors, services
 from batchline.execution.models import Batch, BatchStep
 from batchline.labels.container import Dispense
 from batchline.labels.pdf import render_pdf
 from batchline.materials import services as stock
 from batchline.materials.models import Container, Material
-from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
 from batchline.rules import gates, states
-from batchline.rules.numbers import NotANumber, parse_decimal
 from batchline.rules.verdict import Refused
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
@@ -46,7 +42,7 @@ from batchline.signatures.services import (
     username_required,
 )
 
-from . import screens, step_panels
+from . import offers, screens, step_panels
 from .access import current_user, require
 from .material_views import container_label
 
@@ -59,80 +55,6 @@ def _batch(number: str) -> Batch:
         return selectors.batch_by_number(number)
     except Batch.DoesNotExist as exc:
         raise Http404(f"No batch {number}") from exc
-
-
-def _floor(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
-    context = {
-        "batches": selectors.floor_batches(),
-        "awaiting_review": selectors.batches_awaiting_review()[:50],
-        "recipes": MasterRecipe.objects.filter(status=RecipeStatus.EFFECTIVE).order_by("code"),
-        "can_control": request.user.has_perm("execution.control_batch"),
-        "username_required": username_required(request),
-        "new_batch_error": error,
-        # What was typed comes back with the refusal (web/templates/execution/floor.html).
-        "new_batch": request.POST if error else {},
-    }
-    return render(request, "execution/floor.html", context, status=status)
-
-
-@login_required
-def floor(request: HttpRequest) -> HttpResponse:
-    require(request.user, "execution.view_batch")
-    return _floor(request)
-
-
-# The planned quantity as a batch holds it: 12 digits before the point and 6 after.
-_MOST_QUANTITY = Decimal("1e12")
-
-
-def _planned_quantity(text: str) -> Decimal:
-    """The planned quantity typed on the form, or :class:`NotANumber` in words (never a server error)."""
-    quantity = parse_decimal(text[:100])
-    if quantity <= 0:
-        raise NotANumber(f"{text.strip()[:40]!r} is not more than zero")
-    if quantity >= _MOST_QUANTITY or -quantity.as_tuple().exponent > 6:  # type: ignore[operator]
-        raise NotANumber(
-            f"{text.strip()[:40]!r} has more digits than a planned quantity holds "
-            "(at most 12 before the decimal point and 6 after)"
-        )
-    return quantity
-
-
-@login_required
-@require_POST
-def batch_new(request: HttpRequest) -> HttpResponse:
-    """A new batch from the floor's form; what the form cannot take is answered 422 in words, the form kept."""
-    require(request.user, "execution.control_batch")
-    recipe = MasterRecipe.objects.filter(pk=_int(request.POST.get("recipe"))).first()
-    try:
-        quantity = _planned_quantity(request.POST.get("planned_quantity", ""))
-    except NotANumber as exc:
-        return _floor(request, error=f"Planned quantity: {exc}. Nothing was created.", status=422)
-    if recipe is None:
-        return _floor(request, error="Choose an effective recipe. Nothing was created.", status=422)
-    try:
-        batch = services.batch_create(
-            actor=Actor.of(request.user, via="web"),
-            recipe=recipe,
-            number=request.POST.get("number", "")[:40],
-            planned_quantity=quantity,
-        )
-    except services.ExecutionRefused as exc:
-        return _floor(request, error=f"{exc} Nothing was created.", status=422)
-    messages.success(request, f"Batch {batch.number} created. Release it to the floor when ready.")
-    return HttpResponseRedirect(reverse("batch", args=[batch.number]))
-
-
-def _int(text: str | None) -> int:
-    return int(text) if text and text.isdigit() and len(text) < 19 else 0
-
-
-@login_required
-def server_clock(request: HttpRequest) -> JsonResponse:
-    """The server's time, for the page's timers to count from (they show it; nothing records it)."""
-    return JsonResponse(
-        {"now_ms": int(timezone.now().timestamp() * 1000)}, headers={"Cache-Control": "no-store"}
-    )
 
 
 @login_required
@@ -209,7 +131,7 @@ def _panel(
         ready = screen.ready
         context: dict[str, Any] = {
             **step_panels.context(batch, current),
-            **_offers(batch, screen, current, user_id=user.pk, roles=roles, can_control=can_control),
+            **offers.offers(batch, screen, current, user_id=user.pk, roles=roles, can_control=can_control),
             "screen": screen,
             "batch": batch,
             "current": current,
@@ -257,71 +179,6 @@ def _panel(
         else screens.page_key(panel_key, user_id=user.pk, permissions=user.get_all_permissions())
     )
     return HttpResponse(screens.cached_html(page_key, csrf_token=token, render=render_page), status=status)
-
-
-def _offers(
-    batch: Batch,
-    screen: selectors.BatchScreen,
-    current: selectors.StepScreen | None,
-    *,
-    user_id: int,
-    roles: frozenset[str],
-    can_control: bool,
-) -> dict[str, Any]:
-    """What the screen offers this person now, and why it holds back the rest (the server still decides).
-
-    A step that cannot start (its predecessors, the batch's state, a blocking
-    exception, a role the person lacks) shows its Start button disabled with
-    the reasons; the batch's commands are those its state allows.
-    """
-    offers: dict[str, Any] = {"start_blocked": [], "work_blocked": []}
-    if current is not None and current.step.state in (gates.PENDING, gates.RUNNING):
-        views = {
-            s.step.key: gates.StepView(key=s.step.key, title=s.step.title, state=s.step.state, role="")
-            for s in screen.steps
-        }
-        me = gates.StepView(
-            key=current.step.key,
-            title=current.step.title,
-            state=current.step.state,
-            role=current.definition.get("role", ""),
-            predecessors=tuple(current.predecessors),
-        )
-        actor = gates.Actor(id=user_id, roles=roles)
-        blocked = raising.blocked_reason(batch)
-        if current.step.state == gates.PENDING:
-            verdict = gates.may_start(me, views, actor, batch_state=batch.state)
-            offers["start_blocked"] = [r.message for r in (blocked, *verdict.reasons) if r]
-        else:
-            offers["work_blocked"] = [
-                r.message
-                for r in (gates.batch_reason(batch.state), blocked, gates.role_reason(me, actor))
-                if r
-            ]
-    if can_control:
-        commands: list[dict[str, Any]] = []
-        not_now: list[str] = []
-        for command in ("release", "hold", "resume", "abort"):
-            t = states.BATCH[command]
-            allowed = states.check(states.BATCH, command, batch.state, what="batch").allowed
-            commands.append(
-                {
-                    "command": command,
-                    "allowed": allowed,
-                    "reason_required": t.reason_required,
-                    "dialog": f"sign-{command}",
-                }
-            )
-            if not allowed:
-                sources = " or ".join(sorted(states.LABELS[x] for x in t.source))
-                not_now.append(f"{command} (a batch that is {sources})")
-        offers |= {
-            "commands": commands,
-            "commands_allowed": any(c["allowed"] for c in commands),
-            "commands_not_now": "; ".join(not_now) + "." if not_now else "",
-            "batch_state_label": states.LABELS.get(batch.state, batch.state),
-        }
-    return offers
 
 
 @login_required
