@@ -73,3 +73,38 @@ def test_review_and_completeness_need_the_same_queries_for_few_and_many_values()
         assert not screen.complete  # the exceptions are not dispositioned yet
         counts[n] = len(ctx.captured_queries)
     assert counts[4] == counts[40], counts
+
+
+@pytest.mark.req("RBE-02", "NFR-06")
+def test_the_review_page_and_api_need_the_same_queries_for_3_and_27_exceptions(client) -> None:
+    from django.db import transaction
+
+    from batchline.execution.raising import exception_raise
+    from tests.api.test_api import token_for
+    from tests.quality.scenario import review_plant, run_batch
+
+    people, recipe = review_plant()
+    few, many = run_batch(people, recipe, "B-1"), run_batch(people, recipe, "B-2")
+    op = Actor.of(people["operator"], via="web")
+    with transaction.atomic():
+        for i in range(24):  # the operator's slips of a long run, of three kinds
+            code = ("REFUSED_PREDECESSOR_OPEN", "REFUSED_WRONG_MATERIAL", "REFUSED_NOT_A_NUMBER")[i % 3]
+            exception_raise(many, actor=op, code=code, message=f"slip {i}", material=f"C-{i:06d}")
+    client.force_login(people["reviewer"])
+    bearer = {"Authorization": f"Bearer {token_for(people['reviewer'])}"}
+    client.get("/batches/B-1/review/")  # the first request of a session reads more (the session, the user)
+    counts = {}
+    for batch in (few, many):
+        with CaptureQueriesContext(connection) as page:
+            assert client.get(f"/batches/{batch.number}/review/").status_code == 200
+        with CaptureQueriesContext(connection) as read:
+            response = client.get(f"/api/v1/quality/batches/{batch.number}/review", headers=bearer)
+            assert response.status_code == 200
+        counts[batch.number] = (len(page.captured_queries), len(read.captured_queries))
+    assert counts["B-1"] == counts["B-2"], counts
+    assert len(response.json()["exceptions"]) == 27
+    page = client.get("/batches/B-2/review/").content.decode()
+    assert (
+        "25 refused attempts: 9 materials refused, 8 out-of-sequence attempts, 8 entries refused as typed"
+        in page
+    )

@@ -12,11 +12,12 @@ from batchline.execution import yields
 from batchline.execution.models import BatchException
 from batchline.materials import services as stock
 from batchline.quality import selectors
+from batchline.quality import services as q
 from batchline.recipes.document import RecipeInvalid, parse
 from batchline.rules import yields as rules
 from tests.configuration import configure
 from tests.conftest import make_user
-from tests.execution.test_engine import A, complete, effective_recipe, new_batch, start
+from tests.execution.test_engine import A, complete, effective_recipe, new_batch, sign, start
 from tests.materials.test_charging import receive
 
 pytestmark = pytest.mark.django_db
@@ -78,10 +79,27 @@ def test_a_low_yield_raises_an_exception_that_holds_the_release_until_dispositio
     (y,) = yields.batch_yields(batch)
     assert (y.actual, y.theoretical, y.percent, y.within) == (Decimal(44), Decimal(50), Decimal(88), False)
     checks = {c.code: c for c in selectors.completeness(batch)}
-    assert not checks["EXCEPTIONS"].ok and checks["LIMITS"].ok  # judged, waiting for its disposition
+    # Outside its limits until QA decides: the checklist says no, naming the exception that waits.
+    assert not checks["EXCEPTIONS"].ok and checks["LIMITS"].answer == "no"
+    assert checks["LIMITS"].findings == (
+        f"Granulation: yield 88.0 % (44 of 50 kg; limits 95–102 %): exception #{exc.pk} waits for its disposition",
+    )
     client.force_login(people["reviewer"])
     page = client.get(f"/batches/{batch.number}/review/").content.decode()
     assert "88.0 %" in page and "95–102 %" in page  # QA sees it on the review page
+    q.exceptions_disposition(
+        actor=A(people["reviewer"]),
+        signer=sign(people["reviewer"], "approved"),
+        exception_ids=[exc.pk],
+        decision="accepted",
+        comment="Granules lost in the dryer's filter: assessed, no impact.",
+    )
+    checks = {c.code: c for c in selectors.completeness(batch)}
+    # Accepted, not "within limits": the check passes on QA's decision and says so.
+    assert checks["LIMITS"].ok and checks["LIMITS"].answer == "accepted"
+    assert checks["LIMITS"].notes == (
+        f"Granulation: yield 88.0 % (44 of 50 kg; limits 95–102 %): exception #{exc.pk} accepted by QA",
+    )
     content = selectors.record_quality(batch)
     assert content["yields"] == [
         {
@@ -115,23 +133,20 @@ def test_a_yield_within_limits_raises_nothing_and_a_recipe_names_what_its_yield_
         assert invalid.value.problems, message
 
 
-@pytest.mark.req("YLD-03", "GEN-01")
-def test_material_issued_to_a_batch_and_not_used_is_unaccounted_in_its_reconciliation(people) -> None:
-    recipe = effective_recipe(people, RECIPE)
-    batch = new_batch(people, recipe, number="Y-3", quantity="50")
+def leave_unaccounted(people, batch_number: str, *, code: str, lot: str) -> None:
+    """10 kg of a binder weighed out for the batch and 9 kg charged: 1 kg left in its container."""
     material = stock.material_create(
-        actor=A(people["warehouse"]), code="BIND", name="Binder", kind="excipient", unit="kg"
+        actor=A(people["warehouse"]), code=code, name="Binder", kind="excipient", unit="kg"
     )
-    lot = receive(people, material, "L-77", containers=("20",))
+    received = receive(people, material, lot, containers=("20",))
     op = A(people["operator"])
     with transaction.atomic():
-        source = stock.container_locked(lot.containers.get().code)
         weighed = stock.container_dispense(
             actor=op,
-            source=source,
+            source=stock.container_locked(received.containers.get().code),
             net=Decimal("10"),
             tare=Decimal("0.4"),
-            batch_number=batch.number,
+            batch_number=batch_number,
             step_key="weigh_granules",
             device="SCALE-01 #1",
             at=timezone.now(),
@@ -140,10 +155,17 @@ def test_material_issued_to_a_batch_and_not_used_is_unaccounted_in_its_reconcili
             actor=op,
             container=stock.container_locked(weighed.code),
             quantity=Decimal("9"),
-            batch_number=batch.number,
+            batch_number=batch_number,
             step_key="weigh_granules",
             at=timezone.now(),
         )
+
+
+@pytest.mark.req("YLD-03", "GEN-01")
+def test_material_issued_to_a_batch_and_not_used_is_unaccounted_in_its_reconciliation(people) -> None:
+    recipe = effective_recipe(people, RECIPE)
+    batch = new_batch(people, recipe, number="Y-3", quantity="50")
+    leave_unaccounted(people, batch.number, code="BIND", lot="L-77")
     (r,) = yields.batch_reconciliation(batch)
     assert (r.lot, r.issued, r.consumed, r.difference, r.within) == (
         "L-77",

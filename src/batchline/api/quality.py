@@ -71,8 +71,24 @@ def review(request: HttpRequest, number: str) -> dict[str, Any]:
         "state": screen.batch.state,
         "rules_version": taxonomy.VERSION,
         "complete": screen.complete,
-        "checklist": [c.as_dict() for c in screen.checks],
+        "checklist": [{**c.as_dict(), "answer": c.answer, "summary": c.summary} for c in screen.checks],
+        "open_exceptions": screen.open_exceptions,
         "exceptions": [_exception_out(e) for e in screen.exceptions],
+        # The reading order of the review page (rules/triage.py): results, process, refused attempts
+        # folded by kind; each group's open exceptions are what "choose this group" disposes of.
+        "groups": [
+            {
+                "key": g.key,
+                "tier": g.tier,
+                "label": g.label,
+                "severity": g.severity,
+                "folded": g.folded,
+                "exceptions": [e.id for e in g.exceptions],
+                "open": g.open_ids,
+            }
+            for g in screen.groups
+        ],
+        "refused_summary": screen.refused_summary,
         "critical_values": [
             {
                 "step": v.step.key,
@@ -99,6 +115,7 @@ class DispositionIn(Schema):
     decision: Literal["accepted", "deviation"]
     comment: str = Text
     deviation: str = Field(default="", max_length=40)
+    batch: str = Field(default="", max_length=40, description="when given, only this batch's exceptions")
     signature: SignatureIn
 
 
@@ -106,7 +123,10 @@ class DispositionIn(Schema):
     "/exceptions/disposition", response={200: list[dict[str, Any]], 403: Problem, 409: Refusal, 422: Problem}
 )
 def disposition(request: HttpRequest, payload: DispositionIn) -> Any:
+    """Disposition one or more exceptions of one batch (all open ones of a group at once, say) under one
+    signing: a disposition and a signature record each, bound to that exception (21 CFR 11.70)."""
     require(request.user, "execution.disposition_exception")
+    batch = _batch(payload.batch) if payload.batch else None
     signer = _signer(request, payload.signature, Meaning.APPROVED)
     made = services.exceptions_disposition(
         actor=_actor(request),
@@ -115,6 +135,7 @@ def disposition(request: HttpRequest, payload: DispositionIn) -> Any:
         decision=payload.decision,
         comment=payload.comment,
         deviation_number=payload.deviation,
+        batch=batch,
     )
     return [{"exception": d.exception_id, "decision": d.decision} for d in made]
 

@@ -44,9 +44,42 @@ def range_text(rng: Range, unit: str) -> str:
     return shown.text(unit)
 
 
+def _decimals(written: Any) -> int:
+    return max(-int(Decimal(str(written)).as_tuple().exponent), 0)
+
+
+def scaled_text(written: Any, ratio: Ratio, scales: bool) -> str:
+    """A recipe number scaled to the batch, shown to the recipe's own decimals: exact where it comes
+    out exact (600 mg × ½ is 300), else rounded to three places more (10 kg × 100 ÷ 70 is 14.286),
+    never the 28 digits of the division."""
+    value = scaled(written, ratio, scales)
+    if value is None:
+        return ""
+    own = _decimals(written)
+    exact = value.quantize(Decimal(1).scaleb(-own))
+    if exact == value:
+        return f"{exact:f}"
+    return plain(value.quantize(Decimal(1).scaleb(-(own + 3))))
+
+
+def limits_text(definition: Mapping[str, Any], ratio: Ratio, name: str) -> str:
+    """One of an input's limits (``plausible``, ``specification``, ``action``) scaled and shown as
+    :func:`scaled_text` shows its target: ``570–630 mg``, ``≥ 3.5 %``; empty where there are none."""
+    limits = definition.get(name) or {}
+    if limits.get("low") is None and limits.get("high") is None:
+        return ""
+    scales = bool(definition.get("scales"))
+    low, high = (limits.get(k) for k in ("low", "high"))
+    u = definition.get("unit", "")
+    shown = [None if x is None else scaled_text(x, ratio, scales) for x in (low, high)]
+    unit = f" {u}" if u else ""
+    if shown[0] is not None and shown[1] is not None:
+        return f"{shown[0]}–{shown[1]}{unit}"
+    return f"≥ {shown[0]}{unit}" if shown[0] is not None else f"≤ {shown[1]}{unit}"
+
+
 def target_text(definition: Mapping[str, Any], ratio: Ratio) -> str:
-    target = scaled(definition.get("target"), ratio, bool(definition.get("scales")))
-    return "" if target is None else plain(target)
+    return scaled_text(definition.get("target"), ratio, bool(definition.get("scales")))
 
 
 def tolerance_places(target: Decimal, low: Decimal, high: Decimal) -> int:

@@ -20,7 +20,7 @@ from batchline.rules import gates
 from batchline.signatures.models import Signature
 
 from .models import Batch, BatchException, BatchState, BatchStep, StepState, StepValue
-from .scaling import Ratio, number_limits, range_text, target_text
+from .scaling import Ratio, limits_text, target_text
 
 ACTIVE_STATES = (BatchState.CREATED, BatchState.RELEASED, BatchState.RUNNING, BatchState.HELD)
 
@@ -414,12 +414,10 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
 
 
 def _input_view(definition: dict[str, Any], row: ValueRow | None, ratio: Ratio) -> InputView:
-    limits = number_limits(definition, ratio)
-    unit = definition.get("unit", "")
     return InputView(
         definition=definition,
         row=row,
-        plausible=range_text(limits.plausible, unit),
-        specification=range_text(limits.specification, unit),
+        plausible=limits_text(definition, ratio, "plausible"),
+        specification=limits_text(definition, ratio, "specification"),
         target=target_text(definition, ratio),
     )

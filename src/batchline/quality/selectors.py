@@ -6,6 +6,7 @@ checks ask the database for what is missing, not for everything that is there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from batchline.execution.models import Batch, BatchException, BatchStep, Excepti
 from batchline.materials.models import Container
 from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as rules
+from batchline.rules import triage
 from batchline.signatures.models import Meaning, Signature
 
 from .models import Deviation, DeviationLink, DeviationState, ReviewStage, Stage
@@ -29,7 +31,20 @@ def _step_ids_as_text(batch: Batch) -> Any:
     return BatchStep.objects.filter(batch=batch).annotate(sid=Cast("id", CharField())).values("sid")
 
 
-def facts(batch: Batch) -> rules.BatchFacts:
+@dataclass(frozen=True)
+class Reading:
+    """One reading of a batch for review: the facts every check and table decides on, and the rows
+    they were made from, which the page shows (the same query, so page and checklist agree)."""
+
+    facts: rules.BatchFacts
+    exceptions: list[BatchException]  # as in ``facts.exceptions``, with step, user and disposition
+    deviations: list[DeviationLink]  # one link per deviation, with the deviation
+
+
+def read(batch: Batch) -> Reading:
+    """Read a batch once for review, in a fixed number of queries whatever its size (docs/performance.md):
+    the steps and their signatures, the exceptions with their dispositions, the linked deviations,
+    yields and reconciliation (through ``execution.yields``) and what is left in dispensed containers."""
     # Only the two flags of each step's definition, extracted by the database: parsing every
     # step's whole definition was most of the check's time on a 1,000-step batch.
     steps = (
@@ -42,20 +57,18 @@ def facts(batch: Batch) -> rules.BatchFacts:
         record_type=record_type_of(BatchStep), record_id__in=_step_ids_as_text(batch)
     ).values_list("record_id", "meaning"):
         signed.setdefault(record_id, set()).add(meaning)
-    open_exceptions = [
-        f"{code}: {message}"
-        for code, message in BatchException.objects.filter(batch=batch, disposition__isnull=True)
+    exceptions = list(
+        BatchException.objects.filter(batch=batch)
+        .select_related("step", "user", "disposition", "disposition__by")
         .order_by("at", "id")
-        .values_list("code", "message")
-    ]
-    open_deviations = [
-        f"{number}: {title} ({DeviationState(state).label.lower()})"
-        for number, title, state in DeviationLink.objects.filter(batch_number=batch.number)
-        .exclude(deviation__state=DeviationState.CLOSED)
-        .values_list("deviation__number", "deviation__title", "deviation__state")
-        .distinct()
-        .order_by("deviation__number")
-    ]
+    )
+    links = list(
+        DeviationLink.objects.filter(batch_number=batch.number)
+        .select_related("deviation")
+        .order_by("deviation__number", "id")
+    )
+    seen: set[int] = set()
+    deviations = [lk for lk in links if not (lk.deviation_id in seen or seen.add(lk.deviation_id))]  # type: ignore[func-returns-value]
     unbalanced = [
         f"{code} (lot {lot}) still holds {quantity.normalize():f} {unit}: charge it or return it"
         for code, lot, quantity, unit in Container.objects.filter(dispensed_for=batch.number)
@@ -63,8 +76,7 @@ def facts(batch: Batch) -> rules.BatchFacts:
         .order_by("code")
         .values_list("code", "lot__number", "quantity", "unit")
     ]
-    return rules.BatchFacts(
-        limit_failures=limit_failures(batch),
+    facts = rules.BatchFacts(
         number=batch.number,
         state=batch.state,
         steps=[
@@ -79,34 +91,40 @@ def facts(batch: Batch) -> rules.BatchFacts:
             )
             for pk, key, title, state, kind, signs, verify in steps
         ],
-        open_exceptions=open_exceptions,
-        open_deviations=open_deviations,
+        exceptions=[_exception_facts(e) for e in exceptions],
+        deviations=[
+            rules.DeviationFacts(
+                number=lk.deviation.number,
+                title=lk.deviation.title,
+                state_label=lk.deviation.get_state_display(),
+                closed=lk.deviation.state == DeviationState.CLOSED,
+            )
+            for lk in deviations
+        ],
+        yields=yields.batch_yields(batch),
+        reconciliation=yields.batch_reconciliation(batch),
         unbalanced=unbalanced,
     )
+    return Reading(facts=facts, exceptions=exceptions, deviations=deviations)
 
 
-def limit_failures(batch: Batch) -> list[str]:
-    """Yields that cannot be computed, and any yield or reconciliation outside its limits that has no
-    exception to disposition (the engine raises one when it judges them; this says so if it did not)."""
-    raised = set(
-        BatchException.objects.filter(
-            batch=batch, code__in=["YIELD_OUT_OF_LIMITS", "RECONCILIATION_OUT_OF_LIMITS"]
-        ).values_list("code", "material", "step__key")
+def _exception_facts(e: BatchException) -> rules.ExceptionFacts:
+    d = getattr(e, "disposition", None)
+    return rules.ExceptionFacts(
+        id=e.pk,
+        code=e.code,
+        severity=e.severity,
+        message=e.message,
+        step=e.step.key if e.step else "",
+        material=e.material,
+        blocks=e.blocks,
+        decision=d.decision if d else "",
+        deviation=d.deviation_number if d else "",
     )
-    found = []
-    for y in yields.batch_yields(batch):
-        if y.within is None:
-            found.append(y.text())
-        elif y.within is False and not any(c == "YIELD_OUT_OF_LIMITS" and k == y.step for c, _, k in raised):
-            found.append(y.text() + " without its exception")
-    for r in yields.batch_reconciliation(batch):
-        if (
-            not r.within
-            and not any(c == "RECONCILIATION_OUT_OF_LIMITS" and m == r.lot[:60] for c, m, _ in raised)
-            and batch.state in ("complete", "in_review")
-        ):
-            found.append(r.text() + " without its exception")
-    return found
+
+
+def facts(batch: Batch) -> rules.BatchFacts:
+    return read(batch).facts
 
 
 def completeness(batch: Batch) -> list[rules.Check]:
@@ -116,16 +134,16 @@ def completeness(batch: Batch) -> list[rules.Check]:
 @dataclass(frozen=True)
 class ReviewScreen:
     batch: Batch
+    facts: rules.BatchFacts
     checks: list[rules.Check]
     exceptions: list[BatchException]
+    groups: list[triage.Group]
     critical_values: list[StepValue]
     corrections: list[StepValue]
     batch_history: list[AuditEntry]
     stages: list[ReviewStage]
     next_stage: str | None
     deviations: list[DeviationLink]
-    yields: list[Any]
-    reconciliation: list[Any]
 
     @property
     def complete(self) -> bool:
@@ -133,18 +151,26 @@ class ReviewScreen:
 
     @property
     def open_exceptions(self) -> int:
-        return sum(1 for e in self.exceptions if not hasattr(e, "disposition"))
+        return len(self.facts.open_exceptions)
+
+    @property
+    def yields(self) -> Sequence[Any]:
+        return self.facts.yields
+
+    @property
+    def reconciliation(self) -> Sequence[Any]:
+        return self.facts.reconciliation
+
+    @property
+    def refused_summary(self) -> str:
+        return triage.refused_summary(self.groups)
 
 
 def review_screen(batch: Batch, *, qp_required: bool) -> ReviewScreen:
-    """What QA reads instead of the whole record (RBE-02, RBE-04): exceptions, critical values,
-    changes after first entry, the batch's own history, the checklist and the stages signed."""
-    checks = completeness(batch)
-    exceptions = list(
-        BatchException.objects.filter(batch=batch)
-        .select_related("step", "user", "disposition", "disposition__by")
-        .order_by("at", "id")
-    )
+    """What QA reads instead of the whole record (RBE-02, RBE-04): exceptions grouped in reading order,
+    critical values, changes after first entry, the batch's own history, the checklist and the stages
+    signed; the checklist and every table from one reading of the batch (:func:`read`)."""
+    reading = read(batch)
     # Flagged when recorded, so QA's list of critical values does not parse every step's definition.
     critical_values = list(
         StepValue.objects.filter(step__batch=batch, critical=True)
@@ -160,25 +186,18 @@ def review_screen(batch: Batch, *, qp_required: bool) -> ReviewScreen:
         AuditEntry.objects.filter(record_type=record_type_of(Batch), record_id=str(batch.pk)).order_by("id")
     )
     stages = list(ReviewStage.objects.filter(batch=batch).select_related("by").order_by("at", "id"))
-    deviations = list(
-        DeviationLink.objects.filter(batch_number=batch.number)
-        .select_related("deviation")
-        .order_by("deviation__number", "id")
-    )
-    seen: set[int] = set()
-    unique_deviations = [d for d in deviations if not (d.deviation_id in seen or seen.add(d.deviation_id))]  # type: ignore[func-returns-value]
     return ReviewScreen(
         batch=batch,
-        checks=checks,
-        exceptions=exceptions,
+        facts=reading.facts,
+        checks=rules.completeness(reading.facts),
+        exceptions=reading.exceptions,
+        groups=triage.groups(reading.facts.exceptions),
         critical_values=critical_values,
         corrections=corrections,
         batch_history=history,
         stages=stages,
         next_stage=rules.next_stage([s.stage for s in stages], qp_required=qp_required),
-        deviations=unique_deviations,
-        yields=yields.batch_yields(batch),
-        reconciliation=yields.batch_reconciliation(batch),
+        deviations=reading.deviations,
     )
 
 

@@ -80,6 +80,16 @@ def exception_content(exc: BatchException) -> dict[str, Any]:
     }
 
 
+def _named(exc: BatchException) -> str:
+    """``#12 (REFUSED_PREDECESSOR_OPEN, 2026-12-06 14:05 UTC)``: an exception as a refusal names it."""
+    return f"#{exc.pk} ({exc.code}, {exc.at:%Y-%m-%d %H:%M} UTC)"
+
+
+def _listed(found: Sequence[BatchException], limit: int = 10) -> str:
+    more = len(found) - limit
+    return ", ".join(_named(e) for e in found[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def exceptions_disposition(
     *,
     actor: Actor,
@@ -88,13 +98,20 @@ def exceptions_disposition(
     decision: str,
     comment: str,
     deviation_number: str = "",
+    batch: Batch | None = None,
 ) -> list[ExceptionDisposition]:
-    """QA decides on one or more exceptions of one batch; each disposition signed on its own content.
+    """QA decides on one or more exceptions of one batch under one signing: a disposition each, each
+    with its own signature record bound to that exception's content (21 CFR 11.50, 11.70).
 
-    A comment is required (DEV-04); one's own exception is not approved by oneself
-    unless the GMP configuration in force allows it (self-approval); escalating to a
-    deviation links the exception to it, and the deviation's closure then governs
-    the batch's release.
+    One authentication signs the set (the signer chose them together; 11.200(a)(1)(i)), and
+    each disposition stays a record that is judged, printed and archived on its own, so a
+    change to one breaks only its own signature. A comment is required (DEV-04); one's own
+    exception is not approved by oneself unless the GMP configuration in force allows it
+    (self-approval); ``batch``, when given, is the only batch whose exceptions may be chosen.
+    Escalating to a deviation links each exception to it (once: an exception the deviation
+    was raised from is linked already), and the deviation's closure then governs the
+    batch's release. All or nothing: a refusal names every exception that caused it and
+    writes nothing. Locks the batch, then the deviation.
     """
     signer = _signed_by_actor(actor, signer, "execution.disposition_exception", "disposition exceptions")
     if not comment.strip():
@@ -104,15 +121,35 @@ def exceptions_disposition(
     ids = sorted({int(i) for i in exception_ids})
     if not ids:
         raise _refuse("NOTHING_CHOSEN", "Choose the exceptions to disposition.")
-    found = list(BatchException.objects.filter(pk__in=ids).select_related("batch", "step"))
-    if len(found) != len(ids):
-        raise _refuse("NO_SUCH_EXCEPTION", "One of the chosen exceptions does not exist.")
+    found = list(
+        BatchException.objects.filter(pk__in=ids).select_related("batch", "step").order_by("at", "id")
+    )
+    if missing := sorted(set(ids) - {e.pk for e in found}):
+        raise _refuse("NO_SUCH_EXCEPTION", f"No exception {', '.join(f'#{i}' for i in missing[:10])}.")
+    if batch is not None and (elsewhere := [e for e in found if e.batch_id != batch.pk]):
+        raise QualityRefused(
+            Verdict.of(
+                *(
+                    Reason(
+                        "ONE_BATCH",
+                        f"Exception {_named(e)} is batch {e.batch.number}'s, not {batch.number}'s: "
+                        f"disposition it on {e.batch.number}'s review.",
+                    )
+                    for e in elsewhere[:10]
+                )
+            )
+        )
     batch_ids = {e.batch_id for e in found}
     if len(batch_ids) != 1:
-        raise _refuse("ONE_BATCH", "Disposition the exceptions of one batch at a time.")
+        raise _refuse(
+            "ONE_BATCH",
+            "Disposition the exceptions of one batch at a time: these are of batches "
+            + ", ".join(sorted({e.batch.number for e in found}))
+            + ".",
+        )
     with transaction.atomic():
-        batch = rows.lock_batch(batch_ids.pop())
-        assert batch is not None
+        locked = rows.lock_batch(batch_ids.pop())
+        assert locked is not None
         deviation = None
         if decision == Decision.DEVIATION:
             deviation = Deviation.objects.select_for_update().filter(number=deviation_number.strip()).first()
@@ -123,20 +160,45 @@ def exceptions_disposition(
                 raise _refuse(
                     "DEVIATION_CLOSED", f"{deviation.number} is closed: raise a new deviation for these."
                 )
-        done = set(
-            ExceptionDisposition.objects.filter(exception_id__in=ids).values_list("exception_id", flat=True)
-        )
-        if done:
-            raise _refuse("ALREADY_DISPOSITIONED", f"Exception(s) {sorted(done)} have a disposition already.")
-        if not self_approval_allowed() and any(e.user_id == actor.id for e in found):
-            raise _refuse(
-                "SELF_APPROVAL",
-                "You raised one of these exceptions: another person dispositions it (DEV-04).",
+        done = {
+            d.exception_id: d
+            for d in ExceptionDisposition.objects.filter(exception_id__in=ids).select_related("by")
+        }
+        refused = [
+            Reason(
+                "ALREADY_DISPOSITIONED",
+                f"Exception {_named(e)} has a disposition already, which stands: "
+                f"{done[e.pk].get_decision_display()} ({done[e.pk].by.printed_name}, "
+                f"{done[e.pk].at:%Y-%m-%d %H:%M} UTC).",
             )
+            for e in found
+            if e.pk in done
+        ]
+        if not self_approval_allowed():
+            own = [e for e in found if e.user_id == actor.id]
+            if own:
+                refused.append(
+                    Reason(
+                        "SELF_APPROVAL",
+                        f"You raised exception{'s' if len(own) > 1 else ''} {_listed(own)}: another person "
+                        "dispositions your own exceptions (DEV-04).",
+                    )
+                )
+        if refused:
+            raise QualityRefused(Verdict.of(*refused))
+        linked = (
+            set(
+                DeviationLink.objects.filter(deviation=deviation, exception_id__in=ids).values_list(
+                    "exception_id", flat=True
+                )
+            )
+            if deviation is not None
+            else set()
+        )
         now = timezone.now()
         made = []
         for exc in found:
-            exc.batch = batch
+            exc.batch = locked
             made.append(
                 record_create(
                     ExceptionDisposition(
@@ -151,9 +213,13 @@ def exceptions_disposition(
                     reason=comment,
                 )
             )
-            if deviation is not None:
+            if deviation is not None and exc.pk not in linked:
+                # The deviation's latest signature did not bind this link: its status names it, with the
+                # reason given here (rules.bindings.deviation_statuses).
                 record_create(
-                    DeviationLink(deviation=deviation, batch_number=batch.number, exception=exc), actor=actor
+                    DeviationLink(deviation=deviation, batch_number=locked.number, exception=exc),
+                    actor=actor,
+                    reason=f"exception escalated: {comment.strip()}",
                 )
             signature_apply(
                 signer=signer,
@@ -171,9 +237,9 @@ def exceptions_disposition(
         blocking = sum(1 for e in found if e.blocks)
         if blocking:
             record_update(
-                batch,
+                locked,
                 actor=actor,
-                values={"blocking_exceptions": max(0, batch.blocking_exceptions - blocking)},
+                values={"blocking_exceptions": max(0, locked.blocking_exceptions - blocking)},
                 action="unblock",
                 reason=comment,
             )

@@ -200,28 +200,61 @@ def correction_signature_status(
     return judge(signature, correction_content(value), later=later)
 
 
+def witness_content(value: Mapping[str, Any], container: str) -> dict[str, Any]:
+    """What a witness signs for a weight typed by hand (``execution.dispensing``): the container it
+    went into, the weight and the reason."""
+    return {"container": container, "net": value["text"], "unit": value["unit"], "reason": value["reason"]}
+
+
+def witness_signature_status(
+    signature: Mapping[str, Any],
+    value: Mapping[str, Any],
+    values: Sequence[Mapping[str, Any]],
+    dispensed: Iterable[str],
+) -> Status:
+    """A witness's signature on a hand-typed weight: it holds if the value, with one of the containers
+    the step dispensed into (``dispensed``, from the record's weighings), hashes as signed."""
+    by_id = {v["id"]: v for v in values}
+    later = [correction_text(v, by_id) for v in values if v["corrects"] == value["id"]]
+    for container in dispensed:
+        content = witness_content(value, container)
+        if binding_hash(signature, content) == signature["binding_hash"]:
+            return judge(signature, content, later=later)
+    return Status(
+        BROKEN,
+        f"BROKEN: the weight it witnessed ({value['name']} = {value['text']} {value['unit']}) or the "
+        "container it went into changed outside the application",
+    )
+
+
 def step_statuses(
     batch: str,
     step: str,
     values: Sequence[Mapping[str, Any]],
     signatures: Sequence[Mapping[str, Any]],
     audited: Iterable[int] = (),
+    dispensed: Iterable[str] = (),
 ) -> dict[int, Status]:
-    """Every signature of one step (its own and its corrections'), by signature id.
+    """Every signature of one step (its own, its corrections' and a witness's), by signature id.
 
     ``audited``: ids of the step's values that have their audit entry (a
     recalculation is not signed on its own; its entry and the signed correction
-    that caused it account for it).
+    that caused it account for it). ``dispensed``: the containers the step
+    weighed into, which a witness's signature on a hand-typed weight names.
     """
     by_id = {str(v["id"]): v for v in values}
     out: dict[int, Status] = {}
     audited = set(audited)
+    dispensed = list(dispensed)
     explained: dict[int, bool] = {
         v["id"]: v.get("source") == "calculated" and v["id"] in audited for v in values if v["corrects"]
     }
     for s in signatures:
         if s["record_type"] == "execution.stepvalue" and s["record_id"] in by_id:
             value = by_id[s["record_id"]]
+            if s.get("witness") and value["corrects"] is None:
+                out[s["id"]] = witness_signature_status(s, value, values, dispensed)
+                continue
             out[s["id"]] = correction_signature_status(s, value, values)
             explained[value["id"]] = not out[s["id"]].broken
     for s in signatures:
@@ -281,13 +314,18 @@ def deviation_content(deviation: Mapping[str, Any], links: Sequence[Mapping[str,
 
 
 def deviation_statuses(
-    deviation: Mapping[str, Any], signatures: Sequence[Mapping[str, Any]], sign_entry: Mapping[int, int]
+    deviation: Mapping[str, Any],
+    signatures: Sequence[Mapping[str, Any]],
+    sign_entry: Mapping[int, int],
+    entries: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[int, Status]:
     """A deviation's signatures, one per step of its workflow, oldest first.
 
     The newest binds the deviation as it stands, less the links added after it
     (an exception escalated to it later; each link carries the id of its audit
-    entry, ``entry``); an earlier one is superseded by the next signed step.
+    entry, ``entry``, and ``entries`` holds those audit entries by id, so the
+    status names who added the link, when and why); an earlier one is superseded
+    by the next signed step.
     """
     ordered = sorted(signatures, key=lambda s: s["id"])
     out: dict[int, Status] = {}
@@ -307,7 +345,7 @@ def deviation_statuses(
             return out
         before = [lk for lk in links if lk.get("entry") is not None and lk["entry"] < signed_entry]
         later = [
-            f"a link to {_link_text(lk)} (audit entry #{lk['entry']})"
+            _later_link_text(lk, (entries or {}).get(lk["entry"]))
             for lk in links
             if lk.get("entry") is not None and lk["entry"] > signed_entry
         ]
@@ -318,6 +356,17 @@ def deviation_statuses(
             last, deviation_content(deviation, before), later=later, unexplained=unexplained
         )
     return out
+
+
+def _later_link_text(link: Mapping[str, Any], entry: Mapping[str, Any] | None) -> str:
+    """``a link to exception #3 of batch B-1, added by Rita Reviewer at …: why (audit entry #118)``."""
+    if entry is None:
+        return f"a link to {_link_text(link)} (audit entry #{link['entry']})"
+    why = f": {entry['reason']}" if entry.get("reason") else ""
+    return (
+        f"a link to {_link_text(link)}, added by {entry.get('actor_name') or 'an unnamed actor'} at "
+        f"{canonical.normalise(_time(entry['at']))}{why} (audit entry #{link['entry']})"
+    )
 
 
 def _link_text(link: Mapping[str, Any]) -> str:
@@ -573,6 +622,10 @@ def record_statuses(record: Mapping[str, Any]) -> dict[int, Status]:
         for e in trail
         if e["record_type"] == "execution.stepvalue" and e["action"] in VALUE_WRITES
     }
+    dispensed: dict[str, list[str]] = {}  # step key -> the containers it weighed into
+    for w in record.get("weighings", []):
+        if w.get("kind") == "dispense" and not str(w.get("quantity", "")).startswith("-"):
+            dispensed.setdefault(w.get("step") or "", []).append(w.get("container") or "")
     for step in record["steps"]:
         ids = {str(x["id"]) for x in step["values"]}
         own = [
@@ -581,7 +634,11 @@ def record_statuses(record: Mapping[str, Any]) -> dict[int, Status]:
             if (s["record_type"] == "execution.batchstep" and s["record_id"] == str(step.get("id")))
             or (s["record_type"] == "execution.stepvalue" and s["record_id"] in ids)
         ]
-        out.update(step_statuses(batch, step["key"], step["values"], own, audited_values))
+        out.update(
+            step_statuses(
+                batch, step["key"], step["values"], own, audited_values, dispensed.get(step["key"], ())
+            )
+        )
 
     dispositions = {str(e["disposition"]["id"]): e for e in record["exceptions"] if e.get("disposition")}
     for s in by_type.get("execution.exceptiondisposition", []):
@@ -592,9 +649,10 @@ def record_statuses(record: Mapping[str, Any]) -> dict[int, Status]:
             else Status(BROKEN, f"BROKEN: disposition #{s['record_id']} is missing from the record")
         )
 
+    entries = {e["id"]: e for e in trail}
     for dev in record["deviations"]:
         own = [s for s in by_type.get("quality.deviation", []) if s["record_id"] == str(dev.get("id"))]
-        out.update(deviation_statuses(dev, own, sign_entry))
+        out.update(deviation_statuses(dev, own, sign_entry, entries))
 
     for s in by_type.get("execution.batch", []):
         out[s["id"]] = _batch_command_status(batch, s, trail, sign_entry)

@@ -9,9 +9,12 @@ rejected because it is incomplete).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from . import triage
+from .triage import ExceptionFacts
 from .verdict import Reason, Verdict
+from .yields import Reconciliation, Yield
 
 PRODUCTION_REVIEW = "production_review"
 QA_REVIEW = "qa_review"
@@ -40,29 +43,173 @@ class StepFacts:
 
 
 @dataclass(frozen=True)
+class DeviationFacts:
+    number: str
+    title: str
+    state_label: str  # "Under investigation"
+    closed: bool
+
+    def text(self) -> str:
+        return f"{self.number}: {self.title} ({self.state_label.lower()})"
+
+
+# The batch states in which the engine has judged the reconciliation (at the batch's completion).
+_RECONCILED = ("complete", "in_review", "qa_released", "rejected")
+
+
+@dataclass(frozen=True)
 class BatchFacts:
+    """Everything review by exception decides on, read once per batch (``quality.selectors.facts``).
+
+    The checklist, the page's tables, the worklist's row and the gate of each
+    review stage all read one of these, so they cannot tell different stories.
+    """
+
     number: str
     state: str
     steps: Sequence[StepFacts]
-    open_exceptions: Sequence[str]  # "code: message" of each exception without a disposition
-    open_deviations: Sequence[str]  # "DEV-…: title (state)" of each linked deviation not closed
-    unbalanced: Sequence[str]  # material dispensed for the batch and neither charged nor returned
-    limit_failures: Sequence[str] = field(default=())  # yields/reconciliations outside their limits
+    exceptions: Sequence[ExceptionFacts] = ()  # in the order they were recorded
+    deviations: Sequence[DeviationFacts] = ()  # each linked deviation once
+    yields: Sequence[Yield] = ()
+    reconciliation: Sequence[Reconciliation] = ()
+    unbalanced: Sequence[str] = ()  # material dispensed for the batch and neither charged nor returned
+
+    @property
+    def open_exceptions(self) -> list[ExceptionFacts]:
+        return [e for e in self.exceptions if e.open]
+
+    @property
+    def open_deviations(self) -> list[DeviationFacts]:
+        return [d for d in self.deviations if not d.closed]
+
+
+# Check code -> what one finding counts, for the one-line summary of a failing check (the worklist).
+_COUNTED = {
+    "STEPS_DONE": ("step not done", "steps not done"),
+    "SIGNATURES": ("signature missing", "signatures missing"),
+    "EXCEPTIONS": ("exception open", "exceptions open"),
+    "DEVIATIONS": ("deviation open", "deviations open"),
+    "LIMITS": ("yield or reconciliation outside limits", "yields or reconciliations outside limits"),
+    "GENEALOGY": ("container not accounted for", "containers not accounted for"),
+}
 
 
 @dataclass(frozen=True)
 class Check:
+    """One line of the checklist. ``findings`` make it fail; ``notes`` are what passed only because QA
+    decided on it (a yield outside its limits whose exception was accepted), shown beside the answer."""
+
     code: str
     label: str
     ok: bool
     findings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    count: int | None = None  # what the findings stand for, when a finding stands for several
+
+    @property
+    def answer(self) -> str:
+        """``no``, ``yes``, or ``accepted`` (passed on QA's disposition of what is outside the rule)."""
+        if not self.ok:
+            return "no"
+        return "accepted" if self.notes else "yes"
+
+    @property
+    def summary(self) -> str:
+        """What keeps a failing check open, counted: ``3 exceptions open``; empty when it passes."""
+        if self.ok:
+            return ""
+        findings = list(self.findings)
+        prefix = ""
+        if self.code == "STEPS_DONE" and findings and findings[0].startswith("the batch is "):
+            prefix, findings = findings[0], findings[1:]
+            if not findings:
+                return prefix
+            prefix += "; "
+        n = len(findings) if self.count is None else self.count
+        one, many = _COUNTED.get(self.code, ("finding", "findings"))
+        return f"{prefix}{n} {one if n == 1 else many}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"code": self.code, "label": self.label, "ok": self.ok, "findings": list(self.findings)}
+        return {
+            "code": self.code,
+            "label": self.label,
+            "ok": self.ok,
+            "findings": list(self.findings),
+            "notes": list(self.notes),
+            "count": self.count if self.count is not None else len(self.findings),
+        }
 
 
-def _check(code: str, label: str, findings: Sequence[str]) -> Check:
-    return Check(code, label, not findings, tuple(findings))
+def _check(
+    code: str, label: str, findings: Sequence[str], notes: Sequence[str] = (), count: int | None = None
+) -> Check:
+    return Check(code, label, not findings, tuple(findings), tuple(notes), count)
+
+
+def open_exceptions(facts: BatchFacts) -> list[str]:
+    """The open exceptions in reading order (rules/triage.py): each result and process exception on its
+    own line, the operator's refused attempts one line per kind, so a dozen slips do not bury the OOS."""
+    lines: list[str] = []
+    for group in triage.groups(facts.open_exceptions):
+        if not group.folded:
+            lines.extend(e.text() for e in group.exceptions)
+            continue
+        codes = sorted({e.code for e in group.exceptions})
+        messages = list(dict.fromkeys(e.message for e in group.exceptions))
+        others = len(messages) - 1
+        lines.append(
+            f"{group.label} ({', '.join(codes)}): {messages[0]}"
+            + (f" (and {others} other message{'s' if others > 1 else ''})" if others else "")
+        )
+    return lines
+
+
+def _latest(
+    facts: BatchFacts, code: str, *, step: str | None = None, material: str | None = None
+) -> ExceptionFacts | None:
+    """The newest exception of ``code`` raised for this yield (its step) or this lot (its material)."""
+    found = [
+        e
+        for e in facts.exceptions
+        if e.code == code
+        and (step is None or e.step == step)
+        and (material is None or e.material == material)
+    ]
+    return found[-1] if found else None
+
+
+def _outside(
+    text: str, exc: ExceptionFacts | None, findings: list[str], notes: list[str], *, judged: bool
+) -> None:
+    """A yield or reconciliation outside its limits: open until QA decides on its exception."""
+    if exc is None:
+        findings.append(
+            f"{text}: {'no exception was raised' if judged else 'judged when the batch completes'}"
+        )
+    elif exc.open:
+        findings.append(f"{text}: exception #{exc.id} waits for its disposition")
+    elif exc.deviation:
+        notes.append(f"{text}: exception #{exc.id} escalated to {exc.deviation}")
+    else:
+        notes.append(f"{text}: exception #{exc.id} accepted by QA")
+
+
+def limits(facts: BatchFacts) -> tuple[list[str], list[str]]:
+    """Yields and reconciliations: (findings, notes). A yield that cannot be computed, or one outside its
+    limits whose exception is missing or open, is a finding; one whose exception QA decided is a note."""
+    findings: list[str] = []
+    notes: list[str] = []
+    for y in facts.yields:
+        if y.within is None:
+            findings.append(y.text())
+        elif y.within is False:
+            exc = _latest(facts, "YIELD_OUT_OF_LIMITS", step=y.step)
+            _outside(y.text(), exc, findings, notes, judged=True)
+    for r in facts.reconciliation:
+        if not r.within:
+            exc = _latest(facts, "RECONCILIATION_OUT_OF_LIMITS", material=r.lot[:60])
+            _outside(f"reconciliation of {r.text()}", exc, findings, notes, judged=facts.state in _RECONCILED)
+    return findings, notes
 
 
 def completeness(facts: BatchFacts) -> list[Check]:
@@ -75,12 +222,18 @@ def completeness(facts: BatchFacts) -> list[Check]:
     ended = (
         [] if facts.state in ("complete", "in_review") else [f"the batch is {facts.state.replace('_', ' ')}"]
     )
+    limit_findings, limit_notes = limits(facts)
     return [
         _check("STEPS_DONE", "All mandatory steps done", [*ended, *not_done]),
         _check("SIGNATURES", "All required signatures present", unsigned),
-        _check("EXCEPTIONS", "All exceptions dispositioned", facts.open_exceptions),
-        _check("DEVIATIONS", "Linked deviations closed", facts.open_deviations),
-        _check("LIMITS", "Yields and reconciliations within limits", facts.limit_failures),
+        _check(
+            "EXCEPTIONS",
+            "All exceptions dispositioned",
+            open_exceptions(facts),
+            count=len(facts.open_exceptions),
+        ),
+        _check("DEVIATIONS", "Linked deviations closed", [d.text() for d in facts.open_deviations]),
+        _check("LIMITS", "Yields and reconciliations within limits", limit_findings, limit_notes),
         _check("GENEALOGY", "Genealogy balanced", facts.unbalanced),
     ]
 

@@ -64,7 +64,16 @@ def step_statuses(batch_number: str, step_screen: Any) -> dict[int, bindings.Sta
         if recalculated
         else []
     )
-    return bindings.step_statuses(batch_number, step_screen.step.key, values, sigs, audited)
+    dispensed: list[str] = []
+    if any(s["witness"] and s["record_type"] == "execution.stepvalue" for s in sigs):
+        from batchline.materials.models import LedgerEntry
+
+        dispensed = list(
+            LedgerEntry.objects.filter(
+                batch_number=batch_number, step_key=step_screen.step.key, kind="dispense", quantity__gt=0
+            ).values_list("container__code", flat=True)
+        )
+    return bindings.step_statuses(batch_number, step_screen.step.key, values, sigs, audited, dispensed)
 
 
 def annotate(signatures: list[Any], statuses: dict[int, bindings.Status]) -> None:
@@ -109,12 +118,13 @@ def deviation_signatures(deviation: Any) -> list[dict[str, Any]]:
         Signature.objects.filter(record_type="quality.deviation", record_id=str(deviation.pk)).order_by("id")
     )
     links = list(deviation.links.order_by("id"))
-    entries = {
-        (rtype, rid): pk
-        for rtype, rid, pk in AuditEntry.objects.filter(
+    link_entries = {
+        pk: {"id": pk, "record_id": rid, "actor_name": name, "at": at, "reason": reason}
+        for pk, rid, name, at, reason in AuditEntry.objects.filter(
             record_type="quality.deviationlink", record_id__in=[str(lk.pk) for lk in links], action="create"
-        ).values_list("record_type", "record_id", "id")
+        ).values_list("id", "record_id", "actor_name", "at", "reason")
     }
+    entries = {("quality.deviationlink", e["record_id"]): pk for pk, e in link_entries.items()}
     entries.update(
         {
             (rtype, rid): pk
@@ -151,7 +161,9 @@ def deviation_signatures(deviation: Any) -> list[dict[str, Any]]:
         for s in sigs
         if ("signatures.signature", str(s.pk)) in entries
     }
-    statuses = bindings.deviation_statuses(record, [signature_fields(s) for s in sigs], sign_entry)
+    statuses = bindings.deviation_statuses(
+        record, [signature_fields(s) for s in sigs], sign_entry, link_entries
+    )
     return [{"signature": s, "status": statuses.get(s.pk)} for s in sigs]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -23,7 +23,7 @@ from batchline.quality import selectors, services
 from batchline.quality.models import Classification, Deviation, DeviationState, Stage
 from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as review_rules
-from batchline.rules import states
+from batchline.rules import states, triage
 from batchline.rules.verdict import Refused
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
@@ -160,25 +160,31 @@ def _names_as_signed(screen: Any, content: dict[str, Any]) -> None:
 
 @login_required
 def worklist(request: HttpRequest) -> HttpResponse:
-    """Batches waiting for review with their open exceptions and completeness; open deviations."""
+    """Batches waiting for review with their open exceptions and completeness; open deviations.
+
+    Each row is one reading of its batch (``quality.selectors.read``): the count of open
+    exceptions and the checks that fail come from the same facts as its review page.
+    """
     _require_quality(request)
     batches = list(
         Batch.objects.filter(state__in=_WAITING)
         .select_related("recipe")
         .defer("control_recipe", "recipe__document")
-        .annotate(
-            # distinct: two counts over two joins would multiply each other
-            open_exceptions=Count(
-                "exceptions", filter=Q(exceptions__disposition__isnull=True), distinct=True
-            ),
-            stages_signed=Count("review_stages", distinct=True),
-        )
+        .annotate(stages_signed=Count("review_stages"))
         .order_by("created_at", "id")
     )
     rows = []
     for b in batches:
-        checks = selectors.completeness(b)
-        rows.append({"batch": b, "failing": [c for c in checks if not c.ok], "checks": len(checks)})
+        facts = selectors.facts(b)
+        checks = review_rules.completeness(facts)
+        rows.append(
+            {
+                "batch": b,
+                "open_exceptions": len(facts.open_exceptions),
+                "failing": [c for c in checks if not c.ok],
+                "checks": len(checks),
+            }
+        )
     deviations = Deviation.objects.exclude(state=DeviationState.CLOSED).select_related("raised_by")
     return render(request, "quality/worklist.html", {"rows": rows, "deviations": deviations})
 
@@ -192,21 +198,35 @@ def _review_page(request: HttpRequest, batch: Batch, *, status: int = 200, **ext
     content, _statuses = signature_status.statuses_of(batch)
     _names_as_signed(screen, content)
     user = request.user
-    rows = [
+    shown = {e.pk: e for e in screen.exceptions}
+    chosen = request.POST.getlist("exception") if request.method == "POST" else []
+    groups: list[dict[str, Any]] = [
         {
-            "exception": e,
-            "type": taxonomy.classify(e.code),
-            "category": taxonomy.CATEGORIES[taxonomy.classify(e.code).category],
-            "disposition": getattr(e, "disposition", None),
+            "group": g,
+            "tier_label": triage.TIER_LABELS[g.tier],
+            "open": len(g.open_ids),
+            # A folded group with a chosen exception opens again after a refusal, so the choice shows.
+            "chosen": any(str(i) in chosen for i in g.open_ids),
+            "rows": [
+                {
+                    "exception": shown[f.id],
+                    "type": taxonomy.classify(f.code),
+                    "category": taxonomy.CATEGORIES[taxonomy.classify(f.code).category],
+                    "disposition": getattr(shown[f.id], "disposition", None),
+                }
+                for f in g.exceptions
+            ],
         }
-        for e in screen.exceptions
+        for g in screen.groups
     ]
     next_stage = screen.next_stage
     context = {
         "batch": batch,
         "screen": screen,
-        "rows": rows,
-        "open_rows": [r for r in rows if r["disposition"] is None],
+        "groups": groups,
+        "folded": [g for g in groups if g["group"].folded],
+        "open_count": screen.open_exceptions,
+        "exception_count": len(screen.exceptions),
         "rules_version": taxonomy.VERSION,
         "next_stage": next_stage,
         "next_stage_label": review_rules.STAGE_LABELS.get(next_stage or "", ""),
@@ -220,7 +240,7 @@ def _review_page(request: HttpRequest, batch: Batch, *, status: int = 200, **ext
         "username_required": username_required(request),
         "form": request.POST if request.method == "POST" else {},
         "signature_records": content["signature_records"],
-        "chosen": request.POST.getlist("exception") if request.method == "POST" else [],
+        "chosen": chosen,
         **extra,
     }
     return render(request, "quality/review.html", context, status=status)
@@ -245,10 +265,6 @@ def review_disposition(request: HttpRequest, number: str) -> HttpResponse:
     batch = _batch(number)
     ids = _ids(request.POST.getlist("exception"))
     try:
-        if BatchException.objects.filter(pk__in=ids).exclude(batch=batch).exists():
-            raise services.QualityRefused.because(
-                "ONE_BATCH", f"Disposition only exceptions of batch {batch.number} on its review page."
-            )
         signer = _signer(request, Meaning.APPROVED)
         made = services.exceptions_disposition(
             actor=_actor(request),
@@ -257,6 +273,7 @@ def review_disposition(request: HttpRequest, number: str) -> HttpResponse:
             decision=request.POST.get("decision", ""),
             comment=request.POST.get("comment", ""),
             deviation_number=request.POST.get("deviation", "")[:40],
+            batch=batch,
         )
     except (Refused, SignatureRefused, ReasonRequired) as exc:
         return _review_page(request, batch, status=422, refusal=_refusal(exc))
@@ -379,7 +396,17 @@ def _deviation_page(request: HttpRequest, dev: Deviation, *, status: int = 200, 
         for c, t in states.DEVIATION.items()
         if dev.state in t.source and user.has_perm(_COMMAND_PERMISSION[c])
     ]
-    links = list(dev.links.select_related("exception").order_by("id"))
+    # Each thing the deviation concerns once: an exception escalated to the deviation it was raised
+    # from was linked twice before issue 11 (both links stay in the record, with their audit entries).
+    seen: set[tuple[Any, ...]] = set()
+    links = [
+        lk
+        for lk in dev.links.select_related("exception").order_by("id")
+        if not (
+            (key := (lk.batch_number, lk.lot_number, lk.equipment_code, lk.exception_id)) in seen
+            or seen.add(key)  # type: ignore[func-returns-value]
+        )
+    ]
     context = {
         "deviation": dev,
         "links": links,
