@@ -99,6 +99,8 @@ MIDDLEWARE = [
     "batchline.web.middleware.RejectNulMiddleware",
     # One GMP configuration version per request (configuration/selectors.py).
     "batchline.configuration.selectors.ConfigurationMiddleware",
+    # Times shown in the site's zone, with its name (web/middleware.py).
+    "batchline.web.middleware.DisplayZoneMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -263,7 +265,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 # --- time -----------------------------------------------------------------
 USE_TZ = True
-TIME_ZONE = os.environ.get("BATCHLINE_TIME_ZONE", "UTC")  # display only; storage is UTC
+# Display only (storage is UTC): the zone of an installation whose site is not set up yet.
+# Once it is, the site's own zone is shown everywhere (equipment.selectors.display_zone).
+TIME_ZONE = os.environ.get("BATCHLINE_TIME_ZONE", "UTC")
 LANGUAGE_CODE = "en"
 USE_I18N = False
 

@@ -8,10 +8,10 @@ from batchline.web import audit_views as audit
 from batchline.web import configuration_views as configuration
 from batchline.web import equipment_views as equipment
 from batchline.web import execution_views as execution
+from batchline.web import floor_views, recipe_editor
 from batchline.web import genealogy_views as genealogy
 from batchline.web import material_views as materials
 from batchline.web import quality_views as quality
-from batchline.web import recipe_editor
 from batchline.web import recipe_views as recipes
 from batchline.web import remainder_views as remainders
 from batchline.web import simulator_views as simulator
@@ -75,6 +75,7 @@ urlpatterns = [
     path("tokens/<id:pk>/revoke/", accounts.token_revoke, name="token_revoke"),
     path("scales/reading/", execution.scale_reading, name="scale_reading"),
     path("scales/simulator/", simulator.scale_simulator_load, name="scale_simulator_load"),
+    path("clock/", floor_views.server_clock, name="server_clock"),
     path("batches/<slug:number>/steps/<slug:key>/proposal/", execution.fefo_proposal, name="fefo_proposal"),
     path(
         "batches/<slug:number>/containers/<slug:code>/label.pdf",
@@ -120,8 +121,8 @@ urlpatterns = [
     path("deviations/new/", quality.deviation_new, name="deviation_new"),
     path("deviations/<str:number>/", quality.deviation_detail, name="deviation"),
     path("deviations/<str:number>/<str:command>/", quality.deviation_step, name="deviation_step"),
-    path("floor/", execution.floor, name="floor"),
-    path("batches/new/", execution.batch_new, name="batch_new"),
+    path("floor/", floor_views.floor, name="floor"),
+    path("batches/new/", floor_views.batch_new, name="batch_new"),
     path("batches/<str:number>/", execution.batch, name="batch"),
     path("batches/<str:number>/record/", execution.batch_record, name="batch_record"),
     path(

@@ -149,12 +149,11 @@ def test_a_batch_runs_over_the_api(people) -> None:
     )
     assert implausible.status_code == 409 and implausible.json()["code"] == "VALUE_IMPLAUSIBLE"
     assert not StepValue.objects.exists()
-    assert (
-        api(
-            op, "post", "/batches/API-1/steps/weights/complete", {"values": {"w1": "640", "w2": "600"}}
-        ).status_code
-        == 200
-    )
+    asked = api(op, "post", "/batches/API-1/steps/weights/complete", {"values": {"w1": "640", "w2": "600"}})
+    assert asked.status_code == 409 and asked.json()["code"] == "CONFIRM_OUT_OF_SPECIFICATION"
+    assert "570–630 mg" in asked.json()["reasons"][0]["message"] and not StepValue.objects.exists()
+    confirmed = {"values": {"w1": "640", "w2": "600"}, "confirm_out_of_specification": True}
+    assert api(op, "post", "/batches/API-1/steps/weights/complete", confirmed).status_code == 200
     corrected = api(
         op,
         "post",

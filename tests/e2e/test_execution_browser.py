@@ -62,13 +62,12 @@ def test_an_operator_executes_a_batch_with_a_verifier(page, released_batch) -> N
     page.get_by_role("link", name="Open").click()
     page.get_by_test_id("step-title").wait_for()
 
-    # Out of order: refused in words, nothing recorded.
+    # Out of order: not offered, with why in words; nothing recorded, not even a refused attempt.
     page.locator("[data-step=weights]").click()
     page.locator("[data-step=weights].selected").wait_for()
-    page.get_by_test_id("start").click()
-    refusal = page.get_by_test_id("refusal")
-    refusal.wait_for()
-    assert "cannot start before “Dry mix” is complete" in refusal.inner_text()
+    assert page.get_by_test_id("start").is_disabled()
+    assert "cannot start before “Dry mix” is complete" in page.get_by_test_id("start-why").inner_text()
+    assert not BatchException.objects.exists()
 
     # Line clearance: checklist and the performer's signature (first of the session: ID and password).
     start(page, "clearance")
@@ -89,6 +88,11 @@ def test_an_operator_executes_a_batch_with_a_verifier(page, released_batch) -> N
     page.fill("#v-w1", "640")
     page.fill("#v-w2", "600")
     page.get_by_test_id("complete").click()
+    # Asked before it is recorded: which value, its limits, what recording it does.
+    question = page.get_by_test_id("confirm-oos")
+    question.wait_for()
+    assert "Weight 1 640 mg is outside its specification 570–630 mg" in question.inner_text()
+    question.get_by_role("button", name="Record out of specification").click()
     page.get_by_test_id("exceptions").get_by_text(
         "Weight 1 640 mg is outside its specification 570–630 mg."
     ).wait_for()
@@ -112,8 +116,10 @@ def test_an_operator_executes_a_batch_with_a_verifier(page, released_batch) -> N
     page.locator("[data-step=mean]").click()
     page.locator("[data-step=mean].selected").wait_for()
     settle(page)
-    page.get_by_test_id("start").click()
-    assert "must be dispositioned by QA before work continues" in page.get_by_test_id("refusal").inner_text()
+    assert page.get_by_test_id("start").is_disabled()
+    assert (
+        "must be dispositioned by QA before work continues" in page.get_by_test_id("start-why").inner_text()
+    )
     approver = User.objects.get(username="approver")
     exceptions_disposition(
         actor=Actor.of(approver, via="web"),
@@ -122,6 +128,8 @@ def test_an_operator_executes_a_batch_with_a_verifier(page, released_batch) -> N
         decision="accepted",
         comment="Balance misread; corrected with reason, true weight within specification.",
     )
+    page.get_by_test_id("check-again").click()  # QA decided at another station: the screen asks again
+    page.locator("[data-testid=start]:not([disabled])").wait_for()
 
     # The calculation step waits for a second person, who signs at this station with ID and password.
     start(page, "mean")
@@ -137,6 +145,6 @@ def test_an_operator_executes_a_batch_with_a_verifier(page, released_batch) -> N
     record = page.locator("main").inner_text()
     assert "(original, corrected)" in record and "misread the balance" in record
     assert "Supervisor Person — Verified — " in record and "Operator Person — Performed — " in record
-    assert "CRITICAL_OUT_OF_SPECIFICATION" in record and "REFUSED_PREDECESSOR_OPEN" in record
+    assert "CRITICAL_OUT_OF_SPECIFICATION" in record and "REFUSED_" not in record
     assert "Mean weight (calculated)\t600.00 mg" in record  # computed from the corrected weight
     page.screenshot(path="var/batch-record.png", full_page=True)

@@ -131,7 +131,7 @@ def test_qa_reviews_by_exception_and_releases_and_an_open_deviation_holds_anothe
     as_user(page, "approver")
     page.goto("/batches/B-1/review/")
     sign_with(page, "Sign the release…", "approver")
-    done(page, "released by qa")
+    done(page, "the batch is released by QA.")
     assert page.get_by_test_id("batch-state").inner_text() == "Released by QA"
     assert [
         s.inner_text().split("\t")[0] for s in page.get_by_test_id("stages").locator("tr[data-stage]").all()

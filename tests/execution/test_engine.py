@@ -9,8 +9,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_update
 from batchline.audit.verify import verify
+from batchline.execution import prompts
 from batchline.execution import services as ex
 from batchline.execution.models import Batch, BatchException, BatchStep, StepValue
 from batchline.materials import services as stock
@@ -195,7 +197,16 @@ def test_an_implausible_value_is_refused_and_an_out_of_spec_value_is_recorded_wi
         complete(people, batch, "weights", entries={"w1": "6000", "w2": "600"})
     assert "Weight 1 6000 mg cannot be right" in str(refused.value)
     assert not StepValue.objects.filter(step__batch=batch).exists()
-    complete(people, batch, "weights", entries={"w1": "640", "w2": "600"})
+    # Outside its specification: asked first, and nothing written or recorded until confirmed.
+    before = (AuditEntry.objects.count(), BatchException.objects.filter(batch=batch).count())
+    with pytest.raises(prompts.ConfirmationRequired) as asked:
+        complete(people, batch, "weights", entries={"w1": "640", "w2": "600"})
+    assert asked.value.verdict.codes == ["CONFIRM_OUT_OF_SPECIFICATION"]
+    assert "Weight 1 640 mg is outside its specification 570–630 mg" in str(asked.value)
+    assert "stops the batch until QA dispositions it" in str(asked.value)
+    assert (AuditEntry.objects.count(), BatchException.objects.filter(batch=batch).count()) == before
+    assert BatchStep.objects.get(batch=batch, key="weights").state == "running"
+    complete(people, batch, "weights", entries={"w1": "640", "w2": "600"}, confirm_out_of_specification=True)
     w1 = StepValue.objects.get(step__batch=batch, name="w1")
     assert (w1.number, w1.in_specification) == (Decimal("640"), False)
     exc = BatchException.objects.get(batch=batch, code="CRITICAL_OUT_OF_SPECIFICATION")
@@ -259,7 +270,7 @@ def test_a_correction_keeps_the_original_recalculates_and_raises_an_exception(pl
     people, recipe = plant
     batch = new_batch(people, recipe)
     run_to_weights(people, batch)
-    complete(people, batch, "weights", entries={"w1": "598", "w2": "640"})
+    complete(people, batch, "weights", entries={"w1": "598", "w2": "640"}, confirm_out_of_specification=True)
     accept_exceptions(people, batch)  # w2 is critical: its exception stops the batch until dispositioned
     start(people, batch, "mean")
     complete(people, batch, "mean")

@@ -66,7 +66,7 @@ def test_refused_attempts_after_the_decision_are_audit_events_not_exceptions(dec
         str(batch.pk),
         "operator",
     )
-    state = "released by qa" if decision == "released" else "rejected"
+    state = "released by QA" if decision == "released" else "rejected"  # as a sentence says it (issue 11)
     assert first.reason.startswith(f"Refused on batch {batch.number} ({state}), step weights: ")
     assert first.reason.endswith("no step can be worked on. [BATCH_NOT_ACTIVE]"), first.reason
     assert {e.pk for e in events} <= {e.pk for e in security_events()}

@@ -62,7 +62,12 @@ def test_the_screen_needs_the_same_queries_for_10_and_500_steps(client) -> None:
         ex.step_complete(actor=Actor.of(op, via="web"), user=op, batch=batch, step_key="s0")
         ex.step_start(actor=Actor.of(op, via="web"), user=op, batch=batch, step_key="s1")
         ex.step_complete(
-            actor=Actor.of(op, via="web"), user=op, batch=batch, step_key="s1", entries={"v1": "3"}
+            actor=Actor.of(op, via="web"),
+            user=op,
+            batch=batch,
+            step_key="s1",
+            entries={"v1": "3"},
+            confirm_out_of_specification=True,
         )
         client.force_login(op)
         client.get(f"/batches/Q-{n}/")  # warm the session

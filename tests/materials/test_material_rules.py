@@ -44,10 +44,10 @@ def test_the_expiry_refusal_names_the_lot_and_when_it_expired_in_the_site_time()
     assert verdict.codes == ["LOT_EXPIRED"]
     # 13:05 UTC is 14:05 in Berlin in November.
     assert verdict.reasons[0].message == (
-        "Lot L-0042 of Paracetamol expired at 14:05, 90 minutes ago: it cannot be used."
+        "Lot L-0042 of Paracetamol expired at 14:05 CET, 90 minutes ago: it cannot be used."
     )
     later = lot_usable(lot(), T + dt.timedelta(days=3), BERLIN).reasons[0].message
-    assert "expired at 14:05 on 25 November 2026, 3 days ago" in later
+    assert "expired at 14:05 CET on 25 November 2026, 3 days ago" in later
 
 
 @pytest.mark.req("MAT-03", "WD-05")
@@ -124,7 +124,7 @@ def test_a_container_reserved_or_dispensed_for_this_batch_is_fine_for_it() -> No
 
 
 def test_times_read_as_people_say_them() -> None:
-    assert when(T, T + dt.timedelta(seconds=30), dt.UTC) == "13:05, 30 seconds ago"
-    assert when(T, T + dt.timedelta(hours=5), dt.UTC) == "13:05, 5 hours ago"
-    assert when(T, T - dt.timedelta(minutes=1), dt.UTC) == "13:05, in 1 minute"
-    assert when(T, T, dt.UTC) == "13:05, just now"
+    assert when(T, T + dt.timedelta(seconds=30), dt.UTC) == "13:05 UTC, 30 seconds ago"
+    assert when(T, T + dt.timedelta(hours=5), dt.UTC) == "13:05 UTC, 5 hours ago"
+    assert when(T, T - dt.timedelta(minutes=1), dt.UTC) == "13:05 UTC, in 1 minute"
+    assert when(T, T, dt.UTC) == "13:05 UTC, just now"

@@ -152,7 +152,14 @@ def run_batch(
     ex.step_scan(actor=A(op), user=op, batch=batch, step_key="charge_api", scan=value.label.split()[2])
     ex.step_complete(actor=A(op), user=op, batch=batch, step_key="charge_api")
     start(people, batch, "weights")
-    ex.step_complete(actor=A(op), user=op, batch=batch, step_key="weights", entries={"w1": weight})
+    ex.step_complete(
+        actor=A(op),
+        user=op,
+        batch=batch,
+        step_key="weights",
+        entries={"w1": weight},
+        confirm_out_of_specification=True,
+    )
     return Batch.objects.get(pk=batch.pk)
 
 

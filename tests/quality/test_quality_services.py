@@ -39,7 +39,7 @@ def make_people():
 def finish(people, batch, w2="604"):
     """Run the small recipe to its end: weights (w2 as given), mean, verified by the supervisor."""
     run_to_weights(people, batch)
-    complete(people, batch, "weights", entries={"w1": "598", "w2": w2})
+    complete(people, batch, "weights", entries={"w1": "598", "w2": w2}, confirm_out_of_specification=True)
     open_blocking = BatchException.objects.filter(batch=batch, blocks=True)
     if open_blocking.exists():
         disposition(people, list(open_blocking.values_list("id", flat=True)))
@@ -120,7 +120,7 @@ def test_a_blocking_exception_is_dispositioned_with_a_comment_by_someone_else(pl
     people, recipe = plant
     batch = new_batch(people, recipe)
     run_to_weights(people, batch)
-    complete(people, batch, "weights", entries={"w1": "598", "w2": "640"})
+    complete(people, batch, "weights", entries={"w1": "598", "w2": "640"}, confirm_out_of_specification=True)
     exc = BatchException.objects.get(batch=batch, code="CRITICAL_OUT_OF_SPECIFICATION")
     assert exc.blocks and exc.type.category == "critical_value"
     batch.refresh_from_db()

@@ -63,6 +63,7 @@ def test_review_and_completeness_need_the_same_queries_for_few_and_many_values()
                 batch=batch,
                 step_key=f"s{i}",
                 entries={f"c{i}": "1.5", f"v{i}": "3" if i % 3 == 0 else "1.2"},
+                confirm_out_of_specification=True,
             )
         batch.refresh_from_db()
         assert batch.state == "complete"

@@ -117,7 +117,9 @@ def complete_batch(number: str = "B-REC-1") -> tuple[dict[str, Any], Batch]:
     age(mix, 5)
     complete(people, batch, "dry_mix")
     start(people, batch, "ipc_weights")
-    complete(people, batch, "ipc_weights", entries={"w1": "598", "w2": "640"})
+    complete(
+        people, batch, "ipc_weights", entries={"w1": "598", "w2": "640"}, confirm_out_of_specification=True
+    )
     # Weight 2 is critical: QA dispositions its exception before the batch goes on.
     from batchline.execution.models import BatchException
     from batchline.quality.services import exceptions_disposition

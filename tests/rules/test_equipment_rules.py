@@ -89,8 +89,8 @@ def test_an_expired_clean_hold_is_told_with_the_times() -> None:
     view = unit(cleaned_at=dt.datetime(2026, 2, 28, 5, 10, tzinfo=dt.UTC))
     (reason,) = eq.may_use(view, dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.UTC), "B-1", tz=ZURICH).reasons
     assert reason.message == (
-        "Granulator GRAN-01 was cleaned at 06:10 on 28 February; its clean hold of 72 h ended at "
-        "06:10 on 3 March: clean it again."
+        "Granulator GRAN-01 was cleaned at 06:10 CET on 28 February; its clean hold of 72 h ended at "
+        "06:10 CET on 3 March: clean it again."
     )
 
 
@@ -129,7 +129,7 @@ def test_the_dirty_hold_is_exceeded_at_its_instant(offset, refused) -> None:
 def test_dirty_equipment_is_refused_with_when_it_was_used() -> None:
     view = unit(status=eq.DIRTY, last_used_end=T - dt.timedelta(hours=1))
     (reason,) = eq.may_use(view, T, "B-1", tz=ZURICH).reasons
-    assert reason.message == "Granulator GRAN-01 was used until 05:10 and is dirty: clean it before use."
+    assert reason.message == "Granulator GRAN-01 was used until 05:10 CET and is dirty: clean it before use."
 
 
 def test_a_unit_cleaned_after_its_last_use_carries_no_dirty_hold() -> None:
@@ -166,7 +166,7 @@ def test_equipment_in_use_by_another_batch_is_busy_but_the_same_batch_may_scan_i
     assert eq.may_use(view, T, "B-1").allowed
     (reason,) = eq.may_use(view, T, "B-2", tz=ZURICH).reasons
     assert reason.code == "EQUIPMENT_BUSY"
-    assert "in use by batch B-1 since 05:50" in reason.message
+    assert "in use by batch B-1 since 05:50 CET" in reason.message
 
 
 @pytest.mark.req("EQ-01", "EQ-05")
@@ -252,7 +252,7 @@ def test_a_check_made_from_midnight_on_counts_for_the_day(offset, refused) -> No
     assert codes(verdict) == (["DAILY_CHECK_MISSING"] if refused else [])
     if refused:
         assert verdict.reasons[0].message == (
-            "Bench scale SCALE-01 has not had today's check; the last was at 23:59 on 3 March: "
+            "Bench scale SCALE-01 has not had today's check; the last was at 23:59 CET on 3 March: "
             "check it before weighing."
         )
 
@@ -342,5 +342,5 @@ def test_times_and_holds_read_as_people_write_them() -> None:
     assert eq.span(dt.timedelta(hours=72)) == "72 h"
     assert eq.span(dt.timedelta(days=7)) == "7 days"
     assert eq.span(dt.timedelta(minutes=90)) == "90 min"
-    assert eq.at(T, T, ZURICH) == "06:10"
-    assert eq.at(T - dt.timedelta(days=400), T, ZURICH) == "06:10 on 27 January 2025"
+    assert eq.at(T, T, ZURICH) == "06:10 CET"
+    assert eq.at(T - dt.timedelta(days=400), T, ZURICH) == "06:10 CET on 27 January 2025"

@@ -36,6 +36,9 @@ NOT_RECORDED = {"rules/review.py"}
 # A return to stock or a waste of what is left of a dispensed container is refused to the person
 # at once and writes nothing (nothing happened to the product): never recorded as an exception.
 NOT_RECORDED |= {"rules/returns.py", "execution/returns.py"}
+# execution/prompts.py asks the operator to confirm a value outside its specification before it is
+# recorded: a question, never recorded (the value, once confirmed, raises its own exception).
+NOT_RECORDED |= {"execution/prompts.py"}
 
 
 def _modules() -> list[pathlib.Path]:

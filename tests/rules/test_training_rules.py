@@ -34,7 +34,7 @@ def test_a_training_expires_at_its_instant(offset, refused) -> None:
     assert verdict.codes == (["QUALIFICATION_EXPIRED"] if refused else [])
     if refused:
         assert verdict.reasons[0].message == (
-            "Your training on SOP-GRAN-001 (High-shear granulation) expired at 14:05: retraining is needed first."
+            "Your training on SOP-GRAN-001 (High-shear granulation) expired at 14:05 UTC: retraining is needed first."
         )
 
 

@@ -32,4 +32,4 @@ def test_every_form_on_the_execution_screen_posts_to_its_own_action_without_htmx
     )
     assert plain.status_code == 422
     body = plain.content.decode()
-    assert "<html" in body and "is not a step of batch" in body
+    assert "<html" in body and "is not the code of a step of batch" in body

@@ -72,7 +72,7 @@ def test_the_cached_screen_shows_every_write_at_once(plant, login) -> None:
     start(people, batch, "weights")
     assert reads_steps(c, f"{URL}?step=clearance"), "the head moved: read once more"
     assert not reads_steps(c, f"{URL}?step=clearance")
-    complete(people, batch, "weights", entries={"w1": "598", "w2": "640"})  # out of specification
+    complete(people, batch, "weights", entries={"w1": "598", "w2": "640"}, confirm_out_of_specification=True)
     html = screen(c, f"{URL}?step=weights")
     assert "640 mg" in html and "598 mg" in html
     exceptions = html.split('data-testid="exceptions"')[1]

@@ -288,6 +288,11 @@ class CompleteIn(Schema):
     values: dict[str, Any] = Field(default_factory=dict, description="input name → value as typed")
     checklist: list[bool] = Field(default_factory=list, max_length=50)
     signature: SignatureIn | None = None
+    confirm_out_of_specification: bool = Field(
+        default=False,
+        description="the person confirms recording values outside their specification (each raises an "
+        "exception); without it such values are answered 409 CONFIRM_OUT_OF_SPECIFICATION and nothing is written",
+    )
 
 
 class VerifyIn(Schema):
@@ -299,6 +304,11 @@ class CorrectIn(Schema):
     text: str = Field(min_length=1, max_length=2000)
     reason: str = Field(min_length=1, max_length=2000)
     signature: SignatureIn
+    confirm_out_of_specification: bool = Field(
+        default=False,
+        description="the person confirms recording values outside their specification (each raises an "
+        "exception); without it such values are answered 409 CONFIRM_OUT_OF_SPECIFICATION and nothing is written",
+    )
 
 
 def _step_out(batch: Batch, key: str) -> dict[str, Any]:
@@ -338,6 +348,7 @@ def step_complete(request: HttpRequest, number: str, key: str, payload: Complete
         entries=entries,
         checklist=payload.checklist,
         signer=signer,
+        confirm_out_of_specification=payload.confirm_out_of_specification,
     )
     return _step_out(batch, key)
 
@@ -429,5 +440,6 @@ def step_correct(request: HttpRequest, number: str, key: str, payload: CorrectIn
         text=payload.text,
         reason=payload.reason,
         signer=signer,
+        confirm_out_of_specification=payload.confirm_out_of_specification,
     )
     return _step_out(batch, key)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
 from batchline import units
@@ -18,10 +19,29 @@ from .models import Equipment, EquipmentClass, LogbookEntry, Site
 
 def site_tz(site: Site) -> dt.tzinfo:
     """The site's zone for messages and "today" (a daily check); storage is UTC whatever it says."""
+    return _zone(site.time_zone) or dt.UTC
+
+
+def _zone(name: str) -> ZoneInfo | None:
     try:
-        return ZoneInfo(site.time_zone)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
+        return None
+
+
+def display_zone() -> ZoneInfo:
+    """The one zone every page, record and message shows times in: the site's (issue 11).
+
+    An installation serves one site (docs/architecture.md), and its ``Site.time_zone``
+    (plant master data, changed only with a reason in the audit trail) is that zone, so a
+    unit's hold times, a scale's "today" and every time on a page agree. Before the site is
+    set up, or if sites were given different zones, ``BATCHLINE_TIME_ZONE`` (settings.TIME_ZONE)
+    is. Read on each request (one statement on a table of a row or two): a changed site zone
+    shows at the next click, in every process.
+    """
+    zones = list(Site.objects.order_by().values_list("time_zone", flat=True).distinct()[:2])
+    found = _zone(zones[0]) if len(zones) == 1 else None
+    return found or ZoneInfo(settings.TIME_ZONE)
 
 
 def class_view(c: EquipmentClass) -> eq.EquipmentClassView:

@@ -148,7 +148,7 @@ def completion_reasons(step: BatchStep, ratio: Ratio) -> list[Reason]:
 
 
 def _dispensed_not_charged(step: BatchStep, weighing: str) -> list[Reason]:
-    title = _title_of(step, weighing)
+    title = title_of(step, weighing)
     unit = step.spec["material"]["unit"]
     left = [c for c in weighed_out(step.batch.number, weighing) if c.quantity > 0]
     if left:
@@ -169,7 +169,8 @@ def _dispensed_not_charged(step: BatchStep, weighing: str) -> list[Reason]:
     return []
 
 
-def _title_of(step: BatchStep, key: str) -> str:
+def title_of(step: BatchStep, key: str) -> str:
+    """The title of the batch's step ``key`` (a charge names the weighing it takes from)."""
     title = BatchStep.objects.filter(batch_id=step.batch_id, key=key).values_list("title", flat=True).first()
     return title or key
 
@@ -180,7 +181,7 @@ def _not_weighed_out_here(step: BatchStep, container: Any, batch_number: str) ->
     filled = weighed_out(batch_number, weighing)
     if any(c.pk == container.pk for c in filled):
         return None
-    title = _title_of(step, weighing)
+    title = title_of(step, weighing)
     these = ", ".join(c.code for c in filled if c.quantity > 0)
     return Reason(
         "NOT_WEIGHED_OUT_HERE",

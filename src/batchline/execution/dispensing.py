@@ -40,7 +40,7 @@ from batchline.signatures.services import VerifiedSigner, signature_apply
 from .charging import _label_mismatch, read_scan, required
 from .models import Batch, BatchStep, StepState, StepValue
 from .raising import exception_raise
-from .scaling import plain
+from .scaling import plain, target_shown, tolerance_text
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,8 @@ def dispense(
             Verdict.of(
                 Reason(
                     "OUT_OF_TOLERANCE",
-                    f"{plain(net)} {unit} weighed; the target is {plain(target.quantize(Decimal('0.001')))} {unit} "
-                    f"({plain(low.quantize(Decimal('0.001')))}–{plain(high.quantize(Decimal('0.001')))} {unit}): "
+                    f"{plain(net)} {unit} weighed; the target is {target_shown(target, low, high)} {unit} "
+                    f"({tolerance_text(target, low, high, unit)}): "
                     "adjust and weigh again.",
                 )
             ),

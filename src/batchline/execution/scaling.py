@@ -7,7 +7,7 @@ A value marked ``scales`` becomes value × planned ÷ nominal, multiplied first
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from batchline.rules.limits import NumberLimits, Range
@@ -80,3 +80,31 @@ def limits_text(definition: Mapping[str, Any], ratio: Ratio, name: str) -> str:
 
 def target_text(definition: Mapping[str, Any], ratio: Ratio) -> str:
     return scaled_text(definition.get("target"), ratio, bool(definition.get("scales")))
+
+
+def tolerance_places(target: Decimal, low: Decimal, high: Decimal) -> int:
+    """As many decimals as tell a range's ends and its target apart, never fewer than 3 (a gram in
+    kilograms): a 5 g weighing reads 0.0049–0.0051 kg, not 0.005–0.005 kg (issue 11)."""
+    for places in range(3, 9):
+        q = Decimal(1).scaleb(-places)
+        lo, hi = _ends(low, high, q)
+        mid = target.quantize(q)
+        if (lo < hi or low == high) and (lo != mid or low == target) and (mid != hi or high == target):
+            return places
+    return 9
+
+
+def _ends(low: Decimal, high: Decimal, q: Decimal) -> tuple[Decimal, Decimal]:
+    # Low rounded up, high rounded down: every number the text shows is accepted.
+    return low.quantize(q, rounding=ROUND_CEILING), high.quantize(q, rounding=ROUND_FLOOR)
+
+
+def tolerance_text(target: Decimal, low: Decimal, high: Decimal, unit: str) -> str:
+    """The accepted range as a person reads it, with :func:`tolerance_places` decimals."""
+    lo, hi = _ends(low, high, Decimal(1).scaleb(-tolerance_places(target, low, high)))
+    return f"{plain(lo)}–{plain(hi)} {unit}".rstrip()
+
+
+def target_shown(target: Decimal, low: Decimal, high: Decimal) -> str:
+    """The target with as many decimals as its range."""
+    return plain(target.quantize(Decimal(1).scaleb(-tolerance_places(target, low, high))))

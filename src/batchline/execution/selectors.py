@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -83,6 +84,7 @@ def batch_by_number(number: str) -> Batch:
 class ValueRow:
     value: StepValue
     corrections: list[StepValue] = field(default_factory=list)  # newer entries that replaced it, in order
+    specification: str = ""  # its limits as a person reads them, where it has any
 
     @property
     def current(self) -> StepValue:
@@ -112,6 +114,21 @@ class StepScreen:
     def state_label(self) -> str:
         return gates.STEP_STATE_LABELS[self.step.state]
 
+    @property
+    def correctable(self) -> list[InputView]:
+        """The entered values a correction can replace (a scan or a weighing is not typed again)."""
+        return [i for i in self.inputs if i.row]
+
+    @property
+    def timer(self) -> tuple[int | None, int | None] | None:
+        """The step's shortest and longest duration in seconds, if it is timed."""
+        timer = self.definition.get("timer") or {}
+        if not timer.get("min_minutes") and not timer.get("max_minutes"):
+            return None
+        return tuple(  # type: ignore[return-value]
+            int(Decimal(str(timer[k])) * 60) if timer.get(k) else None for k in ("min_minutes", "max_minutes")
+        )
+
 
 @dataclass
 class BatchScreen:
@@ -138,6 +155,26 @@ class BatchScreen:
     @property
     def done_count(self) -> int:
         return sum(1 for s in self.steps if s.step.state == StepState.DONE)
+
+    @property
+    def running(self) -> list[StepScreen]:
+        return [s for s in self.steps if s.step.state == StepState.RUNNING]
+
+    @property
+    def ready(self) -> list[StepScreen]:
+        """Steps not started whose predecessors are all complete: they can start now."""
+        done = {s.step.key for s in self.steps if s.step.state == StepState.DONE}
+        return [
+            s
+            for s in self.steps
+            if s.step.state == StepState.PENDING and all(p in done for p in s.predecessors)
+        ]
+
+    @property
+    def last_done(self) -> StepScreen | None:
+        """The step completed last (verified, or completed without a verifier), if any."""
+        done = [s for s in self.steps if s.step.state == StepState.DONE]
+        return max(done, key=lambda s: (s.step.verified_at or s.step.completed_at, s.step.seq), default=None)
 
 
 def batch_screen(batch: Batch) -> BatchScreen:
@@ -287,7 +324,19 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
     # the ORM turns into a join on the batch table to sort by its creation time.
     steps = list(
         BatchStep.objects.filter(batch=batch)
-        .only("id", "batch_id", "key", "title", "state", "seq", "operation", "predecessors")
+        .only(
+            "id",
+            "batch_id",
+            "key",
+            "title",
+            "kind",
+            "state",
+            "seq",
+            "operation",
+            "predecessors",
+            "completed_at",
+            "verified_at",
+        )
         .order_by("seq")
     )
     exceptions = list(BatchException.objects.filter(batch=batch).select_related("user").order_by("at", "id"))
@@ -309,9 +358,25 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
     ]
     screen = BatchScreen(batch=batch, steps=light, exceptions=exceptions, batch_signatures=[])
     pick = screen.step(selected) or screen.current()
+    # The shown step and every running one in full, in one statement: each running step keeps a
+    # panel of its own (its timer, its scan field), however many run side by side.
+    wanted = {s.step.pk for s in screen.running} | ({pick.step.pk} if pick else set())
+    full = (
+        {
+            s.pk: s
+            for s in BatchStep.objects.select_related("started_by", "completed_by", "verified_by").filter(
+                pk__in=wanted
+            )
+        }
+        if wanted
+        else {}
+    )
+    for s in screen.running:
+        s.step = full[s.step.pk]
+        s.definition = s.step.spec
     if pick is None:
         return screen, None
-    step = BatchStep.objects.select_related("started_by", "completed_by", "verified_by").get(pk=pick.step.pk)
+    step = full[pick.step.pk]
     values = list(
         StepValue.objects.filter(step=step).select_related("entered_by").order_by("entered_at", "id")
     )
@@ -332,11 +397,15 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
             rows.append(row_of[v.pk])
     by_name = {r.value.name: r for r in rows}
     d = step.spec
+    inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])]
+    for view in [*inputs, *(_input_view(c, None, batch.ratio) for c in d.get("calculations", []))]:
+        if view.definition["name"] in by_name:  # what the verifier compares each value with
+            by_name[view.definition["name"]].specification = view.specification
     detail = StepScreen(
         step=step,
         definition=d,
         rows=rows,
-        inputs=[_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])],
+        inputs=inputs,
         signatures=sorted(signatures, key=lambda s: (s.signed_at, s.pk)),
         exceptions=[e for e in exceptions if e.step_id == step.pk],
         predecessors=list(step.predecessors),

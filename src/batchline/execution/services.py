@@ -52,6 +52,7 @@ from . import (
     identify,
     labelling,
     producing,
+    prompts,
     raising,
     rows,
     sampling,
@@ -128,7 +129,7 @@ def _record_refusal(
                     record_type="execution.batch",
                     record_id=batch.pk,
                     changes={},
-                    reason=f"Refused on batch {batch.number} ({batch.get_state_display().lower()})"
+                    reason=f"Refused on batch {batch.number} ({states.LABELS[batch.state]})"
                     + (f", step {step_key}" if step_key else "")
                     + (f", scanned {scanned[:60]}" if scanned else "")
                     + f": {reason.message} [{reason.code}]",
@@ -275,8 +276,7 @@ def batch_produce(
         if locked.state != BatchState.RUNNING:
             raise _refuse(
                 "BATCH_NOT_RUNNING",
-                f"Batch {locked.number} is {locked.get_state_display().lower()}: "
-                "output is recorded while it runs.",
+                f"Batch {locked.number} is {states.LABELS[locked.state]}: output is recorded while it runs.",
             )
         lot = output_lot(locked.number)
         if lot is None:
@@ -601,12 +601,15 @@ def step_complete(
     entries: Mapping[str, str] | None = None,
     checklist: list[bool] | None = None,
     signer: VerifiedSigner | None = None,
+    confirm_out_of_specification: bool = False,
 ) -> BatchStep:
     """Record the step's values, run its calculations, sign, and complete it (or hand it to a verifier).
 
     Implausible values and a missing signature refuse the whole step and write
     nothing but the refusal; values outside specification are recorded and
-    raise exceptions.
+    raise exceptions, once ``confirm_out_of_specification`` says the person
+    confirmed them (otherwise :class:`prompts.ConfirmationRequired`, nothing
+    written and nothing recorded: a question, not a refusal).
     """
     entries = dict(entries or {})
     with transaction.atomic():
@@ -663,6 +666,10 @@ def step_complete(
         verdict = Verdict((*verdict.reasons, *reasons))
         if not verdict.allowed:
             raise ExecutionRefused(verdict)
+        if not confirm_out_of_specification:  # asked last: only once nothing else stands in the way
+            unconfirmed = prompts.out_of_specification(parsed, snap.batch.ratio)
+            if not unconfirmed.allowed:
+                raise prompts.ConfirmationRequired(unconfirmed)
 
         # Each change's entry is made as it happens and all are appended, chained in that
         # order, in one call at the end of the block: one round trip instead of one per record.
@@ -940,8 +947,12 @@ def value_correct(
     text: str,
     reason: str,
     signer: VerifiedSigner,
+    confirm_out_of_specification: bool = False,
 ) -> StepValue:
     """Correct a recorded value: a new entry that points at the original, with reason and signature (DI-05).
+
+    A correction to a value outside its specification is recorded only once confirmed, as
+    at completion (:mod:`prompts`).
 
     The original stays; calculations that used the value are recalculated as
     corrections of their own. A step that was verified goes back to waiting
@@ -958,7 +969,7 @@ def value_correct(
             reasons.append(
                 Reason(
                     "BATCH_NOT_ACTIVE",
-                    f"The batch is {snap.batch.get_state_display().lower()}: values can no longer be corrected.",
+                    f"The batch is {states.LABELS[snap.batch.state]}: values can no longer be corrected.",
                 )
             )
         missing_role = gates.role_reason(snap.views[step_key], _gate_actor(actor, snap))
@@ -984,6 +995,10 @@ def value_correct(
             problem = next(iter(judge(number, limits, label=definition["label"]).verdict.reasons), None)
         if problem is not None:
             raise ExecutionRefused(Verdict.of(problem))
+        if not confirm_out_of_specification:
+            unconfirmed = prompts.out_of_specification([(definition, new_text, number)], snap.batch.ratio)
+            if not unconfirmed.allowed:
+                raise prompts.ConfirmationRequired(unconfirmed)
         corrected = _write_value(
             step,
             actor=actor,

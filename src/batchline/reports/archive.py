@@ -15,9 +15,11 @@ import zipfile
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import SYSTEM, Actor, audit_append
+from batchline.equipment.selectors import display_zone
 from batchline.execution.models import Batch
 from batchline.keys import fingerprint, installation_key
 from batchline.rules import canonical
@@ -53,7 +55,9 @@ def archive_export(batch: Batch, *, actor: Actor = SYSTEM) -> tuple[bytes, str]:
     can be matched to its export years later.
     """
     key = installation_key()
-    content = record_content(batch)
+    with timezone.override(display_zone()):  # as the page and the command show it (documents.py)
+        content = record_content(batch)
+        pdf = render_pdf(content)
     head = AuditEntry.objects.order_by("-id").values_list("id", "hash").first()
     audit = {
         "entries": content["audit_trail"],
@@ -65,7 +69,7 @@ def archive_export(batch: Batch, *, actor: Actor = SYSTEM) -> tuple[bytes, str]:
     }
     members = {
         "record.json": json_bytes(content),
-        "record.pdf": render_pdf(content),
+        "record.pdf": pdf,
         "record.xml": render_batchml(content),
         "audit.json": json_bytes(audit),
         "signatures.json": json_bytes(_signatures(content)),

@@ -6,6 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
+
+from batchline.equipment.selectors import display_zone
 from batchline.execution.models import Batch
 
 from .batchml import render_batchml
@@ -39,4 +42,6 @@ def render(content: dict[str, Any], fmt: str) -> Document:
 
 
 def batch_document(batch: Batch, fmt: str) -> Document:
-    return render(record_content(batch), fmt)
+    # In the site's zone whoever asks (a page, the command line): manifestations and times agree.
+    with timezone.override(display_zone()):
+        return render(record_content(batch), fmt)

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 import reportlab
-from django.conf import settings
+from django.utils import timezone
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.units import mm
@@ -82,7 +82,7 @@ CFR_211_188_B: list[tuple[str, str, str]] = [
 
 def _zone(time_zone: str | None) -> ZoneInfo:
     # The zone signature manifestations are written in, so that every time on the page agrees.
-    return ZoneInfo(time_zone or settings.TIME_ZONE)
+    return ZoneInfo(time_zone or timezone.get_current_timezone_name())
 
 
 def _configuration_text(config: dict[str, Any] | None, t: Any) -> str:
@@ -655,8 +655,8 @@ def _number(value: Any) -> Any:
 
 
 def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> bytes:
-    """The record as PDF/A-2b bytes. Times are shown in ``time_zone`` (default: the display zone,
-    ``TIME_ZONE``). The same content and zone give the same bytes."""
+    """The record as PDF/A-2b bytes. Times are shown in ``time_zone`` (default: the zone in force,
+    the site's: reports/documents.py). The same content and zone give the same bytes."""
     fonts()
     digest = content_sha256(content)
     times = Times(_zone(time_zone))

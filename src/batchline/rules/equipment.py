@@ -104,9 +104,13 @@ class Condition:
 
 
 def at(instant: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> str:
-    """ "06:10" today, "06:10 on 3 March" another day this year, with the year otherwise."""
+    """ "06:10 CET" today, "06:10 CET on 3 March" another day this year, with the year otherwise.
+
+    The zone's name goes with every time told (issue 11): a message read on a page, in the
+    record or in an export says which clock it means.
+    """
     local, today = instant.astimezone(tz), now.astimezone(tz)
-    text = local.strftime("%H:%M")
+    text = local.strftime("%H:%M %Z")
     if local.date() != today.date():
         text += f" on {local.day} {local.strftime('%B')}"
         if local.year != today.year:

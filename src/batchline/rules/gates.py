@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from .states import LABELS as STATE_WORDS
 from .verdict import Reason, Verdict
 
 PENDING, RUNNING, AWAITING_VERIFICATION, DONE = "pending", "running", "awaiting_verification", "done"
@@ -56,15 +57,9 @@ def _minutes(seconds: float) -> str:
 def batch_reason(batch_state: str) -> Reason | None:
     if batch_state in BATCH_ACCEPTS_WORK:
         return None
-    labels = {
-        "created": "not released to the floor yet",
-        "held": "on hold",
-        "complete": "complete",
-        "aborted": "aborted",
-    }
-    return Reason(
-        "BATCH_NOT_ACTIVE", f"The batch is {labels.get(batch_state, batch_state)}: no step can be worked on."
-    )
+    labels = {"created": "not released to the floor yet", "held": "on hold"}
+    said = labels.get(batch_state) or STATE_WORDS.get(batch_state, batch_state)
+    return Reason("BATCH_NOT_ACTIVE", f"The batch is {said}: no step can be worked on.")
 
 
 def role_reason(step: StepView, actor: Actor) -> Reason | None:

@@ -48,9 +48,9 @@ class ContainerView:
 
 
 def when(instant: dt.datetime, now: dt.datetime, tz: dt.tzinfo) -> str:
-    """ "14:05, 90 minutes ago" (same day) or "14:05 on 3 March 2026, 2 days ago"."""
+    """ "14:05 CET, 90 minutes ago" (same day) or "14:05 CET on 3 March 2026, 2 days ago"."""
     local, today = instant.astimezone(tz), now.astimezone(tz)
-    clock = local.strftime("%H:%M")
+    clock = local.strftime("%H:%M %Z")
     if local.date() != today.date():
         clock += f" on {local.day} {local.strftime('%B %Y')}"
     seconds = (now - instant).total_seconds()

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 
 import batchline
 
@@ -14,7 +14,8 @@ def site(request: HttpRequest) -> dict[str, Any]:
     config = current()
     return {
         "batchline_version": batchline.__version__,
-        "site_time_zone": settings.TIME_ZONE,
+        # The zone every time on the page is shown in (web/middleware.py DisplayZoneMiddleware).
+        "site_time_zone": timezone.get_current_timezone_name(),
         # The GMP configuration in force (configuration/selectors.py), not the environment that seeded it.
         "idle_timeout_seconds": config.idle_timeout_seconds,
         "lockout_failures": config.lockout_failures,

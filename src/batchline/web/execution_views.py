@@ -9,26 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.equipment.models import Equipment
-from batchline.execution import charging, dispensing, recording, selectors, services
+from batchline.execution import dispensing, prompts, recording, selectors, services
 from batchline.execution.models import Batch, BatchStep
-from batchline.execution.scaling import plain
-from batchline.materials.models import Consumption, Container
-from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
-from batchline.rules.numbers import NotANumber, parse_decimal
+from batchline.rules import gates, states
 from batchline.rules.verdict import Refused
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
@@ -40,11 +37,11 @@ from batchline.signatures.services import (
     username_required,
 )
 
-from . import record_page, screens
+from . import offers, record_page, screens, step_panels
 from .access import current_user, require
 
-# Step kinds whose running step takes what the scan field reads (a container, an equipment tag).
-SCANNED = frozenset({"material_charge", "equipment_id"})
+# Never typed back into a form after a refusal.
+NOT_KEPT = frozenset({"signer_password", "csrfmiddlewaretoken"})
 
 
 def _batch(number: str) -> Batch:
@@ -52,89 +49,6 @@ def _batch(number: str) -> Batch:
         return selectors.batch_by_number(number)
     except Batch.DoesNotExist as exc:
         raise Http404(f"No batch {number}") from exc
-
-
-@login_required
-def floor(request: HttpRequest) -> HttpResponse:
-    require(request.user, "execution.view_batch")
-    context = {
-        "batches": selectors.floor_batches(),
-        "awaiting_review": selectors.batches_awaiting_review()[:50],
-        "recipes": MasterRecipe.objects.filter(status=RecipeStatus.EFFECTIVE).order_by("code"),
-        "can_control": request.user.has_perm("execution.control_batch"),
-        "username_required": username_required(request),
-    }
-    return render(request, "execution/floor.html", context)
-
-
-@login_required
-@require_POST
-def batch_new(request: HttpRequest) -> HttpResponse:
-    require(request.user, "execution.control_batch")
-    recipe = MasterRecipe.objects.filter(pk=request.POST.get("recipe") or 0).first()
-    try:
-        quantity = parse_decimal(request.POST.get("planned_quantity", ""))
-    except NotANumber as exc:
-        messages.error(request, f"Planned quantity: {exc}.")
-        return HttpResponseRedirect(reverse("floor"))
-    if recipe is None:
-        messages.error(request, "Choose an effective recipe.")
-        return HttpResponseRedirect(reverse("floor"))
-    try:
-        batch = services.batch_create(
-            actor=Actor.of(request.user, via="web"),
-            recipe=recipe,
-            number=request.POST.get("number", "")[:40],
-            planned_quantity=quantity,
-        )
-    except services.ExecutionRefused as exc:
-        messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse("floor"))
-    messages.success(request, f"Batch {batch.number} created. Release it to the floor when ready.")
-    return HttpResponseRedirect(reverse("batch", args=[batch.number]))
-
-
-def _material_context(batch: Batch, current: Any) -> dict[str, Any]:
-    """What a material, weighing or equipment step shows; all of it changes only with audited writes.
-
-    (The first-to-expire proposal changes as time passes, so it is not here: the booth
-    loads it on its own, uncached, from :func:`fefo_proposal`.)
-    """
-    charge = booth = None
-    if current and current.step.kind == "material_charge":
-        step = current.step
-        target, low, high, unit = charging.required(step.spec, batch.ratio)
-        charge = {
-            "code": step.spec["material"]["code"],
-            "target": plain(target),
-            "low": plain(low),
-            "high": plain(high),
-            "unit": unit,
-            "charged": plain(charging.charged(step)),
-            "containers": Consumption.objects.filter(batch_number=batch.number, step_key=step.key)
-            .select_related("container", "lot")
-            .order_by("id"),
-        }
-    if current and current.step.kind == "weigh_dispense":
-        target, low, high, unit = charging.required(current.step.spec, batch.ratio)
-        booth = {
-            "code": current.step.spec["material"]["code"],
-            "target": plain(target),
-            "low": plain(low),
-            "high": plain(high),
-            "unit": unit,
-            "potency": current.step.spec["material"].get("potency_adjust", False),
-            "scales": Equipment.objects.filter(equipment_class__is_scale=True).order_by("code"),
-            "dispensed": Container.objects.filter(
-                dispensed_for=batch.number, ledger__step_key=current.step.key
-            ).distinct(),
-        }
-    scans = current is not None and current.step.state == "running"
-    return {
-        "charge": charge,
-        "booth": booth,
-        "scan_step": current.step.key if scans and current and current.step.kind in SCANNED else None,
-    }
 
 
 @login_required
@@ -158,42 +72,84 @@ def _panel(
     selected: str | None = None,
     refusal: list[str] | None = None,
     sign_error: str = "",
+    confirm: list[str] | None = None,
+    dialog: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    """The execution panel (the whole page unless htmx asks), from the cache when nothing has changed."""
+    """The execution panel (the whole page unless htmx asks), from the cache when nothing has changed.
+
+    After a refusal (``refusal``, ``sign_error``) or a question (``confirm``: values outside their
+    specification) the form comes back as it was typed, never with a password, and the dialog
+    named ``dialog`` opens again with the refusal in words; such a panel is never cached.
+    """
     version = selectors.batch_version(number)  # first: what is read after it is at least as new
     if version is None:
         raise Http404(f"No batch {number}")
     user = current_user(request)
     can_control = user.has_perm("execution.control_batch")
+    can_execute = user.has_perm("execution.execute_batch")
+    # A step's role decides who may start it: the person's roles are part of what the panel offers.
+    # Roles and the site's zone change only with audited writes: kept under the trail's head.
+    head = version[1]
+    roles: frozenset[str] = screens.at_head(
+        head, f"roles:{user.pk}", lambda: frozenset(user.groups.values_list("name", flat=True))
+    )
     needs_username = username_required(request)
+    zone = screens.at_head(head, f"zone:{settings.TIME_ZONE}", timezone.get_current_timezone_name)
+    answered = bool(refusal or sign_error or confirm)
     panel_key = (
         None
-        if refusal or sign_error
+        if answered
         else screens.panel_key(
-            version, selected=selected, can_control=can_control, username_required=needs_username
+            version,
+            selected=selected,
+            can_control=can_control,
+            can_execute=can_execute,
+            roles=roles,
+            username_required=needs_username,
+            zone=zone,
         )
+    )
+    kept = (
+        {k: v[:2000] for k, v in request.POST.items() if k not in NOT_KEPT}
+        if answered and request.method == "POST"
+        else {}
     )
 
     def render_panel(csrf_token: str) -> str:
-        from . import step_records_views  # it imports this module's _panel
-
         batch = selectors.batch_by_number(number)
         screen, current = selectors.batch_panel(batch, selected)
         if current is not None:  # each signature of the shown step with its status (11.70)
             signature_status.annotate(
                 current.signatures, signature_status.step_statuses(batch.number, current)
             )
+        last = screen.last_done
+        ready = screen.ready
         context: dict[str, Any] = {
-            **_material_context(batch, current),
-            **step_records_views.records_context(batch, current),
+            **step_panels.context(batch, current),
+            **offers.offers(batch, screen, current, user_id=user.pk, roles=roles, can_control=can_control),
             "screen": screen,
             "batch": batch,
             "current": current,
+            "others_running": [
+                s for s in screen.running if current is None or s.step.key != current.step.key
+            ],
+            "ready_now": [s for s in ready if current is None or s.step.key != current.step.key],
+            "ready_keys": {s.step.key for s in ready},
+            "folded_count": screen.done_count - (1 if last else 0),
+            "scanned_kinds": step_panels.SCANNED,
+            "work_states": gates.BATCH_ACCEPTS_WORK,
             "refusal": refusal or [],
             "sign_error": sign_error,
+            "confirm": confirm or [],
+            "kept": kept,
+            "open_dialog": dialog,
+            "dialog_messages": [*(refusal or []), *([sign_error] if sign_error else [])],
+            "dialog_include": "execution/_confirm_oos.html" if confirm else "",
             "username_required": needs_username,
             "can_control": can_control,
+            "can_execute": can_execute,
+            "zone_name": zone,
             "meaning": Meaning.PERFORMED.value,
             "meaning_label": Meaning.PERFORMED.label,
             "csrf_token": csrf_token,
@@ -239,6 +195,14 @@ def _signer(request: HttpRequest, meaning: str, *, allow_witness: bool = False) 
     )
 
 
+# The signing dialog each action's form opens, to reopen after a refusal with what was typed.
+_DIALOGS = {"verify": "sign-verify", "correct": "sign-correct"}
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("confirm_out_of_specification", "") in ("1", "on")
+
+
 @login_required
 @require_POST
 def step_action(request: HttpRequest, number: str, key: str, action: str) -> HttpResponse:
@@ -252,6 +216,8 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
     batch = _batch(number)
     actor = Actor.of(user, via="web")
     signer: VerifiedSigner | None = None
+    dialog = _DIALOGS.get(action, "")
+    shown: str | None = key  # the step acted on stays in view (a step started is the step shown)
     try:
         if action == "start":
             services.step_start(actor=actor, user=user, batch=batch, step_key=key)
@@ -261,6 +227,7 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 raise Http404(f"No step {key}")
             definition = step.spec
             if definition.get("signs"):
+                dialog = "sign-step"
                 signer = _signer(request, Meaning.PERFORMED)
             entries = {
                 i["name"]: request.POST.get(f"value_{i['name']}", "") for i in definition.get("inputs", [])
@@ -268,7 +235,7 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
             checklist = [
                 request.POST.get(f"check_{n}") == "on" for n in range(len(definition.get("checklist", [])))
             ]
-            services.step_complete(
+            completed = services.step_complete(
                 actor=actor,
                 user=user,
                 batch=batch,
@@ -276,10 +243,16 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 entries=entries,
                 checklist=checklist,
                 signer=signer,
+                confirm_out_of_specification=_confirmed(request),
             )
+            # Done: on to what comes next; waiting for its verifier: it stays, for them to sign here.
+            shown = key if completed.state == "awaiting_verification" else None
         elif action == "dispense":
-            manual = request.POST.get("manual_weight", "").strip()
-            witness = _signer(request, Meaning.VERIFIED, allow_witness=True) if manual else None
+            # The button pressed decides the path: a hand-typed weight is never taken for a reading.
+            manual = request.POST.get("mode") == "manual"
+            # No witness typed: the service names everything missing (reason, witness) at once.
+            witnessed = manual and bool(request.POST.get("signer_password"))
+            witness = _signer(request, Meaning.VERIFIED, allow_witness=True) if witnessed else None
             services.step_dispense(
                 actor=actor,
                 user=user,
@@ -287,9 +260,9 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 step_key=key,
                 source=request.POST.get("source", "")[:200],
                 scale=request.POST.get("scale", "")[:40],
-                manual_weight=manual or None,
+                manual_weight=request.POST.get("manual_weight", "").strip()[:40] if manual else None,
                 manual_unit=request.POST.get("manual_unit", "")[:30],
-                reason=request.POST.get("reason", "")[:500],
+                reason=request.POST.get("reason", "")[:500] if manual else "",
                 witness=witness,
                 other_lot_reason=request.POST.get("other_lot_reason", "")[:500],
             )
@@ -299,6 +272,7 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
             services.step_verify(
                 actor=Actor.of(verifier, via="web"), user=verifier, batch=batch, step_key=key, signer=signer
             )
+            shown = None
         elif action == "correct":
             signer = _signer(request, Meaning.PERFORMED)
             services.value_correct(
@@ -310,22 +284,21 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 text=request.POST.get("text", ""),
                 reason=request.POST.get("reason", ""),
                 signer=signer,
+                confirm_out_of_specification=_confirmed(request),
             )
         else:
             raise Http404("Unknown action")
+    except prompts.ConfirmationRequired as asked:  # a question before recording, not a refusal
+        reasons = [r.message for r in asked.verdict.reasons]
+        return _panel(request, number, selected=key, confirm=reasons, dialog=dialog, status=409)
     except Refused as refused:  # a gate, or input the materials service refused (a weight that is no number)
-        return _panel(
-            request,
-            number,
-            selected=key,
-            refusal=[r.message for r in refused.verdict.reasons],
-            status=422,
-        )
+        reasons = [r.message for r in refused.verdict.reasons]
+        return _panel(request, number, selected=key, refusal=reasons, dialog=dialog, status=422)
     except (SignatureRefused, ReasonRequired) as exc:
-        return _panel(request, number, selected=key, sign_error=str(exc), status=422)
+        return _panel(request, number, selected=key, sign_error=str(exc), dialog=dialog, status=422)
     if signer is not None and not signer.witness:
         signing_session_open(signer)
-    return _panel(request, number, selected=None if action != "correct" else key)
+    return _panel(request, number, selected=shown)
 
 
 @login_required
@@ -334,6 +307,7 @@ def batch_action(request: HttpRequest, number: str, command: str) -> HttpRespons
     require(request.user, "execution.control_batch")
     batch = _batch(number)
     user = current_user(request)
+    dialog = f"sign-{command}" if command in states.BATCH else ""
     try:
         signer = _signer(request, Meaning.PERFORMED)
         services.batch_command(
@@ -344,9 +318,10 @@ def batch_action(request: HttpRequest, number: str, command: str) -> HttpRespons
             reason=request.POST.get("reason", ""),
         )
     except services.ExecutionRefused as refused:
-        return _panel(request, number, refusal=[r.message for r in refused.verdict.reasons], status=422)
+        reasons = [r.message for r in refused.verdict.reasons]
+        return _panel(request, number, refusal=reasons, dialog=dialog, status=422)
     except (SignatureRefused, ReasonRequired) as exc:
-        return _panel(request, number, sign_error=str(exc), status=422)
+        return _panel(request, number, sign_error=str(exc), dialog=dialog, status=422)
     signing_session_open(signer)
     return _panel(request, number)
 
@@ -354,12 +329,17 @@ def batch_action(request: HttpRequest, number: str, command: str) -> HttpRespons
 @login_required
 @require_POST
 def scan(request: HttpRequest, number: str) -> HttpResponse:
-    """A barcode scanner types a code and Enter: a step's code opens that step."""
+    """A barcode scanner types a code and Enter.
+
+    Into a running step's own field (``step``): a container or equipment tag for that
+    step, and for no other. A step's code, into any field: that step opens.
+    """
     require(request.user, "execution.view_batch")
     batch = _batch(number)
     code = request.POST.get("code", "").strip()[:200]
     step_key = request.POST.get("step", "")
-    if step_key and not batch.steps.filter(key=code).exists():
+    is_step = batch.steps.filter(key=code).exists()
+    if step_key and not is_step:
         require(request.user, "execution.execute_batch")
         try:
             services.step_scan(
@@ -378,11 +358,21 @@ def scan(request: HttpRequest, number: str) -> HttpResponse:
                 status=422,
             )
         return _panel(request, number, selected=step_key)
-    if not batch.steps.filter(key=code).exists():
+    if not is_step:
+        scanning = [
+            s.title for s in batch.steps.filter(state="running", kind__in=step_panels.SCANNED).only("title")
+        ]
+        where = (
+            " To scan a label, use the scan field of the step it is for: "
+            + ", ".join(f"“{t}”" for t in scanning)
+            + "."
+            if scanning
+            else ""
+        )
         return _panel(
             request,
             number,
-            refusal=[f"The scanned code {code!r} is not a step of batch {batch.number}."],
+            refusal=[f"{code!r} is not the code of a step of batch {batch.number}.{where}"],
             status=422,
         )
     return _panel(request, number, selected=code)

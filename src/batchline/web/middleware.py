@@ -1,12 +1,14 @@
-"""Requests that no field of a GMP record can hold are refused at the door."""
+"""Requests that no field of a GMP record can hold are refused at the door; every request shows one zone."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils import timezone
 
 _MESSAGE = "The request contains a NUL character, which no record can hold. Nothing was changed."
 
@@ -48,3 +50,51 @@ class RejectNulMiddleware:
             if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 return any("\x00" in v for vs in request.POST.lists() for v in [vs[0], *vs[1]])
         return False
+
+
+class SiteZone(dt.tzinfo):
+    """The site's zone, read from the database the first time this request shows a time.
+
+    A request that shows no time (most of the API) costs no statement for it.
+    """
+
+    def __init__(self) -> None:
+        self._zone: dt.tzinfo | None = None
+
+    def zone(self) -> dt.tzinfo:
+        if self._zone is None:
+            from batchline.equipment.selectors import display_zone
+
+            self._zone = display_zone()
+        return self._zone
+
+    def utcoffset(self, when: dt.datetime | None) -> dt.timedelta | None:
+        return self.zone().utcoffset(when)
+
+    def dst(self, when: dt.datetime | None) -> dt.timedelta | None:
+        return self.zone().dst(when)
+
+    def tzname(self, when: dt.datetime | None) -> str | None:
+        return self.zone().tzname(when)
+
+    def fromutc(self, when: dt.datetime) -> dt.datetime:
+        zone = self.zone()
+        return zone.fromutc(when.replace(tzinfo=zone)).replace(tzinfo=self)
+
+    def __str__(self) -> str:
+        return str(self.zone())
+
+
+class DisplayZoneMiddleware:
+    """Every time a request shows is in the site's zone (``equipment.selectors.display_zone``).
+
+    Storage stays UTC; templates, signature manifestations and messages read the
+    zone activated here, so one page never mixes two zones.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with timezone.override(SiteZone()):
+            return self.get_response(request)

@@ -302,7 +302,7 @@ def review_sign(request: HttpRequest, number: str) -> HttpResponse:
     messages.success(
         request,
         f"{label[0].upper()}{label[1:]} of batch {batch.number} signed; "
-        f"the batch is {batch.get_state_display().lower()}.",
+        f"the batch is {states.LABELS[batch.state]}.",
     )
     return HttpResponseRedirect(reverse("review", args=[batch.number]))
 

@@ -8,10 +8,13 @@ What the screen shows comes from four places, and each is handled apart:
   (:func:`batchline.execution.selectors.batch_version`). Every committed GMP
   write moves the head, so a cached rendering is never older than the last
   write;
-- who is looking: whether they may control the batch, whether their next
-  signature needs the user ID as well (a session that has signed once needs
-  only the password), and for the whole page (menu, name) the person and the
-  set of their permissions, read afresh on every request. All are in the key;
+- who is looking: whether they may control the batch and execute its steps,
+  their roles (a step's role decides whether its Start is offered), whether
+  their next signature needs the user ID as well (a session that has signed
+  once needs only the password), and for the whole page (menu, name) the
+  person and the set of their permissions, read afresh on every request. All
+  are in the key;
+- the zone times are shown in (the site's, web/middleware.py): in the key;
 - the request's CSRF token: a rendering is made with a random stand-in that
   is replaced by the request's own token on the way out;
 - messages waiting for the person ("Batch created"): a page that shows one is
@@ -29,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from django.core.cache import caches
 
@@ -36,6 +40,7 @@ import batchline
 from batchline.audit.chain import in_action_transaction
 
 CACHE_ALIAS = "screens"
+T = TypeVar("T")
 
 
 def _digest(text: str) -> str:
@@ -43,17 +48,39 @@ def _digest(text: str) -> str:
 
 
 def panel_key(
-    version: tuple[int, int], *, selected: str | None, can_control: bool, username_required: bool
+    version: tuple[int, int],
+    *,
+    selected: str | None,
+    can_control: bool,
+    can_execute: bool,
+    roles: Iterable[str],
+    username_required: bool,
+    zone: str,
 ) -> str:
     batch_id, head = version
     step = "-" if selected is None else _digest(selected)
-    return (
-        f"panel:{batchline.__version__}:{batch_id}:{head}:{int(can_control)}{int(username_required)}:{step}"
+    person = (
+        f"{int(can_control)}{int(can_execute)}{int(username_required)}:{_digest(' '.join(sorted(roles)))}"
     )
+    return f"panel:{batchline.__version__}:{batch_id}:{head}:{person}:{_digest(zone)}:{step}"
 
 
 def page_key(panel: str, *, user_id: int, permissions: Iterable[str]) -> str:
     return f"page:{panel}:{user_id}:{_digest(' '.join(sorted(permissions)))}"
+
+
+def at_head(head: int, what: str, read: Callable[[], T]) -> T:
+    """``read()``, kept under the audit trail's ``head``: for what changes only with an audited
+    write (a person's roles, the site's zone), so that a cached screen costs no statement for it."""
+    if in_action_transaction():
+        return read()
+    cache = caches[CACHE_ALIAS]
+    key = f"at:{batchline.__version__}:{head}:{what}"
+    found = cache.get(key)
+    if found is None:
+        found = (read(),)
+        cache.set(key, found)
+    return found[0]
 
 
 def cached_html(key: str | None, *, csrf_token: str, render: Callable[[str], str]) -> str:

@@ -15,8 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.execution import labelling, producing, recording, sampling
-from batchline.execution.models import Batch
+from batchline.execution import recording
 from batchline.reports.sections import why_none
 from batchline.rules.verdict import Refused
 
@@ -24,31 +23,6 @@ from .access import current_user, require
 from .execution_views import _batch, _panel
 
 ACTIONS = ("sample", "produce", "issue", "reconcile", "examine")
-
-
-def records_context(batch: Batch, current: Any) -> dict[str, Any]:
-    """What the shown step's records panel needs; changes only with audited writes (cacheable)."""
-    if current is None:
-        return {}
-    step = current.step
-    step.batch = batch
-    if step.kind == "sampling":
-        return {"sampling": sampling.describe(step, batch)}
-    if step.kind == "produce":
-        return {
-            "produce": {
-                "unit": step.spec["produce"]["unit"],
-                "label": step.spec["produce"]["label"],
-                "containers": producing.containers(step),
-                "total": producing.total(step),
-            }
-        }
-    if step.kind == "labelling":
-        described = labelling.describe(step)
-        last = described["issues"][-1] if described["issues"] else None
-        described["specimen"] = f"data:image/png;base64,{last.specimen_png}" if last else None
-        return {"labelling": described}
-    return {}
 
 
 @login_required

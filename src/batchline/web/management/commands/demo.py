@@ -298,6 +298,7 @@ def seed_review(recipe: MasterRecipe) -> None:
         batch=batch,
         step_key="weights",
         entries={"w1": "598.2", "w2": "604.9", "w3": "611.4", "hardness": "54"},
+        confirm_out_of_specification=True,  # the hardness: the operator read the question and confirmed
     )
     value_correct(
         actor=hand,
