@@ -7,6 +7,7 @@ personal bearer token. Signing through the API always takes user ID and password
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer, django_auth
 from ninja.throttling import SimpleRateThrottle
 
@@ -79,8 +81,24 @@ class TokenRateThrottle(SimpleRateThrottle):
         return f"batchline_token_rate_{key}" if key else None
 
 
+class ExactNumbers(Parser):
+    """JSON numbers are read as Decimals: a quantity is never a float on its way in (0.1 stays 0.1).
+
+    NaN and Infinity, which Python's reader would take, are no JSON; the door refuses them in
+    words before this runs (web/middleware.py), and they are refused here too.
+    """
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return json.loads(request.body, parse_float=Decimal, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
 api = NinjaAPI(
     title="Batchline API",
+    parser=ExactNumbers(),
     version="1",
     urls_namespace="api",
     auth=[TokenAuth(), django_auth],

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from batchline.rules.limits import NumberLimits, Range
+from batchline.rules.numbers import POINT, Notation, shown
 
 Ratio = tuple[Decimal, Decimal]  # (planned, nominal)
 
@@ -36,14 +37,14 @@ def plain(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def range_text(rng: Range, unit: str) -> str:
-    """Limits for a person to read; empty where there are none."""
+def range_text(rng: Range, unit: str, notation: Notation = POINT) -> str:
+    """Limits for a person to read, in the site's notation; empty where there are none."""
     if rng.low is None and rng.high is None:
         return ""
-    shown = Range(*(None if x is None else Decimal(plain(x)) for x in (rng.low, rng.high)))
-    return shown.text(unit)
+    plainly = Range(*(None if x is None else Decimal(plain(x)) for x in (rng.low, rng.high)))
+    return plainly.text(unit, notation)
 
 
-def target_text(definition: Mapping[str, Any], ratio: Ratio) -> str:
+def target_text(definition: Mapping[str, Any], ratio: Ratio, notation: Notation = POINT) -> str:
     target = scaled(definition.get("target"), ratio, bool(definition.get("scales")))
-    return "" if target is None else plain(target)
+    return "" if target is None else shown(target, notation)

@@ -15,7 +15,9 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from batchline.audit.models import AuditChain, AuditEntry
-from batchline.rules import gates
+from batchline.configuration import selectors as configuration
+from batchline.rules import gates, numbers
+from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 
 from .models import Batch, BatchException, BatchState, BatchStep, StepState, StepValue
@@ -140,8 +142,9 @@ class BatchScreen:
         return sum(1 for s in self.steps if s.step.state == StepState.DONE)
 
 
-def batch_screen(batch: Batch) -> BatchScreen:
-    """Everything the execution screen and the batch record show, in five queries."""
+def batch_screen(batch: Batch, notation: Notation | None = None) -> BatchScreen:
+    """Everything the execution screen and the batch record show, in five queries (and the site's
+    notation, unless the caller has read it)."""
     steps = list(
         BatchStep.objects.filter(batch=batch).select_related("started_by", "completed_by", "verified_by")
     )
@@ -188,11 +191,12 @@ def batch_screen(batch: Batch) -> BatchScreen:
         exc_by_step[e.step_id].append(e)
 
     screens = []
+    notation = notation or configuration.notation()
     for step in steps:
         d = definitions[step.key]
         rows = rows_by_step.get(step.pk, [])
         by_name = {r.value.name: r for r in rows}
-        inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])]
+        inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio, notation) for i in d.get("inputs", [])]
         screens.append(
             StepScreen(
                 step=step,
@@ -231,6 +235,8 @@ def batch_record(batch: Batch) -> dict[str, Any]:
             "name": v.name,
             "label": v.label,
             "text": v.text,
+            # The number judged and recorded, exact ("0.5013"); ``text`` is how it was typed.
+            "number": None if v.number is None else numbers.shown(v.number),
             "unit": v.unit,
             "source": v.source,
             "in_specification": v.in_specification,
@@ -336,7 +342,10 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
         step=step,
         definition=d,
         rows=rows,
-        inputs=[_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])],
+        inputs=[
+            _input_view(i, by_name.get(i["name"]), batch.ratio, configuration.notation())
+            for i in d.get("inputs", [])
+        ],
         signatures=sorted(signatures, key=lambda s: (s.signed_at, s.pk)),
         exceptions=[e for e in exceptions if e.step_id == step.pk],
         predecessors=list(step.predecessors),
@@ -344,13 +353,15 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
     return screen, detail
 
 
-def _input_view(definition: dict[str, Any], row: ValueRow | None, ratio: Ratio) -> InputView:
+def _input_view(
+    definition: dict[str, Any], row: ValueRow | None, ratio: Ratio, notation: Notation
+) -> InputView:
     limits = number_limits(definition, ratio)
     unit = definition.get("unit", "")
     return InputView(
         definition=definition,
         row=row,
-        plausible=range_text(limits.plausible, unit),
-        specification=range_text(limits.specification, unit),
-        target=target_text(definition, ratio),
+        plausible=range_text(limits.plausible, unit, notation),
+        specification=range_text(limits.specification, unit, notation),
+        target=target_text(definition, ratio, notation),
     )

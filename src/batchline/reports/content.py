@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
+from batchline.configuration import selectors as configuration
 from batchline.configuration.models import ConfigVersion
 from batchline.equipment.models import LogbookEntry, Site
 from batchline.execution.models import Batch
@@ -33,7 +34,8 @@ from batchline.execution.scaling import Ratio, number_limits, range_text, target
 from batchline.execution.selectors import StepScreen, ValueRow, batch_screen
 from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind
 from batchline.quality import selectors as quality_selectors
-from batchline.rules import bindings, canonical
+from batchline.rules import bindings, canonical, numbers
+from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 from batchline.signatures.services import signature_fields
 
@@ -108,37 +110,44 @@ def _signature(s: Signature) -> dict[str, Any]:
     }
 
 
-def _limits(definition: dict[str, Any], ratio: Ratio) -> dict[str, str]:
+def _limits(definition: dict[str, Any], ratio: Ratio, notation: Notation) -> dict[str, str]:
     limits = number_limits(definition, ratio)
     unit = definition.get("unit", "")
     return {
-        "target": target_text(definition, ratio),
-        "plausible": range_text(limits.plausible, unit),
-        "specification": range_text(limits.specification, unit),
-        "action": range_text(limits.action, unit),
+        "target": target_text(definition, ratio, notation),
+        "plausible": range_text(limits.plausible, unit, notation),
+        "specification": range_text(limits.specification, unit, notation),
+        "action": range_text(limits.action, unit, notation),
     }
 
 
-def _values(s: StepScreen, ratio: Ratio, who: Who) -> list[dict[str, Any]]:
+def _values(s: StepScreen, ratio: Ratio, who: Who, notation: Notation) -> list[dict[str, Any]]:
     """Every value of a step, originals before their corrections, each with its limits."""
     defs = {d["name"]: d for d in [*s.definition.get("inputs", []), *s.definition.get("calculations", [])]}
     out = []
     for row in s.rows:
-        out.extend(_row(row, defs.get(row.value.name, {}), ratio, who))
+        out.extend(_row(row, defs.get(row.value.name, {}), ratio, who, notation))
     return out
 
 
-def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who) -> list[dict[str, Any]]:
-    limits = _limits(definition, ratio)
+def _row(
+    row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who, notation: Notation
+) -> list[dict[str, Any]]:
+    limits = _limits(definition, ratio, notation)
     chain = [row.value, *row.corrections]
     out = []
     for i, v in enumerate(chain):
+        # What a person reads: the number in the site's notation, and the typed text where it differs.
+        shown, typed = numbers.recorded(v.number, v.text, notation, calculated=v.source == "calculated")
         out.append(
             {
                 "id": v.pk,
                 "name": v.name,
                 "label": v.label,
                 "text": v.text,
+                "number": None if v.number is None else numbers.shown(v.number),
+                "shown": shown,
+                "typed": typed,
                 "unit": v.unit,
                 "source": v.source,
                 "critical": bool(definition.get("critical")),
@@ -158,7 +167,12 @@ def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who) -> l
 
 
 def _step(
-    s: StepScreen, ratio: Ratio, materials: list[dict[str, Any]], equipment: list[dict[str, Any]], who: Who
+    s: StepScreen,
+    ratio: Ratio,
+    materials: list[dict[str, Any]],
+    equipment: list[dict[str, Any]],
+    who: Who,
+    notation: Notation,
 ) -> dict[str, Any]:
     d = s.definition
     step = s.step
@@ -189,7 +203,7 @@ def _step(
         "completed_by": who(step.completed_by, step.completed_at),
         "verified_at": _at(step.verified_at),
         "verified_by": who(step.verified_by, step.verified_at),
-        "values": _values(s, ratio, who),
+        "values": _values(s, ratio, who, notation),
         "signatures": [_signature(x) for x in s.signatures],
         "materials": materials,
         "equipment": equipment,
@@ -266,7 +280,8 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
     """
     generated = now or timezone.now()
     batch = Batch.objects.select_related("recipe__product", "created_by").get(pk=batch.pk)
-    screen = batch_screen(batch)
+    notation = configuration.notation()
+    screen = batch_screen(batch, notation)
     quality = quality_selectors.record_quality(batch)
     number = batch.number
 
@@ -435,6 +450,8 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         "created_by": who(batch.created_by, batch.created_at),
         "site": _site(logbook),
         "configuration": batch_configuration(batch, generated),
+        # How the values' "shown" texts and the limits are written (rules/numbers.py); "number" is exact.
+        "notation": notation.name,
     }
 
     content = {
@@ -443,7 +460,9 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         "header": header,
         "signatures": [_signature(s) for s in screen.batch_signatures],
         "steps": [
-            _step(s, batch.ratio, by_step_mat.get(s.step.key, []), step_units.get(s.step.key, []), who)
+            _step(
+                s, batch.ratio, by_step_mat.get(s.step.key, []), step_units.get(s.step.key, []), who, notation
+            )
             for s in screen.steps
         ],
         "materials": materials,

@@ -128,6 +128,12 @@ class _Times:
         return at.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def _recorded(v: dict[str, Any]) -> str:
+    """The number in the site's notation, and what was typed where that reads otherwise (DI-05)."""
+    shown = v.get("shown", v["text"])
+    return f"{shown} (typed {v['typed']})" if v.get("typed") else shown
+
+
 def _who(person: Any) -> str:
     """The name as it stood when the person acted; a later change of name shows beside it."""
     if not person:
@@ -426,7 +432,7 @@ class _Doc:
                 rows.append(
                     [
                         label,
-                        f"{v['text']}{mark}{corr}",
+                        f"{_recorded(v)}{mark}{corr}",
                         v["unit"],
                         v["target"],
                         v["specification"],
@@ -557,7 +563,7 @@ class _Doc:
             [
                 s["key"],
                 v["label"],
-                f"{v['text']} {v['unit']}".strip() + (f" {CHANGED}" if v["changed_after_entry"] else ""),
+                f"{_recorded(v)} {v['unit']}".strip() + (f" {CHANGED}" if v["changed_after_entry"] else ""),
                 v["specification"],
                 "yes" if v["in_specification"] else ("NO" if v["in_specification"] is False else ""),
                 self.t(v["entered_at"]),

@@ -61,7 +61,7 @@ def _page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpRespo
     for row in rows:
         raw = posted.get(f"setting_{row['name']}") if posted else None
         row["input"] = raw if raw is not None else _input_value(row["value"])
-        row["kind"] = "bool" if isinstance(row["value"], bool) else "text"
+        row["kind"] = "bool" if isinstance(row["value"], bool) else ("choice" if row["choices"] else "text")
     pending = selectors.requests_pending()
     for p in pending:
         p["approve_dialog"], p["reject_dialog"] = f"sign-approve-{p['id']}", f"sign-reject-{p['id']}"

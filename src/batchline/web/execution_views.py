@@ -23,17 +23,17 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
+from batchline.configuration import selectors as configuration
 from batchline.equipment.models import Equipment
 from batchline.execution import charging, dispensing, selectors, services
 from batchline.execution.models import Batch, BatchStep
-from batchline.execution.scaling import plain
 from batchline.labels.container import Dispense
 from batchline.labels.pdf import render_pdf
 from batchline.materials import services as stock
 from batchline.materials.models import Consumption, Container, Material
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.reports import documents
-from batchline.rules.numbers import NotANumber, parse_decimal
+from batchline.rules import numbers
 from batchline.rules.verdict import Refused
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
@@ -78,11 +78,6 @@ def floor(request: HttpRequest) -> HttpResponse:
 def batch_new(request: HttpRequest) -> HttpResponse:
     require(request.user, "execution.control_batch")
     recipe = MasterRecipe.objects.filter(pk=request.POST.get("recipe") or 0).first()
-    try:
-        quantity = parse_decimal(request.POST.get("planned_quantity", ""))
-    except NotANumber as exc:
-        messages.error(request, f"Planned quantity: {exc}.")
-        return HttpResponseRedirect(reverse("floor"))
     if recipe is None:
         messages.error(request, "Choose an effective recipe.")
         return HttpResponseRedirect(reverse("floor"))
@@ -90,8 +85,9 @@ def batch_new(request: HttpRequest) -> HttpResponse:
         batch = services.batch_create(
             actor=Actor.of(request.user, via="web"),
             recipe=recipe,
-            number=request.POST.get("number", "")[:40],
-            planned_quantity=quantity,
+            number=request.POST.get("number", ""),
+            # Read by the service in the site's notation, like every typed number.
+            planned_quantity=request.POST.get("planned_quantity", ""),
         )
     except services.ExecutionRefused as exc:
         messages.error(request, str(exc))
@@ -107,6 +103,11 @@ def _material_context(batch: Batch, current: Any) -> dict[str, Any]:
     loads it on its own, uncached, from :func:`fefo_proposal`.)
     """
     charge = booth = None
+    notation = configuration.notation()
+
+    def plain(number: Any) -> str:  # in the site's notation
+        return numbers.shown(number, notation)
+
     if current and current.step.kind == "material_charge":
         step = current.step
         target, low, high, unit = charging.required(step.spec, batch.ratio)
