@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from batchline.rules.numbers import NOTATIONS, Notation
+from batchline.rules.numbers import NOTATIONS, POINT, NotANumber, Notation, read
 
 # Roles that carry GMP signing authority: an administrator holds none of them by default
 # (DESIGN invariant 8), and granting one takes a QA approver's approval.
@@ -80,6 +80,7 @@ class Setting:
     parse: Callable[[Any], Any]
     env: str  # the environment variable that seeds a new installation
     choices: tuple[str, ...] = ()  # the values there are, where there are few
+    decimal: bool = False  # a number with decimals: a page reads it in the site's notation first
 
 
 class Invalid(ValueError):
@@ -113,10 +114,11 @@ def _int(low: int, high: int) -> Callable[[Any], int]:
 
 
 def _percent(value: Any) -> Decimal:
+    # Stored and sent (environment, API) with a point; the page reads what is typed in the site's notation.
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise Invalid(f"{value!r} is not a number") from None
+        number = value if isinstance(value, Decimal) else read(str(value), POINT)
+    except NotANumber as exc:
+        raise Invalid(str(exc)) from None
     if not (number.is_finite() and Decimal(0) <= number <= Decimal(100)):
         raise Invalid(f"{value} is outside 0 to 100 %")
     return number
@@ -192,6 +194,7 @@ SETTINGS: dict[str, Setting] = {
         "Material issued to a batch and not accounted for, as % of what was issued, before it is an exception.",
         _percent,
         "BATCHLINE_RECONCILIATION_TOLERANCE_PERCENT",
+        decimal=True,
     ),
     "late_entry_minutes": Setting(
         "Late entry (minutes)",

@@ -46,7 +46,7 @@ from batchline.signatures.services import (
 )
 
 from . import screens
-from .access import current_user, require
+from .access import current_user, record_id, require
 from .material_views import container_label
 
 # Step kinds whose running step takes what the scan field reads (a container, an equipment tag).
@@ -77,7 +77,7 @@ def floor(request: HttpRequest) -> HttpResponse:
 @require_POST
 def batch_new(request: HttpRequest) -> HttpResponse:
     require(request.user, "execution.control_batch")
-    recipe = MasterRecipe.objects.filter(pk=request.POST.get("recipe") or 0).first()
+    recipe = MasterRecipe.objects.filter(pk=record_id(request.POST.get("recipe"))).first()
     if recipe is None:
         messages.error(request, "Choose an effective recipe.")
         return HttpResponseRedirect(reverse("floor"))

@@ -31,7 +31,7 @@ from batchline.signatures.services import (
     username_required,
 )
 
-from .access import require
+from .access import record_id, require
 
 VIEW = "materials.view_lot"
 
@@ -73,7 +73,7 @@ def lot_receive(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "materials/receive.html", {"materials": materials, "form": form})
     try:
-        material = Material.objects.filter(pk=request.POST.get("material") or 0).first()
+        material = Material.objects.filter(pk=record_id(request.POST.get("material"))).first()
         if material is None:
             raise stock.MaterialRefused.because("NO_MATERIAL", "Choose the material received.")
         expires_at = _moment(request.POST.get("expires_at", ""), "expiry")
