@@ -28,7 +28,7 @@ from batchline.approvals.models import ChangeRequest, RequestState
 from batchline.approvals.services import APPROVE_PERMISSION, ChangeRefused, change_approve, change_reject
 from batchline.audit.models import AuditEntry
 from batchline.audit.selectors import AuditFilter, audit_entries
-from batchline.audit.services import Actor, ReasonRequired
+from batchline.audit.services import Actor, DoesNotFit, ReasonRequired
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning, Signature
 from batchline.signatures.services import (
@@ -132,6 +132,14 @@ def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
     # An id or number beyond what the database can hold names no record.
     return api.create_response(
         request, {"detail": "No such record: a value is out of range.", "code": "OUT_OF_RANGE"}, status=404
+    )
+
+
+@api.exception_handler(DoesNotFit)
+def _does_not_fit(request: HttpRequest, exc: DoesNotFit) -> HttpResponse:
+    reasons = [{"code": r.code, "message": r.message} for r in exc.verdict.reasons]
+    return api.create_response(
+        request, {"detail": str(exc), "code": reasons[0]["code"], "reasons": reasons}, status=422
     )
 
 

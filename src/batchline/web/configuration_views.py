@@ -126,8 +126,8 @@ def configuration_request(request: HttpRequest) -> HttpResponse:
             actor=_actor(request),
             signer=signer,
             values=values,
-            reason=request.POST.get("reason", "")[:2000],
-            comment=request.POST.get("signer_comment", "")[:2000],
+            reason=request.POST.get("reason", ""),
+            comment=request.POST.get("signer_comment", ""),
         )
     except (approvals.ChangeRefused, SignatureRefused, ReasonRequired) as exc:
         return _page(request, status=422, refusal=_refusal(exc))
@@ -142,7 +142,7 @@ def configuration_decide(request: HttpRequest, pk: int, decision: str) -> HttpRe
     """A QA approver approves (the new version is in force at once) or rejects a requested change."""
     require(request.user, "approvals.approve_change")
     change = get_object_or_404(ChangeRequest, pk=pk, kind="configuration")
-    comment = request.POST.get("signer_comment", "")[:2000]
+    comment = request.POST.get("signer_comment", "")
     try:
         if decision == "approve":
             signer = _signer(request, Meaning.APPROVED)

@@ -134,8 +134,8 @@ ACTIONS = {
 
 def _run(request: HttpRequest, unit: Equipment, action: str, actor: Actor) -> VerifiedSigner | None:
     post = request.POST
-    text = post.get("text", "")[:2000]
-    reason = post.get("reason", "")[:2000]
+    text = post.get("text", "")
+    reason = post.get("reason", "")
     code = unit.code
     if action == "cleaning_start":
         services.cleaning_start(actor=actor, code=code, text=text)

@@ -287,13 +287,13 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 user=user,
                 batch=batch,
                 step_key=key,
-                source=request.POST.get("source", "")[:200],
-                scale=request.POST.get("scale", "")[:40],
+                source=request.POST.get("source", ""),
+                scale=request.POST.get("scale", ""),
                 manual_weight=manual or None,
-                manual_unit=request.POST.get("manual_unit", "")[:30],
-                reason=request.POST.get("reason", "")[:500],
+                manual_unit=request.POST.get("manual_unit", ""),
+                reason=request.POST.get("reason", ""),
                 witness=witness,
-                other_lot_reason=request.POST.get("other_lot_reason", "")[:500],
+                other_lot_reason=request.POST.get("other_lot_reason", ""),
             )
         elif action == "verify":
             signer = _signer(request, Meaning.VERIFIED, allow_witness=True)
@@ -359,7 +359,7 @@ def scan(request: HttpRequest, number: str) -> HttpResponse:
     """A barcode scanner types a code and Enter: a step's code opens that step."""
     require(request.user, "execution.view_batch")
     batch = _batch(number)
-    code = request.POST.get("code", "").strip()[:200]
+    code = request.POST.get("code", "").strip()
     step_key = request.POST.get("step", "")
     if step_key and not batch.steps.filter(key=code).exists():
         require(request.user, "execution.execute_batch")
