@@ -153,3 +153,12 @@ def test_a_signing_comment_longer_than_a_signature_keeps_is_refused_not_cut_shor
     assert AuditEntry.objects.count() == before
     batch.refresh_from_db()
     assert batch.state == "running"
+
+
+@pytest.mark.req("A11-05")
+def test_a_field_name_that_is_no_text_is_named_back_as_replacement_characters(running, client) -> None:
+    people, _batch = running
+    response = client.post(
+        "/batches/new/", '{"\\ud800\\u0007": "x"}', content_type="application/json"
+    )  # a page posted JSON: the door answers in plain text, which cannot carry a lone surrogate
+    assert response.status_code == 400 and "“\ufffd\ufffd”" in response.content.decode()

@@ -137,7 +137,10 @@ class RejectNulMiddleware:
 
 
 def _check(name: str, value: str, *, scan: bool, document: bool) -> None:
-    shown = name if len(name) <= 40 else name[:40] + "…"
+    # The field's name as it may be shown back: what is no printable text (a control character, a
+    # lone surrogate that no response could encode) as a replacement character.
+    shown = "".join(c if c.isprintable() and not _SURROGATE.match(c) else "\ufffd" for c in name[:40])
+    shown += "…" if len(name) > 40 else ""
     if len(value) > MAX_FIELD and not document:
         raise Refusal(
             f"The field “{shown}” is {len(value):,} characters long: at most {MAX_FIELD:,} are accepted "
