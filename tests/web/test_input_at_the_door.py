@@ -156,8 +156,7 @@ def test_a_signing_comment_longer_than_a_signature_keeps_is_refused_not_cut_shor
 
 
 @pytest.mark.req("A11-05")
-def test_a_field_name_that_is_no_text_is_named_back_as_replacement_characters(running, client) -> None:
-    people, _batch = running
+def test_a_field_name_that_is_no_text_is_named_back_as_replacement_characters(client) -> None:
     response = client.post(
         "/batches/new/", '{"\\ud800\\u0007": "x"}', content_type="application/json"
     )  # a page posted JSON: the door answers in plain text, which cannot carry a lone surrogate
