@@ -34,6 +34,7 @@ from batchline.audit.services import SYSTEM, Actor, record_update
 from batchline.signatures.services import signer_authenticate
 from batchline.web.management.commands.demo import DEMO_PASSWORD, seed
 from batchline.web.middleware import DOCUMENT_FIELDS
+from tests.api.test_fuzz import written_since
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -42,16 +43,6 @@ SKIP = re.compile(r"^/(logout|api/|admin/|static/)|\.(pdf|csv|zpl|json|xml)$|/re
 BAD_NUMBERS = ["1e400", "NaN", "-Infinity", "-0", "9" * 30, "1,500"]
 SECRET = re.compile(r"password|csrfmiddlewaretoken")
 
-# Refusals GMP records (the refused attempt itself, for QA or the security officer): allowed on a 4xx.
-REFUSAL_ACTIONS = {
-    "signature_failed",
-    "login_failed",
-    "password_change_failed",
-    "sign_as_other_refused",
-    "refused_after_release",
-    "lockout",
-    "address_lockout",
-}
 # Routes that take a POST but no page offers as a form, and why.
 NOT_A_FORM = {
     "logout/": "leaves the session; sent without input",
@@ -182,22 +173,6 @@ def variants(form: dict, username: str) -> list[tuple[str, list[tuple[str, str]]
         bad = {n: BAD_NUMBERS[(i + 2 * turn) % len(BAD_NUMBERS)] for i, n in enumerate(names)}
         out.append((f"bad numbers ({turn + 1})", [(n, bad.get(n, v)) for n, v in base]))
     return out
-
-
-def written_since(mark: int) -> list[str]:
-    """GMP writes after audit entry ``mark`` other than the records of a refused attempt."""
-    found = []
-    for e in AuditEntry.objects.filter(id__gt=mark).order_by("id"):
-        if e.action in REFUSAL_ACTIONS or e.record_type == "execution.batchexception":
-            continue
-        if (
-            e.record_type == "execution.batch"
-            and e.action == "update"
-            and '"blocking_exceptions"' in e.changes
-        ):
-            continue  # a blocking refusal counted on its batch
-        found.append(f"{e.action} {e.record_type}:{e.record_id}")
-    return found
 
 
 def post(client: Client, action: str, fields: list[tuple[str, str]]) -> tuple[int, str]:

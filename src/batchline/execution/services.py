@@ -809,9 +809,14 @@ def step_dispense(
             raise ExecutionRefused(Verdict.of(problem))
         weighing = dataclasses.replace(read, other_lot_reason=other_lot_reason)
     else:
-        net = (
-            charging.stock.quantity_of(manual_weight, what="weight") if manual_weight.strip() else Decimal(0)
-        )
+        try:  # read in the site's notation; refused like any entry that is no number
+            net = (
+                charging.stock.quantity_of(manual_weight, what="weight")
+                if manual_weight.strip()
+                else Decimal(0)
+            )
+        except charging.stock.MaterialRefused as exc:
+            raise ExecutionRefused(exc.verdict) from exc
         weighing = dispensing.Weighing(
             net=net,
             unit=manual_unit,
@@ -820,6 +825,7 @@ def step_dispense(
             manual_reason=reason,
             witness=witness,
             other_lot_reason=other_lot_reason,
+            typed=manual_weight,
         )
     with (
         transaction.atomic(),
