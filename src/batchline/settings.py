@@ -213,6 +213,8 @@ LOCKOUT_FAILURES = _env_int("BATCHLINE_LOCKOUT_FAILURES", 5)
 # MESA's B2MML/BatchML V0700 XSDs, which may not be copied into the project (reports/batchml.py);
 # empty: ../shared/schemas/b2mml-v0700 beside the repository.
 BATCHLINE_B2MML_SCHEMAS = os.environ.get("BATCHLINE_B2MML_SCHEMAS", "")
+# The record PDF embeds DejaVu Sans Condensed; default: Debian fonts-dejavu-core (reports/pdfa.py).
+BATCHLINE_RECORD_FONTS = os.environ.get("BATCHLINE_RECORD_FONTS", "")
 # Late entry, QP certification, self-approval and the reconciliation tolerance are GMP settings:
 # read from the change-controlled configuration (batchline.configuration, docs/configuration.md);
 # their environment variables only seed its first version.

@@ -109,7 +109,7 @@ def test_the_pdf_holds_every_item_of_21_cfr_211_188_b(tmp_path) -> None:
     pages = len(re.findall(r"Page \d+ of (\d+)", text))
     # Header, page x of y, generation time and the content hash on every page.
     assert "Paracetamol 500 mg tablets (PCM500)" in flat and "PCM-REC version 1" in flat
-    assert "100.000000 kg" in flat and "Demo Pharma Plant 1" in flat
+    assert "Batch size 100 kg (nominal 100 kg)" in flat and "Demo Pharma Plant 1" in flat
     assert pages > 1 and f"Page {pages} of {pages}" in text
     assert text.count(f"Content SHA-256: {content_sha256(content)}") == pages
     assert f"generated {content['generated_at'][:10]}" in text
@@ -117,7 +117,7 @@ def test_the_pdf_holds_every_item_of_21_cfr_211_188_b(tmp_path) -> None:
         "(1) dates": content["steps"][0]["started_at"][:10],
         "(2) equipment": "GRAN-01 High-shear granulator 1",
         "(3) lots": "L-0042",
-        "(4) weights and measures": "10.100000 kg",
+        "(4) weights and measures": "10.1 kg",
         "(5) in-process results": "Weight 1 598 mg 570–630 mg yes",
         "(6) line clearance": "Previous product removed; Documents removed",
         "(7) yield": "98.6 %",
@@ -268,11 +268,26 @@ def test_the_record_page_links_the_pdf_and_an_auditor_downloads_it(client, login
     assert outsider.get(href.group(1).decode()).status_code == 403
 
 
-@pytest.mark.req("BR-01")
-def test_an_audit_entry_longer_than_a_page_goes_on_over_the_next_rows(tmp_path) -> None:
+@pytest.mark.req("BR-01", "DI-02")
+def test_an_investigation_longer_than_a_page_prints_whole_over_the_next_rows(tmp_path) -> None:
     _people, batch = complete_batch()
-    content = record_content(batch)
+    content = record_content(batch) | copy.deepcopy(QUALITY)
     words = [f"w{i:05d}" for i in range(12000)]  # about 30 pages of one cell
-    content["audit_trail"][0]["changes"] = " ".join(words)
+    content["deviations"][0]["investigation"] = " ".join(words)
     flat = re.sub(r"\s+", " ", pdf_text(render_pdf(content, time_zone="UTC"), tmp_path))
     assert "w00000" in flat and "w11999" in flat  # all of it, nothing cut
+
+
+@pytest.mark.req("BR-01", "DI-02", "P11-05")
+def test_the_audit_appendix_reads_field_old_new_and_shortens_long_values(tmp_path) -> None:
+    _people, batch = complete_batch()
+    content = record_content(batch)
+    long = " ".join(f"w{i:05d}" for i in range(12000))
+    content["audit_trail"][0]["changes"] = json.dumps({"note": [None, long], "state": ["running", "held"]})
+    flat = re.sub(r"\s+", " ", pdf_text(render_pdf(content, time_zone="UTC"), tmp_path))
+    assert "state: running → held" in flat and "state: pending → running" in flat
+    assert "note: w00000" in flat and "w11999" not in flat
+    assert f"[{len(long) - 160:,} more characters: the full value is in the JSON record]" in flat
+    appendix = flat.split("Appendix A.", 1)[1]
+    assert '{"note"' not in appendix and '"state": [' not in appendix  # rows, not the entry's raw JSON
+    assert json.loads(content["audit_trail"][0]["changes"])["note"][1] == long  # the record keeps it whole

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,25 @@ class AuditFilter:
     action: str = ""
     since: dt.date | None = None  # site-local calendar days, inclusive
     until: dt.date | None = None
+
+    def terms(self) -> list[tuple[str, str]]:
+        """Each condition set, as (what, value): what an export names so its rows can be told apart."""
+        return [
+            (what, str(value))
+            for what, value in (
+                ("record type", self.record_type),
+                ("record ID", self.record_id),
+                ("user ID", self.user),
+                ("action", self.action),
+                ("from day", self.since),
+                ("to day", self.until),
+            )
+            if value
+        ]
+
+    def text(self) -> str:
+        """``record type = execution.batch; user ID = olga`` or ``none: every entry``."""
+        return "; ".join(f"{what} = {value}" for what, value in self.terms()) or "none: every entry"
 
 
 def _local_midnight(day: dt.date) -> dt.datetime:
@@ -73,8 +92,9 @@ CSV_HEADER = [
 ]
 
 
-def csv_rows(qs: QuerySet[AuditEntry]) -> Iterator[list[str]]:
-    """One row per changed field (one row for an event without fields)."""
+def csv_rows(qs: QuerySet[AuditEntry], *, preamble: Sequence[list[str]] = ()) -> Iterator[list[str]]:
+    """One row per changed field (one row for an event without fields), after ``preamble``'s rows."""
+    yield from preamble
     yield CSV_HEADER
     for e in qs.iterator(chunk_size=2000):
         head = [

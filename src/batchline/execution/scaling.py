@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from batchline.rules import numbers
 from batchline.rules.limits import NumberLimits, Range
 from batchline.rules.numbers import POINT, Notation, shown
 
@@ -45,6 +46,39 @@ def range_text(rng: Range, unit: str, notation: Notation = POINT) -> str:
     return plainly.text(unit, notation)
 
 
+def _decimals(written: Any) -> int:
+    return max(-int(Decimal(str(written)).as_tuple().exponent), 0)
+
+
+def scaled_text(written: Any, ratio: Ratio, scales: bool, notation: Notation = POINT) -> str:
+    """A recipe number scaled to the batch, shown to the recipe's own decimals: exact where it comes
+    out exact (600 mg × ½ is 300), else rounded to three places more (10 kg × 100 ÷ 70 is 14.286),
+    never the 28 digits of the division; in the site's notation."""
+    value = scaled(written, ratio, scales)
+    if value is None:
+        return ""
+    own = _decimals(written)
+    exact = value.quantize(Decimal(1).scaleb(-own))
+    if exact == value:
+        return numbers.written(exact, notation)
+    return shown(value.quantize(Decimal(1).scaleb(-(own + 3))), notation)
+
+
+def limits_text(definition: Mapping[str, Any], ratio: Ratio, name: str, notation: Notation = POINT) -> str:
+    """One of an input's limits (``plausible``, ``specification``, ``action``) scaled and shown as
+    :func:`scaled_text` shows its target: ``570–630 mg``, ``≥ 3.5 %``; empty where there are none."""
+    limits = definition.get(name) or {}
+    if limits.get("low") is None and limits.get("high") is None:
+        return ""
+    scales = bool(definition.get("scales"))
+    low, high = (limits.get(k) for k in ("low", "high"))
+    u = definition.get("unit", "")
+    texts = [None if x is None else scaled_text(x, ratio, scales, notation) for x in (low, high)]
+    unit = f" {u}" if u else ""
+    if texts[0] is not None and texts[1] is not None:
+        return f"{texts[0]}–{texts[1]}{unit}"
+    return f"≥ {texts[0]}{unit}" if texts[0] is not None else f"≤ {texts[1]}{unit}"
+
+
 def target_text(definition: Mapping[str, Any], ratio: Ratio, notation: Notation = POINT) -> str:
-    target = scaled(definition.get("target"), ratio, bool(definition.get("scales")))
-    return "" if target is None else shown(target, notation)
+    return scaled_text(definition.get("target"), ratio, bool(definition.get("scales")), notation)

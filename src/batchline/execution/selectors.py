@@ -21,7 +21,7 @@ from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 
 from .models import Batch, BatchException, BatchState, BatchStep, StepState, StepValue
-from .scaling import Ratio, number_limits, range_text, target_text
+from .scaling import Ratio, limits_text, target_text
 
 ACTIVE_STATES = (BatchState.CREATED, BatchState.RELEASED, BatchState.RUNNING, BatchState.HELD)
 
@@ -356,12 +356,10 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
 def _input_view(
     definition: dict[str, Any], row: ValueRow | None, ratio: Ratio, notation: Notation
 ) -> InputView:
-    limits = number_limits(definition, ratio)
-    unit = definition.get("unit", "")
     return InputView(
         definition=definition,
         row=row,
-        plausible=range_text(limits.plausible, unit, notation),
-        specification=range_text(limits.specification, unit, notation),
+        plausible=limits_text(definition, ratio, "plausible", notation),
+        specification=limits_text(definition, ratio, "specification", notation),
         target=target_text(definition, ratio, notation),
     )

@@ -32,6 +32,17 @@ WHERE_TO_GET = (
 )
 
 
+# A deviation's texts as the record holds them, and what each is called.
+DEVIATION_TEXTS = (
+    ("description", "description"),
+    ("immediate_action", "immediate action"),
+    ("investigation", "investigation"),
+    ("root_cause", "root cause"),
+    ("impact", "impact on the batch"),
+    ("capa", "CAPA reference"),
+)
+
+
 class SchemasMissing(RuntimeError):
     pass
 
@@ -193,6 +204,24 @@ def render_batchml(content: dict[str, Any]) -> bytes:
             _el(c, "RecordReference", f"value-{v['corrects']}")
             _value(c, "PrechangeData", before["text"] if before else "", v["unit"])
             _el(c, "Reason", v["reason"] or "")
+
+    # Each deviation's texts in full, its investigation among them (211.192, 211.188(b)(12)).
+    if content.get("deviations"):
+        comments = _el(root, "Comments")
+        for d in content["deviations"]:
+            for key, label in DEVIATION_TEXTS:
+                if not d.get(key):
+                    continue
+                c = _el(comments, "Comment")
+                _el(c, "EntryID", f"deviation-{d['id']}-{key}")
+                _el(c, "ObjectType", "Comment")
+                _el(
+                    c,
+                    "Description",
+                    f"Deviation {d['number']}: {d['title']} ({d['classification']}, {d['state']}): {label}",
+                )
+                _el(c, "RecordReference", f"quality.deviation:{d['id']}")
+                _el(c, "CommentText", d[key])
 
     events = _Events(_el(root, "Events"))
     for s in content["steps"]:

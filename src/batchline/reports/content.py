@@ -30,7 +30,7 @@ from batchline.configuration import selectors as configuration
 from batchline.configuration.models import ConfigVersion
 from batchline.equipment.models import LogbookEntry, Site
 from batchline.execution.models import Batch
-from batchline.execution.scaling import Ratio, number_limits, range_text, target_text
+from batchline.execution.scaling import Ratio, limits_text, target_text
 from batchline.execution.selectors import StepScreen, ValueRow, batch_screen
 from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind
 from batchline.quality import selectors as quality_selectors
@@ -111,13 +111,12 @@ def _signature(s: Signature) -> dict[str, Any]:
 
 
 def _limits(definition: dict[str, Any], ratio: Ratio, notation: Notation) -> dict[str, str]:
-    limits = number_limits(definition, ratio)
-    unit = definition.get("unit", "")
     return {
         "target": target_text(definition, ratio, notation),
-        "plausible": range_text(limits.plausible, unit, notation),
-        "specification": range_text(limits.specification, unit, notation),
-        "action": range_text(limits.action, unit, notation),
+        **{
+            name: limits_text(definition, ratio, name, notation)
+            for name in ("plausible", "specification", "action")
+        },
     }
 
 

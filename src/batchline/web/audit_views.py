@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -60,12 +61,31 @@ class _Echo:
         return value
 
 
+def _file_name(f: AuditFilter, stamp: str) -> str:
+    """``batchline-audit-20261207T101500Z-user-olga-action-update.csv``: the filter in the name too."""
+    words = "-".join(f"{what.split()[0]}-{value}" for what, value in f.terms())
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", words)[:120]
+    return f"batchline-audit-{stamp}{'-' if safe else ''}{safe}.csv"
+
+
 @login_required
 def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """Exactly the entries the page's filter selects, every page of them (Annex 11 §9: intelligible,
+    exportable); the file's first lines name the filter, the count, who exported it and when."""
     require(request.user, "accounts.view_audit_trail")
+    f = _filter(request)
+    entries = audit_entries(f)
+    now = timezone.now()
+    user = request.user
+    preamble = [
+        ["# Batchline audit trail export"],
+        ["# filter", f.text()],
+        ["# entries", str(entries.count())],
+        ["# exported", f"{now.astimezone(dt.UTC).isoformat()} by {user.printed_name} ({user.username})"],  # type: ignore[union-attr]
+    ]
     writer = csv.writer(_Echo())
-    rows = (writer.writerow(row) for row in csv_rows(audit_entries(_filter(request))))
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    rows = (writer.writerow(row) for row in csv_rows(entries, preamble=preamble))
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="batchline-audit-{stamp}.csv"'
+    name = _file_name(f, now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -45,7 +45,7 @@ from batchline.signatures.services import (
     username_required,
 )
 
-from . import screens
+from . import record_page, screens
 from .access import current_user, record_id, require
 from .material_views import container_label
 
@@ -406,16 +406,14 @@ def batch_record(request: HttpRequest, number: str) -> HttpResponse:
     signature_status.annotate(
         [*screen.batch_signatures, *(sig for s in screen.steps for sig in s.signatures)], statuses
     )
-    # "Performed by" and every name as it stood when the person acted (21 CFR 11.50), from the record.
+    # Every step's values, materials and equipment from the record's content, as the PDF prints them;
+    # "performed by" and every name as it stood when the person acted (21 CFR 11.50).
     recorded = {s["key"]: s for s in content["steps"]}
     for s in screen.steps:
         step = recorded[s.step.key]
         for role in ("started", "completed", "verified"):
             setattr(s.step, f"{role}_name", _printed(step[f"{role}_by"]))
-        entered = {v["id"]: v["entered_by"] for v in step["values"]}
-        for row in s.rows:
-            for v in [row.value, *row.corrections]:
-                v.entered_name = _printed(entered.get(v.pk))  # type: ignore[attr-defined]
+        s.record = record_page.step_rows(step)  # type: ignore[attr-defined]
     context = {
         "screen": screen,
         "batch": batch,
