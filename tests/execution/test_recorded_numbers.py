@@ -108,3 +108,26 @@ def test_the_pdf_shows_the_number_in_the_sites_notation_with_the_typed_text_wher
     configure(decimal_separator="point")
     text = re.sub(r"\s+", " ", pdf_text(render_pdf(record_content(batch)), tmp_path))
     assert "600.5 (typed 600,50)" in text
+
+
+@pytest.mark.req("DI-05", "BR-02")
+def test_batchml_carries_the_number_as_a_decimal_and_the_typed_text_in_words() -> None:
+    from lxml import etree
+
+    from batchline.reports import batchml
+    from batchline.reports.documents import render
+
+    _people, batch = weighed_on_a_comma_site()
+    xml = render(record_content(batch), "batchml").data
+    if (batchml.schema_dir() / batchml.SCHEMA_FILE).is_file():
+        assert batchml.validate(xml) == []
+    ns = {"b": etree.fromstring(xml).nsmap[None]}
+    (event,) = [
+        e
+        for e in etree.fromstring(xml).iterfind(".//b:Event", ns)
+        if "Weight 2" in e.findtext("b:Description", "", ns)
+    ]
+    assert event.findtext("b:Description", "", ns) == "Weight 2 (typed 650,5)"
+    assert event.findtext("b:Value/b:ValueString", "", ns) == "650.5"
+    assert event.findtext("b:Value/b:DataType", "", ns) == "decimal"
+    assert event.findtext("b:Value/b:UnitOfMeasure", "", ns) == "mg"
