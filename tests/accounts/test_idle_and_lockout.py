@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 
 import pytest
@@ -126,6 +127,10 @@ def test_a_station_is_unblocked_on_the_security_page_with_a_reason(personas, log
     assert "10.6.6.6" in admin.get("/security/").content.decode()
     assert admin.post("/security/addresses/unlock/", {"ip": "10.6.6.6", "reason": ""}).status_code == 302
     assert locked_addresses() == ["10.6.6.6"]  # no reason, no unlock
+    # Something that is no address is refused in words (PostgreSQL's inet column failed with a 500).
+    refused = admin.post("/security/addresses/unlock/", {"ip": "x", "reason": "r"}, follow=True)
+    assert "'x' is not a station's address (IPv4 or IPv6)." in html.unescape(refused.content.decode())
+    assert locked_addresses() == ["10.6.6.6"] and not entries(action="unlock_address")
     admin.post(
         "/security/addresses/unlock/", {"ip": "10.6.6.6", "reason": "the kiosk's badge reader misfired"}
     )

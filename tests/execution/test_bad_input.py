@@ -61,32 +61,131 @@ def test_entries_a_record_cannot_hold_are_refused(db, entry: str) -> None:
     assert not StepValue.objects.exists()
 
 
-@pytest.mark.req("DI-05", "A11-05")
-def test_a_number_with_a_thousands_comma_is_refused_not_read_as_a_decimal(db) -> None:
-    """'1,500' was judged as 1.5 and recorded as the text '1,500': now refused in words, nothing written."""
+def complete_weights(people, batch, **entries):
+    return ex.step_complete(
+        actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="weights", entries=entries
+    )
+
+
+@pytest.mark.req("DI-05", "A11-05", "A11D-05")
+def test_a_number_a_reader_could_take_two_ways_is_refused_with_both_readings_and_nothing_is_written(
+    db,
+) -> None:
+    """'1,500' was judged as 1.5 and recorded as the text '1,500': refused in words offering both readings."""
     people, recipe = make_plant()
     batch = new_batch(people, recipe)
     run_to_weights(people, batch)
     with pytest.raises(ex.ExecutionRefused) as refused:
-        ex.step_complete(
-            actor=A(people["operator"]),
-            user=people["operator"],
-            batch=batch,
-            step_key="weights",
-            entries={"w1": "1,500", "w2": "600"},
-        )
+        complete_weights(people, batch, w1="1,500", w2="600")
     assert refused.value.verdict.codes == ["NOT_A_NUMBER"]
-    assert "'1,500' could be 1.500 or 1500" in str(refused.value)
+    assert str(refused.value) == "Weight 1: 1,500: did you mean 1.500 or 1500?"
+    # A decimal comma on a site that writes decimals with a point: the one reading offered, not taken.
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        complete_weights(people, batch, w1="600,5", w2="600")
+    assert "600,5: this site writes decimals with a point; did you mean 600.5?" in str(refused.value)
     assert not StepValue.objects.exists()
-    done = ex.step_complete(
-        actor=A(people["operator"]),
-        user=people["operator"],
-        batch=batch,
-        step_key="weights",
-        entries={"w1": "600,5", "w2": "600"},
-    )
+    done = complete_weights(people, batch, w1="600.50", w2="600")
+    (w1,) = StepValue.objects.filter(step=done, name="w1")
+    assert (w1.text, w1.number, w1.unit) == ("600.50", Decimal("600.5"), "mg")
+
+
+@pytest.mark.req("DI-05", "A11-05", "P11-11")
+def test_a_comma_site_reads_a_decimal_comma_and_refuses_a_point_with_both_readings(db) -> None:
+    from tests.conftest import configure
+
+    configure(decimal_separator="comma")
+    people, recipe = make_plant()
+    batch = new_batch(people, recipe)
+    run_to_weights(people, batch)
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        complete_weights(people, batch, w1="600.500", w2="600")
+    assert str(refused.value) == "Weight 1: 600.500: did you mean 600,500 or 600500?"
+    assert not StepValue.objects.exists()
+    done = complete_weights(people, batch, w1="600,5", w2="604")
     (w1,) = StepValue.objects.filter(step=done, name="w1")
     assert (w1.text, w1.number) == ("600,5", Decimal("600.5"))
+
+
+@pytest.mark.req("DI-05", "A11-05")
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("1e400", "write the number out in digits, without an exponent"),
+        ("NaN", "NaN is not a number"),
+        ("-Infinity", "-Infinity is not a number"),
+        ("-0", "zero has no sign"),
+        ("1" * 30, "more digits than a recorded value can hold"),
+        ("1" * 100_000, "at most 2000 characters"),
+    ],
+    ids=["exponent", "nan", "infinity", "negative-zero", "30-digits", "100000-characters"],
+)
+def test_every_kind_of_bad_number_is_refused_in_words_and_nothing_is_written(
+    db, entry: str, words: str
+) -> None:
+    people, recipe = make_plant()
+    batch = new_batch(people, recipe)
+    run_to_weights(people, batch)
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        complete_weights(people, batch, w1=entry, w2="600")
+    assert words in str(refused.value)
+    assert not StepValue.objects.exists()
+
+
+@pytest.mark.req("DI-05", "A11-05")
+def test_a_correction_is_read_in_the_sites_notation_like_the_entry(db) -> None:
+    people, recipe = make_plant()
+    batch = new_batch(people, recipe)
+    run_to_weights(people, batch)
+    op = people["operator"]
+    complete_weights(people, batch, w1="598", w2="604")
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        ex.value_correct(
+            actor=A(op),
+            user=op,
+            batch=batch,
+            step_key="weights",
+            name="w2",
+            text="6,04",
+            reason="typo",
+            signer=sign(op),
+        )
+    assert "did you mean 6.04?" in str(refused.value)
+    assert StepValue.objects.filter(name="w2").count() == 1
+    corrected = ex.value_correct(
+        actor=A(op),
+        user=op,
+        batch=batch,
+        step_key="weights",
+        name="w2",
+        text="600.0",
+        reason="typo",
+        signer=sign(op),
+    )
+    assert (corrected.text, corrected.number) == ("600.0", Decimal("600"))
+    message = BatchException.objects.get(code="CORRECTION").message
+    assert "corrected from 604 to 600.0" in message
+
+
+@pytest.mark.req("A11-05")
+@pytest.mark.parametrize(
+    ("quantity", "words"),
+    [
+        ("1e400", "Planned quantity: 1e400: write the number out in digits, without an exponent."),
+        ("1,500", "Planned quantity: 1,500: did you mean 1.500 or 1500?"),
+        ("-0", "zero has no sign"),
+        (Decimal("1E+400"), "at most 12 digits before and 6 after the decimal mark"),
+        (Decimal("-0"), "must be a number more than zero"),
+        ("9" * 30, "at most 12 digits before and 6 after the decimal mark"),
+    ],
+)
+def test_a_planned_quantity_that_is_no_number_a_batch_can_hold_is_refused_in_words(
+    db, quantity, words: str
+) -> None:
+    people, recipe = make_plant()
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        ex.batch_create(actor=A(people["supervisor"]), recipe=recipe, number="B-1", planned_quantity=quantity)
+    assert words in str(refused.value)
+    assert not Batch.objects.exists()
 
 
 @pytest.mark.req("S88-04")

@@ -197,7 +197,7 @@ def test_a_weight_typed_by_hand_needs_a_reason_and_a_witness_and_raises_an_excep
 
 
 @pytest.mark.req("A11-05", "WD-01")
-@pytest.mark.parametrize("weight", ["0", "-2", "two", "1e40"])
+@pytest.mark.parametrize("weight", ["0", "-2", "two", "1e40", "2,040", "NaN", "-0", "9" * 30])
 def test_a_manual_weight_that_is_not_a_positive_number_is_refused(plant, weight) -> None:
     people, batch, _sim = plant
     with pytest.raises(Exception) as refused:
@@ -211,6 +211,26 @@ def test_a_manual_weight_that_is_not_a_positive_number_is_refused(plant, weight)
         )
     assert "Refused" in type(refused.value).__name__
     assert not LedgerEntry.objects.filter(kind="dispense").exists()
+
+
+@pytest.mark.req("WD-09", "DI-05")
+def test_a_weight_typed_by_hand_is_read_in_the_sites_notation_and_kept_as_typed(plant) -> None:
+    from tests.conftest import configure
+
+    people, batch, _sim = plant
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        dispense(people, batch, manual_weight="2,040", manual_unit="kg", reason="x", witness=witness(people))
+    assert "2,040: did you mean 2.040 or 2040?" in str(refused.value)
+    configure(decimal_separator="comma")
+    value = dispense(
+        people,
+        batch,
+        manual_weight="2,040",
+        manual_unit="kg",
+        reason="display broken",
+        witness=witness(people),
+    )
+    assert (value.text, value.number, value.unit) == ("2,040", Decimal("2.04"), "kg")
 
 
 @pytest.mark.req("WD-01", "A11-05")

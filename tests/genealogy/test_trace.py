@@ -202,4 +202,8 @@ def test_the_demo_data_shows_a_genealogy(db) -> None:
     # The demo's own batch has its output lot too, empty until it runs.
     assert msel.output_lot("PCM-0001") is not None
     # PCM-0000 drew on its own paracetamol lot: the drums PCM-0001 weighs from are untouched.
-    assert [c.quantity for c in Lot.objects.get(number="PCM-L0101").containers.order_by("code")] == [60, 60, 25]
+    assert [c.quantity for c in Lot.objects.get(number="PCM-L0101").containers.order_by("code")] == [
+        60,
+        60,
+        25,
+    ]

@@ -99,3 +99,9 @@ def test_a_request_body_over_the_upload_limit_is_refused_in_words(author) -> Non
         "detail": "The request is larger than 5 MB and was not read. Nothing was changed.",
         "code": "TOO_LARGE",
     }
+
+
+@pytest.mark.req("A11-05")
+def test_an_integer_too_long_to_convert_is_refused_in_words_not_a_server_error() -> None:
+    with pytest.raises(doc.RecipeInvalid, match="not a recipe file: Exceeds the limit"):
+        doc.parse("format: " + "7" * 100_000 + "\n")

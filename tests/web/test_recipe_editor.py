@@ -125,9 +125,12 @@ def test_an_author_creates_a_recipe_adds_a_checked_step_and_reorders_in_the_brow
     [
         ({"in-0-unit": "blorbs"}, "operation 1, step 2, input 1, unit: unknown unit 'blorbs'"),
         ({"in-0-spec_low": "320"}, "limits of 'fill_weight'"),
+        ({"in-0-target": "three hundred"}, "Fill weight: target: three hundred is not a number"),
+        # Typed numbers are read in the site's notation, like every entry (DI-05).
+        ({"in-0-spec_high": "1,500"}, "Fill weight: specification, to: 1,500: did you mean 1.500 or 1500?"),
         (
-            {"in-0-target": "three hundred"},
-            "operation 1, step 2, input 1, target: Input should be a valid decimal",
+            {"timer_min": "1e3"},
+            "Timer: at least (min): 1e3: write the number out in digits, without an exponent",
         ),
         (
             {"kind": "calculation", "calc-0-label": "Mean", "calc-0-formula": "mean(fill_weight, w9)"},
@@ -155,6 +158,30 @@ def test_a_step_that_would_break_the_recipe_is_refused_with_its_place_and_nothin
     assert recipe.document == before and trail(recipe) == entries
     # The form comes back with what the author typed, to fix, not to retype.
     assert 'value="Fill weight"' in text(response)
+
+
+@pytest.mark.req("MBR-01", "DI-05")
+def test_a_comma_site_types_and_reads_its_recipe_numbers_with_a_comma(author) -> None:
+    from tests.conftest import configure
+
+    configure(decimal_separator="comma")
+    new = {**NEW, "quantity": "1000,5"}
+    assert author.post("/recipes/new/", new).status_code == 302
+    recipe = MasterRecipe.objects.get()
+    assert recipe.document["recipe"]["batch_size"]["quantity"] == "1000.5"  # the file keeps a point
+    url = f"/recipes/{recipe.pk}/editor/operations/line_clearance/add-step/"
+    step = {**WEIGHT_STEP, "in-0-target": "300,25", "in-0-spec_low": "285,5"}
+    assert author.post(url, step).status_code == 302
+    recipe.refresh_from_db()
+    saved = recipe.document["operations"][0]["steps"][-1]["inputs"][0]
+    assert (saved["target"], saved["specification"]["low"]) == ("300.25", "285.5")
+    form = text(
+        author.get(
+            f"/recipes/{recipe.pk}/editor/steps/{recipe.document['operations'][0]['steps'][-1]['key']}/"
+        )
+    )
+    assert 'value="300,25"' in form and 'value="285,5"' in form  # shown as the site writes them
+    assert 'value="1000,5"' in text(author.get(f"/recipes/{recipe.pk}/editor/"))
 
 
 @pytest.mark.req("MBR-01", "DI-05")

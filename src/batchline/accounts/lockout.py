@@ -14,6 +14,7 @@ same (``accounts/management/commands/axes_reset*.py``).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -54,6 +55,12 @@ def address_unlock(*, actor: Actor, ip_address: str, reason: str) -> int:
     if not reason:
         raise ReasonRequired("Give a reason: it is kept in the audit trail.")
     ip_address = ip_address.strip()
+    try:  # PostgreSQL keeps addresses as inet: anything else is refused here in words, not by the database
+        ipaddress.ip_address(ip_address)
+    except ValueError:
+        from .services import AccountError
+
+        raise AccountError(f"{ip_address[:60]!r} is not a station's address (IPv4 or IPv6).") from None
     with transaction.atomic():
         cleared = axes_reset(ip=ip_address)
         audit_append(

@@ -376,7 +376,7 @@ def address_unlock(request: HttpRequest) -> HttpResponse:
     ip = request.POST.get("ip", "")
     try:
         lockout.address_unlock(actor=_actor(request), ip_address=ip, reason=request.POST.get("reason", ""))
-    except ReasonRequired as exc:
+    except (ReasonRequired, services.AccountError) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Station {ip} is unblocked.")

@@ -7,6 +7,7 @@ personal bearer token. Signing through the API always takes user ID and password
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Query, Router, Status
 from ninja.errors import AuthenticationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer, django_auth
 from ninja.throttling import SimpleRateThrottle
 
@@ -26,7 +28,7 @@ from batchline.approvals.models import ChangeRequest, RequestState
 from batchline.approvals.services import APPROVE_PERMISSION, ChangeRefused, change_approve, change_reject
 from batchline.audit.models import AuditEntry
 from batchline.audit.selectors import AuditFilter, audit_entries
-from batchline.audit.services import Actor, ReasonRequired
+from batchline.audit.services import Actor, DoesNotFit, ReasonRequired
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning, Signature
 from batchline.signatures.services import (
@@ -79,8 +81,24 @@ class TokenRateThrottle(SimpleRateThrottle):
         return f"batchline_token_rate_{key}" if key else None
 
 
+class ExactNumbers(Parser):
+    """JSON numbers are read as Decimals: a quantity is never a float on its way in (0.1 stays 0.1).
+
+    NaN and Infinity, which Python's reader would take, are no JSON; the door refuses them in
+    words before this runs (web/middleware.py), and they are refused here too.
+    """
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return json.loads(request.body, parse_float=Decimal, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
 api = NinjaAPI(
     title="Batchline API",
+    parser=ExactNumbers(),
     version="1",
     urls_namespace="api",
     auth=[TokenAuth(), django_auth],
@@ -114,6 +132,14 @@ def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
     # An id or number beyond what the database can hold names no record.
     return api.create_response(
         request, {"detail": "No such record: a value is out of range.", "code": "OUT_OF_RANGE"}, status=404
+    )
+
+
+@api.exception_handler(DoesNotFit)
+def _does_not_fit(request: HttpRequest, exc: DoesNotFit) -> HttpResponse:
+    reasons = [{"code": r.code, "message": r.message} for r in exc.verdict.reasons]
+    return api.create_response(
+        request, {"detail": str(exc), "code": reasons[0]["code"], "reasons": reasons}, status=422
     )
 
 

@@ -107,7 +107,11 @@ class RecallQuery(Schema):
 
 
 class ProduceIn(Schema):
-    quantities: list[Decimal] = Field(min_length=1, max_length=200)
+    quantities: list[Decimal | str] = Field(
+        min_length=1,
+        max_length=200,
+        description="each container's quantity: a JSON number, or the text as typed (read in the site's notation)",
+    )
     unit: str = Field(max_length=30)
     step_key: str = Field(default="", max_length=40)
 
@@ -160,7 +164,7 @@ def produce(request: HttpRequest, number: str, payload: ProduceIn) -> Any:
     made = services.batch_produce(
         actor=Actor.of(request.user, via="api"),
         batch=batch,
-        quantities=[str(q) for q in payload.quantities],
+        quantities=payload.quantities,
         unit=payload.unit,
         step_key=payload.step_key,
     )

@@ -187,7 +187,9 @@ batches = Router(tags=["batches"])
 class BatchIn(Schema):
     recipe_id: int
     number: str = Field(min_length=1, max_length=40)
-    planned_quantity: Decimal = Field(gt=0, max_digits=18, decimal_places=6)
+    planned_quantity: Decimal | str = Field(
+        description="a JSON number, or the text as typed (read in the site's notation: GET /configuration)"
+    )
 
 
 class BatchOut(Schema):
@@ -285,7 +287,11 @@ def step_list(request: HttpRequest, number: str) -> Any:
 
 
 class CompleteIn(Schema):
-    values: dict[str, Any] = Field(default_factory=dict, description="input name → value as typed")
+    values: dict[str, str | Decimal] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="input name → the value as typed (a number read in the site's notation), or a JSON number",
+    )
     checklist: list[bool] = Field(default_factory=list, max_length=50)
     signature: SignatureIn | None = None
     confirm_out_of_specification: bool = Field(
@@ -339,13 +345,12 @@ def step_complete(request: HttpRequest, number: str, key: str, payload: Complete
     batch = _batch(number)
     user = current_user(request)
     signer = _signer(request, payload.signature, Meaning.PERFORMED) if payload.signature else None
-    entries = {str(k)[:40]: str(v)[:2000] for k, v in payload.values.items()}
     services.step_complete(
         actor=_actor(request),
         user=user,
         batch=batch,
         step_key=key,
-        entries=entries,
+        entries=payload.values,
         checklist=payload.checklist,
         signer=signer,
         confirm_out_of_specification=payload.confirm_out_of_specification,

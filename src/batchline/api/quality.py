@@ -16,6 +16,7 @@ from batchline.execution.models import Batch
 from batchline.quality import selectors, services
 from batchline.quality.models import Deviation
 from batchline.rules import exceptions as taxonomy
+from batchline.rules import numbers
 from batchline.signatures.models import Meaning
 from batchline.web.access import require
 
@@ -61,6 +62,11 @@ def _exception_out(e: Any) -> dict[str, Any]:
     }
 
 
+def _number(v: Any) -> str | None:
+    """The recorded number, exact ("0.5013"); the value's ``text`` is how it was typed."""
+    return None if v.number is None else numbers.shown(v.number)
+
+
 @quality.get("/batches/{number}/review", response=dict[str, Any])
 def review(request: HttpRequest, number: str) -> dict[str, Any]:
     """What QA reviews: the completeness check, exceptions with dispositions, critical values, changes."""
@@ -94,13 +100,22 @@ def review(request: HttpRequest, number: str) -> dict[str, Any]:
                 "step": v.step.key,
                 "name": v.name,
                 "text": v.text,
+                "number": _number(v),
                 "unit": v.unit,
                 "in_specification": v.in_specification,
             }
             for v in screen.critical_values
         ],
         "corrections": [
-            {"step": v.step.key, "name": v.name, "was": v.corrects.text, "now": v.text, "reason": v.reason}
+            {
+                "step": v.step.key,
+                "name": v.name,
+                "was": v.corrects.text,
+                "was_number": _number(v.corrects),
+                "now": v.text,
+                "now_number": _number(v),
+                "reason": v.reason,
+            }
             for v in screen.corrections
             if v.corrects
         ],

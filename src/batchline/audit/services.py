@@ -19,6 +19,7 @@ from django.db.models import NOT_PROVIDED, signals
 from django.utils import timezone
 
 from batchline.rules import canonical, hashchain
+from batchline.rules.verdict import Refused
 
 from . import chain
 from .models import AuditedModel
@@ -28,6 +29,47 @@ M = TypeVar("M", bound=AuditedModel)
 
 class ReasonRequired(ValueError):
     """A change of GMP significance was attempted without saying why."""
+
+
+class DoesNotFit(Refused):
+    """A value longer or larger than its field holds: refused in words before anything is written.
+
+    SQLite would store it whole and PostgreSQL refuse it with an error: neither is what
+    the person should see, and both databases must keep the same records.
+    """
+
+
+@functools.cache
+def _limits(model: type[models.Model]) -> tuple[tuple[str, str, int, int | None], ...]:
+    """(attname, name in words, characters or integer digits, decimal places) of the sized columns."""
+    out: list[tuple[str, str, int, int | None]] = []
+    for f in model._meta.concrete_fields:
+        if isinstance(f, models.CharField) and f.max_length:
+            out.append((f.attname, str(f.verbose_name), f.max_length, None))
+        elif isinstance(f, models.DecimalField) and f.max_digits is not None and f.decimal_places is not None:
+            out.append((f.attname, str(f.verbose_name), f.max_digits - f.decimal_places, f.decimal_places))
+    return tuple(out)
+
+
+def _fits(obj: models.Model, names: set[str] | None = None) -> None:
+    """Every sized value of ``obj`` fits its column; otherwise :class:`DoesNotFit`, naming the field."""
+    for attname, words, size, places in _limits(type(obj)):
+        if names is not None and attname not in names:
+            continue
+        value = getattr(obj, attname)
+        if value is None:
+            continue
+        what = f"{str(obj._meta.verbose_name).capitalize()} {words}"
+        if places is None:
+            if isinstance(value, str) and len(value) > size:
+                raise DoesNotFit.because(
+                    "TOO_LONG", f"{what}: at most {size:,} characters, not {len(value):,}."
+                )
+        elif isinstance(value, Decimal) and (not value.is_finite() or abs(value) >= Decimal(10) ** size):
+            raise DoesNotFit.because(
+                "OUT_OF_RANGE",
+                f"{what}: {value} is not a number with at most {size} digits before the decimal mark.",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +250,16 @@ def _update_sql(
     return f"UPDATE {qn(meta.db_table)} SET {assigned} WHERE {qn(meta.pk.column)} = %s", fields  # noqa: S608
 
 
+@functools.cache
+def _attnames(model: type[models.Model]) -> dict[str, str]:
+    """A column's attribute by its field's name or its attribute ("lot" and "lot_id": "lot_id")."""
+    fields = model._meta.concrete_fields
+    return {f.name: f.attname for f in fields} | {f.attname: f.attname for f in fields}
+
+
 def record_create(obj: M, *, actor: Actor, reason: str = "", action: str = "create") -> M:
     """Insert a new GMP record and its creation entry (every field, old value null)."""
+    _fits(obj)
     _save(obj, force_insert=True)
     state = audit_state(obj)
     audit_append(
@@ -246,6 +296,7 @@ def record_update(
         before.update({k: canonical.normalise(v) for k, v in extra_before.items()})
     for name, value in values.items():
         setattr(obj, name, value)
+    _fits(obj, {_attnames(type(obj))[name] for name in values if name in _attnames(type(obj))})
     after = audit_state(obj)
     changes = canonical.diff(before, after)
     if not changes:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from batchline.rules.numbers import NOTATIONS, POINT, NotANumber, Notation, read
 
 # Roles that carry GMP signing authority: an administrator holds none of them by default
 # (DESIGN invariant 8), and granting one takes a QA approver's approval.
@@ -45,10 +47,16 @@ class GmpConfig:
     checkpoint_interval_minutes: int
     verify_interval_minutes: int
     clock_tolerance_seconds: int
+    decimal_separator: str
 
     @property
     def idle_timeout_seconds(self) -> int:
         return self.idle_timeout_minutes * 60
+
+    @property
+    def notation(self) -> Notation:
+        """How this site's typed numbers are read and its numbers shown (rules/numbers.py)."""
+        return NOTATIONS[self.decimal_separator]
 
     def values(self) -> dict[str, Any]:
         """The stored form: JSON-ready, the version left out."""
@@ -71,6 +79,8 @@ class Setting:
     help: str
     parse: Callable[[Any], Any]
     env: str  # the environment variable that seeds a new installation
+    choices: tuple[str, ...] = ()  # the values there are, where there are few
+    decimal: bool = False  # a number with decimals: a page reads it in the site's notation first
 
 
 class Invalid(ValueError):
@@ -104,13 +114,24 @@ def _int(low: int, high: int) -> Callable[[Any], int]:
 
 
 def _percent(value: Any) -> Decimal:
+    # Stored and sent (environment, API) with a point; the page reads what is typed in the site's notation.
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise Invalid(f"{value!r} is not a number") from None
+        number = value if isinstance(value, Decimal) else read(str(value), POINT)
+    except NotANumber as exc:
+        raise Invalid(str(exc)) from None
     if not (number.is_finite() and Decimal(0) <= number <= Decimal(100)):
         raise Invalid(f"{value} is outside 0 to 100 %")
     return number
+
+
+def _one_of(*names: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in names:
+            raise Invalid(f"{value!r} is not one of: {', '.join(names)}")
+        return text
+
+    return parse
 
 
 def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
@@ -173,6 +194,7 @@ SETTINGS: dict[str, Setting] = {
         "Material issued to a batch and not accounted for, as % of what was issued, before it is an exception.",
         _percent,
         "BATCHLINE_RECONCILIATION_TOLERANCE_PERCENT",
+        decimal=True,
     ),
     "late_entry_minutes": Setting(
         "Late entry (minutes)",
@@ -204,6 +226,15 @@ SETTINGS: dict[str, Setting] = {
         _int(0, 3600),
         "BATCHLINE_CLOCK_TOLERANCE_SECONDS",
     ),
+    "decimal_separator": Setting(
+        "Decimal separator",
+        "How every typed number is read and every number shown. 'point': 0.5, where a comma, an apostrophe "
+        "or a space between digits is a thousands separator someone may have meant, so '1,500' is refused "
+        "with both readings; 'comma': 0,5, and a point is the separator refused likewise (DI-05).",
+        _one_of(*NOTATIONS),
+        "BATCHLINE_DECIMAL_SEPARATOR",
+        choices=tuple(NOTATIONS),
+    ),
 }
 
 SEED_DEFAULTS: dict[str, Any] = {
@@ -220,6 +251,7 @@ SEED_DEFAULTS: dict[str, Any] = {
     "checkpoint_interval_minutes": 15,
     "verify_interval_minutes": 60,
     "clock_tolerance_seconds": 120,
+    "decimal_separator": "point",
 }
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
+from batchline.rules.numbers import Notation
+
 from .definitions import GmpConfig, config_from
 from .models import ConfigVersion
 
@@ -47,6 +49,11 @@ def current() -> GmpConfig:
     if memo is not None:
         memo["config"] = config
     return config
+
+
+def notation() -> Notation:
+    """How typed numbers are read and numbers shown at this site, by the version in force."""
+    return current().notation
 
 
 def newest_number() -> int:
@@ -185,6 +192,13 @@ def settings_table(config: GmpConfig) -> list[dict[str, Any]]:
 
     values = config.values()
     return [
-        {"name": name, "label": s.label, "help": s.help, "value": values[name], "shown": show(values[name])}
+        {
+            "name": name,
+            "label": s.label,
+            "help": s.help,
+            "value": values[name],
+            "shown": show(values[name]),
+            "choices": s.choices,
+        }
         for name, s in SETTINGS.items()
     ]

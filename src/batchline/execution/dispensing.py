@@ -55,6 +55,7 @@ class Weighing:
     manual_reason: str = ""
     witness: VerifiedSigner | None = None
     other_lot_reason: str = ""  # why a lot other than the first to expire (FEFO) is used
+    typed: str = ""  # a manual weight as it was typed (read in the site's notation into ``net``)
 
 
 def read_scale(code: str) -> tuple[Weighing | None, Reason | None]:
@@ -205,7 +206,10 @@ def dispense(
             name="dispensed",
             label=f"Dispensed into {dispensed.code} from {container.code} (lot {container.lot.number})",
             source="entered",
-            text=plain(net),
+            # What was typed, kept with the number read from it, where it is in the recorded unit.
+            text=weighing.typed.strip()
+            if manual and weighing.typed.strip() and weighing.unit == unit
+            else plain(net),
             number=net,
             unit=unit,
             in_specification=True,

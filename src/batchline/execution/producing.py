@@ -17,12 +17,13 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from batchline.audit.services import Actor
+from batchline.configuration import selectors as configuration
 from batchline.labels.container import ContainerLabel, ContainerStatus
 from batchline.materials import services as stock
 from batchline.materials.models import Container, LabelPrint, LedgerEntry, Movement
 from batchline.materials.selectors import output_lot
 from batchline.rules import gates
-from batchline.rules.numbers import NotANumber, parse_decimal
+from batchline.rules.numbers import NotANumber, read
 from batchline.rules.verdict import Reason, Verdict
 
 from .models import Batch, BatchStep, StepState
@@ -49,7 +50,7 @@ def produce(
             Reason("NO_OUTPUT_LOT", f"Batch {batch.number} has no output lot to produce into.")
         ), None
     try:
-        number = parse_decimal(quantity)
+        number = read(quantity, configuration.notation())
     except NotANumber as exc:
         return Verdict.of(Reason("NOT_A_NUMBER", f"Quantity produced: {exc}.")), None
     try:

@@ -29,11 +29,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from batchline.audit.services import Actor
+from batchline.configuration import selectors as configuration
 from batchline.equipment.selectors import scale_suitable
 from batchline.materials import services as stock
 from batchline.materials.models import Container, LedgerEntry
 from batchline.rules import returns as rules
-from batchline.rules.numbers import NotANumber, parse_decimal
+from batchline.rules.numbers import NotANumber, read
 from batchline.rules.verdict import Refused, Verdict
 from batchline.signatures.services import VerifiedSigner
 
@@ -93,7 +94,7 @@ def _weigh(scale: str) -> tuple[Decimal, str, str]:
 
 def _quantity(text: str) -> Decimal:
     try:
-        return parse_decimal(text)
+        return read(text, configuration.notation())
     except NotANumber as exc:
         raise _refuse("NOT_A_NUMBER", f"Quantity: {exc}.") from exc
 

@@ -19,10 +19,11 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from batchline.audit.services import Actor, record_create
+from batchline.configuration import selectors as configuration
 from batchline.equipment.models import Equipment
 from batchline.materials.models import Container
 from batchline.rules import gates
-from batchline.rules.numbers import NotANumber, parse_decimal
+from batchline.rules.numbers import NotANumber, read
 from batchline.rules.verdict import Reason, Verdict
 
 from . import rows
@@ -48,7 +49,7 @@ def taken(step: BatchStep) -> int:
 
 def _quantity(raw: str, unit: str) -> tuple[Decimal | None, Reason | None]:
     try:
-        value = parse_decimal(raw)
+        value = read(raw, configuration.notation())
     except NotANumber as exc:
         return None, Reason("NOT_A_NUMBER", f"Sample quantity: {exc}.")
     if not value.is_finite() or value <= 0:

@@ -16,7 +16,9 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from batchline.audit.models import AuditChain, AuditEntry
-from batchline.rules import gates
+from batchline.configuration import selectors as configuration
+from batchline.rules import gates, numbers
+from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 
 from .models import Batch, BatchException, BatchState, BatchStep, StepState, StepValue
@@ -177,8 +179,9 @@ class BatchScreen:
         return max(done, key=lambda s: (s.step.verified_at or s.step.completed_at, s.step.seq), default=None)
 
 
-def batch_screen(batch: Batch) -> BatchScreen:
-    """Everything the execution screen and the batch record show, in five queries."""
+def batch_screen(batch: Batch, notation: Notation | None = None) -> BatchScreen:
+    """Everything the execution screen and the batch record show, in five queries (and the site's
+    notation, unless the caller has read it)."""
     steps = list(
         BatchStep.objects.filter(batch=batch).select_related("started_by", "completed_by", "verified_by")
     )
@@ -225,11 +228,12 @@ def batch_screen(batch: Batch) -> BatchScreen:
         exc_by_step[e.step_id].append(e)
 
     screens = []
+    notation = notation or configuration.notation()
     for step in steps:
         d = definitions[step.key]
         rows = rows_by_step.get(step.pk, [])
         by_name = {r.value.name: r for r in rows}
-        inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])]
+        inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio, notation) for i in d.get("inputs", [])]
         screens.append(
             StepScreen(
                 step=step,
@@ -268,6 +272,8 @@ def batch_record(batch: Batch) -> dict[str, Any]:
             "name": v.name,
             "label": v.label,
             "text": v.text,
+            # The number judged and recorded, exact ("0.5013"); ``text`` is how it was typed.
+            "number": None if v.number is None else numbers.shown(v.number),
             "unit": v.unit,
             "source": v.source,
             "in_specification": v.in_specification,
@@ -397,8 +403,10 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
             rows.append(row_of[v.pk])
     by_name = {r.value.name: r for r in rows}
     d = step.spec
-    inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio) for i in d.get("inputs", [])]
-    for view in [*inputs, *(_input_view(c, None, batch.ratio) for c in d.get("calculations", []))]:
+    notation = configuration.notation()
+    inputs = [_input_view(i, by_name.get(i["name"]), batch.ratio, notation) for i in d.get("inputs", [])]
+    calculations = (_input_view(c, None, batch.ratio, notation) for c in d.get("calculations", []))
+    for view in [*inputs, *calculations]:
         if view.definition["name"] in by_name:  # what the verifier compares each value with
             by_name[view.definition["name"]].specification = view.specification
     detail = StepScreen(
@@ -413,11 +421,13 @@ def batch_panel(batch: Batch, selected: str | None = None) -> tuple[BatchScreen,
     return screen, detail
 
 
-def _input_view(definition: dict[str, Any], row: ValueRow | None, ratio: Ratio) -> InputView:
+def _input_view(
+    definition: dict[str, Any], row: ValueRow | None, ratio: Ratio, notation: Notation
+) -> InputView:
     return InputView(
         definition=definition,
         row=row,
-        plausible=limits_text(definition, ratio, "plausible"),
-        specification=limits_text(definition, ratio, "specification"),
-        target=target_text(definition, ratio),
+        plausible=limits_text(definition, ratio, "plausible", notation),
+        specification=limits_text(definition, ratio, "specification", notation),
+        target=target_text(definition, ratio, notation),
     )

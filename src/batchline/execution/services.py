@@ -35,11 +35,11 @@ from batchline.materials.models import Container
 from batchline.materials.selectors import output_lot
 from batchline.recipes.document import from_canonical
 from batchline.recipes.models import MasterRecipe, RecipeStatus
-from batchline.rules import bindings, exceptions, gates, graph, states
+from batchline.rules import bindings, exceptions, gates, graph, numbers, states
 from batchline.rules.formula import FormulaError
 from batchline.rules.formula import parse as parse_formula
 from batchline.rules.limits import judge
-from batchline.rules.numbers import NotANumber, parse_decimal
+from batchline.rules.numbers import NotANumber, Notation
 from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
@@ -157,19 +157,30 @@ def _record_refusal(
 # --- batches ------------------------------------------------------------------------------
 
 
-def batch_create(*, actor: Actor, recipe: MasterRecipe, number: str, planned_quantity: Decimal) -> Batch:
-    """A process order from an effective recipe, with its control recipe frozen into it."""
+def batch_create(
+    *, actor: Actor, recipe: MasterRecipe, number: str, planned_quantity: Decimal | str
+) -> Batch:
+    """A process order from an effective recipe, with its control recipe frozen into it.
+
+    A planned quantity given as text is read in the site's notation (``rules.numbers``).
+    """
     person = _person(actor)
     number = number.strip()
     if not number:
         raise _refuse("NUMBER_REQUIRED", "A batch needs a batch number.")
+    if isinstance(planned_quantity, str):
+        try:
+            planned_quantity = numbers.read(planned_quantity, configuration.notation())
+        except NotANumber as exc:
+            raise _refuse("QUANTITY", numbers.sentence("Planned quantity", exc)) from None
     if not planned_quantity.is_finite() or planned_quantity <= 0:
         raise _refuse("QUANTITY", "The planned quantity must be a number more than zero.")
-    if planned_quantity != planned_quantity.quantize(Decimal("0.000001")) or planned_quantity >= Decimal(
-        "1e12"
+    # The size first: quantizing 1E+400 to six decimals is itself an error.
+    if planned_quantity >= Decimal("1e12") or planned_quantity != planned_quantity.quantize(
+        Decimal("0.000001")
     ):
         raise _refuse(
-            "QUANTITY", "The planned quantity has at most 12 digits before and 6 after the decimal point."
+            "QUANTITY", "The planned quantity has at most 12 digits before and 6 after the decimal mark."
         )
     if not BATCH_NUMBER.fullmatch(number):
         raise _refuse(
@@ -445,28 +456,45 @@ def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> Batch
         return step
 
 
-def _parse_entry(definition: Mapping[str, Any], raw: str) -> tuple[str, Decimal | None, Reason | None]:
-    """The entry as text and, for numbers, as a Decimal; or why it cannot be taken."""
+def _parse_entry(
+    definition: Mapping[str, Any], raw: str | Decimal | int, notation: Callable[[], Notation]
+) -> tuple[str, Decimal | None, Reason | None]:
+    """The entry as text and, for numbers, as a Decimal read in the site's notation; or why it cannot be taken.
+
+    A typed entry is read by ``rules.numbers`` (the notation is read only for a typed
+    number); a machine's number (an API client's JSON number) is exact already, and its
+    text is the number as the site writes it.
+    """
     label, kind = definition["label"], definition.get("type", "number")
-    text = raw.strip()
+    if isinstance(raw, Decimal | int) and not isinstance(raw, bool):
+        number = Decimal(raw)
+        if not number.is_finite():
+            return "", None, Reason("NOT_A_NUMBER", f"{label}: {number} is not a number.")
+        text = numbers.written(number, notation()) if abs(number) < MAX_NUMBER else f"{number:.3e}"
+    else:
+        text = str(raw).strip()
+        number = None
     if len(text) > 2000:
-        return text[:50], None, Reason("TOO_LONG", f"{label}: at most 2000 characters.")
+        return text[:50], None, Reason("TOO_LONG", f"{label}: at most 2000 characters, not {len(text)}.")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return "", None, Reason("NOT_TEXT", f"{label}: the entry contains characters that are not text.")
     if kind == "number":
-        try:
-            number = parse_decimal(text)
-        except NotANumber as exc:
-            return text[:50], None, Reason("NOT_A_NUMBER", f"{label}: {str(exc)[:200]}.")
+        if number is None:
+            try:
+                # Whole digits read alike in every notation: the configuration is not asked for them.
+                number = numbers.read(text, notation() if numbers.needs_notation(text) else numbers.POINT)
+            except NotANumber as exc:
+                return text[:50], None, Reason("NOT_A_NUMBER", numbers.sentence(label, exc))
         if abs(number) >= MAX_NUMBER or number.as_tuple().exponent < -9:  # type: ignore[operator]
             return (
                 text[:50],
                 None,
                 Reason(
                     "NOT_A_NUMBER",
-                    f"{label}: {text[:50]!r} has more digits than a recorded value can hold (19 before the point, 9 after).",
+                    f"{label}: {text[:50]} has more digits than a recorded value can hold "
+                    "(19 before the decimal mark, 9 after).",
                 ),
             )
         return text, number, None
@@ -479,6 +507,21 @@ def _parse_entry(definition: Mapping[str, Any], raw: str) -> tuple[str, Decimal 
     if kind == "yes_no" and text.lower() not in ("yes", "no"):
         return text, None, Reason("NOT_YES_NO", f"{label}: answer yes or no.")
     return (text.lower() if kind == "yes_no" else text), None, None
+
+
+def _implausible(
+    definition: Mapping[str, Any], number: Decimal, ratio: Ratio, notation: Callable[[], Notation]
+) -> Reason | None:
+    """Why a number cannot be right (outside its plausibility limits), in the site's notation; or None."""
+    limits, unit, label = number_limits(definition, ratio), definition.get("unit", ""), definition["label"]
+    if judge(number, limits, unit=unit, label=label).verdict.allowed:
+        return None  # the notation is read only to say why not
+    return judge(number, limits, unit=unit, label=label, notation=notation()).verdict.reasons[0]
+
+
+def _said(text: str, number: Decimal | None) -> str:
+    """A value in a message: a number as the site writes it (read now, only for the message)."""
+    return text if number is None else numbers.recorded(number, text, configuration.notation())[0]
 
 
 def current_values(batch: Batch) -> dict[str, StepValue]:
@@ -538,13 +581,16 @@ def _write_value(
         action="correct" if corrects else "record",
     )
     if in_spec is False:
-        spec = number_limits(definition, factor).specification.text(definition.get("unit", ""))
+        spec = number_limits(definition, factor).specification.text(
+            definition.get("unit", ""), configuration.notation()
+        )
         raising.exception_raise(
             step.batch,
             actor=actor,
             # A critical process parameter or quality attribute stops the batch (rules/exceptions.py).
             code="CRITICAL_OUT_OF_SPECIFICATION" if definition.get("critical") else "OUT_OF_SPECIFICATION",
-            message=f"{definition['label']} {text} {definition.get('unit', '')} is outside its specification {spec}.",
+            message=f"{definition['label']} {_said(text, number)} {definition.get('unit', '')} is outside its "
+            f"specification {spec}.",
             step=step,
             value=value,
         )
@@ -554,7 +600,8 @@ def _write_value(
             actor=actor,
             code="ACTION_LIMIT",
             severity=Severity.LOW,
-            message=f"{definition['label']} {text} {definition.get('unit', '')} is outside its action limits.",
+            message=f"{definition['label']} {_said(text, number)} {definition.get('unit', '')} is outside its "
+            "action limits.",
             step=step,
             value=value,
         )
@@ -598,7 +645,7 @@ def step_complete(
     user: Any,
     batch: Batch,
     step_key: str,
-    entries: Mapping[str, str] | None = None,
+    entries: Mapping[str, str | Decimal | int] | None = None,
     checklist: list[bool] | None = None,
     signer: VerifiedSigner | None = None,
     confirm_out_of_specification: bool = False,
@@ -620,25 +667,17 @@ def step_complete(
         reasons: list[Reason] = [blocked] if (blocked := raising.blocked_reason(snap.batch)) else []
         parsed: list[tuple[Mapping[str, Any], str, Decimal | None]] = []
         missing = []
+        # Read once, and only when a typed number needs it (a prompt completion costs no statement).
+        notation = functools.cache(configuration.notation)
         for inp in definition.get("inputs", []):
             raw = entries.get(inp["name"], "")
-            if not raw.strip():
+            if isinstance(raw, str) and not raw.strip():
                 if inp.get("required", True):
                     missing.append(inp["label"])
                 continue
-            text, number, problem = _parse_entry(inp, raw)
+            text, number, problem = _parse_entry(inp, raw, notation)
             if problem is None and number is not None:
-                problem = next(
-                    iter(
-                        judge(
-                            number,
-                            number_limits(inp, snap.batch.ratio),
-                            unit=inp.get("unit", ""),
-                            label=inp["label"],
-                        ).verdict.reasons
-                    ),
-                    None,
-                )
+                problem = _implausible(inp, number, snap.batch.ratio, notation)
             if problem:
                 reasons.append(problem)
             parsed.append((inp, text, number))
@@ -808,9 +847,14 @@ def step_dispense(
             raise ExecutionRefused(Verdict.of(problem))
         weighing = dataclasses.replace(read, other_lot_reason=other_lot_reason)
     else:
-        net = (
-            charging.stock.quantity_of(manual_weight, what="weight") if manual_weight.strip() else Decimal(0)
-        )
+        try:  # read in the site's notation; refused like any entry that is no number
+            net = (
+                charging.stock.quantity_of(manual_weight, what="weight")
+                if manual_weight.strip()
+                else Decimal(0)
+            )
+        except charging.stock.MaterialRefused as exc:
+            raise ExecutionRefused(exc.verdict) from exc
         weighing = dispensing.Weighing(
             net=net,
             unit=manual_unit,
@@ -819,6 +863,7 @@ def step_dispense(
             manual_reason=reason,
             witness=witness,
             other_lot_reason=other_lot_reason,
+            typed=manual_weight,
         )
     with (
         transaction.atomic(),
@@ -989,10 +1034,9 @@ def value_correct(
         if reasons:
             raise ExecutionRefused(Verdict(tuple(reasons)))
         assert definition is not None and original is not None
-        new_text, number, problem = _parse_entry(definition, text)
+        new_text, number, problem = _parse_entry(definition, text, configuration.notation)
         if problem is None and number is not None:
-            limits = number_limits(definition, snap.batch.ratio)
-            problem = next(iter(judge(number, limits, label=definition["label"]).verdict.reasons), None)
+            problem = _implausible(definition, number, snap.batch.ratio, configuration.notation)
         if problem is not None:
             raise ExecutionRefused(Verdict.of(problem))
         if not confirm_out_of_specification:
@@ -1018,7 +1062,8 @@ def value_correct(
             severity=Severity.MEDIUM,
             step=step,
             value=corrected,
-            message=f"{definition['label']} corrected from {original.text} to {new_text}: {reason}",
+            message=f"{definition['label']} corrected from {_said(original.text, original.number)} to "
+            f"{_said(new_text, number)}: {reason}",
         )
         _recalculate(
             snap, values, actor=actor, changed=name, reason=f"recalculated: {definition['label']} corrected"

@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 import hashlib
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, models, transaction
@@ -22,6 +22,8 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
+from batchline.configuration import selectors as configuration
+from batchline.rules import numbers
 from batchline.rules.bindings import waste_content
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning
@@ -63,17 +65,26 @@ def _person(actor: Actor) -> int:
     return actor.id
 
 
-def quantity_of(text: Any, *, what: str = "quantity") -> Decimal:
-    """A positive quantity from what was typed or sent; a clear refusal otherwise."""
-    try:
-        value = Decimal(str(text).strip())
-    except (InvalidOperation, ValueError) as exc:
-        raise _refuse("NOT_A_NUMBER", f"The {what} {text!r} is not a number.") from exc
-    if not value.is_finite() or value <= 0:
-        raise _refuse("NOT_POSITIVE", f"The {what} must be more than zero, not {text}.")
-    if value >= Decimal("1e12") or value.as_tuple().exponent < -6:  # type: ignore[operator]
-        raise _refuse("OUT_OF_RANGE", f"The {what} {text} has too many digits (at most 6 decimals).")
-    return value
+def quantity_of(value: Any, *, what: str = "quantity") -> Decimal:
+    """A positive quantity from what was typed (read in the site's notation) or sent; a clear refusal otherwise."""
+    if isinstance(value, str):
+        try:
+            number = numbers.read(value, configuration.notation())
+        except numbers.NotANumber as exc:
+            raise _refuse("NOT_A_NUMBER", numbers.sentence(f"The {what}", exc)) from None
+    elif isinstance(value, Decimal | int) and not isinstance(value, bool):
+        number = Decimal(value)
+    else:
+        raise _refuse("NOT_A_NUMBER", f"The {what} must be a number, not {type(value).__name__}.")
+    if not number.is_finite() or number <= 0:
+        raise _refuse("NOT_POSITIVE", f"The {what} must be more than zero, not {value}.")
+    # The size first: quantizing 1E+400 to six decimals is itself an error.
+    if number >= Decimal("1e12") or number != number.quantize(Decimal("0.000001")):
+        raise _refuse(
+            "OUT_OF_RANGE",
+            f"The {what} {value} has too many digits (at most 12 before the decimal mark and 6 after).",
+        )
+    return number
 
 
 def in_unit(value: Decimal, unit: str, target: str) -> Decimal:
@@ -148,7 +159,7 @@ def lot_receive(
     if not containers:
         raise _refuse("NO_CONTAINERS", "A delivery has at least one container.")
     quantities = [quantity_of(q, what="container quantity") for q in containers]
-    if potency is not None and not (Decimal(0) < potency <= Decimal(200)):
+    if potency is not None and not (potency.is_finite() and Decimal(0) < potency <= Decimal(200)):
         raise _refuse("POTENCY_RANGE", f"Potency {potency} % is not plausible (0 to 200 %).")
     now = timezone.now()
     if expires_at <= now:

@@ -432,6 +432,10 @@ def parse(text: str) -> RecipeDocument:
         lines = _line_map(text)
     except RecursionError as exc:
         raise RecipeInvalid([Problem((), "the file nests too deeply or refers to itself")]) from exc
+    except RecipeInvalid:
+        raise
+    except ValueError as exc:  # a YAML value the reader cannot convert: an integer of 100,000 digits
+        raise RecipeInvalid([Problem((), f"not a recipe file: {str(exc)[:200]}")]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         what = getattr(exc, "problem", None) or str(exc)

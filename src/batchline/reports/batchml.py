@@ -111,16 +111,28 @@ def _el(parent: Any, name: str, text: Any = None, **attrs: str) -> Any:
     return e
 
 
-def _value(parent: Any, name: str, text: str, unit: str = "") -> None:
+def _value(parent: Any, name: str, text: str, unit: str = "", data_type: str = "string") -> None:
     v = _el(parent, name)
     _el(v, "ValueString", text)
-    _el(v, "DataType", "string")
+    _el(v, "DataType", data_type)
     if unit:
         _el(v, "UnitOfMeasure", unit)
 
 
 def _name(person: Any) -> str | None:
     return person.get("name") if isinstance(person, dict) else person
+
+
+def _recorded(v: dict[str, Any]) -> tuple[str, ...]:
+    """A value as BatchML carries it: a number exactly, as a decimal (the typed text is in the
+    description where it differs); any other value as its text."""
+    if v.get("number") is not None:
+        return (v["number"], v["unit"], "decimal")
+    return (v["text"], v["unit"])
+
+
+def _said(v: dict[str, Any]) -> str:
+    return str(v["number"]) if v.get("number") is not None else v["text"]
 
 
 class _Events:
@@ -136,7 +148,7 @@ class _Events:
         *,
         description: str = "",
         equipment: str = "",
-        value: tuple[str, str] | None = None,
+        value: tuple[str, ...] | None = None,
         previous: tuple[str, str] | None = None,
         message: str = "",
         person: str | None = None,
@@ -201,9 +213,9 @@ def render_batchml(content: dict[str, Any]) -> bytes:
             _el(c, "EntryID", f"value-{v['id']}")
             _el(c, "ObjectType", "Change")
             _el(c, "TimeStamp", v["entered_at"])
-            _el(c, "Description", f"{v['label']} changed to {v['text']} {v['unit']}".rstrip())
+            _el(c, "Description", f"{v['label']} changed to {_said(v)} {v['unit']}".rstrip())
             _el(c, "RecordReference", f"value-{v['corrects']}")
-            _value(c, "PrechangeData", before["text"] if before else "", v["unit"])
+            _value(c, "PrechangeData", *(_recorded(before) if before else ("", v["unit"])))
             _el(c, "Reason", v["reason"] or "")
 
     # Each deviation's texts in full, its investigation among them (211.192, 211.188(b)(12)).
@@ -251,8 +263,10 @@ def render_batchml(content: dict[str, Any]) -> bytes:
                 v["entered_at"],
                 "Procedural Execution",
                 "Parameter Data",
-                description=v["label"] + (" (changed after entry)" if v["changed_after_entry"] else ""),
-                value=(v["text"], v["unit"]),
+                description=v["label"]
+                + (f" (typed {v['text']})" if v.get("number") not in (None, v["text"]) else "")
+                + (" (changed after entry)" if v["changed_after_entry"] else ""),
+                value=_recorded(v),
                 message=f"specification {v['specification']}" if v["specification"] else "",
                 person=_name(v["entered_by"]),
                 step=key,

@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
+from batchline.configuration import selectors as configuration
 from batchline.configuration.models import ConfigVersion
 from batchline.equipment.models import LogbookEntry, Site
 from batchline.execution.models import Batch
@@ -35,7 +36,8 @@ from batchline.execution.services import recorded_values
 from batchline.execution.steprecords import records_of
 from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry, MaterialKind, Movement
 from batchline.quality import selectors as quality_selectors
-from batchline.rules import bindings, canonical
+from batchline.rules import bindings, canonical, numbers
+from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 from batchline.signatures.services import signature_fields
 
@@ -112,33 +114,43 @@ def _signature(s: Signature) -> dict[str, Any]:
     }
 
 
-def _limits(definition: dict[str, Any], ratio: Ratio) -> dict[str, str]:
+def _limits(definition: dict[str, Any], ratio: Ratio, notation: Notation) -> dict[str, str]:
     return {
-        "target": target_text(definition, ratio),
-        **{name: limits_text(definition, ratio, name) for name in ("plausible", "specification", "action")},
+        "target": target_text(definition, ratio, notation),
+        **{
+            name: limits_text(definition, ratio, name, notation)
+            for name in ("plausible", "specification", "action")
+        },
     }
 
 
-def _values(s: StepScreen, ratio: Ratio, who: Who) -> list[dict[str, Any]]:
+def _values(s: StepScreen, ratio: Ratio, who: Who, notation: Notation) -> list[dict[str, Any]]:
     """Every value of a step, originals before their corrections, each with its limits."""
     defs = {d["name"]: dict(d) for d in recorded_values(s.definition)}
     out = []
     for row in s.rows:
-        out.extend(_row(row, defs.get(row.value.name, {}), ratio, who))
+        out.extend(_row(row, defs.get(row.value.name, {}), ratio, who, notation))
     return out
 
 
-def _row(row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who) -> list[dict[str, Any]]:
-    limits = _limits(definition, ratio)
+def _row(
+    row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who, notation: Notation
+) -> list[dict[str, Any]]:
+    limits = _limits(definition, ratio, notation)
     chain = [row.value, *row.corrections]
     out = []
     for i, v in enumerate(chain):
+        # What a person reads: the number in the site's notation, and the typed text where it differs.
+        shown, typed = numbers.recorded(v.number, v.text, notation, calculated=v.source == "calculated")
         out.append(
             {
                 "id": v.pk,
                 "name": v.name,
                 "label": v.label,
                 "text": v.text,
+                "number": None if v.number is None else numbers.shown(v.number),
+                "shown": shown,
+                "typed": typed,
                 "unit": v.unit,
                 "source": v.source,
                 "critical": bool(definition.get("critical")),
@@ -164,6 +176,7 @@ def _step(
     equipment: list[dict[str, Any]],
     who: Who,
     records: list[dict[str, Any]],
+    notation: Notation,
 ) -> dict[str, Any]:
     d = s.definition
     step = s.step
@@ -194,7 +207,7 @@ def _step(
         "completed_by": who(step.completed_by, step.completed_at),
         "verified_at": _at(step.verified_at),
         "verified_by": who(step.verified_by, step.verified_at),
-        "values": _values(s, ratio, who),
+        "values": _values(s, ratio, who, notation),
         "signatures": [_signature(x) for x in s.signatures],
         "materials": materials,
         "equipment": equipment,
@@ -275,7 +288,8 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
     """
     generated = now or timezone.now()
     batch = Batch.objects.select_related("recipe__product", "created_by").get(pk=batch.pk)
-    screen = batch_screen(batch)
+    notation = configuration.notation()
+    screen = batch_screen(batch, notation)
     quality = quality_selectors.record_quality(batch)
     number = batch.number
 
@@ -460,6 +474,8 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         "created_by": who(batch.created_by, batch.created_at),
         "site": _site(logbook),
         "configuration": batch_configuration(batch, generated),
+        # How the values' "shown" texts and the limits are written (rules/numbers.py); "number" is exact.
+        "notation": notation.name,
     }
 
     content = {
@@ -475,6 +491,7 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
                 step_units.get(s.step.key, []),
                 who,
                 step_records.get(s.step.pk, []),
+                notation,
             )
             for s in screen.steps
         ],

@@ -85,6 +85,12 @@ def _zone(time_zone: str | None) -> ZoneInfo:
     return ZoneInfo(time_zone or timezone.get_current_timezone_name())
 
 
+def _recorded(v: dict[str, Any]) -> str:
+    """The number in the site's notation, and what was typed where that reads otherwise (DI-05)."""
+    shown = v.get("shown", v["text"])
+    return f"{shown} (typed {v['typed']})" if v.get("typed") else shown
+
+
 def _configuration_text(config: dict[str, Any] | None, t: Any) -> str:
     """The configuration versions a batch ran under, in words (docs/configuration.md)."""
     if not config or config.get("at_creation") is None:
@@ -297,7 +303,7 @@ class _Record(Story):
                 rows.append(
                     [
                         label,
-                        f"{v['text']}{mark}{corr}",
+                        f"{_recorded(v)}{mark}{corr}",
                         v["unit"],
                         v["target"],
                         v["specification"],
@@ -456,7 +462,7 @@ class _Record(Story):
             [
                 s["key"],
                 v["label"],
-                f"{v['text']} {v['unit']}".strip() + (f" {CHANGED}" if v["changed_after_entry"] else ""),
+                f"{_recorded(v)} {v['unit']}".strip() + (f" {CHANGED}" if v["changed_after_entry"] else ""),
                 v["specification"],
                 _within(v["in_specification"]),
                 self.t(v["entered_at"]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from .numbers import POINT, Notation, written
 from .verdict import Reason, Verdict
 
 
@@ -29,14 +30,15 @@ class Range:
     def contains(self, value: Decimal) -> bool:
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
-    def text(self, unit: str = "") -> str:
+    def text(self, unit: str = "", notation: Notation = POINT) -> str:
+        """The range for a person to read, its numbers in the site's notation."""
         u = f" {unit}" if unit else ""
         if self.low is not None and self.high is not None:
-            return f"{self.low}–{self.high}{u}"
+            return f"{written(self.low, notation)}–{written(self.high, notation)}{u}"
         if self.low is not None:
-            return f"≥ {self.low}{u}"
+            return f"≥ {written(self.low, notation)}{u}"
         if self.high is not None:
-            return f"≤ {self.high}{u}"
+            return f"≤ {written(self.high, notation)}{u}"
         return "no limit"
 
 
@@ -67,14 +69,21 @@ class Judgement:
     within_action: bool
 
 
-def judge(value: Decimal, limits: NumberLimits, *, unit: str = "", label: str = "value") -> Judgement:
+def judge(
+    value: Decimal,
+    limits: NumberLimits,
+    *,
+    unit: str = "",
+    label: str = "value",
+    notation: Notation = POINT,
+) -> Judgement:
     if not limits.plausible.contains(value):
         return Judgement(
             Verdict.of(
                 Reason(
                     "VALUE_IMPLAUSIBLE",
-                    f"{label} {value} {unit}".rstrip()
-                    + f" cannot be right: it must lie within {limits.plausible.text(unit)}. "
+                    f"{label} {written(value, notation)} {unit}".rstrip()
+                    + f" cannot be right: it must lie within {limits.plausible.text(unit, notation)}. "
                     "Check for a typing error; nothing was recorded.",
                 )
             ),

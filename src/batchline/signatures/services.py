@@ -101,6 +101,9 @@ def _via(request: HttpRequest | None) -> str:
     return "api" if request.path.startswith("/api/") else "web"
 
 
+MAX_COMMENT = 2000  # as the API's signature comment
+
+
 def signer_authenticate(
     *,
     request: HttpRequest,
@@ -119,6 +122,14 @@ def signer_authenticate(
     """
     if in_action_transaction():
         raise RuntimeError("signer_authenticate runs before the transaction, so failures are kept")
+    # Every signing dialog names its comment field so (signatures/_dialog.html). Kept whole or refused
+    # (before the password is tried), never cut short.
+    comment = (request.POST.get("signer_comment") or "").strip()
+    if len(comment) > MAX_COMMENT:
+        raise SignatureRefused(
+            f"The comment is {len(comment):,} characters long: at most {MAX_COMMENT:,}. Nothing was signed.",
+            code="COMMENT_TOO_LONG",
+        )
     station_user = getattr(request, "user", None)
     full = username_required(request, witness=witness)
     if full:
@@ -174,8 +185,7 @@ def signer_authenticate(
         method=Method.ID_AND_PASSWORD if full else Method.PASSWORD,
         witness=witness,
         session=None if witness or request.path.startswith("/api/") else getattr(request, "session", None),
-        # Every signing dialog names its comment field so (signatures/_dialog.html).
-        comment=(request.POST.get("signer_comment") or "").strip()[:2000],
+        comment=comment,
     )
 
 

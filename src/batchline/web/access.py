@@ -28,3 +28,9 @@ def require(user: Any, permission: str) -> None:
             .first()
         )
         raise PermissionDenied(f"Your roles do not allow this: {name or permission} ({permission}).")
+
+
+def record_id(value: Any) -> int:
+    """A record's id chosen in a form; 0 (no such record) for anything that is not one ("abc", 30 digits)."""
+    text = str(value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 0

@@ -8,6 +8,7 @@ Thin over ``configuration`` and ``approvals``, as the API is.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -25,6 +26,7 @@ from batchline.configuration import selectors
 from batchline.configuration.definitions import SETTINGS
 from batchline.configuration.models import ConfigVersion
 from batchline.configuration.services import configuration_change_request
+from batchline.rules import numbers
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
@@ -60,8 +62,8 @@ def _page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpRespo
     rows = selectors.settings_table(config)
     for row in rows:
         raw = posted.get(f"setting_{row['name']}") if posted else None
-        row["input"] = raw if raw is not None else _input_value(row["value"])
-        row["kind"] = "bool" if isinstance(row["value"], bool) else "text"
+        row["input"] = raw if raw is not None else _input_value(row["value"], SETTINGS[row["name"]].decimal)
+        row["kind"] = "bool" if isinstance(row["value"], bool) else ("choice" if row["choices"] else "text")
     pending = selectors.requests_pending()
     for p in pending:
         p["approve_dialog"], p["reject_dialog"] = f"sign-approve-{p['id']}", f"sign-reject-{p['id']}"
@@ -80,11 +82,13 @@ def _page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpRespo
     return render(request, "web/configuration.html", context, status=status)
 
 
-def _input_value(value: Any) -> str:
+def _input_value(value: Any, decimal: bool = False) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(":".join(pair) for pair in value)
+    if decimal:
+        return numbers.written(Decimal(value), selectors.notation())
     return str(value)
 
 
@@ -103,19 +107,27 @@ def configuration_request(request: HttpRequest) -> HttpResponse:
     """Request a change: every setting whose field differs from the version in force."""
     require(request.user, "configuration.request_change")
     config = selectors.current().values()
-    values = {}
-    for name in SETTINGS:
+    values: dict[str, Any] = {}
+    typed_wrong = []
+    for name, setting in SETTINGS.items():
         raw = request.POST.get(f"setting_{name}")
-        if raw is not None and raw.strip() != _input_value(config[name]):
-            values[name] = raw.strip()[:2000]
+        if raw is not None and raw.strip() != _input_value(config[name], setting.decimal):
+            values[name] = raw.strip()
+            if setting.decimal:  # typed in the site's notation, like every number on its pages
+                try:
+                    values[name] = numbers.read(raw, selectors.notation())
+                except numbers.NotANumber as exc:
+                    typed_wrong.append(numbers.sentence(setting.label, exc))
+    if typed_wrong:
+        return _page(request, status=422, refusal=typed_wrong)
     try:
         signer = _signer(request, Meaning.REQUESTED)
         change = configuration_change_request(
             actor=_actor(request),
             signer=signer,
             values=values,
-            reason=request.POST.get("reason", "")[:2000],
-            comment=request.POST.get("signer_comment", "")[:2000],
+            reason=request.POST.get("reason", ""),
+            comment=request.POST.get("signer_comment", ""),
         )
     except (approvals.ChangeRefused, SignatureRefused, ReasonRequired) as exc:
         return _page(request, status=422, refusal=_refusal(exc))
@@ -130,7 +142,7 @@ def configuration_decide(request: HttpRequest, pk: int, decision: str) -> HttpRe
     """A QA approver approves (the new version is in force at once) or rejects a requested change."""
     require(request.user, "approvals.approve_change")
     change = get_object_or_404(ChangeRequest, pk=pk, kind="configuration")
-    comment = request.POST.get("signer_comment", "")[:2000]
+    comment = request.POST.get("signer_comment", "")
     try:
         if decision == "approve":
             signer = _signer(request, Meaning.APPROVED)

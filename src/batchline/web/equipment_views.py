@@ -33,7 +33,7 @@ from batchline.signatures.services import (
     username_required,
 )
 
-from .access import current_user, require
+from .access import current_user, record_id, require
 from .dates import day_start
 
 
@@ -134,8 +134,8 @@ ACTIONS = {
 
 def _run(request: HttpRequest, unit: Equipment, action: str, actor: Actor) -> VerifiedSigner | None:
     post = request.POST
-    text = post.get("text", "")[:2000]
-    reason = post.get("reason", "")[:2000]
+    text = post.get("text", "")
+    reason = post.get("reason", "")
     code = unit.code
     if action == "cleaning_start":
         services.cleaning_start(actor=actor, code=code, text=text)
@@ -164,7 +164,7 @@ def _run(request: HttpRequest, unit: Equipment, action: str, actor: Actor) -> Ve
         )
         return signer
     elif action == "correct":
-        entry = LogbookEntry.objects.filter(pk=post.get("entry") or 0, equipment=unit).first()
+        entry = LogbookEntry.objects.filter(pk=record_id(post.get("entry")), equipment=unit).first()
         if entry is None:
             raise Http404("No such logbook entry")
         signer = _signer(request)

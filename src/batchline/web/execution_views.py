@@ -258,13 +258,13 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 user=user,
                 batch=batch,
                 step_key=key,
-                source=request.POST.get("source", "")[:200],
-                scale=request.POST.get("scale", "")[:40],
-                manual_weight=request.POST.get("manual_weight", "").strip()[:40] if manual else None,
-                manual_unit=request.POST.get("manual_unit", "")[:30],
-                reason=request.POST.get("reason", "")[:500] if manual else "",
+                source=request.POST.get("source", ""),
+                scale=request.POST.get("scale", ""),
+                manual_weight=request.POST.get("manual_weight", "") if manual else None,
+                manual_unit=request.POST.get("manual_unit", ""),
+                reason=request.POST.get("reason", "") if manual else "",
                 witness=witness,
-                other_lot_reason=request.POST.get("other_lot_reason", "")[:500],
+                other_lot_reason=request.POST.get("other_lot_reason", ""),
             )
         elif action == "verify":
             signer = _signer(request, Meaning.VERIFIED, allow_witness=True)
@@ -336,7 +336,7 @@ def scan(request: HttpRequest, number: str) -> HttpResponse:
     """
     require(request.user, "execution.view_batch")
     batch = _batch(number)
-    code = request.POST.get("code", "").strip()[:200]
+    code = request.POST.get("code", "").strip()
     step_key = request.POST.get("step", "")
     is_step = batch.steps.filter(key=code).exists()
     if step_key and not is_step:

@@ -7,8 +7,6 @@ form as it was typed, and nothing is created.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -20,10 +18,9 @@ from django.views.decorators.http import require_POST
 from batchline.audit.services import Actor
 from batchline.execution import selectors, services
 from batchline.recipes.models import MasterRecipe, RecipeStatus
-from batchline.rules.numbers import NotANumber, parse_decimal
 from batchline.signatures.services import username_required
 
-from .access import require
+from .access import record_id, require
 
 
 def _floor(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
@@ -46,50 +43,26 @@ def floor(request: HttpRequest) -> HttpResponse:
     return _floor(request)
 
 
-# The planned quantity as a batch holds it: 12 digits before the point and 6 after.
-_MOST_QUANTITY = Decimal("1e12")
-
-
-def _planned_quantity(text: str) -> Decimal:
-    """The planned quantity typed on the form, or :class:`NotANumber` in words (never a server error)."""
-    quantity = parse_decimal(text[:100])
-    if quantity <= 0:
-        raise NotANumber(f"{text.strip()[:40]!r} is not more than zero")
-    if quantity >= _MOST_QUANTITY or -quantity.as_tuple().exponent > 6:  # type: ignore[operator]
-        raise NotANumber(
-            f"{text.strip()[:40]!r} has more digits than a planned quantity holds "
-            "(at most 12 before the decimal point and 6 after)"
-        )
-    return quantity
-
-
 @login_required
 @require_POST
 def batch_new(request: HttpRequest) -> HttpResponse:
     """A new batch from the floor's form; what the form cannot take is answered 422 in words, the form kept."""
     require(request.user, "execution.control_batch")
-    recipe = MasterRecipe.objects.filter(pk=_int(request.POST.get("recipe"))).first()
-    try:
-        quantity = _planned_quantity(request.POST.get("planned_quantity", ""))
-    except NotANumber as exc:
-        return _floor(request, error=f"Planned quantity: {exc}. Nothing was created.", status=422)
+    recipe = MasterRecipe.objects.filter(pk=record_id(request.POST.get("recipe"))).first()
     if recipe is None:
         return _floor(request, error="Choose an effective recipe. Nothing was created.", status=422)
     try:
         batch = services.batch_create(
             actor=Actor.of(request.user, via="web"),
             recipe=recipe,
-            number=request.POST.get("number", "")[:40],
-            planned_quantity=quantity,
+            number=request.POST.get("number", ""),
+            # Read by the service in the site's notation, like every typed number; refused in words.
+            planned_quantity=request.POST.get("planned_quantity", ""),
         )
     except services.ExecutionRefused as exc:
         return _floor(request, error=f"{exc} Nothing was created.", status=422)
     messages.success(request, f"Batch {batch.number} created. Release it to the floor when ready.")
     return HttpResponseRedirect(reverse("batch", args=[batch.number]))
-
-
-def _int(text: str | None) -> int:
-    return int(text) if text and text.isdigit() and len(text) < 19 else 0
 
 
 @login_required

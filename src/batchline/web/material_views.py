@@ -32,7 +32,7 @@ from batchline.signatures.services import (
     username_required,
 )
 
-from .access import require
+from .access import record_id, require
 
 VIEW = "materials.view_lot"
 
@@ -75,7 +75,7 @@ def lot_receive(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "materials/receive.html", {"materials": materials, "form": form})
     try:
-        material = Material.objects.filter(pk=request.POST.get("material") or 0).first()
+        material = Material.objects.filter(pk=record_id(request.POST.get("material"))).first()
         if material is None:
             raise stock.MaterialRefused.because("NO_MATERIAL", "Choose the material received.")
         expires_at = _moment(request.POST.get("expires_at", ""), "expiry")
@@ -87,14 +87,14 @@ def lot_receive(request: HttpRequest) -> HttpResponse:
         lot = stock.lot_receive(
             actor=Actor.of(request.user, via="web"),
             material=material,
-            number=request.POST.get("number", "")[:40],
+            number=request.POST.get("number", ""),
             expires_at=expires_at,
             retest_at=_moment(request.POST.get("retest_at", ""), "retest date"),
             potency=stock.quantity_of(potency, what="potency") if potency else None,
             containers=[q for q in request.POST.get("containers", "").replace(";", " ").split() if q],
-            supplier=request.POST.get("supplier", "")[:200],
-            supplier_lot=request.POST.get("supplier_lot", "")[:60],
-            location=request.POST.get("location", "")[:60],
+            supplier=request.POST.get("supplier", ""),
+            supplier_lot=request.POST.get("supplier_lot", ""),
+            location=request.POST.get("location", ""),
         )
     except stock.MaterialRefused as exc:
         problems = [r.message for r in exc.verdict.reasons]

@@ -272,7 +272,7 @@ def review_disposition(request: HttpRequest, number: str) -> HttpResponse:
             exception_ids=ids,
             decision=request.POST.get("decision", ""),
             comment=request.POST.get("comment", ""),
-            deviation_number=request.POST.get("deviation", "")[:40],
+            deviation_number=request.POST.get("deviation", ""),
             batch=batch,
         )
     except (Refused, SignatureRefused, ReasonRequired) as exc:
@@ -365,7 +365,7 @@ def deviation_new(request: HttpRequest) -> HttpResponse:
         dev = services.deviation_raise(
             actor=_actor(request),
             signer=signer,
-            title=request.POST.get("title", "")[:200],
+            title=request.POST.get("title", ""),
             classification=request.POST.get("classification", ""),
             description=request.POST.get("description", ""),
             immediate_action=request.POST.get("immediate_action", ""),

@@ -20,9 +20,11 @@ from django.views.decorators.http import require_POST
 
 from batchline.accounts.roles import ROLES
 from batchline.audit.services import Actor
+from batchline.configuration import selectors as configuration
 from batchline.recipes import document as doc
 from batchline.recipes import editing, services
 from batchline.recipes.models import MasterRecipe
+from batchline.rules import numbers
 
 from .access import require
 
@@ -72,14 +74,44 @@ def recipe_editor(request: HttpRequest, pk: int) -> HttpResponse:
     return _editor(request, get_object_or_404(MasterRecipe, pk=pk))
 
 
+class TypedNumbers:
+    """Numbers the author typed, read in the site's notation into the recipe's plain form ("0,5" → "0.5").
+
+    What cannot be read is kept as typed, for the form to show again, and its
+    problem in words is collected: the recipe document itself always holds
+    numbers with a point, whatever the site writes.
+    """
+
+    def __init__(self) -> None:
+        self.notation = configuration.notation()
+        self.problems: list[str] = []
+
+    def __call__(self, value: str, where: str) -> str | None:
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return f"{numbers.read(text, self.notation):f}"
+        except numbers.NotANumber as exc:
+            self.problems.append(numbers.sentence(where, exc))
+            return text
+
+    def refuse(self) -> None:
+        if self.problems:
+            raise doc.RecipeInvalid([doc.Problem((), p) for p in self.problems])
+
+
 def _change(post: QueryDict, data: dict[str, Any]) -> dict[str, Any]:
     """The one change a button or small form on the editor page asks for."""
     action = post.get("action", "")
     if action == "header":
+        typed = TypedNumbers()
+        quantity = typed(post.get("quantity", ""), "Nominal batch size") or ""
+        typed.refuse()
         return editing.set_header(
             data,
             name=post.get("name", "").strip(),
-            quantity=post.get("quantity", "").strip(),
+            quantity=quantity,
             unit=post.get("unit", "").strip(),
             description=post.get("description", "").strip(),
         )
@@ -127,14 +159,21 @@ def recipe_editor_change(request: HttpRequest, pk: int) -> HttpResponse:
 # --- one step's form ----------------------------------------------------------------------------
 
 
-def _limits(post: QueryDict, prefix: str) -> dict[str, str | None] | None:
-    low, high = post.get(f"{prefix}_low", "").strip(), post.get(f"{prefix}_high", "").strip()
-    return {"low": low or None, "high": high or None} if low or high else None
+def _limits(post: QueryDict, prefix: str, read: TypedNumbers, what: str) -> dict[str, str | None] | None:
+    low = read(post.get(f"{prefix}_low", ""), f"{what}, from")
+    high = read(post.get(f"{prefix}_high", ""), f"{what}, to")
+    return {"low": low, "high": high} if low or high else None
 
 
 def _rows(post: QueryDict, prefix: str) -> list[str]:
     """Row indexes of a repeated group that the author filled in (blank rows are left out)."""
-    indexes = sorted({int(k.split("-")[1]) for k in post if k.startswith(f"{prefix}-") and k.count("-") == 2})
+    indexes = sorted(
+        {
+            int(k.split("-")[1])
+            for k in post
+            if k.startswith(f"{prefix}-") and k.count("-") == 2 and k.split("-")[1].isdigit() and len(k) < 40
+        }
+    )
     return [
         f"{prefix}-{i}"
         for i in indexes
@@ -143,8 +182,11 @@ def _rows(post: QueryDict, prefix: str) -> list[str]:
     ]
 
 
-def step_from_form(post: QueryDict, taken: set[str]) -> dict[str, Any]:
-    """The step as recipe data, from the step form; the types are checked with the rest of the recipe."""
+def step_from_form(post: QueryDict, taken: set[str], read: TypedNumbers) -> dict[str, Any]:
+    """The step as recipe data, from the step form; the types are checked with the rest of the recipe.
+
+    Typed numbers are read in the site's notation by ``read``, which collects what it cannot read.
+    """
     title = post.get("title", "").strip()
     inputs: list[dict[str, Any]] = []
     for row in _rows(post, "in"):
@@ -157,10 +199,10 @@ def step_from_form(post: QueryDict, taken: set[str]) -> dict[str, Any]:
                 "label": label,
                 "type": post.get(f"{row}-type", "number"),
                 "unit": post.get(f"{row}-unit", "").strip(),
-                "target": post.get(f"{row}-target", "").strip() or None,
-                "plausible": _limits(post, f"{row}-plausible"),
-                "specification": _limits(post, f"{row}-spec"),
-                "action": _limits(post, f"{row}-action"),
+                "target": read(post.get(f"{row}-target", ""), f"{label or name}: target"),
+                "plausible": _limits(post, f"{row}-plausible", read, f"{label or name}: plausible"),
+                "specification": _limits(post, f"{row}-spec", read, f"{label or name}: specification"),
+                "action": _limits(post, f"{row}-action", read, f"{label or name}: action limits"),
                 "choices": [c.strip() for c in post.get(f"{row}-choices", "").split(";") if c.strip()],
                 "critical": bool(post.get(f"{row}-critical")),
                 "scales": bool(post.get(f"{row}-scales")),
@@ -179,20 +221,21 @@ def step_from_form(post: QueryDict, taken: set[str]) -> dict[str, Any]:
                 "formula": post.get(f"{row}-formula", "").strip(),
                 "unit": post.get(f"{row}-unit", "").strip(),
                 "decimals": post.get(f"{row}-decimals", "").strip() or 2,
-                "specification": _limits(post, f"{row}-spec"),
+                "specification": _limits(post, f"{row}-spec", read, f"{label or name}: specification"),
                 "critical": bool(post.get(f"{row}-critical")),
             }
         )
-    timer_min, timer_max = post.get("timer_min", "").strip(), post.get("timer_max", "").strip()
+    timer_min = read(post.get("timer_min", ""), "Timer: at least (min)")
+    timer_max = read(post.get("timer_max", ""), "Timer: at most (min)")
     material_code = post.get("material_code", "").strip()
     material = (
         {
             "code": material_code,
-            "quantity": post.get("material_quantity", "").strip() or None,
+            "quantity": read(post.get("material_quantity", ""), "Material quantity"),
             "unit": post.get("material_unit", "").strip(),
             "scales": bool(post.get("material_scales")),
-            "tolerance_percent": post.get("material_tolerance_percent", "").strip() or None,
-            "tolerance_absolute": post.get("material_tolerance_absolute", "").strip() or None,
+            "tolerance_percent": read(post.get("material_tolerance_percent", ""), "Tolerance ± %"),
+            "tolerance_absolute": read(post.get("material_tolerance_absolute", ""), "Tolerance ± quantity"),
             "potency_adjust": bool(post.get("material_potency")),
             "compensates": post.get("material_compensates", "").strip() or None,
         }
@@ -270,8 +313,10 @@ def _save_step(
     request: HttpRequest, recipe: MasterRecipe, *, operation: str, original: str | None
 ) -> HttpResponse:
     taken = editing.keys_in(recipe.document) | _value_names(recipe.document)
-    step = step_from_form(request.POST, taken - ({original} if original else set()))
+    read = TypedNumbers()
+    step = step_from_form(request.POST, taken - ({original} if original else set()), read)
     try:
+        read.refuse()
         services.recipe_revise(
             actor=Actor.of(request.user, via="web"),
             recipe=recipe,
@@ -330,13 +375,17 @@ def recipe_new(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "recipes/new.html", {"form": form})
     op_key = editing.suggest_key(form.get("operation", ""), set())
+    typed = TypedNumbers()
+    quantity = typed(form.get("quantity", ""), "Nominal batch size") or ""
+    if typed.problems:
+        return render(request, "recipes/new.html", {"form": form, "problems": typed.problems}, status=422)
     data = {
         "recipe": {
             "code": form.get("code", "").upper(),
             "name": form.get("name", ""),
             "product_code": form.get("product_code", "").upper(),
             "product_name": form.get("product_name", ""),
-            "batch_size": {"quantity": form.get("quantity", ""), "unit": form.get("unit", "")},
+            "batch_size": {"quantity": quantity, "unit": form.get("unit", "")},
             "description": form.get("description", ""),
         },
         "operations": [

@@ -35,7 +35,9 @@ def step_rows(step: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 "label": v["label"]
                 + (" (calculated)" if v["source"] == "calculated" else "")
                 + (" [critical]" if v["critical"] else ""),
-                "text": f"{v['text']} {v['unit']}".strip(),
+                # The number in the site's notation, and the typed text where that reads otherwise (DI-05).
+                "text": f"{v.get('shown', v['text'])} {v['unit']}".strip(),
+                "typed": v.get("typed", ""),
                 "changed": v["changed_after_entry"],
                 "correction": v["reason"] if v["corrects"] else "",
                 "target": v["target"],

@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from batchline.rules.numbers import NotANumber, parse_decimal
+from batchline.configuration import selectors as configuration
+from batchline.rules.numbers import NotANumber, read
 from batchline.simulation.scales import SimulatorRefused, place
 
 from .access import require
@@ -24,7 +25,7 @@ from .access import require
 def scale_simulator_load(request: HttpRequest) -> HttpResponse:
     require(request.user, "execution.execute_batch")
     try:
-        load = parse_decimal(request.POST.get("load", "")[:40])
+        load = read(request.POST.get("load", "")[:40], configuration.notation())
     except NotANumber as exc:
         return render(request, "execution/_simulator_result.html", {"problem": f"Load: {exc}."}, status=422)
     try:

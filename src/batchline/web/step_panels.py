@@ -20,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from batchline.configuration import selectors as configuration
 from batchline.equipment.models import Equipment
 from batchline.execution import charging, labelling, producing, sampling
 from batchline.execution.models import Batch
-from batchline.execution.scaling import plain, tolerance_text
+from batchline.execution.scaling import tolerance_text
 from batchline.execution.selectors import StepScreen
 from batchline.materials.models import Consumption, Container
+from batchline.rules import numbers
 
 # Step kinds whose running step takes what a scanner reads (a container, an equipment tag).
 SCANNED = frozenset({"material_charge", "equipment_id"})
@@ -36,13 +38,18 @@ def templates(kind: str) -> list[str]:
     return [f"execution/kinds/{kind}.html", "execution/kinds/_none.html"]
 
 
+def plain(number: Any) -> str:
+    """A number in the site's notation (the GMP configuration in force)."""
+    return numbers.shown(number, configuration.notation())
+
+
 def _quantity(batch: Batch, s: StepScreen) -> dict[str, Any]:
     """The material the step moves: its target scaled to the batch and the range it accepts."""
     target, low, high, unit = charging.required(s.step.spec, batch.ratio)
     return {
         "code": s.step.spec["material"]["code"],
         "target": plain(target),
-        "accepted": tolerance_text(target, low, high, unit),
+        "accepted": tolerance_text(target, low, high, unit, configuration.notation()),
         "unit": unit,
     }
 

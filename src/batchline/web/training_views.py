@@ -76,11 +76,11 @@ def training_add(request: HttpRequest) -> HttpResponse:
         record = services.training_record_add(
             actor=Actor.of(current_user(request), via="web"),
             user=person,
-            code=post.get("code", "")[:60],
+            code=post.get("code", ""),
             trained_at=trained_at,
             expires_at=_day(post.get("expires_on", "")),
-            reason=post.get("reason", "")[:2000],
-            note=post.get("note", "")[:2000],
+            reason=post.get("reason", ""),
+            note=post.get("note", ""),
         )
     except Refused as refused:
         return _page(request, refusal=[r.message for r in refused.verdict.reasons], status=422)
@@ -98,11 +98,11 @@ def qualification_new(request: HttpRequest) -> HttpResponse:
         version = int(raw) if raw.isdigit() and len(raw) < 6 else 0  # 0 is refused in words
         q = services.qualification_create(
             actor=Actor.of(current_user(request), via="web"),
-            code=post.get("code", "")[:60],
-            title=post.get("title", "")[:200],
+            code=post.get("code", ""),
+            title=post.get("title", ""),
             kind=post.get("kind", QualificationKind.SOP),
             version=version,
-            reason=post.get("reason", "")[:2000],
+            reason=post.get("reason", ""),
         )
     except Refused as refused:
         return _page(request, refusal=[r.message for r in refused.verdict.reasons], status=422)

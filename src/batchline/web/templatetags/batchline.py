@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from batchline.accounts.roles import role_label
+from batchline.rules import numbers
+from batchline.rules.numbers import Notation
 
 register = template.Library()
 
@@ -29,17 +34,56 @@ def split(value: str) -> list[str]:
     return value.split()
 
 
+def _notation() -> Notation:
+    # Read once per request (configuration.selectors memoises the version in force).
+    from batchline.configuration.selectors import notation
+
+    return notation()
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """A stored number (a Decimal, or its canonical text "0.5013"); None for anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
 @register.filter
 def plain(value: Any) -> str:
-    """A number as people write it: 100000, not 1E+5; 2.5, not 2.500000."""
-    from decimal import Decimal, InvalidOperation
+    """A number as the site writes it: 100000, not 1E+5; 2.5, not 2.500000; 2,5 on a comma site."""
+    number = _decimal(value)
+    return str(value) if number is None else numbers.shown(number, _notation())
 
-    from batchline.execution.scaling import plain as plain_number
 
-    try:
-        return plain_number(Decimal(value))
-    except (InvalidOperation, TypeError, ValueError):
-        return str(value)
+@register.filter
+def sitenumber(value: Any) -> str:
+    """A number for a field to edit, in the site's notation with its decimals (0,50); typed text as typed."""
+    if value is None or value == "":
+        return ""
+    number = _decimal(value)
+    return str(value) if number is None else numbers.written(number, _notation())
+
+
+@register.filter
+def recorded(value: Any) -> str:
+    """A recorded value with its unit: the number in the site's notation, and the typed text where that
+    reads otherwise (DI-05: nobody reads a different number than was judged)."""
+
+    def get(name: str) -> Any:
+        return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+    number = _decimal(get("number"))
+    shown, typed = numbers.recorded(
+        number, get("text") or "", _notation(), calculated=get("source") == "calculated"
+    )
+    out = format_html("{} {}", shown, get("unit") or "") if get("unit") else format_html("{}", shown)
+    if typed:
+        out += format_html(' <span class="help" data-testid="typed">(typed “{}”)</span>', typed)
+    return mark_safe(out)  # noqa: S308 (built with format_html)
 
 
 @register.filter
