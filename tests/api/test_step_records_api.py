@@ -64,7 +64,7 @@ def test_a_batch_runs_its_sampling_output_and_labelling_steps_over_the_api(plant
 
     assert step_api(op, "post", batch, "/steps/output/start").status_code == 200
     bad = step_api(op, "post", batch, "/steps/output/output", {"quantity": "1e400"})
-    assert bad.status_code == 409 and bad.json()["code"] == "OUT_OF_RANGE"
+    assert bad.status_code == 409 and bad.json()["code"] == "NOT_A_NUMBER"
     made = step_api(op, "post", batch, "/steps/output/output", {"quantity": "985"})
     assert made.status_code == 201 and made.json()["lot"] == "R-001"
     assert step_api(op, "post", batch, "/steps/output/complete", {}).json()["code"] == "OUTPUT_NOT_LABELLED"
@@ -143,3 +143,25 @@ def test_the_openapi_document_describes_the_new_endpoints(db) -> None:
         "/api/v1/batches/{number}/output/{code}/label",
     ):
         assert path in paths, path
+
+
+@pytest.mark.req("NFR-05", "A11-05", "P11-06")
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/steps/blender/labels/examine", {"results": ["pass"], "units": "1"}),
+        ("/steps/blender/labels/reconcile", {"applied": "1", "destroyed": "0", "returned": "0"}),
+        ("/steps/blender/labels/issue", {"quantity": "1"}),
+    ],
+)
+def test_a_label_action_on_a_step_that_is_no_labelling_step_is_refused_in_words(plant, path, body) -> None:
+    # The fuzzer found the examination answering a running step of another kind with a server error.
+    people, recipe = plant
+    op = people["operator"]
+    batch = new_batch(people, recipe, number="R-002", quantity="1000")
+    start(people, batch, "blender")
+    refused = step_api(op, "post", batch, path, body)
+    assert refused.status_code == 409, refused.content
+    assert refused.json()["code"] == "WRONG_STEP_KIND"
+    assert "issues no labels" in refused.json()["detail"]
+    assert not LabelExamination.objects.exists()

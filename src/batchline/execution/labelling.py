@@ -189,6 +189,8 @@ def examine(
 ) -> tuple[Verdict, LabelExamination | None]:
     """The examination's result per item (211.134); a failed item stops the batch until QA decides."""
     problem = _running(step)
+    if step.spec.get("kind") != "labelling":  # no examination items to judge the results against
+        return Verdict.of(problem), None
     if problem is None and LabelExamination.objects.filter(step=step).exists():
         problem = Reason(
             "LABELS_ALREADY_EXAMINED", f"The labelled units of “{step.title}” are examined already."
