@@ -32,7 +32,12 @@ def weighed_on_a_comma_site():
     run_to_weights(people, batch)
     op = people["operator"]
     ex.step_complete(
-        actor=A(op), user=op, batch=batch, step_key="weights", entries={"w1": "600,50", "w2": "650,5"}
+        actor=A(op),
+        user=op,
+        batch=batch,
+        step_key="weights",
+        entries={"w1": "600,50", "w2": "650,5"},
+        confirm_out_of_specification=True,  # 650,5 mg is outside 570–630 mg: the operator confirms it
     )
     return people, batch
 

@@ -334,11 +334,10 @@ def _counts():
     [
         (lambda p, b, s, signed: (s.place("250.0"), give_back(p, b, scale="SCALE-01")), "MORE_THAN_HELD"),
         (lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="0.2"), "MORE_THAN_HELD"),
-        (lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="1e400"), "MORE_THAN_HELD"),
-        (
-            lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="0,1953"),
-            None,
-        ),  # a decimal comma: all of it, allowed
+        (lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="1e400"), "NOT_A_NUMBER"),
+        (lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="0,1953"), "NOT_A_NUMBER"),
+        # in the site's notation (a point): all of it, allowed
+        (lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="0.1953"), None),
         (lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="1,500"), "NOT_A_NUMBER"),
         (lambda p, b, s, signed: throw_away(p, b, signer=signed, quantity="-1"), "NOT_POSITIVE"),
         (lambda p, b, s, signed: give_back(p, b, who="reviewer"), "NOT_AUTHORISED"),

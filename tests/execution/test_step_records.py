@@ -76,7 +76,7 @@ def until_sampling(people, recipe, number="R-001"):
 def test_each_sample_is_a_record_with_its_code_and_label_and_the_step_waits_for_all_of_them(plant) -> None:
     people, recipe = plant
     batch = until_sampling(people, recipe)
-    first = take(people, batch, "sample_blend", "EQ:BLEND-01", "5,2", "top")
+    first = take(people, batch, "sample_blend", "EQ:BLEND-01", "5.2", "top")
     assert first.code == "R-001-S01" and first.quantity == Decimal("5.2") and first.unit == "g"
     assert (first.source_kind, first.source, first.position) == ("equipment", "BLEND-01", "top")
     assert (first.test, first.method, first.planned_quantity) == (

@@ -51,6 +51,16 @@ NOT_A_FORM = {
     "containers/<slug:code>/label.<str:fmt>": "a label print; fuzzed below by its route",
     "batches/<str:number>/steps/<str:key>/<str:action>/": "its forms show only on a running step; fuzzed by route",
     "batches/<slug:number>/containers/<slug:code>/label.pdf": "a dispensed container's label; fuzzed by route",
+    "batches/<str:number>/steps/<str:key>/record/<str:action>/": (
+        "its forms show only on a running sampling, output or labelling step; fuzzed by route"
+    ),
+    "batches/<str:number>/samples/<str:code>/label.pdf": "a sample's label, once taken; fuzzed by route",
+    "batches/<str:number>/output/<str:code>/label.pdf": "an output container's label, once made; fuzzed by route",
+    "batches/<str:number>/returned/<slug:code>/label.pdf": "a returned container's label; fuzzed by route",
+    "batches/<str:number>/remainders/<slug:code>/<str:action>/": (
+        "shows only while a container weighed out for the batch holds material; fuzzed by route"
+    ),
+    "scales/simulator/": "on the booth of a running weighing only; fuzzed by route",
 }
 
 

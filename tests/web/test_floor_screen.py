@@ -132,12 +132,12 @@ def test_a_tolerance_reads_with_as_many_decimals_as_tell_its_ends_apart(
 @pytest.mark.parametrize(
     ("typed", "said"),
     [
-        ("1e400", "has more digits than a planned quantity holds"),
-        ("1e12", "has more digits than a planned quantity holds"),
-        ("0.0000001", "has more digits than a planned quantity holds"),
-        ("-5", "is not more than zero"),
+        ("1e400", "write the number out in digits, without an exponent"),
+        ("1000000000000", "at most 12 digits before and 6 after the decimal mark"),
+        ("0.0000001", "at most 12 digits before and 6 after the decimal mark"),
+        ("-5", "must be a number more than zero"),
         ("lots", "is not a number"),
-        ("1,500", "could be 1.500 or 1500"),
+        ("1,500", "did you mean 1.500 or 1500?"),
     ],
 )
 def test_a_planned_quantity_the_form_cannot_take_is_answered_in_words_and_the_form_kept(
