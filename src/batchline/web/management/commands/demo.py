@@ -335,13 +335,22 @@ class Command(BaseCommand):
         for username, name, roles in logins:
             self.stdout.write(f"    {username:<11} {name:<22} {', '.join(roles)}")
         self.stdout.write(f"\n  Batch PCM-0001 is on the floor: {url}batches/PCM-0001/")
+        good, quarantined, expired, retest = (
+            materials_demo.containers_of(lot) for lot in ("PCM-L0101", "PCM-L0102", "PCM-L0099", "PCM-L0098")
+        )
         self.stdout.write(
-            "  Paracetamol containers to scan at 'Charge paracetamol': C-000001…C-000003 (lot PCM-L0101,\n"
-            "  released), C-000004 (quarantine), C-000005 (expired 90 minutes before the demo started),\n"
-            "  C-000006 (past its retest date). At 'Dispense magnesium stearate' scan C-000007, put about\n"
-            "  500 g on SCALE-01 with the booth's 'Simulator: place' control and take the stable weight.\n"
-            "  The scales are simulated (SCALE-01 bench 6.2 kg on 127.0.0.1:4305, SCALE-02 floor 150 kg on\n"
-            "  4306): the web server serves them, started by 'batchline demo' or 'batchline runserver'."
+            "  Log in as operator. Every dispensing weighs on a simulated scale: at the booth, put the target\n"
+            "  on the pan with the 'Simulator' control (50.2 kg of paracetamol on SCALE-02, 500 g of magnesium\n"
+            "  stearate on SCALE-01, ...), take the stable weight and print the container's label. At 'Dispense\n"
+            f"  paracetamol' scan {', '.join(quarantined)} (quarantine), {', '.join(expired)} (expired 90 minutes\n"
+            f"  before the demo started) or {', '.join(retest)} (past its retest date) to see them refused, then\n"
+            f"  {good[0]} (lot PCM-L0101, released; the screen proposes it). Each charge scans the containers\n"
+            "  weighed out for the batch (the screen names them); each unit is scanned by its tag (BOOTH-01,\n"
+            "  GRAN-01, FBD-01, MILL-01, BLEND-01, PRESS-01; GRAN-02, FBD-02 and PRESS-03 are refused).\n"
+            "  A supervisor verifies at the operator's station with their own user ID and password, and signs\n"
+            "  the batch off; supervisor, reviewer and approver then sign its review stages and release it.\n"
+            "  The scales are simulators (SCALE-01 bench 6.2 kg on 127.0.0.1:4305, SCALE-02 floor 150 kg on\n"
+            "  4306) served beside the web server by 'batchline demo' and by 'batchline runserver'."
         )
         self.stdout.write(
             f"\n  Genealogy: {url}genealogy/?lot=PCM-0000 (a small batch made from PCM-L0100 and MGST-L0007)."
