@@ -447,10 +447,16 @@ def scale_reading(request: HttpRequest) -> HttpResponse:
 @require_POST
 def dispensed_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
     """The label of a container weighed out for this batch (211.101(b)(4)): printed at the booth, logged."""
+    return label_printed(request, number, code, recording.dispensed_label_print)
+
+
+def label_printed(request: HttpRequest, number: str, code: str, printer: Any) -> HttpResponse:
+    """A label of this batch (a dispensed container's, a sample's, an output container's) as PDF, its
+    print logged by ``printer``; a reprint without its reason answers the screen with the refusal."""
     require(request.user, "execution.execute_batch")
     batch = _batch(number)
     try:
-        content = recording.dispensed_label_print(
+        content = printer(
             actor=Actor.of(request.user, via="web"),
             batch=batch,
             code=code,
@@ -458,7 +464,7 @@ def dispensed_label(request: HttpRequest, number: str, code: str) -> HttpRespons
         )
     except ReasonRequired as exc:
         return _panel(request, batch.number, refusal=[str(exc)], status=422)
-    except services.ExecutionRefused as exc:
+    except Refused as exc:
         raise Http404(exc.verdict.reasons[0].message) from exc
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{code}.pdf"'

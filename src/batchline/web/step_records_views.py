@@ -14,13 +14,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
-from batchline.audit.services import Actor, ReasonRequired
+from batchline.audit.services import Actor
 from batchline.execution import recording
 from batchline.reports.sections import why_none
 from batchline.rules.verdict import Refused
 
 from .access import current_user, require
-from .execution_views import _batch, _panel
+from .execution_views import _batch, _panel, label_printed
 
 ACTIONS = ("sample", "produce", "issue", "reconcile", "examine")
 
@@ -72,50 +72,18 @@ def record_action(request: HttpRequest, number: str, key: str, action: str) -> H
     return _panel(request, number, selected=key)
 
 
-def _pdf(content: bytes, name: str) -> HttpResponse:
-    response = HttpResponse(content, content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
-    return response
-
-
 @login_required
 @require_POST
 def sample_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
     """A sample's label, printed at the step and logged (a reprint needs a reason)."""
-    require(request.user, "execution.execute_batch")
-    batch = _batch(number)
-    try:
-        content = recording.sample_label_print(
-            actor=Actor.of(request.user, via="web"),
-            batch=batch,
-            code=code,
-            reason=request.POST.get("reason", "")[:500],
-        )
-    except ReasonRequired as exc:
-        return _panel(request, number, refusal=[str(exc)], status=422)
-    except Refused as refused:
-        raise Http404(refused.verdict.reasons[0].message) from refused
-    return _pdf(content, code)
+    return label_printed(request, number, code, recording.sample_label_print)
 
 
 @login_required
 @require_POST
 def output_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
     """The label of a container of this batch's output, printed at the step and logged."""
-    require(request.user, "execution.execute_batch")
-    batch = _batch(number)
-    try:
-        content = recording.output_label_print(
-            actor=Actor.of(request.user, via="web"),
-            batch=batch,
-            code=code,
-            reason=request.POST.get("reason", "")[:500],
-        )
-    except ReasonRequired as exc:
-        return _panel(request, number, refusal=[str(exc)], status=422)
-    except Refused as refused:
-        raise Http404(refused.verdict.reasons[0].message) from refused
-    return _pdf(content, code)
+    return label_printed(request, number, code, recording.output_label_print)
 
 
 def record_sections(content: dict[str, Any]) -> dict[str, Any]:
