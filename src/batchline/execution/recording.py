@@ -22,27 +22,11 @@ from batchline.labels.pdf import render_pdf as render_container_pdf
 from batchline.labels.sample import SampleLabel
 from batchline.materials import services as stock
 from batchline.materials.models import Container, LabelPrint
-from batchline.rules import gates
 from batchline.rules.verdict import Refused, Verdict
 
-from . import dispensing, labelling, producing, raising, rows, sampling
+from . import dispensing, labelling, producing, rows, sampling
 from .models import Batch, LabelExamination, LabelIssue, LabelReconciliation, Sample, SampleLabelPrint
-from .services import ExecutionRefused, _gate_actor, _person, _records_refusal, _snapshot, _step
-
-
-def _open(actor: Actor, user: Any, batch: Batch, step_key: str) -> Any:
-    """Lock the batch, read the step, and refuse early what no step action may do now."""
-    snap = _snapshot(batch.pk, step_key, user=user)
-    step = _step(snap, step_key)
-    step.batch = snap.batch
-    early = Verdict.of(
-        gates.batch_reason(snap.batch.state),
-        raising.blocked_reason(snap.batch),
-        gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
-    )
-    if not early.allowed:
-        raise ExecutionRefused(early)
-    return snap, step
+from .services import ExecutionRefused, _person, _records_refusal, step_open
 
 
 def _done(verdict: Verdict, found: Any) -> Any:
@@ -57,7 +41,7 @@ def step_sample(
 ) -> Sample:
     """Take one sample on a sampling step: from the scanned container or the unit the batch uses."""
     with transaction.atomic(), audit_together():
-        snap, step = _open(actor, user, batch, step_key)
+        snap, step = step_open(actor, user, batch, step_key)
         verdict, sample = sampling.take(
             actor=actor,
             batch=snap.batch,
@@ -74,7 +58,7 @@ def step_sample(
 def step_produce(*, actor: Actor, user: Any, batch: Batch, step_key: str, quantity: str) -> Container:
     """Record one container of the batch's output on a produce step (GEN-01)."""
     with transaction.atomic(), audit_together():
-        snap, step = _open(actor, user, batch, step_key)
+        snap, step = step_open(actor, user, batch, step_key)
         _person(actor)
         verdict, made = producing.produce(actor=actor, batch=snap.batch, step=step, quantity=quantity)
         return _done(verdict, made)[0]
@@ -84,7 +68,7 @@ def step_produce(*, actor: Actor, user: Any, batch: Batch, step_key: str, quanti
 def labels_issue(*, actor: Actor, user: Any, batch: Batch, step_key: str, quantity: str) -> LabelIssue:
     """Issue labels to a labelling step: their content from the records and a specimen (211.125, 211.130)."""
     with transaction.atomic(), audit_together():
-        snap, step = _open(actor, user, batch, step_key)
+        snap, step = step_open(actor, user, batch, step_key)
         verdict, row = labelling.issue(
             actor=actor, batch=snap.batch, step=step, quantity=quantity, person=_person(actor)
         )
@@ -97,7 +81,7 @@ def labels_reconcile(
 ) -> LabelReconciliation:
     """Reconcile the labels issued against those applied, destroyed and returned (211.125(c), LBL-03)."""
     with transaction.atomic(), audit_together():
-        snap, step = _open(actor, user, batch, step_key)
+        snap, step = step_open(actor, user, batch, step_key)
         verdict, row = labelling.reconcile(
             actor=actor,
             batch=snap.batch,
@@ -123,7 +107,7 @@ def labels_examine(
 ) -> LabelExamination:
     """Record the examination of the packaged and labelled units, item by item (211.134)."""
     with transaction.atomic(), audit_together():
-        snap, step = _open(actor, user, batch, step_key)
+        snap, step = step_open(actor, user, batch, step_key)
         verdict, row = labelling.examine(
             actor=actor,
             batch=snap.batch,

@@ -785,6 +785,23 @@ def step_complete(
         return step
 
 
+def step_open(actor: Actor, user: Any, batch: Batch, step_key: str) -> tuple[_Snapshot, BatchStep]:
+    """Lock the batch, read the step, and refuse early what no action on a running step may do now:
+    the batch not on the floor, a blocking exception waiting, the person without the step's role.
+    For the actions inside a step (a scan, a weighing, a sample, output, labels)."""
+    snap = _snapshot(batch.pk, step_key, user=user)
+    step = _step(snap, step_key)
+    step.batch = snap.batch
+    early = Verdict.of(
+        gates.batch_reason(snap.batch.state),
+        raising.blocked_reason(snap.batch),
+        gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
+    )
+    if not early.allowed:
+        raise ExecutionRefused(early)
+    return snap, step
+
+
 @_records_refusal
 def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str) -> StepValue:
     """A label scanned on a running step: a container on a material charge, a unit on an equipment step.
@@ -797,16 +814,7 @@ def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str
     commit only, not for the whole scan.
     """
     with transaction.atomic(), audit_together():
-        snap = _snapshot(batch.pk, step_key, user=user)
-        step = _step(snap, step_key)
-        step.batch = snap.batch
-        early = Verdict.of(
-            gates.batch_reason(snap.batch.state),
-            raising.blocked_reason(snap.batch),
-            gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
-        )
-        if not early.allowed:
-            raise ExecutionRefused(early)
+        snap, step = step_open(actor, user, batch, step_key)
         scanner = identify.scan_equipment if step.kind == "equipment_id" else charging.scan_charge
         try:
             verdict, value = scanner(
@@ -869,15 +877,7 @@ def step_dispense(
         transaction.atomic(),
         audit_together(),
     ):  # as step_scan: the chain lock for the append and commit only
-        snap = _snapshot(batch.pk, step_key, user=user)
-        step = _step(snap, step_key)
-        early = Verdict.of(
-            gates.batch_reason(snap.batch.state),
-            raising.blocked_reason(snap.batch),
-            gates.role_reason(snap.views[step_key], _gate_actor(actor, snap)),
-        )
-        if not early.allowed:
-            raise ExecutionRefused(early)
+        snap, step = step_open(actor, user, batch, step_key)
         try:
             verdict, value = dispensing.dispense(
                 actor=actor,
