@@ -62,6 +62,8 @@ def test_the_hand_typed_weight_has_its_own_button_reason_and_witness(booth, clie
     people, batch, _sim = booth
     client.force_login(people["operator"])
     url = f"/batches/{batch.number}/steps/disp_api/dispense/"
+    panel = client.get(f"/batches/{batch.number}/?step=disp_api").content.decode()
+    assert 'data-testid="weigh"' in panel and 'value="scale"' in panel and 'value="manual"' in panel
     manual = {"source": "C-000001", "scale": "SCALE-01", "manual_weight": "2.04", "manual_unit": "kg"}
     status, page = hx(client, url, {**manual, "mode": "manual"})
     assert status == 422 and "needs the reason the scale was not used" in page
@@ -81,8 +83,10 @@ def test_the_hand_typed_weight_has_its_own_button_reason_and_witness(booth, clie
     assert status == 200
     assert LedgerEntry.objects.filter(kind="dispense", device="manual").count() == 2
     assert BatchException.objects.filter(batch=batch, code="MANUAL_WEIGHT_ENTRY").count() == 1
+    # One weighing per step: the filled container is offered for its label, not a second weighing.
     panel = client.get(f"/batches/{batch.number}/?step=disp_api").content.decode()
-    assert 'data-testid="weigh"' in panel and 'value="scale"' in panel and 'value="manual"' in panel
+    assert 'data-testid="weigh"' not in panel and 'value="manual"' not in panel
+    assert "Print its label" in panel
 
 
 @pytest.mark.req("WD-03")
