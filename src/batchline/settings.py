@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "batchline.materials",
     "batchline.training",
     "batchline.recipes",
+    "batchline.masterdata",
     "batchline.execution",
     "batchline.quality",
     "batchline.reports",

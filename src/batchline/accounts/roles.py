@@ -157,6 +157,10 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             # Requests that a second person approves (a GMP role, the GMP configuration).
             "signatures.sign_requested",
             "configuration.request_change",
+            # Master data (materials, equipment, stations, qualifications): GMP changes approved by QA.
+            "masterdata.request_change",
+            "materials.view_lot",
+            "recipes.view_masterrecipe",
             "signatures.sign_approved",
             # Engineers sign the calibrations they perform.
             "signatures.sign_performed",

@@ -38,6 +38,13 @@ class EquipmentClass(AuditedModel):
         null=True, blank=True, help_text="cleaning end → next use; empty: no limit"
     )
     is_scale = models.BooleanField(default=False)
+    # What a unit of the class is qualified to do (e.g. "granulate", "weigh"): recipes name it.
+    capabilities = models.JSONField(default=list, blank=True)
+    # A calibration or maintenance recorded on a unit sets its next due date this far ahead.
+    calibration_interval_days = models.PositiveIntegerField(null=True, blank=True)
+    maintenance_interval_days = models.PositiveIntegerField(null=True, blank=True)
+    # Master data is never deleted: a retired class stays readable in every record that used it.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["code"]
@@ -87,6 +94,8 @@ class Equipment(AuditedModel):
     simulated = models.BooleanField(default=False)
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_check_passed = models.BooleanField(default=False)
+    # Retired: never claimed, weighed on or registered to a station again; its records stay.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["code"]
@@ -100,6 +109,31 @@ class Equipment(AuditedModel):
                 "Record maintenance and calibration; take equipment out of and into service",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+
+class Station(AuditedModel):
+    """A registered terminal of the floor (21 CFR 11.10(h)): where it is, and the instruments it may use.
+
+    A request is from a station when its network address falls in the station's
+    ``address`` (one address, or a network such as 10.20.1.0/28 for a booth's
+    tablets on DHCP). Entries name the station they came from.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="stations")
+    code = models.CharField(max_length=40, unique=True, help_text="e.g. BOOTH-01-T1")
+    name = models.CharField(max_length=200)
+    location = models.CharField(max_length=200, blank=True, help_text="room or line, as the plant names it")
+    address = models.CharField(max_length=64, help_text="IP address or network (CIDR) of the terminal")
+    # The instruments (scales) it may take readings from, by code: a list, so that the audit trail
+    # holds every change of it with old and new values like any other field.
+    devices = models.JSONField(default=list, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"

@@ -34,6 +34,10 @@ class Material(AuditedModel):
     shelf_life_days = models.PositiveIntegerField(null=True, blank=True)
     retest_days = models.PositiveIntegerField(null=True, blank=True)
     gtin = models.CharField(max_length=14, null=True, blank=True, unique=True)
+    # Lots of this material carry an assay (% of label claim): a receipt without one is refused.
+    potency_required = models.BooleanField(default=False)
+    # Master data is never deleted: a retired material is received no more; its lots and records stay.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["code"]

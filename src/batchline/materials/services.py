@@ -161,6 +161,16 @@ def lot_receive(
     quantities = [quantity_of(q, what="container quantity") for q in containers]
     if potency is not None and not (potency.is_finite() and Decimal(0) < potency <= Decimal(200)):
         raise _refuse("POTENCY_RANGE", f"Potency {potency} % is not plausible (0 to 200 %).")
+    if material.retired_at is not None:
+        raise _refuse(
+            "MATERIAL_RETIRED",
+            f"{material.code} {material.name} is retired in the master data: it is received no more.",
+        )
+    if material.potency_required and potency is None:
+        raise _refuse(
+            "POTENCY_REQUIRED",
+            f"Lots of {material.code} carry an assay (master data): give the lot's potency, % of label claim.",
+        )
     now = timezone.now()
     if expires_at <= now:
         raise _refuse(

@@ -18,6 +18,8 @@ from batchline.audit.models import AuditedModel
 class Product(AuditedModel):
     code = models.CharField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
+    # Retired: no new recipe version or batch for it; its recipes and batches stay readable.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["code"]

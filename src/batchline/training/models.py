@@ -20,6 +20,11 @@ class Qualification(AuditedModel):
     title = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=QualificationKind.choices, default=QualificationKind.SOP)
     version = models.PositiveIntegerField(default=1, help_text="training on an older version does not count")
+    # Training recorded on it expires this long after it was given; empty: it does not expire.
+    retrain_interval_days = models.PositiveIntegerField(null=True, blank=True)
+    # The curricula it is part of: the roles whose holders must be trained on it (TRN-01).
+    roles = models.JSONField(default=list, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["code"]
