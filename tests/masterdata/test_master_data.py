@@ -316,3 +316,21 @@ def test_a_change_with_an_effective_date_takes_effect_on_that_date(plant) -> Non
     assert (qualification.version, qualification.roles) == (4, ["operator"])
     with pytest.raises(approvals.ChangeRefused, match="a version is never lowered"):
         change(admin, "qualification", "SOP-DISP-001", {"version": "2"})
+
+
+@pytest.mark.req("A11-14")
+def test_the_worker_puts_a_change_into_effect_when_its_date_comes(plant) -> None:
+    import time
+
+    from batchline.integrity.verification import tick
+
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    when = timezone.now() + dt.timedelta(seconds=2)
+    approve(approver, request_new(admin, "equipment_class", SCALE_CLASS, effective_at=when))
+    assert not EquipmentClass.objects.filter(code="bench-scale").exists()
+    time.sleep(max(0.0, (when - timezone.now()).total_seconds()) + 0.1)
+    assert tick().master_changes  # the worker's round
+    created = EquipmentClass.objects.get(code="bench-scale")
+    entry = entries(record_type="equipment.equipmentclass", record_id=str(created.pk))[0]
+    assert entry.actor_username == "system" and "approved, effective" in entry.reason

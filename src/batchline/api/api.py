@@ -39,7 +39,7 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import configuration, genealogy, plant, production, quality, remainders, step_records
+from . import configuration, genealogy, masterdata, plant, production, quality, remainders, step_records
 from . import schemas as s
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -494,3 +494,4 @@ api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
 api.add_router("/configuration", configuration.configuration)
+api.add_router("/master-data", masterdata.router)

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
@@ -119,6 +119,8 @@ class Ran:
     checkpoint: int | None = None
     verified: bool | None = None  # None: not due
     delivered: int = 0
+    # Approved master-data changes whose effective date came (masterdata/services.py).
+    master_changes: list[str] = field(default_factory=list)
 
 
 def tick() -> Ran:
@@ -133,4 +135,7 @@ def tick() -> Ran:
 
     if qms.configured():
         ran.delivered = qms.deliver_due()
+    from batchline.masterdata.services import changes_due_apply
+
+    ran.master_changes = changes_due_apply()
     return ran

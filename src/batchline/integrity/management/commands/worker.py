@@ -21,7 +21,7 @@ from batchline.integrity.verification import log, tick
 
 
 class Command(BaseCommand):
-    help = "Run checkpoints, scheduled verification and QMS delivery until stopped (--once for one round)."
+    help = "Run checkpoints, scheduled verification, QMS delivery and due master-data changes until stopped (--once for one round)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--every", type=float, default=30.0, help="seconds between rounds (default 30)")
@@ -43,10 +43,11 @@ class Command(BaseCommand):
             except Exception:  # one failed round (database down) must not end the worker
                 log.exception("worker round failed")
             else:
-                if ran.checkpoint or ran.verified is not None or ran.delivered:
+                if ran.checkpoint or ran.verified is not None or ran.delivered or ran.master_changes:
                     verified = {None: "-", True: "ok", False: "FINDINGS"}[ran.verified]
                     self.stdout.write(
-                        f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}"
+                        f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}; "
+                        f"master-data changes in effect {', '.join(ran.master_changes) or '-'}"
                     )
                     self.stdout.flush()
             if options["once"] or (options["parent"] and os.getppid() != options["parent"]):
