@@ -148,7 +148,6 @@ urlpatterns = [
     path("equipment/<str:code>/<str:action>/", equipment.action, name="equipment_action"),
     path("training/", training.training, name="training"),
     path("training/records/", training.training_add, name="training_add"),
-    path("training/qualifications/", training.qualification_new, name="qualification_new"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -73,6 +73,7 @@ def equipment_view(e: Equipment) -> eq.EquipmentView:
         unit=e.unit,
         last_check_at=e.last_check_at,
         last_check_passed=e.last_check_passed,
+        retired=e.retired_at is not None,
     )
 
 

@@ -347,6 +347,9 @@ def maintenance_end(*, actor: Actor, code: str, text: str, next_due: dt.datetime
         now = timezone.now()
         values: dict[str, Any] = {"status_reason": ""}
         note = f"Done: {_text(text)}"
+        interval = unit.equipment_class.maintenance_interval_days
+        if next_due is None and interval:  # the class's maintenance interval (master data)
+            next_due = now + dt.timedelta(days=interval)
         if next_due is not None:
             if next_due <= now:
                 raise _refuse("DUE_IN_THE_PAST", "The next maintenance must be due after now.")
@@ -384,6 +387,9 @@ def calibration_record(
             )
         tz = site_tz(unit.site)
         if passed:
+            interval = unit.equipment_class.calibration_interval_days
+            if next_due is None and interval:  # the class's calibration interval (master data)
+                next_due = now + dt.timedelta(days=interval)
             if next_due is None or next_due <= now:
                 raise _refuse("DUE_IN_THE_PAST", "A passed calibration sets the next due date, after now.")
             record_update(unit, actor=actor, values={"calibration_due_at": next_due}, action="calibrate")

@@ -195,6 +195,11 @@ def batch_create(
                 f"{recipe.code} version {recipe.version} is {recipe.get_status_display().lower()}: "
                 "only an effective recipe can be used for a batch.",
             )
+        if recipe.product.retired_at is not None:
+            raise _refuse(
+                "PRODUCT_RETIRED",
+                f"{recipe.product.code} {recipe.product.name} is retired in the master data: no new batch is made of it.",
+            )
         if Batch.objects.filter(number=number).exists():
             raise _refuse("NUMBER_TAKEN", f"Batch number {number} is already used.")
         ratio = planned_quantity / recipe.nominal_quantity

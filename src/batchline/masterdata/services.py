@@ -156,6 +156,47 @@ def _effective(effective_at: dt.datetime | None) -> str | None:
     return effective_at.astimezone(dt.UTC).isoformat()
 
 
+# Where a recipe document names an item of each kind (recipes/document.py).
+_RECIPE_KEYS = {
+    "material": "material",
+    "equipment_class": "equipment_class",
+    "qualification": "qualification",
+}
+
+
+def recipes_using(kind: MasterKind, code: str) -> list[str]:
+    """Recipe versions in review, approved or effective that name the item: they would break (MBR-04)."""
+    from batchline.recipes.models import MasterRecipe, RecipeStatus
+
+    live = MasterRecipe.objects.filter(
+        status__in=[RecipeStatus.IN_REVIEW, RecipeStatus.APPROVED, RecipeStatus.EFFECTIVE]
+    ).select_related("product")
+    if kind.name == "product":
+        return [f"{r.code} v{r.version}" for r in live if r.product.code == code]
+    key = _RECIPE_KEYS.get(kind.name)
+    if key is None:
+        return []
+
+    def names(value: Any) -> bool:
+        if isinstance(value, dict):
+            return any(
+                (k == key and (v == code or (isinstance(v, dict) and v.get("code") == code))) or names(v)
+                for k, v in value.items()
+            )
+        return isinstance(value, list) and any(names(v) for v in value)
+
+    return [f"{r.code} v{r.version}" for r in live if names(r.document)]
+
+
+def _retire_check(kind: MasterKind, code: str) -> None:
+    using = recipes_using(kind, code)
+    if using:
+        raise ChangeRefused(
+            f"{kind.label} {code} is named by recipe {', '.join(using)}: retire or revise "
+            f"{'that recipe' if len(using) == 1 else 'those recipes'} first, or its batches could not be made."
+        )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a change did: descriptive fields applied at once, a request for the GMP ones."""
@@ -335,6 +376,7 @@ def master_retire(
     item = item_get(k, code)
     if item.retired_at is not None:
         raise ChangeRefused(f"{k.label} {code} is retired already.")
+    _retire_check(k, code)
     return _request(
         actor=actor,
         signer=signer,
@@ -398,6 +440,7 @@ def _apply_now(request: ChangeRequest, actor: Actor, reason: str) -> None:
     if item.retired_at is not None:
         raise ChangeRefused(f"{k.label} {code} is retired: it is kept as it was.")
     if operation == "retire":
+        _retire_check(k, code)
         record_update(
             item, actor=actor, values={"retired_at": timezone.now()}, reason=reason, action="master_retire"
         )

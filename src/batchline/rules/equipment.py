@@ -79,6 +79,8 @@ class EquipmentView:
     unit: str = ""
     last_check_at: dt.datetime | None = None
     last_check_passed: bool = False
+    # Retired in the master data: kept for the records that used it, never used again.
+    retired: bool = False
 
     @property
     def label(self) -> str:
@@ -190,6 +192,8 @@ def effective_status(view: EquipmentView, now: dt.datetime) -> Condition:
 
 def _status_reason(view: EquipmentView, now: dt.datetime, tz: dt.tzinfo, batch_number: str) -> Reason | None:
     name = view.label
+    if view.retired:
+        return Reason("EQUIPMENT_RETIRED", f"{name} is retired in the master data: it is not used any more.")
     if view.status == IN_USE:
         if view.current_batch == batch_number:
             return None  # the same batch scanning its own equipment again
@@ -289,7 +293,7 @@ def scale_fits(
     if not view.equipment_class.is_scale:
         return Verdict.of(Reason("NOT_A_SCALE", f"{name} is not a scale: scan a scale."))
     reasons: list[Reason | None] = []
-    if view.status in (MAINTENANCE, OUT_OF_SERVICE):
+    if view.status in (MAINTENANCE, OUT_OF_SERVICE) or view.retired:
         reasons.append(_status_reason(view, now, tz, ""))
     reasons += [r for r in _due_reasons(view, now, tz) if r.code == "CALIBRATION_OVERDUE"]
     today = start_of_day(now, tz)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = "2026-12-07.1"
+VERSION = "2026-12-07.2"
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -176,6 +176,7 @@ for _codes, _cat, _kind, _subject in [
             "UNKNOWN_EQUIPMENT",
             "NOT_EQUIPMENT",
             "EQUIPMENT_NOT_OF_BATCH",
+            "EQUIPMENT_RETIRED",
         ),
         "resource",
         "equipment condition failed",
@@ -284,6 +285,7 @@ for _codes, _cat, _kind, _subject in [
             "NUMBER_TAKEN",
             "QUANTITY",
             "RECIPE_NOT_EFFECTIVE",
+            "PRODUCT_RETIRED",
             "NOT_POSITIVE",
             "UNKNOWN_UNIT",
             "NO_CONTAINERS",

@@ -104,6 +104,13 @@ def training_record_add(
         q = Qualification.objects.filter(code=code.strip().upper()).first()
         if q is None:
             raise _refuse("UNKNOWN_QUALIFICATION", f"No qualification {code} is registered.")
+        if q.retired_at is not None:
+            raise _refuse(
+                "QUALIFICATION_RETIRED", f"{q.code} is retired in the master data: nobody is trained on it."
+            )
+        if expires_at is None and q.retrain_interval_days:
+            # The master data's retraining interval: the training lapses then, unless recorded otherwise.
+            expires_at = trained_at + dt.timedelta(days=q.retrain_interval_days)
         return record_create(
             TrainingRecord(
                 user=user,

@@ -20,7 +20,7 @@ from batchline.accounts.models import User
 from batchline.audit.services import Actor
 from batchline.rules.verdict import Refused
 from batchline.training import selectors, services
-from batchline.training.models import Qualification, QualificationKind
+from batchline.training.models import Qualification
 
 from .access import current_user, require
 from .dates import day_start
@@ -44,7 +44,6 @@ def _page(request: HttpRequest, *, refusal: list[str] | None = None, status: int
         "code": code,
         "see_all": see_all,
         "can_manage": user.has_perm("training.manage_training"),
-        "kinds": QualificationKind.choices,
         "refusal": refusal or [],
     }
     return render(request, "training/records.html", context, status=status)
@@ -86,25 +85,3 @@ def training_add(request: HttpRequest) -> HttpResponse:
         return _page(request, refusal=[r.message for r in refused.verdict.reasons], status=422)
     messages.success(request, f"Training of {person.printed_name} on {record.qualification.code} recorded.")
     return HttpResponseRedirect(reverse("training") + f"?user={person.username}")
-
-
-@login_required
-@require_POST
-def qualification_new(request: HttpRequest) -> HttpResponse:
-    require(request.user, "training.manage_training")
-    post = request.POST
-    try:
-        raw = post.get("version") or "1"
-        version = int(raw) if raw.isdigit() and len(raw) < 6 else 0  # 0 is refused in words
-        q = services.qualification_create(
-            actor=Actor.of(current_user(request), via="web"),
-            code=post.get("code", ""),
-            title=post.get("title", ""),
-            kind=post.get("kind", QualificationKind.SOP),
-            version=version,
-            reason=post.get("reason", ""),
-        )
-    except Refused as refused:
-        return _page(request, refusal=[r.message for r in refused.verdict.reasons], status=422)
-    messages.success(request, f"Qualification {q.code} registered.")
-    return HttpResponseRedirect(reverse("training") + f"?code={q.code}")
