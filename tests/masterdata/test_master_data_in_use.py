@@ -161,3 +161,28 @@ def test_what_an_approved_or_effective_recipe_names_cannot_be_retired(plant) -> 
             approvals.ChangeRefused, match="is named by recipe PCM-500 v3: retire or revise that recipe first"
         ):
             retire(admin, kind, code)
+
+
+@pytest.mark.req("TRN-01", "P11-09")
+def test_a_role_curriculum_is_enforced_when_its_holder_starts_a_step(db) -> None:
+    from batchline.execution import services as ex
+    from tests.execution.test_engine import make_plant, new_batch
+
+    people, recipe = make_plant()
+    admin = make_user("admin", ["administrator"])
+    sop = {"code": "SOP-GMP-001", "title": "GMP basics", "kind": "sop", "version": "1", "roles": "operator"}
+    approve(people["approver"], request_new(admin, "qualification", sop))
+    batch = new_batch(people, recipe)
+    first = batch.steps.order_by("seq").first()
+    with pytest.raises(ex.ExecutionRefused) as refused:
+        ex.step_start(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key=first.key)
+    assert refused.value.verdict.codes == ["CURRICULUM_INCOMPLETE"]
+    assert "It is in the curriculum of your role." in refused.value.verdict.reasons[0].message
+    training.training_record_add(
+        actor=A(people["approver"]),
+        user=people["operator"],
+        code="SOP-GMP-001",
+        trained_at=timezone.now() - dt.timedelta(hours=1),
+        reason="induction",
+    )
+    ex.step_start(actor=A(people["operator"]), user=people["operator"], batch=batch, step_key=first.key)

@@ -43,7 +43,7 @@ from batchline.rules.numbers import NotANumber, Notation
 from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
-from batchline.training.selectors import user_qualified
+from batchline.training.selectors import curriculum_gaps, user_qualified
 from batchline.units import convert
 
 from . import (
@@ -446,6 +446,8 @@ def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> Batch
         if step.spec.get("qualification"):
             qualified = user_qualified(_person(actor), step.spec["qualification"], now)
             verdict = Verdict((*verdict.reasons, *qualified.reasons))
+        # The curricula of the performer's roles (master data, TRN-01): trained on each, currently.
+        verdict = Verdict((*verdict.reasons, *curriculum_gaps(_person(actor), user.role_names, now).reasons))
         if not verdict.allowed:
             raise ExecutionRefused(verdict)
         record_update(

@@ -213,7 +213,7 @@ for _codes, _cat, _kind, _subject in [
         EQUIPMENT,
     ),
     (
-        ("QUALIFICATION_MISSING", "QUALIFICATION_EXPIRED", "QUALIFICATION_OUTDATED"),
+        ("QUALIFICATION_MISSING", "QUALIFICATION_EXPIRED", "QUALIFICATION_OUTDATED", "CURRICULUM_INCOMPLETE"),
         "resource",
         "qualification condition failed",
         "",

@@ -43,6 +43,27 @@ def user_qualified(user_id: int, code: str, now: dt.datetime, *, person: str = "
     )
 
 
+def curriculum_of(roles: list[str]) -> list[str]:
+    """The qualifications (codes) in force that the curricula of these roles hold (master data)."""
+    wanted = set(roles)
+    return [
+        q.code
+        for q in Qualification.objects.filter(retired_at__isnull=True).exclude(roles=[]).only("code", "roles")
+        if wanted.intersection(q.roles)
+    ]
+
+
+def curriculum_gaps(user_id: int, roles: list[str], now: dt.datetime) -> Verdict:
+    """Why the person may not act in their roles: each curriculum qualification without current training."""
+    reasons = []
+    for code in curriculum_of(roles):
+        verdict = user_qualified(user_id, code, now)
+        reasons += [
+            Reason("CURRICULUM_INCOMPLETE", f"{r.message} It is in the curriculum of your role.") for r in verdict.reasons
+        ]
+    return Verdict(tuple(reasons))
+
+
 def training_records(*, user_id: int | None = None, code: str | None = None) -> QuerySet[TrainingRecord]:
     """Training records, newest first, for one person or one qualification."""
     rows = TrainingRecord.objects.select_related("user", "qualification", "recorded_by")
