@@ -4,7 +4,15 @@ Argon2's deliberate cost (tens of milliseconds) is measured in bench/, not paid
 hundreds of times here.
 """
 
+import os
+
 from batchline.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TESTING = True
+
+# The suite's installations are seeded with the station control (21 CFR 11.10(h)) off: hundreds of
+# tests act as people at terminals that are no registered station, and registering one in each
+# would test the set-up, not their subject. tests/equipment/test_stations.py switches it on with a
+# configuration version, as a site does; a new installation is seeded with it on.
+os.environ.setdefault("BATCHLINE_REGISTERED_STATIONS_ONLY", "off")

@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "batchline.web.middleware.RejectNulMiddleware",
     # One GMP configuration version per request (configuration/selectors.py).
     "batchline.configuration.selectors.ConfigurationMiddleware",
+    # The terminal of the request and its registered station, named on every actor (21 CFR 11.10(h)).
+    "batchline.equipment.stations.StationMiddleware",
     # Times shown in the site's zone, with its name (web/middleware.py).
     "batchline.web.middleware.DisplayZoneMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -231,6 +233,12 @@ QMS_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_QMS_TIMEOUT", "10"))
 QMS_MAX_ATTEMPTS = _env_int("BATCHLINE_QMS_MAX_ATTEMPTS", 12)
 # How long a scale may take to answer (a stable weight waits for settling).
 SCALE_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_SCALE_TIMEOUT", "5"))
+# The reverse proxies (addresses or networks) whose X-Forwarded-For names the terminal a request
+# came from (equipment/stations.py). Empty: the header is anyone's to write, so a request is from
+# the address that connected. Behind a proxy that is not listed, every request comes from the proxy.
+BATCHLINE_TRUSTED_PROXIES = tuple(
+    part.strip() for part in os.environ.get("BATCHLINE_TRUSTED_PROXIES", "").split(",") if part.strip()
+)
 # The threshold of the GMP configuration in force (accounts/lockout.py); LOCKOUT_FAILURES only seeds it.
 AXES_FAILURE_LIMIT = "batchline.accounts.lockout.failure_limit"
 # Per account, and per client address across user names (password spraying): either locks.

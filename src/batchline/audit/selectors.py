@@ -130,6 +130,7 @@ SECURITY_ACTIONS = (
     "reactivate",
     "roles",
     "refused_after_release",  # an action attempted on a batch QA released or rejected
+    "station_refused",  # an entry from a terminal that is no registered station (21 CFR 11.10(h))
 )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from django.db import DatabaseError, connection, models
 from django.db.models import NOT_PROVIDED, signals
@@ -72,18 +73,41 @@ def _fits(obj: models.Model, names: set[str] | None = None) -> None:
             )
 
 
+class Terminal(Protocol):
+    """The network address a request came from, and the registered station it falls in ("" if none)."""
+
+    address: str
+
+    @property
+    def station(self) -> str: ...
+
+
+# The terminal of the request being served, set for its length by the station middleware
+# (equipment/stations.py, a layer above): every actor made for the web or the API then names
+# its station (21 CFR 11.10(h)) without each of the many views passing it along.
+TERMINAL: ContextVar[Terminal | None] = ContextVar("batchline_terminal", default=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who does something, and through which door (web, api, admin, cli, system)."""
+    """Who does something, through which door (web, api, admin, cli, system), and at which station."""
 
     id: int | None
     username: str
     name: str
     via: str
+    station: str = ""  # the registered station's code; "" from the command line or an unregistered terminal
 
     @classmethod
     def of(cls, user: Any, *, via: str) -> Actor:
-        return cls(id=user.pk, username=user.get_username(), name=user.printed_name, via=via)
+        terminal = TERMINAL.get() if via in ("web", "api") else None
+        return cls(
+            id=user.pk,
+            username=user.get_username(),
+            name=user.printed_name,
+            via=via,
+            station=terminal.station if terminal is not None else "",
+        )
 
 
 SYSTEM = Actor(id=None, username="system", name="Batchline (system)", via="system")

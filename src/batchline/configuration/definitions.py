@@ -48,6 +48,7 @@ class GmpConfig:
     verify_interval_minutes: int
     clock_tolerance_seconds: int
     decimal_separator: str
+    registered_stations_only: bool
 
     @property
     def idle_timeout_seconds(self) -> int:
@@ -235,6 +236,14 @@ SETTINGS: dict[str, Setting] = {
         "BATCHLINE_DECIMAL_SEPARATOR",
         choices=tuple(NOTATIONS),
     ),
+    "registered_stations_only": Setting(
+        "Entries from registered stations only",
+        "Entries on the floor and at the warehouse are taken only from a registered station's network "
+        "address, and weighings only on the scales registered to that station; each entry names its "
+        "station (21 CFR 11.10(h)). Switch off only while a site registers its stations.",
+        _bool,
+        "BATCHLINE_REGISTERED_STATIONS_ONLY",
+    ),
 }
 
 SEED_DEFAULTS: dict[str, Any] = {
@@ -252,6 +261,15 @@ SEED_DEFAULTS: dict[str, Any] = {
     "verify_interval_minutes": 60,
     "clock_tolerance_seconds": 120,
     "decimal_separator": "point",
+    "registered_stations_only": True,
+}
+
+# What a setting added by a later release is in the versions written before it existed, where that
+# differs from a new installation's seed: an installation upgraded with no station registered yet
+# would otherwise refuse every entry on its floor the moment it starts. It registers its stations
+# first, then switches the control on by a signed change like any other.
+BEFORE_IT_EXISTED: dict[str, Any] = {
+    "registered_stations_only": False,
 }
 
 
@@ -274,8 +292,9 @@ def parse_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_from(version: int, values: Mapping[str, Any]) -> GmpConfig:
-    """A version's stored values as a :class:`GmpConfig`; a setting added by a later release takes its default."""
-    merged = {**SEED_DEFAULTS, **values}
+    """A version's stored values as a :class:`GmpConfig`; a setting added by a later release takes its default
+    (or what it was before it existed, :data:`BEFORE_IT_EXISTED`)."""
+    merged = {**SEED_DEFAULTS, **BEFORE_IT_EXISTED, **values}
     return GmpConfig(version=version, **parse_values(merged))
 
 

@@ -9,6 +9,8 @@ changes once written.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -69,6 +71,20 @@ def version_in_force(at: Any) -> int | None:
         .values_list("number", flat=True)
         .first()
     )
+
+
+@contextmanager
+def one_version() -> Iterator[None]:
+    """The version read first in the block is the one the whole block acts under (a request, an action
+    called outside one): read once, not at each rule that asks."""
+    if _REQUEST.get() is not None:
+        yield
+        return
+    token = _REQUEST.set({})
+    try:
+        yield
+    finally:
+        _REQUEST.reset(token)
 
 
 class ConfigurationMiddleware:

@@ -162,6 +162,9 @@ class LogbookEntry(AuditedModel):
     batch_number = models.CharField(max_length=40, blank=True)
     product = models.CharField(max_length=200, blank=True)
     text = models.TextField(blank=True)
+    station = models.CharField(
+        max_length=40, blank=True, help_text="the registered station it was entered at (21 CFR 11.10(h))"
+    )
     corrects = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="corrections"
     )

@@ -32,6 +32,7 @@ from batchline.sqlrows import Reader
 
 from .models import Equipment, EquipmentClass, EquipmentStatus, LogbookEntry, LogbookKind, Site
 from .selectors import equipment_view, normalise_code, signed_content, site_tz, unknown
+from .stations import registered_station_only
 
 
 class EquipmentRefused(Refused):
@@ -97,6 +98,7 @@ def _log(
             batch_number=batch_number or "",
             product=product or "",
             text=text,
+            station=actor.station,
             corrects=corrects,
             reason=reason,
         ),
@@ -293,6 +295,7 @@ def equipment_release(*, actor: Actor, code: str, batch_number: str, step: str =
 # --- cleaning ------------------------------------------------------------------------------
 
 
+@registered_station_only
 def cleaning_start(*, actor: Actor, code: str, text: str = "") -> Equipment:
     """Cleaning begins. A dirty hold already exceeded is written into the logbook line (EQ-02)."""
     _person(actor)
@@ -312,6 +315,7 @@ def cleaning_start(*, actor: Actor, code: str, text: str = "") -> Equipment:
         return unit
 
 
+@registered_station_only
 def cleaning_end(*, actor: Actor, code: str, text: str = "") -> Equipment:
     """Cleaning done: the unit is clean from now on and its clean hold starts (EQ-02, LOG-01)."""
     _person(actor)
@@ -326,6 +330,7 @@ def cleaning_end(*, actor: Actor, code: str, text: str = "") -> Equipment:
 # --- maintenance, calibration, status ---------------------------------------------------------
 
 
+@registered_station_only
 def maintenance_start(*, actor: Actor, code: str, reason: str) -> Equipment:
     """The unit goes into maintenance, with what is to be done (EQ-04)."""
     _person(actor)
@@ -337,6 +342,7 @@ def maintenance_start(*, actor: Actor, code: str, reason: str) -> Equipment:
         return unit
 
 
+@registered_station_only
 def maintenance_end(*, actor: Actor, code: str, text: str, next_due: dt.datetime | None = None) -> Equipment:
     """Maintenance done; the unit must be cleaned before use. ``next_due`` sets the next preventive maintenance."""
     _person(actor)
@@ -360,6 +366,7 @@ def maintenance_end(*, actor: Actor, code: str, text: str, next_due: dt.datetime
         return unit
 
 
+@registered_station_only
 def calibration_record(
     *,
     actor: Actor,
@@ -413,6 +420,7 @@ def calibration_record(
         return entry
 
 
+@registered_station_only
 def scale_check_record(*, actor: Actor, code: str, passed: bool, text: str = "") -> Equipment:
     """Today's check of a scale with its test weight (WD-02). Only a passed check lets it weigh today."""
     _person(actor)
@@ -440,6 +448,7 @@ def scale_check_record(*, actor: Actor, code: str, passed: bool, text: str = "")
 STATUS_COMMANDS = ("take_out_of_service", "return_to_service")
 
 
+@registered_station_only
 def status_set(*, actor: Actor, code: str, command: str, reason: str) -> Equipment:
     """Take a unit out of service, or return it (dirty: it is cleaned before use), with a reason."""
     _person(actor)
@@ -464,6 +473,7 @@ def status_set(*, actor: Actor, code: str, command: str, reason: str) -> Equipme
 # --- the logbook by hand ---------------------------------------------------------------------
 
 
+@registered_station_only
 def logbook_note(*, actor: Actor, code: str, text: str) -> LogbookEntry:
     """A manual line in the unit's logbook (LOG-01)."""
     _person(actor)
@@ -474,6 +484,7 @@ def logbook_note(*, actor: Actor, code: str, text: str) -> LogbookEntry:
         return _log(unit, actor=actor, kind=LogbookKind.NOTE, now=timezone.now(), text=_text(text))
 
 
+@registered_station_only
 def logbook_correct(
     *, actor: Actor, entry: LogbookEntry, text: str, reason: str, signer: VerifiedSigner
 ) -> LogbookEntry:

@@ -259,6 +259,7 @@ def scan_charge(
                 within_action=None,
                 entered_by_id=person,
                 entered_at=now,
+                station=actor.station,
             ),
             actor=actor,
         )

@@ -25,6 +25,7 @@ from django.utils import timezone
 from batchline.audit.services import Actor, record_create
 from batchline.devices.mtsics import Reading, ScaleRefusal
 from batchline.devices.scale import MtSicsScale
+from batchline.equipment import stations
 from batchline.equipment.models import Equipment
 from batchline.equipment.selectors import scale_suitable
 from batchline.labels.container import ContainerLabel, Dispense
@@ -145,6 +146,9 @@ def dispense(
                 )
             )
     else:
+        elsewhere = stations.instrument_reason(actor, scale)
+        if elsewhere is not None:
+            reasons.append(elsewhere)
         reasons += scale_suitable(code=scale, target=target, unit=unit, now=now).reasons
         if not weighing.stable:
             reasons.append(Reason("NOT_STABLE", "The scale did not settle: wait for a stable reading."))
@@ -215,6 +219,7 @@ def dispense(
             in_specification=True,
             entered_by_id=person,
             entered_at=now,
+            station=actor.station,
             reason=weighing.manual_reason,
         ),
         actor=actor,
@@ -310,8 +315,13 @@ def dispensed_label(container: Container, batch: Batch, *, print_count: int) -> 
     return dataclasses.replace(container_label(container, print_count=print_count), dispense=dispense)
 
 
-def live_reading(code: str) -> dict[str, Any]:
-    """What the booth screen shows while the operator weighs (SI: stable or not), never recorded."""
+def live_reading(code: str, *, actor: Actor) -> dict[str, Any]:
+    """What the booth screen shows while the operator weighs (SI: stable or not), never recorded.
+
+    Not from a scale the station may not use: the screen would show a weight it cannot take."""
+    elsewhere = stations.instrument_reason(actor, code)
+    if elsewhere is not None:
+        return {"error": elsewhere.message}
     unit = Equipment.objects.filter(code=code).first()
     if unit is None or not unit.host or not unit.port:
         return {"error": f"Scale {code} has no connection configured."}

@@ -66,6 +66,7 @@ def scan_equipment(
             unit="",
             entered_by_id=person,
             entered_at=timezone.now(),
+            station=actor.station,
         ),
         actor=actor,
     )

@@ -134,6 +134,9 @@ class StepValue(AuditedModel):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="corrected_by"
     )
     reason = models.TextField(blank=True)
+    station = models.CharField(
+        max_length=40, blank=True, help_text="the registered station it was entered at (21 CFR 11.10(h))"
+    )
 
     class Meta:
         ordering = ["step", "entered_at", "id"]

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create
+from batchline.equipment.stations import registered_station_only
 from batchline.labels import card
 from batchline.labels.pdf import render_pdf as render_container_pdf
 from batchline.labels.sample import SampleLabel
@@ -35,6 +36,7 @@ def _done(verdict: Verdict, found: Any) -> Any:
     return found
 
 
+@registered_station_only
 @_records_refusal
 def step_sample(
     *, actor: Actor, user: Any, batch: Batch, step_key: str, source: str, quantity: str, position: str = ""
@@ -54,6 +56,7 @@ def step_sample(
         return _done(verdict, sample)
 
 
+@registered_station_only
 @_records_refusal
 def step_produce(*, actor: Actor, user: Any, batch: Batch, step_key: str, quantity: str) -> Container:
     """Record one container of the batch's output on a produce step (GEN-01)."""
@@ -64,6 +67,7 @@ def step_produce(*, actor: Actor, user: Any, batch: Batch, step_key: str, quanti
         return _done(verdict, made)[0]
 
 
+@registered_station_only
 @_records_refusal
 def labels_issue(*, actor: Actor, user: Any, batch: Batch, step_key: str, quantity: str) -> LabelIssue:
     """Issue labels to a labelling step: their content from the records and a specimen (211.125, 211.130)."""
@@ -75,6 +79,7 @@ def labels_issue(*, actor: Actor, user: Any, batch: Batch, step_key: str, quanti
         return _done(verdict, row)
 
 
+@registered_station_only
 @_records_refusal
 def labels_reconcile(
     *, actor: Actor, user: Any, batch: Batch, step_key: str, applied: str, destroyed: str, returned: str
@@ -94,6 +99,7 @@ def labels_reconcile(
         return _done(verdict, row)
 
 
+@registered_station_only
 @_records_refusal
 def labels_examine(
     *,
@@ -125,6 +131,7 @@ def _print_count(reprint: bool, reason: str, what: str) -> None:
         raise ReasonRequired(f"The label of {what} was printed before: give the reason to reprint it.")
 
 
+@registered_station_only
 def sample_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:
     """Print (or reprint, with a reason) a sample's label, from the sample's record; logged (LBL-02)."""
     person = _person(actor)
@@ -172,6 +179,7 @@ def sample_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "
         return content
 
 
+@registered_station_only
 def dispensed_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:
     """Print (or reprint, with a reason) the label of a container weighed out for this batch
     (21 CFR 211.101(b)(4), WD-07): material, lot, weight, the batch it is for, who weighed it; logged."""
@@ -195,6 +203,7 @@ def dispensed_label_print(*, actor: Actor, batch: Batch, code: str, reason: str 
     return content
 
 
+@registered_station_only
 def output_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:
     """Print (or reprint, with a reason) the label of a container of this batch's output; logged (LBL-02)."""
     _person(actor)

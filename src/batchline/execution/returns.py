@@ -30,7 +30,9 @@ from django.utils import timezone
 
 from batchline.audit.services import Actor
 from batchline.configuration import selectors as configuration
+from batchline.equipment import stations
 from batchline.equipment.selectors import scale_suitable
+from batchline.equipment.stations import registered_station_only
 from batchline.materials import services as stock
 from batchline.materials.models import Container, LedgerEntry
 from batchline.rules import returns as rules
@@ -80,8 +82,11 @@ def _who(actor: Actor, user: Any) -> None:
         )
 
 
-def _weigh(scale: str) -> tuple[Decimal, str, str]:
+def _weigh(scale: str, actor: Actor) -> tuple[Decimal, str, str]:
     """A stable net weight from ``scale`` with its unit and device, read before any lock; or a refusal."""
+    elsewhere = stations.instrument_reason(actor, scale)
+    if elsewhere is not None:
+        raise RemainderRefused(Verdict.of(elsewhere))
     read, problem = dispensing.read_scale(scale)
     if read is None:
         assert problem is not None
@@ -142,6 +147,7 @@ def _judge(
     return container.quantity if quantity is None else quantity
 
 
+@registered_station_only
 def remainder_return(
     *,
     actor: Actor,
@@ -160,7 +166,7 @@ def remainder_return(
     """
     _who(actor, user)
     reason, location = reason.strip()[:500], location.strip()[:60]
-    weighed = _weigh(scale.strip()) if scale.strip() else None
+    weighed = _weigh(scale.strip(), actor) if scale.strip() else None
     with transaction.atomic():
         locked, source = _locked(batch, container)
         quantity = _in_container_unit(weighed[0], weighed[1], source) if weighed else None
@@ -177,6 +183,7 @@ def remainder_return(
         )
 
 
+@registered_station_only
 def remainder_waste(
     *,
     actor: Actor,
@@ -195,7 +202,7 @@ def remainder_waste(
     """
     _who(actor, user)
     reason = reason.strip()[:500]
-    weighed = _weigh(scale.strip()) if scale.strip() else None
+    weighed = _weigh(scale.strip(), actor) if scale.strip() else None
     typed = _quantity(quantity) if quantity.strip() and weighed is None else None
     with transaction.atomic():
         locked, source = _locked(batch, container)

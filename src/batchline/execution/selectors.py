@@ -279,6 +279,7 @@ def batch_record(batch: Batch) -> dict[str, Any]:
             "in_specification": v.in_specification,
             "entered_by": person(v.entered_by),
             "entered_at": v.entered_at.isoformat(),
+            "station": v.station,
             "corrects": v.corrects_id,
             "reason": v.reason,
         }

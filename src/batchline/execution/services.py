@@ -30,6 +30,8 @@ from batchline.audit.services import (
     record_update,
 )
 from batchline.configuration import selectors as configuration
+from batchline.equipment import stations
+from batchline.equipment.stations import registered_station_only
 from batchline.materials import services as stock
 from batchline.materials.models import Container
 from batchline.materials.selectors import output_lot
@@ -431,6 +433,7 @@ def _step(snap: _Snapshot, key: str) -> BatchStep:
     return snap.steps[key]
 
 
+@registered_station_only
 @_records_refusal
 def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> BatchStep:
     """Start a step once its predecessors are complete and the person has its role."""
@@ -580,6 +583,7 @@ def _write_value(
             critical=bool(definition.get("critical")),
             entered_by_id=_person(actor),
             entered_at=timezone.now(),
+            station=actor.station,
             corrects=corrects,
             reason=reason,
         ),
@@ -645,6 +649,7 @@ def _calculate(
     )
 
 
+@registered_station_only
 @_records_refusal
 def step_complete(
     *,
@@ -809,6 +814,7 @@ def step_open(actor: Actor, user: Any, batch: Batch, step_key: str) -> tuple[_Sn
     return snap, step
 
 
+@registered_station_only
 @_records_refusal
 def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str) -> StepValue:
     """A label scanned on a running step: a container on a material charge, a unit on an equipment step.
@@ -834,6 +840,7 @@ def step_scan(*, actor: Actor, user: Any, batch: Batch, step_key: str, scan: str
         return value
 
 
+@registered_station_only
 @_records_refusal
 def step_dispense(
     *,
@@ -857,6 +864,10 @@ def step_dispense(
     weight outside tolerance or a scale that does not answer.
     """
     if manual_weight is None:
+        # Before the scale is asked anything: a reading from a scale the station may not use is no entry.
+        elsewhere = stations.instrument_reason(actor, scale)
+        if elsewhere is not None:
+            raise ExecutionRefused(Verdict.of(elsewhere))
         read, problem = dispensing.read_scale(scale)
         if read is None:
             raise ExecutionRefused(Verdict.of(problem))
@@ -959,6 +970,7 @@ def _write_measured(
     return None
 
 
+@registered_station_only
 @_records_refusal
 def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer: VerifiedSigner) -> BatchStep:
     """A different person verifies a completed step with their signature (DV-01)."""
@@ -988,6 +1000,7 @@ def step_verify(*, actor: Actor, user: Any, batch: Batch, step_key: str, signer:
         return step
 
 
+@registered_station_only
 @_records_refusal
 def value_correct(
     *,

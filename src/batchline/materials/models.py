@@ -168,6 +168,9 @@ class LedgerEntry(AuditedModel):
         Container, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     device = models.CharField(max_length=80, blank=True, help_text="scale serial, or 'manual'")
+    station = models.CharField(
+        max_length=40, blank=True, help_text="the registered station it was entered at (21 CFR 11.10(h))"
+    )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()
     reason = models.TextField(blank=True)

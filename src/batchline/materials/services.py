@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
 from batchline.configuration import selectors as configuration
+from batchline.equipment.stations import registered_station_only
 from batchline.rules import numbers
 from batchline.rules.bindings import waste_content
 from batchline.rules.verdict import Refused
@@ -137,6 +138,7 @@ def material_create(*, actor: Actor, reason: str = "", **fields: Any) -> Materia
 # --- receiving ---------------------------------------------------------------------------------
 
 
+@registered_station_only
 def lot_receive(
     *,
     actor: Actor,
@@ -498,6 +500,7 @@ def _move(
             step_key=step_key,
             counterpart=counterpart,
             device=device,
+            station=actor.station,
             user_id=user_id,
             at=at,
             reason=reason,
@@ -793,6 +796,7 @@ def ledger_balance(container: Container) -> Decimal:
 # --- labels --------------------------------------------------------------------------------------
 
 
+@registered_station_only
 def label_print_record(
     *, actor: Actor, container: Container, fmt: str, content: bytes, reason: str = ""
 ) -> LabelPrint:

@@ -265,7 +265,8 @@ def render_batchml(content: dict[str, Any]) -> bytes:
                 "Parameter Data",
                 description=v["label"]
                 + (f" (typed {v['text']})" if v.get("number") not in (None, v["text"]) else "")
-                + (" (changed after entry)" if v["changed_after_entry"] else ""),
+                + (" (changed after entry)" if v["changed_after_entry"] else "")
+                + (f" (station {v['station']})" if v.get("station") else ""),
                 value=_recorded(v),
                 message=f"specification {v['specification']}" if v["specification"] else "",
                 person=_name(v["entered_by"]),

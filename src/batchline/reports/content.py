@@ -159,6 +159,7 @@ def _row(
                 "within_action": v.within_action,
                 "entered_by": who(v.entered_by, v.entered_at),
                 "entered_at": _at(v.entered_at),
+                "station": v.station,
                 "corrects": v.corrects_id,
                 "reason": v.reason,
                 # The marker the document prints: this entry was replaced by a later one.
@@ -421,6 +422,7 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
             "unit": e.unit,
             "balance": str(e.balance),
             "device": e.device,
+            "station": e.station,
             "reason": e.reason,
             "by": who(e.user, e.at),
             "at": _at(e.at),
@@ -435,6 +437,7 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
             "class": unit.equipment_class.name,
             "kind": e.kind,
             "text": e.text,
+            "station": e.station,
             "by": who(e.user, e.at),
             "at": _at(e.at),
         }

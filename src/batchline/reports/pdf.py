@@ -308,7 +308,7 @@ class _Record(Story):
                         v["target"],
                         v["specification"],
                         result,
-                        f"{who(v['entered_by'])}, {t(v['entered_at'])}",
+                        f"{who(v['entered_by'])}, {t(v['entered_at'])}{_at_station(v)}",
                     ]
                 )
                 if v["in_specification"] is False:
@@ -330,7 +330,7 @@ class _Record(Story):
                         ("weighed out " if x.get("dispensed") else "")
                         + self.qty(str(abs(_number(x["quantity"]))), x["unit"], step=s["key"]),
                         x.get("device"),
-                        f"{who(x['by'])}, {t(x['at'])}",
+                        f"{who(x['by'])}, {t(x['at'])}{_at_station(x)}",
                     ]
                     for x in s["materials"]
                 ],
@@ -340,7 +340,7 @@ class _Record(Story):
             self.table(
                 ["Equipment used", "Name", "Class", "Claimed by, at"],
                 [
-                    [e["equipment"], e["name"], e["class"], f"{who(e['by'])}, {t(e['at'])}"]
+                    [e["equipment"], e["name"], e["class"], f"{who(e['by'])}, {t(e['at'])}{_at_station(e)}"]
                     for e in s["equipment"]
                 ],
                 [0.15, 0.3, 0.2, 0.35],
@@ -431,7 +431,7 @@ class _Record(Story):
                     w["material_code"],
                     self.qty(w["quantity"], w["unit"], material=w["material_code"]),
                     self.qty(w["balance"], w["unit"], material=w["material_code"]),
-                    w["device"],
+                    w["device"] + _at_station(w),
                     self.t(w["at"]),
                     who(w["by"]),
                     w["reason"],
@@ -699,3 +699,8 @@ def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> byte
         canvasmaker=_numbered_canvas(number, content["generated_at"], times(content["generated_at"]), digest),
     )
     return buffer.getvalue()
+
+
+def _at_station(row: dict[str, Any]) -> str:
+    """The registered station an entry was made at (21 CFR 11.10(h)); nothing for older records."""
+    return f", station {row['station']}" if row.get("station") else ""

@@ -207,6 +207,9 @@ for _codes, _cat, _kind, _subject in [
             "SCALE_NO_ANSWER",
             "SCALE_TIMEOUT",
             "SCALE_DISCONNECTED",
+            # a scale not registered to the station weighed at, or a station retired meanwhile (11.10(h))
+            "INSTRUMENT_NOT_AT_STATION",
+            "STATION_NOT_REGISTERED",
         ),
         "resource",
         "dispensing condition failed",

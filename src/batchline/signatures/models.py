@@ -48,6 +48,7 @@ class Signature(AuditedModel):
     record_id = models.CharField(max_length=64)
     method = models.CharField(max_length=20, choices=Method.choices)
     witness = models.BooleanField(default=False, help_text="Signed at another person's station.")
+    station = models.CharField(max_length=40, blank=True, help_text="the registered station it was signed at")
     binding_hash = models.CharField(max_length=64)
 
     class Meta:

@@ -265,6 +265,7 @@ def signature_apply(
         record_id=rid,
         method=signer.method,
         witness=signer.witness,
+        station=actor.station,
     )
     signature.binding_hash = binding_hash(signature, content)
     return record_create(

@@ -439,7 +439,11 @@ def scale_reading(request: HttpRequest) -> HttpResponse:
     """The live reading the booth screen polls (MT-SICS SI, stable or not): shown, never recorded."""
     require(request.user, "execution.execute_batch")
     code = request.GET.get("scale", "")[:40]
-    reading = dispensing.live_reading(code) if code else {"error": "Choose a scale."}
+    reading = (
+        dispensing.live_reading(code, actor=Actor.of(request.user, via="web"))
+        if code
+        else {"error": "Choose a scale."}
+    )
     return render(request, "execution/_reading.html", {"reading": reading, "code": code})
 
 

@@ -29,9 +29,11 @@ from batchline.accounts.services import user_create, user_set_roles
 from batchline.approvals.models import ChangeRequest
 from batchline.approvals.services import change_approve
 from batchline.audit.services import Actor, record_create
+from batchline.configuration import selectors as configuration
 from batchline.configuration.definitions import GMP_SIGNING_ROLES
+from batchline.configuration.services import configuration_change_request
 from batchline.equipment import demo as equipment_demo
-from batchline.equipment.models import Site
+from batchline.equipment.models import Site, Station
 from batchline.execution.models import Batch
 from batchline.execution.services import (
     ExecutionRefused,
@@ -43,6 +45,7 @@ from batchline.execution.services import (
     step_verify,
     value_correct,
 )
+from batchline.masterdata.services import master_create
 from batchline.materials import demo as materials_demo
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
@@ -82,6 +85,7 @@ def seed() -> list[tuple[str, str, list[str]]]:
     site = Site.objects.get(code="demo")
     people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
     equipment_demo.seed(site, people)
+    seed_stations(site)
     training_demo.seed(site, people)
     recipe = seed_recipe()
     seed_batch(recipe)
@@ -169,6 +173,60 @@ def seed_newcomer(admin: User) -> str:
             reason="demo run: a fresh code",
         )
     return issued.enrolment_code
+
+
+# The demo's registered terminals (21 CFR 11.10(h)): code, name, location, address, scales it may use.
+# The browser of the quickstart is the booth's tablet, on either loopback address; a tablet served
+# with ``--addrport 0.0.0.0:8000`` is refused until an engineer registers its address.
+DEMO_STATIONS = [
+    ("BOOTH-01-T1", "Weigh booth 1 tablet", "Dispensing, weigh booth 1", "127.0.0.1", "SCALE-01,SCALE-02"),
+    ("BOOTH-01-T2", "Weigh booth 1 tablet (IPv6)", "Dispensing, weigh booth 1", "::1", "SCALE-01,SCALE-02"),
+    ("FLOOR-01", "Granulation and compression floor PCs", "Suites 1 to 3", "10.20.2.0/28", ""),
+    ("GOODS-IN-01", "Goods receipt terminal", "Warehouse, goods in", "10.20.3.10", ""),
+]
+
+
+def seed_stations(site: Site) -> None:
+    """The demo's stations, registered through master data (``admin`` requests, ``approver`` approves,
+    both signed), then the control switched on the same way: entries only from them (11.10(h))."""
+    admin, approver = User.objects.get(username="admin"), User.objects.get(username="approver")
+    for code, name, location, address, devices in DEMO_STATIONS:
+        if Station.objects.filter(code=code).exists():
+            continue
+        request = master_create(
+            actor=Actor.of(admin, via="cli"),
+            signer=_sign("admin", Meaning.REQUESTED),
+            kind="station",
+            values={
+                "code": code,
+                "name": name,
+                "site": site.code,
+                "location": location,
+                "address": address,
+                "devices": devices,
+            },
+            reason="demo data: the plant's terminals",
+        )
+        change_approve(
+            actor=Actor.of(approver, via="cli"),
+            signer=_sign("approver", Meaning.APPROVED),
+            request=request,
+            comment="demo data",
+        )
+    if configuration.current().registered_stations_only:
+        return
+    request = configuration_change_request(
+        actor=Actor.of(admin, via="cli"),
+        signer=_sign("admin", Meaning.REQUESTED),
+        values={"registered_stations_only": True},
+        reason="demo data: the terminals are registered; entries only from them",
+    )
+    change_approve(
+        actor=Actor.of(approver, via="cli"),
+        signer=_sign("approver", Meaning.APPROVED),
+        request=request,
+        comment="demo data",
+    )
 
 
 def _sign(username: str, meaning: str) -> Any:
