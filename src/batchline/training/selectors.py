@@ -59,7 +59,8 @@ def curriculum_gaps(user_id: int, roles: list[str], now: dt.datetime) -> Verdict
     for code in curriculum_of(roles):
         verdict = user_qualified(user_id, code, now)
         reasons += [
-            Reason("CURRICULUM_INCOMPLETE", f"{r.message} It is in the curriculum of your role.") for r in verdict.reasons
+            Reason("CURRICULUM_INCOMPLETE", f"{r.message} It is in the curriculum of your role.")
+            for r in verdict.reasons
         ]
     return Verdict(tuple(reasons))
 
