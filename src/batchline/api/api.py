@@ -39,7 +39,16 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import configuration, genealogy, plant, production, quality, remainders, step_records
+from . import (
+    configuration,
+    genealogy,
+    masterdata_import,
+    plant,
+    production,
+    quality,
+    remainders,
+    step_records,
+)
 from . import schemas as s
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -494,3 +503,5 @@ api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
 api.add_router("/configuration", configuration.configuration)
+# Before any /master-data/{kind} routes: "imports" is no kind, and the first match wins.
+api.add_router("/master-data/imports", masterdata_import.router)

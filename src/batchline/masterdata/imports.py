@@ -595,6 +595,11 @@ def import_preview(*, data: bytes | str, file_name: str, format: str, kind: str 
             f"The file is {len(raw) / 1048576:.1f} MB; an import is at most {MAX_BYTES // 1048576} MB: split it."
         )
     sha = hashlib.sha256(raw).hexdigest()
+    if b"\x00" in raw:  # no text holds one, and PostgreSQL refuses it in a query
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        return Preview(
+            file_name, sha, format, [Row(line, kind or "", "", "refused", ["a NUL character: not text."])]
+        )
     if format == "csv":
         if not kind:
             raise ImportRefused(f"Say which kind of master data the CSV file holds ({', '.join(KINDS)}).")
