@@ -311,3 +311,38 @@ def test_a_physical_asset_sets_a_scales_numbers_on_its_equipment_unit(plant) -> 
     assert result.rows[0].words == ["Capacity 6.2 → 6.1", "Minimum weight 0.02 → 0.05"]
     approve(approver, imported(admin, asset, format="b2mml", kind=None, name="asset.xml").request)
     assert Equipment.objects.get(code="SCALE-09").minimum_weight == Decimal("0.05")
+
+
+@pytest.mark.req("S95-03")
+def test_the_command_previews_a_file_and_imports_it_signed(plant, tmp_path, monkeypatch, capsys) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from tests.conftest import PASSWORD
+
+    people, _site = plant
+    bad = tmp_path / "bad.csv"
+    bad.write_text(MATERIALS.replace("1825", "x"), encoding="utf-8")
+    with pytest.raises(CommandError, match="1 line"):
+        call_command("masterdata", "import", str(bad), "--kind", "material", "--preview")
+    assert "line 3: refused (material MCC-102) — Shelf life: 'x'" in capsys.readouterr().out
+
+    good = tmp_path / "materials.csv"
+    good.write_text(MATERIALS, encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    call_command(
+        "masterdata",
+        "import",
+        str(good),
+        "--kind",
+        "material",
+        "--user",
+        people["admin"].username,
+        "--reason",
+        "first load",
+        "--password-stdin",
+    )
+    assert "requested: 2 row(s) wait for a QA approver" in capsys.readouterr().out
+    request = ChangeRequest.objects.get(kind=IMPORT_KIND)
+    assert request.payload["file"] == "materials.csv" and not Material.objects.exists()
