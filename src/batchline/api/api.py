@@ -39,7 +39,17 @@ from batchline.signatures.services import (
 )
 from batchline.web.access import current_user, require
 
-from . import configuration, genealogy, masterdata, plant, production, quality, remainders, step_records
+from . import (
+    configuration,
+    genealogy,
+    masterdata,
+    masterdata_import,
+    plant,
+    production,
+    quality,
+    remainders,
+    step_records,
+)
 from . import schemas as s
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -494,4 +504,6 @@ api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
 api.add_router("/configuration", configuration.configuration)
+# Before the /master-data/{kind} routes: "imports" is no kind, and the first match wins.
+api.add_router("/master-data/imports", masterdata_import.router)
 api.add_router("/master-data", masterdata.router)

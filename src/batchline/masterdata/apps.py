@@ -7,4 +7,4 @@ class MasterDataConfig(AppConfig):
     verbose_name = "Master data"
 
     def ready(self) -> None:
-        from . import services  # noqa: F401  (registers the "master_data" kind of change)
+        from . import imports, services  # noqa: F401  (register the "master_data" and "master_data_import" kinds)

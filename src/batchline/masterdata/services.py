@@ -72,7 +72,13 @@ def stored(kind: MasterKind, item: Any) -> dict[str, Any]:
     return out
 
 
-def _ref(kind_name: str, code: str, *, label: str) -> Any:
+# What an import creates or changes before the row at hand, by (kind, code): its values as they will be.
+Planned = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def _ref(kind_name: str, code: str, *, label: str, planned: Planned | None = None) -> Any:
+    if planned and (kind_name, code) in planned:
+        return None  # made by an earlier row of the same import
     item = model_of(kind_name).objects.filter(code=code).first()
     if item is None:
         raise ChangeRefused(f"{label}: there is no {kind_name.replace('_', ' ')} {code!r}.")
@@ -81,25 +87,32 @@ def _ref(kind_name: str, code: str, *, label: str) -> Any:
     return item
 
 
-def _check(kind: MasterKind, values: Mapping[str, Any], item: Any) -> None:
-    """What one field cannot say alone: references that exist, a scale's numbers that fit together."""
+def item_check(
+    kind: MasterKind, values: Mapping[str, Any], item: Any, *, planned: Planned | None = None
+) -> None:
+    """What one field cannot say alone: references that exist, a scale's numbers that fit together.
+
+    ``planned``: what an import's earlier rows create or change, read as if it stood already.
+    """
     for f in kind.fields:
         if (
             f.type == "ref"
             and values.get(f.name)
             and (item is None or stored(kind, item)[f.name] != values[f.name])
         ):
-            _ref(f.ref, values[f.name], label=f.label)
+            _ref(f.ref, values[f.name], label=f.label, planned=planned)
         if f.type == "refs":
             old = set(stored(kind, item)[f.name]) if item is not None else set()
             for code in set(values.get(f.name) or []) - old:
-                _ref(f.ref, code, label=f.label)
+                _ref(f.ref, code, label=f.label, planned=planned)
     name = kind.name
     if name == "material" and values.get("gtin") and not gtin_is_valid(values["gtin"]):
         raise ChangeRefused(f"GTIN {values['gtin']} is not a valid GTIN (14 digits with its check digit).")
     if name == "equipment":
+        class_planned = (planned or {}).get(("equipment_class", values["equipment_class"]))
         eq_class = model_of("equipment_class").objects.filter(code=values["equipment_class"]).first()
-        if eq_class is not None and eq_class.is_scale:
+        is_scale = class_planned["is_scale"] if class_planned else eq_class is not None and eq_class.is_scale
+        if is_scale:
             missing = [
                 label
                 for field, label in (
@@ -125,12 +138,17 @@ def _check(kind: MasterKind, values: Mapping[str, Any], item: Any) -> None:
             raise ChangeRefused("A device's address has both its host and its port, or neither.")
     if name == "station":
         network = ipaddress.ip_network(values["address"], strict=False)
-        for other in model_of("station").objects.filter(retired_at__isnull=True):
-            if (item is None or other.pk != item.pk) and network.overlaps(
-                ipaddress.ip_network(other.address, strict=False)
-            ):
+        addresses = {
+            other.code: other.address
+            for other in model_of("station").objects.filter(retired_at__isnull=True)
+            if item is None or other.pk != item.pk
+        }
+        addresses |= {c: v["address"] for (k, c), v in (planned or {}).items() if k == "station"}
+        addresses.pop(values["code"], None)
+        for other_code, address in addresses.items():
+            if network.overlaps(ipaddress.ip_network(address, strict=False)):
                 raise ChangeRefused(
-                    f"Network address {values['address']} overlaps station {other.code}'s ({other.address}): "
+                    f"Network address {values['address']} overlaps station {other_code}'s ({address}): "
                     "a terminal must be one station."
                 )
     if name == "qualification" and item is not None and values.get("version", item.version) < item.version:
@@ -139,7 +157,7 @@ def _check(kind: MasterKind, values: Mapping[str, Any], item: Any) -> None:
         )
 
 
-def _fixed_refused(kind: MasterKind, changed: Mapping[str, Any]) -> None:
+def fixed_refused(kind: MasterKind, changed: Mapping[str, Any]) -> None:
     fixed = [kind.field(n).label for n in changed if kind.field(n).fixed]
     if fixed:
         raise ChangeRefused(
@@ -246,10 +264,21 @@ def _request(
     )
 
 
-def _may(actor: Actor) -> None:
+def may_request(actor: Actor) -> None:
     user = get_user_model().objects.filter(pk=actor.id, is_active=True).first() if actor.id else None
     if user is None or not user.has_perm(PERMISSION):
         raise ChangeRefused("Your roles do not allow you to change master data.")
+
+
+def full_values(k: MasterKind, parsed: Mapping[str, Any]) -> dict[str, Any]:
+    """A new item's every field: the given ones, and the others at the model's defaults."""
+    full = {f.name: parsed.get(f.name, [] if f.type in ("list", "refs", "roles") else None) for f in k.fields}
+    for f in k.fields:
+        if full[f.name] is None and f.type == "bool":
+            full[f.name] = False
+        if full[f.name] is None and f.type in ("text", "choice", "address") and f.name != "gtin":
+            full[f.name] = ""
+    return full
 
 
 def master_create(
@@ -264,21 +293,16 @@ def master_create(
 ) -> ChangeRequest:
     """Request a new item; it exists once a QA approver approves it (and its effective date is reached)."""
     k = kind_of(kind)
-    _may(actor)
+    may_request(actor)
     try:
         parsed = parse_values(k, values, creating=True)
     except Invalid as exc:
         raise ChangeRefused(str(exc)) from None
-    full = {f.name: parsed.get(f.name, [] if f.type in ("list", "refs", "roles") else None) for f in k.fields}
-    for f in k.fields:  # defaults as the model has them
-        if full[f.name] is None and f.type == "bool":
-            full[f.name] = False
-        if full[f.name] is None and f.type in ("text", "choice", "address") and f.name != "gtin":
-            full[f.name] = ""
+    full = full_values(k, parsed)
     code = str(full[k.key.name])
     if model_of(k).objects.filter(code=code).exists():
         raise ChangeRefused(f"{k.label} {code} exists already: change it instead.")
-    _check(k, full, None)
+    item_check(k, full, None)
     return _request(
         actor=actor,
         signer=signer,
@@ -313,7 +337,7 @@ def master_change(
     reason = reason.strip()
     if not reason:
         raise ReasonRequired("Give a reason for the change: the audit trail and any approver read it.")
-    _may(actor)
+    may_request(actor)
     try:
         parsed = parse_values(k, values, creating=False)
     except Invalid as exc:
@@ -323,7 +347,7 @@ def master_change(
     changed = {n: v for n, v in parsed.items() if now.get(n) != v}
     if not changed:
         raise ChangeRefused(f"{k.label} {code} holds these values already: nothing would change.")
-    _fixed_refused(k, changed)
+    fixed_refused(k, changed)
     if item.retired_at is not None:
         raise ChangeRefused(
             f"{k.label} {code} is retired: it is kept as it was, for the records that used it."
@@ -336,7 +360,7 @@ def master_change(
                 "This changes how batches are made or judged: it is requested with your signature and "
                 "takes effect when a QA approver approves it."
             )
-        _check(k, {**now, **gmp}, item)
+        item_check(k, {**now, **gmp}, item)
     with transaction.atomic():
         if plain:
             locked = item_get(k, code, lock=True)
@@ -372,7 +396,7 @@ def master_retire(
 ) -> ChangeRequest:
     """Request that an item is used no more; its records keep it, readable, for ever."""
     k = kind_of(kind)
-    _may(actor)
+    may_request(actor)
     item = item_get(k, code)
     if item.retired_at is not None:
         raise ChangeRefused(f"{k.label} {code} is retired already.")
@@ -423,14 +447,29 @@ def _attributes(k: MasterKind, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _apply_now(request: ChangeRequest, actor: Actor, reason: str) -> None:
     payload = request.payload
-    k = kind_of(payload["kind"])
-    code, operation = payload["code"], payload["operation"]
+    item_apply(
+        kind_of(payload["kind"]),
+        payload["code"],
+        payload["operation"],
+        payload["values"],
+        actor=actor,
+        reason=reason,
+    )
+
+
+def item_apply(
+    k: MasterKind, code: str, operation: str, values: Mapping[str, Any], *, actor: Actor, reason: str
+) -> None:
+    """Write one approved create, change or retirement, checked against the data as it stands now.
+
+    Runs inside the caller's transaction (an approval's); locks the item it changes.
+    """
     if operation == "create":
         if model_of(k).objects.filter(code=code).exists():
             raise ChangeRefused(f"{k.label} {code} exists already.")
-        _check(k, payload["values"], None)
+        item_check(k, values, None)
         record_create(
-            model_of(k)(**_attributes(k, payload["values"])),
+            model_of(k)(**_attributes(k, values)),
             actor=actor,
             reason=reason,
             action="master_create",
@@ -445,10 +484,8 @@ def _apply_now(request: ChangeRequest, actor: Actor, reason: str) -> None:
             item, actor=actor, values={"retired_at": timezone.now()}, reason=reason, action="master_retire"
         )
         return
-    _check(k, {**stored(k, item), **payload["values"]}, item)
-    record_update(
-        item, actor=actor, values=_attributes(k, payload["values"]), reason=reason, action="master_change"
-    )
+    item_check(k, {**stored(k, item), **values}, item)
+    record_update(item, actor=actor, values=_attributes(k, values), reason=reason, action="master_change")
 
 
 def _apply(request: ChangeRequest, actor: Actor) -> None:
@@ -478,10 +515,10 @@ def _check_later(request: ChangeRequest) -> None:
     payload = request.payload
     k = kind_of(payload["kind"])
     if payload["operation"] == "create":
-        _check(k, payload["values"], None)
+        item_check(k, payload["values"], None)
     elif payload["operation"] == "change":
         item = item_get(k, payload["code"])
-        _check(k, {**stored(k, item), **payload["values"]}, item)
+        item_check(k, {**stored(k, item), **payload["values"]}, item)
     pending = MasterChange.objects.filter(kind=payload["kind"], code=payload["code"], applied_at__isnull=True)
     if pending.exists():
         raise ChangeRefused(
