@@ -220,7 +220,12 @@ def _effective(post: QueryDict) -> dt.datetime | None:
         raise Invalid(
             f"Takes effect: {text[:40]!r} is not a date and time (e.g. 2026-07-01 06:00)."
         ) from None
-    return when.replace(tzinfo=display_zone()) if when.tzinfo is None else when
+    when = when.replace(tzinfo=display_zone()) if when.tzinfo is None else when
+    try:  # year 1 in a zone east of UTC is before the first instant a datetime holds
+        when.astimezone(dt.UTC)
+    except OverflowError:
+        raise Invalid(f"Takes effect: {text[:40]!r} is not a date Batchline can hold.") from None
+    return when
 
 
 # --- change requests as people read them ---------------------------------------------------------
