@@ -543,7 +543,8 @@ def master_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
     require(request.user, APPROVE)
     change = get_object_or_404(ChangeRequest, pk=pk, kind=CHANGE_KIND)
     kind, code = change.payload["kind"], change.payload["code"]
-    from_item = request.POST.get("back") == "item"
+    # Back to the item's page when decided there; a new item has no page until it is approved.
+    from_item = request.POST.get("back") == "item" and change.payload["operation"] != "create"
     comment = request.POST.get("signer_comment", "")
     dialog = f"{decision}-{change.pk}"
     try:
