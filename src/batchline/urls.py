@@ -10,6 +10,7 @@ from batchline.web import equipment_views as equipment
 from batchline.web import execution_views as execution
 from batchline.web import floor_views, recipe_editor
 from batchline.web import genealogy_views as genealogy
+from batchline.web import masterdata_views as masterdata
 from batchline.web import material_views as materials
 from batchline.web import quality_views as quality
 from batchline.web import recipe_views as recipes
@@ -148,6 +149,23 @@ urlpatterns = [
     path("equipment/<str:code>/<str:action>/", equipment.action, name="equipment_action"),
     path("training/", training.training, name="training"),
     path("training/records/", training.training_add, name="training_add"),
+    # Master data: the changes page and a decision come first, so that no kind is called "changes".
+    path("master-data/", masterdata.master_data, name="master_data"),
+    path("master-data/changes/", masterdata.master_changes, name="master_changes"),
+    path("master-data/changes/<id:pk>/<str:decision>/", masterdata.master_decide, name="master_decide"),
+    path("master-data/<slug:kind>/", masterdata.master_kind, name="master_kind"),
+    # A code may hold "/" (definitions.CODE), hence <path:…>; the actions are matched before the item.
+    path(
+        "master-data/<slug:kind>/<path:code>/change/",
+        masterdata.master_item_change,
+        name="master_item_change",
+    ),
+    path(
+        "master-data/<slug:kind>/<path:code>/retire/",
+        masterdata.master_item_retire,
+        name="master_item_retire",
+    ),
+    path("master-data/<slug:kind>/<path:code>/", masterdata.master_item, name="master_item"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -125,8 +125,10 @@ class Forms(HTMLParser):
 
 
 def shape(url: str) -> str:
-    """One page of each kind: /lots/12/ and /lots/13/ are the same forms, and so are a batch's steps."""
-    return re.sub(r"\d+", "N", url.split("?")[0])
+    """One page of each kind: /lots/12/ and /lots/13/ are the same forms, and so are a batch's steps,
+    and so are two materials' pages (their codes hold letters: /master-data/material/PCM-API/)."""
+    path = re.sub(r"^/master-data/(?!changes/)([^/]+)/.+/$", r"/master-data/\1/ITEM/", url.split("?")[0])
+    return re.sub(r"\d+", "N", path)
 
 
 def walk(client: Client, limit: int = 150) -> list[tuple[str, dict]]:
@@ -200,10 +202,11 @@ def post(client: Client, action: str, fields: list[tuple[str, str]]) -> tuple[in
 
 def forms_the_demo_lacks() -> None:
     """State the demo does not hold, so that every form of the pages shows somewhere: a configuration
-    change, a role and a deviation waiting for their next step, an API token, a blocked station,
+    change, a master-data request, a role and a deviation waiting for their next step, an API token, a blocked station,
     and a person who has not yet acknowledged their electronic signature."""
     from batchline.accounts.services import token_create, user_create
     from batchline.configuration.services import configuration_change_request
+    from batchline.masterdata.services import master_create
     from batchline.quality.services import deviation_raise
     from tests.conftest import make_user
     from tests.signatures.test_signing import station
@@ -229,6 +232,13 @@ def forms_the_demo_lacks() -> None:
         batches=["PCM-0001"],
     )
     token_create(actor=Actor.of(operator, via="web"), user=operator, name="walk", scope="read")
+    master_create(  # a new product waiting for a QA approver
+        actor=Actor.of(admin, via="web"),
+        signer=signer(admin, "requested"),
+        kind="product",
+        values={"code": "WALK-1", "name": "Walked"},
+        reason="the walk needs a waiting master-data request",
+    )
     user_create(  # a GMP role requested, waiting for a QA approver
         actor=Actor.of(admin, via="web"),
         signer=signer(admin, "requested"),

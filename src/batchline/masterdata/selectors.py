@@ -151,3 +151,28 @@ def uses(kind: MasterKind, item: Any) -> list[str]:
     elif kind.name == "qualification":
         out.append(f"{item.records.values('user').distinct().count()} people trained")
     return out
+
+
+def kinds_summary(user: Any) -> list[dict[str, Any]]:
+    """The kinds a person may see, each with how many items are in force and how many requests wait."""
+    waiting: dict[str, int] = {}
+    for subject_type in ChangeRequest.objects.filter(
+        kind=CHANGE_KIND, state=RequestState.REQUESTED
+    ).values_list("subject_type", flat=True):
+        waiting[subject_type] = waiting.get(subject_type, 0) + 1
+    return [
+        {
+            "kind": k,
+            "count": model_of(k).objects.filter(retired_at__isnull=True).count(),
+            "waiting": waiting.get(k.subject_type, 0),
+        }
+        for k in kinds_visible(user)
+    ]
+
+
+def codes_in_force(kind_name: str) -> list[str]:
+    """The codes a reference may name: the items not retired (sites are never retired)."""
+    queryset = model_of(kind_name).objects.order_by("code")
+    if kind_name != "site":
+        queryset = queryset.filter(retired_at__isnull=True)
+    return list(queryset.values_list("code", flat=True))
