@@ -10,6 +10,7 @@ from batchline.web import equipment_views as equipment
 from batchline.web import execution_views as execution
 from batchline.web import floor_views, recipe_editor
 from batchline.web import genealogy_views as genealogy
+from batchline.web import masterdata_import_views as masterdata_import
 from batchline.web import masterdata_views as masterdata
 from batchline.web import material_views as materials
 from batchline.web import quality_views as quality
@@ -153,6 +154,13 @@ urlpatterns = [
     path("master-data/", masterdata.master_data, name="master_data"),
     path("master-data/changes/", masterdata.master_changes, name="master_changes"),
     path("master-data/changes/<id:pk>/<str:decision>/", masterdata.master_decide, name="master_decide"),
+    path("master-data/import/", masterdata_import.master_import, name="master_import"),
+    path("master-data/import/file/", masterdata_import.master_import_post, name="master_import_post"),
+    path(
+        "master-data/imports/<id:pk>/<str:decision>/",
+        masterdata_import.master_import_decide,
+        name="master_import_decide",
+    ),
     path("master-data/<slug:kind>/", masterdata.master_kind, name="master_kind"),
     # A code may hold "/" (definitions.CODE), hence <path:…>; the actions are matched before the item.
     path(

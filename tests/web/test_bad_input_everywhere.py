@@ -61,6 +61,10 @@ NOT_A_FORM = {
         "shows only while a container weighed out for the batch holds material; fuzzed by route"
     ),
     "scales/simulator/": "on the booth of a running weighing only; fuzzed by route",
+    "master-data/imports/<id:pk>/<str:decision>/": (
+        "shows only while an imported file waits for a QA approver (tests/masterdata/test_import_page.py); "
+        "fuzzed by route"
+    ),
 }
 
 

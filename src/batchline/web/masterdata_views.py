@@ -49,6 +49,7 @@ from batchline.signatures.services import (
 )
 
 from .access import require
+from .masterdata_import_views import open_imports
 
 APPROVE = "approvals.approve_change"
 REFUSED = (approvals.ChangeRefused, SignatureRefused, ReasonRequired, Invalid)
@@ -522,7 +523,9 @@ def _changes_page(request: HttpRequest, *, status: int = 200, **extra: Any) -> H
         )
     context = {
         "requests": _requests(selectors.requests_open()),
+        "imports": open_imports(),
         "can_approve": request.user.has_perm(APPROVE),
+        "can_import": request.user.has_perm(PERMISSION),
         "username_required": username_required(request),
         "kept": request.POST if request.method == "POST" else {},
         "back": "changes",
