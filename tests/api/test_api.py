@@ -181,6 +181,11 @@ BODIES = {
     },
     "/api/v1/master-data/imports/{request_id}/approve": {"signature": SIG},
     "/api/v1/master-data/imports/{request_id}/reject": {"signature": SIG},
+    "/api/v1/master-data/changes/{request_id}/approve": {"signature": SIG},
+    "/api/v1/master-data/changes/{request_id}/reject": {"signature": SIG},
+    "/api/v1/master-data/{kind}": {"values": {"code": "X"}, "reason": "r", "signature": SIG},
+    "/api/v1/master-data/{kind}/{code}/change": {"values": {"name": "x"}, "reason": "r"},
+    "/api/v1/master-data/{kind}/{code}/retire": {"reason": "r", "signature": SIG},
     "/api/v1/genealogy/batches/{number}/produce": {"quantities": ["1"], "unit": "kg"},
     "/api/v1/recipes/import": {"text": "format: batchline.recipe/1"},
     "/api/v1/recipes/{recipe_id}/transition": {"command": "approve", "signature": SIG},
@@ -258,6 +263,8 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 .replace("{key}", "s1")
                 .replace("{request_id}", "1")
                 .replace("{decision}", "approve")
+                .replace("{kind}", "material")
+                .replace("{code}", "X")
             )
             response = getattr(Client(), method)(
                 url,
