@@ -75,7 +75,8 @@ MATERIAL_KINDS = (
     ("finished", "Finished product"),
 )
 QUALIFICATION_KINDS = (("sop", "SOP"), ("skill", "Skill"))
-UNITS = ("kg", "g", "mg", "L", "mL", "piece")
+# A finished product is a material too (its batches' output lots): counted in tablets or capsules.
+UNITS = ("kg", "g", "mg", "L", "mL", "piece", "tablet", "capsule")
 
 KINDS: dict[str, MasterKind] = {
     k.name: k
