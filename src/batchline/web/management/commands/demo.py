@@ -43,6 +43,7 @@ from batchline.execution.services import (
     step_verify,
     value_correct,
 )
+from batchline.masterdata.seeding import master_seed
 from batchline.materials import demo as materials_demo
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
@@ -177,9 +178,29 @@ def _sign(username: str, meaning: str) -> Any:
     )
 
 
+def master(kind: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """Master data of the demo, entered as a plant enters its own (masterdata/seeding.py).
+
+    ``admin`` requests the missing items of ``rows`` under one signature and
+    ``approver`` approves them under theirs, so each item's history shows
+    both; an item that exists is kept as it is.
+    """
+    return master_seed(
+        kind=kind,
+        rows=rows,
+        requester=User.objects.get(username="admin"),
+        approver=User.objects.get(username="approver"),
+        sign=_sign,
+        reason="demo data: the demo plant's master data",
+        comment="demo data",
+    )
+
+
 def seed_materials() -> None:
     """Every material of the demo formula in a released lot, and paracetamol lots the gate refuses."""
-    materials_demo.seed(User.objects.get(username="warehouse"), User.objects.get(username="approver"), _sign)
+    materials_demo.seed(
+        User.objects.get(username="warehouse"), User.objects.get(username="approver"), _sign, master
+    )
 
 
 DEMO_RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo" / "paracetamol-500.yaml"
