@@ -82,7 +82,7 @@ def seed() -> list[tuple[str, str, list[str]]]:
     seed_materials()
     site = Site.objects.get(code="demo")
     people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
-    equipment_demo.seed(site, people)
+    equipment_demo.seed(site, people, master)
     training_demo.seed(site, people)
     recipe = seed_recipe()
     seed_batch(recipe)
