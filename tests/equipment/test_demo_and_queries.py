@@ -40,7 +40,7 @@ def demo_plant(db):
             Site(code="demo", name="Demo", time_zone="Europe/Zurich"), actor=equipment_demo.DEMO
         )
     equipment_demo.seed(site, people, master_of(people))
-    training_demo.seed(site, people)
+    training_demo.seed(site, people, master_of(people))
     return people
 
 

@@ -83,7 +83,7 @@ def seed() -> list[tuple[str, str, list[str]]]:
     site = Site.objects.get(code="demo")
     people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
     equipment_demo.seed(site, people, master)
-    training_demo.seed(site, people)
+    training_demo.seed(site, people, master)
     recipe = seed_recipe()
     seed_batch(recipe)
     seed_genealogy(recipe)
