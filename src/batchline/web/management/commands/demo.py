@@ -47,6 +47,7 @@ from batchline.masterdata.seeding import master_seed
 from batchline.materials import demo as materials_demo
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
+from batchline.recipes import document as recipe_document
 from batchline.recipes.models import MasterRecipe
 from batchline.recipes.services import recipe_import, recipe_transition
 from batchline.signatures.models import Meaning
@@ -207,15 +208,20 @@ DEMO_RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo" / "parace
 
 
 def seed_recipe(path: Path | None = None, code: str = "PCM-500-TAB") -> MasterRecipe:
-    """A demo recipe, written by the author and made effective by QA, each step signed."""
+    """A demo recipe, written by the author and made effective by QA, each step signed.
+
+    Its product is master data, requested and approved before the recipe is
+    imported, which then finds it rather than creating it.
+    """
     current = MasterRecipe.objects.filter(code=code).order_by("-version").first()
     if current is not None:
         return current
     author = User.objects.get(username="author")
     approver = User.objects.get(username="approver")
-    recipe = recipe_import(
-        actor=Actor.of(author, via="cli"), text=(path or DEMO_RECIPE).read_text(), reason="demo data"
-    )
+    text = (path or DEMO_RECIPE).read_text()
+    header = recipe_document.parse(text).recipe
+    master("product", [{"code": header.product_code, "name": header.product_name}])
+    recipe = recipe_import(actor=Actor.of(author, via="cli"), text=text, reason="demo data")
     for person, command, meaning in (
         (author, "submit", "performed"),
         (approver, "approve", "approved"),
