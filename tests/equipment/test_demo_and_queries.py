@@ -12,9 +12,11 @@ from batchline.audit.verify import verify
 from batchline.equipment import demo as equipment_demo
 from batchline.equipment import selectors as sel
 from batchline.equipment.models import Equipment, Site
+from batchline.masterdata.seeding import master_seed
 from batchline.rules import equipment as eq
 from batchline.training import demo as training_demo
 from batchline.training.selectors import user_qualified
+from tests.configuration.test_configuration import signer
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -30,15 +32,33 @@ def demo_plant(db):
             ("supervisor", ["supervisor"]),
             ("reviewer", ["qa_reviewer"]),
             ("admin", ["administrator"]),
+            ("approver", ["qa_approver"]),
         )
     }
     with transaction.atomic():
         site = record_create(
             Site(code="demo", name="Demo", time_zone="Europe/Zurich"), actor=equipment_demo.DEMO
         )
-    equipment_demo.seed(site, people)
-    training_demo.seed(site, people)
+    equipment_demo.seed(site, people, master_of(people))
+    training_demo.seed(site, people, master_of(people))
     return people
+
+
+def master_of(people):
+    """The demo's master-data entry with these personas: admin requests, approver approves."""
+
+    def master(kind, rows):
+        return master_seed(
+            kind=kind,
+            rows=rows,
+            requester=people["admin"],
+            approver=people["approver"],
+            sign=lambda username, meaning: signer(people[username], meaning),
+            reason="demo data",
+            comment="demo data",
+        )
+
+    return master
 
 
 @pytest.mark.req("EQ-01", "EQ-02", "EQ-04", "TRN-01")
@@ -54,7 +74,8 @@ def test_the_demo_has_equipment_in_every_status_and_one_expired_training(demo_pl
     assert user_qualified(demo_plant["operator"].pk, "SOP-WD-001", now).allowed
     assert user_qualified(demo_plant["operator2"].pk, "SOP-WD-001", now).codes == ["QUALIFICATION_EXPIRED"]
     assert user_qualified(demo_plant["operator2"].pk, "SOP-GRAN-001", now).allowed
-    equipment_demo.seed(Site.objects.get(code="demo"), demo_plant)  # a second run changes nothing
+    # A second run changes nothing.
+    equipment_demo.seed(Site.objects.get(code="demo"), demo_plant, master_of(demo_plant))
     assert Equipment.objects.count() == len(rows)
     assert verify().ok
 

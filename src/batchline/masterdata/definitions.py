@@ -75,7 +75,8 @@ MATERIAL_KINDS = (
     ("finished", "Finished product"),
 )
 QUALIFICATION_KINDS = (("sop", "SOP"), ("skill", "Skill"))
-UNITS = ("kg", "g", "mg", "L", "mL", "piece")
+# A finished product is a material too (its batches' output lots): counted in tablets or capsules.
+UNITS = ("kg", "g", "mg", "L", "mL", "piece", "tablet", "capsule")
 
 KINDS: dict[str, MasterKind] = {
     k.name: k
@@ -124,7 +125,7 @@ KINDS: dict[str, MasterKind] = {
             plural="Products",
             model="recipes.Product",
             view_permission="recipes.view_masterrecipe",
-            help="What master recipes make; a retired product gets no new recipe version or batch.",
+            help="What master recipes make; a retired product makes no new batch.",
             fields=(
                 Field("code", "Product code", "code", required=True, fixed=True, max_length=40),
                 Field("name", "Name", gmp=False, required=True),

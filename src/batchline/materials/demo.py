@@ -7,6 +7,10 @@ with a signature). Paracetamol also comes in a lot in quarantine, one expired
 90 minutes before the demo started and one past its retest date, so the gate's
 refusals can be seen on the floor. The products are materials too, with the
 shelf life their produced lots' expiry counts from.
+
+The materials themselves are master data: each is requested and approved
+through ``master`` (the demo passes masterdata.seeding's, so each has its
+administrator's request and QA approver's approval, as a plant's would).
 """
 
 from __future__ import annotations
@@ -22,9 +26,8 @@ from django.utils import timezone
 from batchline.audit.services import Actor
 
 from . import services as stock
-from .models import Lot, Material
+from .models import Lot
 
-WHY = "demo data"
 D = dt.timedelta(days=1)
 
 
@@ -143,26 +146,51 @@ MATERIALS = [
 PRODUCTS = [("PCM500", "Paracetamol 500 mg tablets"), ("PCM500-IPC", "Paracetamol 500 mg tablets, IPC lot")]
 
 
-def seed(clerk: Any, qa: Any, sign: Callable[[str, str], Any]) -> None:
-    """Receive and release the demo's materials once; ``sign(username, meaning)`` signs as a demo person."""
-    if Material.objects.filter(code="PCM-API").exists():
-        return
+def seed(
+    clerk: Any,
+    qa: Any,
+    sign: Callable[[str, str], Any],
+    master: Callable[[str, list[dict[str, Any]]], list[Any]],
+) -> None:
+    """Create the demo's materials and receive and release their lots; a second run adds what is missing.
+
+    ``sign(username, meaning)`` signs as a demo person; ``master(kind, rows)``
+    returns the master-data items, those missing requested and approved first.
+    """
     now = timezone.now()
     receiver, approver = Actor.of(clerk, via="cli"), Actor.of(qa, via="cli")
-    for m in MATERIALS:
-        material = stock.material_create(
-            actor=receiver,
-            code=m.code,
-            name=m.name,
-            kind=m.kind,
-            unit=m.unit,
-            storage=m.storage,
-            shelf_life_days=m.shelf_life_days,
-            retest_days=m.retest_days,
-            gtin=m.gtin,
-            reason=WHY,
-        )
+    materials = master(
+        "material",
+        [
+            {
+                "code": m.code,
+                "name": m.name,
+                "kind": m.kind,
+                "unit": m.unit,
+                "storage": m.storage,
+                "shelf_life_days": m.shelf_life_days,
+                "retest_days": m.retest_days,
+                "gtin": m.gtin,
+            }
+            for m in MATERIALS
+        ]
+        + [
+            {
+                "code": code,
+                "name": name,
+                "kind": "finished",
+                "unit": "tablet",
+                "storage": "15–25 °C, protected from moisture",
+                "shelf_life_days": 1095,  # 36 months
+            }
+            for code, name in PRODUCTS
+        ],
+    )
+    received = []
+    for m, material in zip(MATERIALS, materials[: len(MATERIALS)], strict=True):
         for d in m.lots:
+            if Lot.objects.filter(material=material, number=d.number).exists():
+                continue
             lot = stock.lot_receive(
                 actor=receiver,
                 material=material,
@@ -175,6 +203,7 @@ def seed(clerk: Any, qa: Any, sign: Callable[[str, str], Any]) -> None:
                 potency=d.potency,
                 location=d.location,
             )
+            received.append(d.number)
             if d.status == "released":
                 stock.lot_disposition(
                     actor=approver,
@@ -183,24 +212,14 @@ def seed(clerk: Any, qa: Any, sign: Callable[[str, str], Any]) -> None:
                     signer=sign("approver", "released"),
                     reason="demo data: certificate of analysis reviewed",
                 )
-    for code, name in PRODUCTS:
-        stock.material_create(
-            actor=receiver,
-            code=code,
-            name=name,
-            kind="finished",
-            unit="tablet",
-            storage="15–25 °C, protected from moisture",
-            shelf_life_days=1095,  # 36 months
-            reason=WHY,
+    if "PCM-L0099" in received:  # only the lot received now: a later run leaves QA's correction as it is
+        stock.lot_expiry_correct(
+            actor=approver,
+            lot=Lot.objects.get(number="PCM-L0099"),
+            expires_at=now - dt.timedelta(minutes=90),
+            signer=sign("approver", "approved"),
+            reason="demo data: the supplier's notice moved the expiry to 90 minutes before the demo started",
         )
-    stock.lot_expiry_correct(
-        actor=approver,
-        lot=Lot.objects.get(number="PCM-L0099"),
-        expires_at=now - dt.timedelta(minutes=90),
-        signer=sign("approver", "approved"),
-        reason="demo data: the supplier's notice moved the expiry to 90 minutes before the demo started",
-    )
 
 
 def containers_of(lot_number: str) -> list[str]:

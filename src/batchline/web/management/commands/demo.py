@@ -33,7 +33,7 @@ from batchline.configuration import selectors as configuration
 from batchline.configuration.definitions import GMP_SIGNING_ROLES
 from batchline.configuration.services import configuration_change_request
 from batchline.equipment import demo as equipment_demo
-from batchline.equipment.models import Site, Station
+from batchline.equipment.models import Site
 from batchline.execution.models import Batch
 from batchline.execution.services import (
     ExecutionRefused,
@@ -45,10 +45,11 @@ from batchline.execution.services import (
     step_verify,
     value_correct,
 )
-from batchline.masterdata.services import master_create
+from batchline.masterdata.seeding import master_seed
 from batchline.materials import demo as materials_demo
 from batchline.materials import services as stock
 from batchline.materials.models import Lot, Material
+from batchline.recipes import document as recipe_document
 from batchline.recipes.models import MasterRecipe
 from batchline.recipes.services import recipe_import, recipe_transition
 from batchline.signatures.models import Meaning
@@ -84,9 +85,9 @@ def seed() -> list[tuple[str, str, list[str]]]:
     seed_materials()
     site = Site.objects.get(code="demo")
     people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
-    equipment_demo.seed(site, people)
+    equipment_demo.seed(site, people, master)
     seed_stations(site)
-    training_demo.seed(site, people)
+    training_demo.seed(site, people, master)
     recipe = seed_recipe()
     seed_batch(recipe)
     seed_genealogy(recipe)
@@ -190,29 +191,20 @@ def seed_stations(site: Site) -> None:
     """The demo's stations, registered through master data (``admin`` requests, ``approver`` approves,
     both signed), then the control switched on the same way: entries only from them (11.10(h))."""
     admin, approver = User.objects.get(username="admin"), User.objects.get(username="approver")
-    for code, name, location, address, devices in DEMO_STATIONS:
-        if Station.objects.filter(code=code).exists():
-            continue
-        request = master_create(
-            actor=Actor.of(admin, via="cli"),
-            signer=_sign("admin", Meaning.REQUESTED),
-            kind="station",
-            values={
+    master(
+        "station",
+        [
+            {
                 "code": code,
                 "name": name,
                 "site": site.code,
                 "location": location,
                 "address": address,
                 "devices": devices,
-            },
-            reason="demo data: the plant's terminals",
-        )
-        change_approve(
-            actor=Actor.of(approver, via="cli"),
-            signer=_sign("approver", Meaning.APPROVED),
-            request=request,
-            comment="demo data",
-        )
+            }
+            for code, name, location, address, devices in DEMO_STATIONS
+        ],
+    )
     if configuration.current().registered_stations_only:
         return
     request = configuration_change_request(
@@ -235,24 +227,49 @@ def _sign(username: str, meaning: str) -> Any:
     )
 
 
+def master(kind: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """Master data of the demo, entered as a plant enters its own (masterdata/seeding.py).
+
+    ``admin`` requests the missing items of ``rows`` under one signature and
+    ``approver`` approves them under theirs, so each item's history shows
+    both; an item that exists is kept as it is.
+    """
+    return master_seed(
+        kind=kind,
+        rows=rows,
+        requester=User.objects.get(username="admin"),
+        approver=User.objects.get(username="approver"),
+        sign=_sign,
+        reason="demo data: the demo plant's master data",
+        comment="demo data",
+    )
+
+
 def seed_materials() -> None:
     """Every material of the demo formula in a released lot, and paracetamol lots the gate refuses."""
-    materials_demo.seed(User.objects.get(username="warehouse"), User.objects.get(username="approver"), _sign)
+    materials_demo.seed(
+        User.objects.get(username="warehouse"), User.objects.get(username="approver"), _sign, master
+    )
 
 
 DEMO_RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo" / "paracetamol-500.yaml"
 
 
 def seed_recipe(path: Path | None = None, code: str = "PCM-500-TAB") -> MasterRecipe:
-    """A demo recipe, written by the author and made effective by QA, each step signed."""
+    """A demo recipe, written by the author and made effective by QA, each step signed.
+
+    Its product is master data, requested and approved before the recipe is
+    imported, which then finds it rather than creating it.
+    """
     current = MasterRecipe.objects.filter(code=code).order_by("-version").first()
     if current is not None:
         return current
     author = User.objects.get(username="author")
     approver = User.objects.get(username="approver")
-    recipe = recipe_import(
-        actor=Actor.of(author, via="cli"), text=(path or DEMO_RECIPE).read_text(), reason="demo data"
-    )
+    text = (path or DEMO_RECIPE).read_text()
+    header = recipe_document.parse(text).recipe
+    master("product", [{"code": header.product_code, "name": header.product_name}])
+    recipe = recipe_import(actor=Actor.of(author, via="cli"), text=text, reason="demo data")
     for person, command, meaning in (
         (author, "submit", "performed"),
         (approver, "approve", "approved"),
