@@ -434,6 +434,12 @@ class Command(BaseCommand):
             f"\n  Review by exception: {url}quality/ (log in as reviewer: batch IPC-0001 is complete,\n"
             "  with a refused attempt, a hardness out of specification and a corrected weight)."
         )
+        self.stdout.write(
+            f"\n  Master data: {url}master-data/ (log in as admin to request a new material, scale or station,\n"
+            "  or a change; as approver to approve it with a signature; each item's history shows both).\n"
+            "  Stations: entries are taken only from registered terminals; this machine (127.0.0.1, ::1) is\n"
+            "  station BOOTH-01-T1/T2 with SCALE-01 and SCALE-02. From another address, register it first."
+        )
         code = seed_newcomer(User.objects.get(username="admin"))
         if code:
             relay = "" if settings.BATCHLINE_MAIL_RELAY else " No mail relay is configured, so"
