@@ -97,8 +97,8 @@ def test_the_review_gives_the_reason_the_words_and_what_the_change_touches(
 
     assert data["reason_for_change"] == "Less starch: CC-2026-014"
     assert [(r["action"], r["reason"]) for r in data["reasons_recorded"]] == [
-        ("create", "Less starch: CC-2026-014"),
-        ("update", "starch 5.5 kg"),
+        ("created", "Less starch: CC-2026-014"),
+        ("edited", "starch 5.5 kg"),
     ]
     assert data["lines"] == [
         {"tier": 1, "words": "Step 'Charge starch' (charge): STARCH quantity changed from 6.0 kg to 5.5 kg"},

@@ -25,6 +25,18 @@ from .models import MasterRecipe, RecipeStatus
 # state name. A batch in one of these states will not run again; every other one still may.
 CLOSED_BATCH_STATES = ("qa_released", "rejected", "aborted")
 
+# The audit trail's actions on a recipe version, as the page says them.
+ACTION_WORDS = {
+    "create": "created",
+    "update": "edited",
+    "submit": "submitted",
+    "return": "returned to draft",
+    "approve": "approved",
+    "make_effective": "made effective",
+    "supersede": "superseded",
+    "retire": "retired",
+}
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -78,7 +90,10 @@ def _reasons(recipe: MasterRecipe) -> list[Reason]:
         .order_by("at", "seq")
         .values_list("action", "at", "actor_name", "reason")
     )
-    return [Reason(action, at.isoformat(), by, reason) for action, at, by, reason in entries]
+    return [
+        Reason(ACTION_WORDS.get(action, action), at.isoformat(), by, reason)
+        for action, at, by, reason in entries
+    ]
 
 
 def change_affects(*, older: MasterRecipe, newer: MasterRecipe, materials: frozenset[str]) -> Affected:

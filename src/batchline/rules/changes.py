@@ -32,8 +32,8 @@ class Tier(IntEnum):
 
 TIER_NAMES = {
     Tier.LIMIT: "limits and quantities",
-    Tier.RESOURCE: "materials, equipment, signatures, steps",
-    Tier.TEXT: "texts and names",
+    Tier.RESOURCE: "materials, signatures, steps",
+    Tier.TEXT: "texts",
     Tier.ORDER: "order",
 }
 
