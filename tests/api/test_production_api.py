@@ -65,7 +65,11 @@ def test_recipe_life_cycle_export_and_comparison_over_the_api(people) -> None:
     assert api(people["operator"], "get", f"/recipes/{rid}").status_code == 403
     exported = api(people["approver"], "get", f"/recipes/{rid}/export")
     assert exported.status_code == 200 and "code: TST-1" in exported.content.decode()
-    v2 = api(people["author"], "post", f"/recipes/{rid}/new-version").json()["id"]
+    refused = api(people["author"], "post", f"/recipes/{rid}/new-version", {"reason": ""})
+    assert refused.status_code == 422 and "Say why TST-1 version 1 changes" in refused.json()["detail"]
+    v2 = api(people["author"], "post", f"/recipes/{rid}/new-version", {"reason": "tighter weight"}).json()[
+        "id"
+    ]
     from batchline.audit.services import Actor
     from batchline.recipes import services as recipes
 
@@ -84,8 +88,21 @@ def test_recipe_life_cycle_export_and_comparison_over_the_api(people) -> None:
             "kind": "changed",
             "old": "630",
             "new": "625",
+            "tier": 1,
+            "words": "Step 'Tablet weights' (weights): Weight 1 upper specification limit changed "
+            "from 630 mg to 625 mg",
         }
     ]
+    review = api(people["approver"], "get", f"/recipes/{rid}/compare/{v2}/review").json()
+    assert review["reason_for_change"] == "tighter weight"
+    assert review["lines"] == [{"tier": 1, "words": diff[0]["words"]}]
+    assert review["affects"] == {
+        "older_version": 1,
+        "open_batches": [],
+        "other_versions": [],
+        "lots_in_stock": [],
+    }
+    assert review["changes"] == diff
     refused = api(
         people["approver"],
         "post",

@@ -127,7 +127,7 @@ def test_a_batch_freezes_its_control_recipe_and_scales(plant) -> None:
         "weights",
         "mean",
     ]
-    v2 = recipes.recipe_new_version(actor=A(people["author"]), recipe=recipe)
+    v2 = recipes.recipe_new_version(actor=A(people["author"]), recipe=recipe, reason="blend wording")
     recipes.recipe_update(actor=A(people["author"]), recipe=v2, text=SMALL.replace("Dry mix", "Blend"))
     batch.refresh_from_db()
     assert batch.control_recipe["operations"][0]["steps"][1]["title"] == "Dry mix"
@@ -136,7 +136,7 @@ def test_a_batch_freezes_its_control_recipe_and_scales(plant) -> None:
 @pytest.mark.req("MBR-01")
 def test_only_an_effective_recipe_makes_a_batch(plant) -> None:
     people, recipe = plant
-    draft = recipes.recipe_new_version(actor=A(people["author"]), recipe=recipe)
+    draft = recipes.recipe_new_version(actor=A(people["author"]), recipe=recipe, reason="a draft")
     with pytest.raises(ex.ExecutionRefused) as refused:
         ex.batch_create(
             actor=A(people["supervisor"]), recipe=draft, number="B-9", planned_quantity=Decimal(1000)

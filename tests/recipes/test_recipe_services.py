@@ -132,7 +132,7 @@ def test_only_a_draft_is_edited_and_an_effective_version_changes_by_a_new_versio
     with pytest.raises(services.RecipeRefused) as refused:
         services.recipe_update(actor=author, recipe=recipe, text=SMALL)
     assert refused.value.verdict.codes == ["NOT_A_DRAFT"]
-    v2 = services.recipe_new_version(actor=author, recipe=recipe)
+    v2 = services.recipe_new_version(actor=author, recipe=recipe, reason="tighter weights")
     assert (v2.version, v2.status, v2.document) == (
         2,
         "draft",
@@ -147,7 +147,7 @@ def test_a_new_effective_version_supersedes_the_old_one(people) -> None:
         act(people["author"], r, "submit", "performed")
         act(people["approver"], r, "approve", "approved")
         act(people["approver"], r, "make_effective", "approved")
-    v2 = services.recipe_new_version(actor=Actor.of(people["author"], via="web"), recipe=v1)
+    v2 = services.recipe_new_version(actor=Actor.of(people["author"], via="web"), recipe=v1, reason="r")
     act(people["author"], v2, "submit", "performed")
     act(people["approver"], v2, "approve", "approved")
     act(people["approver"], v2, "make_effective", "approved")
@@ -158,3 +158,26 @@ def test_a_new_effective_version_supersedes_the_old_one(people) -> None:
         "effective",
         "superseded",
     ]
+
+
+@pytest.mark.req("MBR-01", "A11-13", "P11-05")
+def test_a_new_version_of_the_effective_one_says_why_and_keeps_the_reason(people) -> None:
+    author = Actor.of(people["author"], via="web")
+    v1 = imported(people)
+    act(people["author"], v1, "submit", "performed")
+    act(people["approver"], v1, "approve", "approved")
+    act(people["approver"], v1, "make_effective", "approved")
+    before = (MasterRecipe.objects.count(), len(entries()))
+    with pytest.raises(ReasonRequired) as refused:
+        services.recipe_new_version(actor=author, recipe=v1, reason="   ")
+    assert "Say why TST-1 version 1 changes" in str(refused.value)
+    assert (MasterRecipe.objects.count(), len(entries())) == before
+
+    v2 = services.recipe_new_version(actor=author, recipe=v1, reason=" Hardness limit per CC-2026-014 ")
+    assert MasterRecipe.objects.get(pk=v2.pk).change_reason == "Hardness limit per CC-2026-014"
+    (created,) = entries(record_type="recipes.masterrecipe", record_id=str(v2.pk))
+    assert created.reason == "Hardness limit per CC-2026-014"
+    assert json.loads(created.changes)["change_reason"] == [None, "Hardness limit per CC-2026-014"]
+    # A copy of a draft changes nothing approved: no reason is asked, and none is made up.
+    v3 = services.recipe_new_version(actor=author, recipe=v2)
+    assert v3.change_reason == ""

@@ -74,14 +74,30 @@ def test_an_author_imports_edits_and_submits_and_qa_approves_through_the_pages(p
     page = approver.get(f"/recipes/{recipe.pk}/").content.decode()
     assert page.count("binding intact") == 3
 
-    v2 = author.post(f"/recipes/{recipe.pk}/new-version/")
+    refused = author.post(f"/recipes/{recipe.pk}/new-version/", {"reason": " "})
+    assert refused.status_code == 422 and "Say why TST-1 version 1 changes" in refused.content.decode()
+    assert not MasterRecipe.objects.filter(version=2).exists()
+    v2 = author.post(f"/recipes/{recipe.pk}/new-version/", {"reason": "Clearance includes cleaning"})
     new = MasterRecipe.objects.get(version=2)
     author.post(
         f"/recipes/{new.pk}/edit/",
-        {"text": SMALL.replace("Line clearance", "Line clearance and cleaning check")},
+        {
+            "text": SMALL.replace("Line clearance", "Line clearance and cleaning check").replace(
+                "high: 630}, critical: true}\n          - {name: w2",
+                "high: 625}, critical: true}\n          - {name: w2",
+            )
+        },
     )
-    diff = author.get(f"/recipes/{recipe.pk}/compare/{new.pk}/").content.decode()
+    assert f"/recipes/{recipe.pk}/compare/{new.pk}/" in author.get(f"/recipes/{new.pk}/").content.decode()
+    diff = html.unescape(author.get(f"/recipes/{recipe.pk}/compare/{new.pk}/").content.decode())
     assert "operations[prep].steps[clearance].title" in diff and "Line clearance and cleaning check" in diff
+    assert "Reason for change:</strong> Clearance includes cleaning" in diff
+    limit = (
+        "Step 'Tablet weights' (weights): Weight 1 upper specification limit changed from 630 mg to 625 mg"
+    )
+    title = "Step 'Line clearance and cleaning check' (clearance): title changed from 'Line clearance'"
+    assert limit in diff and title in diff and diff.index(limit) < diff.index(title)
+    assert "No open batch runs version 1." in diff and "No material's charge changed." in diff
     assert v2.status_code == 302
 
 

@@ -21,6 +21,7 @@ from batchline.recipes import document as doc
 from batchline.recipes import services as recipe_services
 from batchline.recipes.compare import compare
 from batchline.recipes.models import MasterRecipe
+from batchline.recipes.selectors import recipe_review
 from batchline.rules import states
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
@@ -163,20 +164,51 @@ def recipe_transition(request: HttpRequest, recipe_id: int, payload: TransitionI
     return _recipe_out(recipe)
 
 
-@recipes.post("/{int:recipe_id}/new-version", response={201: RecipeOut, 403: Problem})
-def recipe_new_version(request: HttpRequest, recipe_id: int) -> Any:
+class NewVersionIn(Schema):
+    reason: str = Field(
+        default="",
+        max_length=2000,
+        description="the reason for change, kept with the new version; required for a new version of the "
+        "effective one",
+    )
+
+
+@recipes.post("/{int:recipe_id}/new-version", response={201: RecipeOut, 403: Problem, 422: Problem})
+def recipe_new_version(request: HttpRequest, recipe_id: int, payload: NewVersionIn) -> Any:
     require(request.user, "recipes.author_recipe")
     recipe = get_object_or_404(MasterRecipe, pk=recipe_id)
-    return Status(201, _recipe_out(recipe_services.recipe_new_version(actor=_actor(request), recipe=recipe)))
+    reason = payload.reason if payload else ""
+    return Status(
+        201,
+        _recipe_out(recipe_services.recipe_new_version(actor=_actor(request), recipe=recipe, reason=reason)),
+    )
 
 
 @recipes.get("/{int:recipe_id}/compare/{int:other_id}", response=list[dict[str, Any]])
 def recipe_compare(request: HttpRequest, recipe_id: int, other_id: int) -> list[dict[str, Any]]:
-    """What changed from one version to another, down to each limit and text."""
+    """Every changed field from one version to another (path, kind, old, new), most important first.
+
+    ``tier`` ranks it (1 limits and quantities, 2 materials, equipment, signatures and steps,
+    3 texts, 4 order alone) and ``words`` is the sentence that covers it; ``/review`` reads the
+    same change as one sentence per change, with its reason and what it affects.
+    """
     require(request.user, "recipes.view_masterrecipe")
     a = get_object_or_404(MasterRecipe, pk=recipe_id)
     b = get_object_or_404(MasterRecipe, pk=other_id)
     return [c.as_dict() for c in compare(a.document, b.document)]
+
+
+@recipes.get("/{int:recipe_id}/compare/{int:other_id}/review", response=dict[str, Any])
+def recipe_compare_review(request: HttpRequest, recipe_id: int, other_id: int) -> dict[str, Any]:
+    """The change as a reviewer reads it: the reason for change, one sentence per change by
+    importance (the order of steps in one last line), and for a newer version what it affects:
+    open batches on the older version (they keep it), other versions in draft or review, lots in
+    stock of the materials whose charge changed.
+    """
+    require(request.user, "recipes.view_masterrecipe")
+    a = get_object_or_404(MasterRecipe, pk=recipe_id)
+    b = get_object_or_404(MasterRecipe, pk=other_id)
+    return recipe_review(a=a, b=b).as_dict()
 
 
 # --- batches -----------------------------------------------------------------------------

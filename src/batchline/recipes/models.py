@@ -49,6 +49,9 @@ class MasterRecipe(AuditedModel):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
     effective_at = models.DateTimeField(null=True, blank=True)
+    # Why this version was made (a new version of an effective one must say): shown at the top of
+    # every comparison with the version it replaces, for whoever reviews and approves it.
+    change_reason = models.CharField(max_length=2000, blank=True, default="")
 
     class Meta:
         ordering = ["code", "-version"]

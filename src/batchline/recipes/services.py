@@ -186,9 +186,20 @@ def recipe_revise(
 
 
 def recipe_new_version(*, actor: Actor, recipe: MasterRecipe, reason: str = "") -> MasterRecipe:
-    """A new draft that starts as a copy of ``recipe`` (a change to an effective recipe is a new version)."""
+    """A new draft that starts as a copy of ``recipe`` (a change to an effective recipe is a new version).
+
+    ``reason`` is the reason for the change, stored on the new version and in its creation
+    entry; a new version of the effective one is refused without it (A11-13): approvers
+    compare against it.
+    """
+    reason = reason.strip()
     with transaction.atomic():
         recipe = MasterRecipe.objects.get(pk=recipe.pk)  # copy what is stored, not a caller's stale object
+        if recipe.status == RecipeStatus.EFFECTIVE and not reason:
+            raise ReasonRequired(
+                f"Say why {recipe.code} version {recipe.version} changes: the reason for change is kept "
+                "with the new version and shown wherever it is compared."
+            )
         last = _lock_versions(recipe.code)
         copy = MasterRecipe(
             product_id=recipe.product_id,
@@ -201,6 +212,7 @@ def recipe_new_version(*, actor: Actor, recipe: MasterRecipe, reason: str = "") 
             document=recipe.document,
             author_id=_person(actor),
             created_at=timezone.now(),
+            change_reason=reason,
         )
         return _insert_version(
             copy, actor=actor, reason=reason or f"new version from version {recipe.version}"

@@ -11,12 +11,13 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from batchline.audit.services import Actor, ReasonRequired
+from batchline.audit.services import Actor, DoesNotFit, ReasonRequired
 from batchline.recipes import document as doc
 from batchline.recipes import services
-from batchline.recipes.compare import compare
 from batchline.recipes.models import MasterRecipe
+from batchline.recipes.selectors import recipe_review
 from batchline.rules import states
+from batchline.rules.changes import TIER_NAMES
 from batchline.signatures.models import Meaning, Signature
 from batchline.signatures.services import (
     SignatureRefused,
@@ -169,17 +170,35 @@ def recipe_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def recipe_new_version(request: HttpRequest, pk: int) -> HttpResponse:
     require(request.user, "recipes.author_recipe")
-    recipe = services.recipe_new_version(
-        actor=Actor.of(request.user, via="web"), recipe=get_object_or_404(MasterRecipe, pk=pk)
-    )
+    source = get_object_or_404(MasterRecipe, pk=pk)
+    try:
+        recipe = services.recipe_new_version(
+            actor=Actor.of(request.user, via="web"), recipe=source, reason=request.POST.get("reason", "")
+        )
+    except ReasonRequired as exc:
+        return _detail(request, source, status=422, refusal=[str(exc)])
+    except (DoesNotFit, services.RecipeRefused) as exc:
+        return _detail(request, source, status=422, refusal=[r.message for r in exc.verdict.reasons])
     messages.success(request, f"Version {recipe.version} created as a draft.")
     return HttpResponseRedirect(reverse("recipe", args=[recipe.pk]))
 
 
 @login_required
 def recipe_compare(request: HttpRequest, pk: int, other: int) -> HttpResponse:
+    """Version ``pk`` against ``other``: the reason, the changes by importance, what the change affects."""
     require(request.user, "recipes.view_masterrecipe")
     a, b = get_object_or_404(MasterRecipe, pk=pk), get_object_or_404(MasterRecipe, pk=other)
-    return render(
-        request, "recipes/compare.html", {"a": a, "b": b, "changes": compare(a.document, b.document)}
-    )
+    review = recipe_review(a=a, b=b)
+    context = {
+        "a": a,
+        "b": b,
+        "review": review,
+        "lines": [
+            {"tier": int(d.tier), "name": TIER_NAMES[d.tier], "words": d.words}
+            for d in review.comparison.lines
+        ],
+        "affected": review.affected,
+        "materials": sorted(review.comparison.materials),
+        "changes": review.comparison.changes,
+    }
+    return render(request, "recipes/compare.html", context)
