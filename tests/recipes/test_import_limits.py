@@ -8,7 +8,6 @@ once, through the API, the page and the command, and nothing is written.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -41,28 +40,25 @@ def author(db):
 @pytest.mark.req("A11-07", "A11-05")
 def test_a_billion_laughs_is_refused_at_once_through_the_api(author) -> None:
     assert len(LAUGHS.encode()) < 400
-    started = time.perf_counter()
+    # Refused before any expansion (which took 6.5 s and 1.2 GB): the words say why; no timing asserted,
+    # the machines are shared (bench/ measures speed).
     response = api(author, "post", "/recipes/import", {"text": LAUGHS})
-    elapsed = time.perf_counter() - started
     assert response.status_code == 422
     (problem,) = response.json()["problems"]
     assert (
         problem["line"] == 1 and "anchors (&name) and aliases (*name) are not accepted" in problem["message"]
     )
-    assert elapsed < 2.0, elapsed  # the expansion took 6.5 s and 1.2 GB
     assert not MasterRecipe.objects.exists()
 
 
 @pytest.mark.req("A11-07", "A11-05")
 def test_deep_json_and_an_oversized_file_are_refused_before_parsing(author, login) -> None:
-    started = time.perf_counter()
     with pytest.raises(doc.RecipeInvalid, match="nests deeper than 32 levels"):
         doc.parse('{"recipe": ' + "[" * 40 + "]" * 40 + "}")
     with pytest.raises(doc.RecipeInvalid, match="nest"):  # libyaml's own bound may speak first
         doc.parse(DEEP_JSON)
     with pytest.raises(doc.RecipeInvalid, match="a recipe file is at most 4 MB"):
         doc.parse("#" * (doc.MAX_FILE_BYTES + 1))
-    assert time.perf_counter() - started < 2.0  # the expansion took 6.5 s and 1.2 GB
     # Multi-byte characters count as the bytes they take.
     with pytest.raises(doc.RecipeInvalid, match="at most 4 MB"):
         doc.parse("# " + "é" * (doc.MAX_FILE_BYTES // 2))
