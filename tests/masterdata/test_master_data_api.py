@@ -104,3 +104,26 @@ def test_a_refusal_is_in_words_and_writes_nothing(plant) -> None:
     assert response.json()["detail"] == "Shelf life: '-3' is not a whole number of days."
     written = AuditEntry.objects.order_by("id")[mark:]
     assert [e.record_type for e in written] == ["accounts.apitoken"]  # the test client's token, no more
+
+
+@pytest.mark.req("A11-14", "MBR-02")
+def test_a_change_request_says_what_it_affects(plant) -> None:
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    created = api(
+        admin,
+        "post",
+        "/master-data/material",
+        {"values": MATERIAL, "reason": "r", "signature": signature(admin)},
+    )
+    api(
+        approver,
+        "post",
+        f"/master-data/changes/{created.json()['id']}/approve",
+        {"signature": signature(approver)},
+    )
+    body = {"values": {"shelf_life_days": 730}, "reason": "stability data", "signature": signature(admin)}
+    request = api(admin, "post", "/master-data/material/LAC-200/change", body).json()["request"]
+    assert request["affects"] == ["0 lots (0 released)"]
+    waiting = api(approver, "get", "/master-data/changes").json()
+    assert waiting[0]["affects"] == ["0 lots (0 released)"]

@@ -79,6 +79,9 @@ class RequestOut(Schema):
     applied_at: dt.datetime | None
     refused_on_effect: str
     signatures: list[str]
+    affects: list[str] = Field(
+        description="what the change reaches: lots, units, stations, recipes naming it"
+    )
 
 
 class HistoryOut(Schema):

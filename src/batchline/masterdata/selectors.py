@@ -11,7 +11,7 @@ from batchline.audit.services import record_type_of
 
 from .definitions import KINDS, MasterKind, shown
 from .models import MasterChange
-from .services import CHANGE_KIND, model_of, stored
+from .services import CHANGE_KIND, model_of, recipes_using, stored
 
 
 def may_view(user: Any, kind: MasterKind) -> bool:
@@ -82,7 +82,18 @@ def request_view(change: ChangeRequest) -> dict[str, Any]:
         "applied_at": effect.applied_at if effect else None,
         "refused_on_effect": effect.refused if effect else "",
         "signatures": [s.manifestation() for s in request_signatures(change)],
+        "affects": affects(payload["kind"], payload["code"]) if payload["operation"] != "create" else [],
     }
+
+
+def affects(kind_name: str, code: str) -> list[str]:
+    """What a change or retirement of the item reaches, in words: its uses and the recipes naming it."""
+    kind = KINDS[kind_name]
+    item = model_of(kind).objects.filter(code=code).first()
+    if item is None:
+        return []
+    named = recipes_using(kind, code)
+    return uses(kind, item) + ([f"named by recipe {', '.join(named)}"] if named else [])
 
 
 def requests_open() -> list[dict[str, Any]]:
