@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from batchline.accounts.models import User
+from batchline.signatures.services import VerifiedSigner, signer_authenticate
 
 
 def current_user(request: HttpRequest) -> User:
@@ -34,3 +35,13 @@ def record_id(value: Any) -> int:
     """A record's id chosen in a form; 0 (no such record) for anything that is not one ("abc", 30 digits)."""
     text = str(value or "").strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 0
+
+
+def signer_posted(request: HttpRequest, meaning: str) -> VerifiedSigner:
+    """The signer of a page's signing dialog (signatures/_dialog.html): its user ID, if asked, and password."""
+    return signer_authenticate(
+        request=request,
+        username=(request.POST.get("signer_username") or "").strip() or None,
+        password=request.POST.get("signer_password", ""),
+        meaning=meaning,
+    )

@@ -30,25 +30,20 @@ from batchline.rules import numbers
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
-    signer_authenticate,
+    VerifiedSigner,
     signing_session_open,
     username_required,
 )
 
-from .access import require
+from .access import require, signer_posted
 
 
 def _actor(request: HttpRequest) -> Actor:
     return Actor.of(request.user, via="web")
 
 
-def _signer(request: HttpRequest, meaning: str) -> Any:
-    return signer_authenticate(
-        request=request,
-        username=(request.POST.get("signer_username") or "").strip() or None,
-        password=request.POST.get("signer_password", ""),
-        meaning=meaning,
-    )
+def _signer(request: HttpRequest, meaning: str) -> VerifiedSigner:
+    return signer_posted(request, meaning)
 
 
 def _page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpResponse:

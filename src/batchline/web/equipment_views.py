@@ -28,12 +28,11 @@ from batchline.signatures.services import (
     SignatureRefused,
     VerifiedSigner,
     signature_intact,
-    signer_authenticate,
     signing_session_open,
     username_required,
 )
 
-from .access import current_user, record_id, require
+from .access import current_user, record_id, require, signer_posted
 from .dates import day_start
 
 
@@ -109,12 +108,7 @@ def _due(request: HttpRequest, name: str, unit: Equipment) -> dt.datetime | None
 
 
 def _signer(request: HttpRequest) -> VerifiedSigner:
-    return signer_authenticate(
-        request=request,
-        username=(request.POST.get("signer_username") or "").strip() or None,
-        password=request.POST.get("signer_password", ""),
-        meaning=Meaning.PERFORMED,
-    )
+    return signer_posted(request, Meaning.PERFORMED)
 
 
 # action -> (permission, what happened, in words)

@@ -33,23 +33,18 @@ from batchline.masterdata.services import PERMISSION
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
-    signer_authenticate,
+    VerifiedSigner,
     signing_session_open,
     username_required,
 )
 
-from .access import require
+from .access import require, signer_posted
 
 APPROVE = "approvals.approve_change"
 
 
-def _signer(request: HttpRequest, meaning: str) -> Any:
-    return signer_authenticate(
-        request=request,
-        username=(request.POST.get("signer_username") or "").strip() or None,
-        password=request.POST.get("signer_password", ""),
-        meaning=meaning,
-    )
+def _signer(request: HttpRequest, meaning: str) -> VerifiedSigner:
+    return signer_posted(request, meaning)
 
 
 def open_imports() -> list[dict[str, Any]]:

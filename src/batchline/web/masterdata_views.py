@@ -43,12 +43,12 @@ from batchline.rules import numbers
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
-    signer_authenticate,
+    VerifiedSigner,
     signing_session_open,
     username_required,
 )
 
-from .access import require
+from .access import require, signer_posted
 from .masterdata_import_views import open_imports
 
 APPROVE = "approvals.approve_change"
@@ -88,13 +88,8 @@ def _actor(request: HttpRequest) -> Actor:
     return Actor.of(request.user, via="web")
 
 
-def _signer(request: HttpRequest, meaning: str) -> Any:
-    return signer_authenticate(
-        request=request,
-        username=(request.POST.get("signer_username") or "").strip() or None,
-        password=request.POST.get("signer_password", ""),
-        meaning=meaning,
-    )
+def _signer(request: HttpRequest, meaning: str) -> VerifiedSigner:
+    return signer_posted(request, meaning)
 
 
 def _kind(request: HttpRequest, name: str) -> MasterKind:

@@ -30,12 +30,11 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import (
     SignatureRefused,
     VerifiedSigner,
-    signer_authenticate,
     signing_session_open,
     username_required,
 )
 
-from .access import require
+from .access import require, signer_posted
 
 # Whoever holds one of these works in QA's pages (and sees them in the navigation).
 QUALITY_PERMISSIONS = (
@@ -94,12 +93,7 @@ def _actor(request: HttpRequest) -> Actor:
 
 
 def _signer(request: HttpRequest, meaning: str) -> VerifiedSigner:
-    return signer_authenticate(
-        request=request,
-        username=(request.POST.get("signer_username") or "").strip() or None,
-        password=request.POST.get("signer_password", ""),
-        meaning=meaning,
-    )
+    return signer_posted(request, meaning)
 
 
 def _batch(number: str) -> Batch:
