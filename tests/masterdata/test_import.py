@@ -308,7 +308,7 @@ def test_a_physical_asset_sets_a_scales_numbers_on_its_equipment_unit(plant) -> 
 """
     result = preview(asset, format="b2mml", kind=None, name="asset.xml")
     assert [(r.line, r.operation, r.code) for r in result.rows] == [(2, "change", "SCALE-09")]
-    assert result.rows[0].words == ["Capacity 6.2 → 6.1", "Minimum weight 0.02 → 0.05"]
+    assert result.rows[0].words == ["Capacity 6.2 kg → 6.1 kg", "Minimum weight 0.02 kg → 0.05 kg"]
     approve(approver, imported(admin, asset, format="b2mml", kind=None, name="asset.xml").request)
     assert Equipment.objects.get(code="SCALE-09").minimum_weight == Decimal("0.05")
 

@@ -353,10 +353,15 @@ def parse_values(kind: MasterKind, raw: Mapping[str, Any], *, creating: bool) ->
     return out
 
 
-def shown(field: Field, value: Any) -> str:
-    """A stored value as a person reads it: with its unit, yes/no, a list joined."""
+def shown(field: Field, value: Any, unit: str = "") -> str:
+    """A stored value as a person reads it: with its unit, yes/no, a list joined.
+
+    ``unit`` is the item's own unit, for a field counted in it (a scale's capacity in g or kg).
+    """
     if value is None or value == "" or value == []:
         return "—"
+    if field.unit.startswith("(") and unit:
+        return f"{value} {unit}"
     if field.type == "bool":
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -371,7 +376,8 @@ def shown(field: Field, value: Any) -> str:
 def describe(kind: MasterKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     """What a change does, in words and in order of importance: GMP fields first, in table order."""
     rows = []
+    was, now = before.get("unit") or "", after.get("unit", before.get("unit")) or ""
     for f in sorted(kind.fields, key=lambda f: not f.gmp):
         if f.name in after and before.get(f.name) != after[f.name]:
-            rows.append(f"{f.label} {shown(f, before.get(f.name))} → {shown(f, after[f.name])}")
+            rows.append(f"{f.label} {shown(f, before.get(f.name), was)} → {shown(f, after[f.name], now)}")
     return rows

@@ -42,7 +42,7 @@ def items(kind: MasterKind, *, retired: bool = False) -> list[dict[str, Any]]:
             {
                 "code": item.code,
                 "values": values,
-                "shown": {f.name: shown(f, values[f.name]) for f in kind.fields},
+                "shown": {f.name: shown(f, values[f.name], values.get("unit") or "") for f in kind.fields},
                 "retired_at": item.retired_at,
                 "change_waiting": item.code in waiting,
             }
@@ -120,7 +120,13 @@ def item_view(kind: MasterKind, code: str) -> dict[str, Any] | None:
         "kind": kind,
         "values": values,
         "fields": [
-            {"field": f, "name": f.name, "label": f.label, "shown": shown(f, values[f.name]), "gmp": f.gmp}
+            {
+                "field": f,
+                "name": f.name,
+                "label": f.label,
+                "shown": shown(f, values[f.name], values.get("unit") or ""),
+                "gmp": f.gmp,
+            }
             for f in kind.fields
         ],
         "retired_at": item.retired_at,

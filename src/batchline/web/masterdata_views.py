@@ -109,11 +109,13 @@ def _may_see_changes(user: Any) -> bool:
 # --- fields as a form shows them and reads them back -----------------------------------------------
 
 
-def _shown(field: Field, value: Any) -> str:
-    """A stored value as the page shows it: decimals in the site's notation, like every number here."""
+def _shown(field: Field, value: Any, unit: str = "") -> str:
+    """A stored value as the page shows it: decimals in the site's notation, like every number here,
+    with the item's own unit where the field is counted in it (a scale's capacity)."""
     if field.type == "decimal" and value not in (None, ""):
-        return numbers.shown(Decimal(value), notation())
-    return shown(field, value)
+        number = numbers.shown(Decimal(value), notation())
+        return f"{number} {unit}" if unit and field.unit.startswith("(") else number
+    return shown(field, value, unit)
 
 
 def _typed(field: Field, value: Any) -> Any:
@@ -164,7 +166,7 @@ def _inputs(
                 "name": f.name,
                 "input_name": f"f_{f.name}",
                 "typed": typed,
-                "shown": _shown(f, values.get(f.name)),
+                "shown": _shown(f, values.get(f.name), values.get("unit") or ""),
                 "options": _options(f, current=values.get(f.name), creating=creating),
                 "editable": creating or not f.fixed,
                 "inputmode": {"int": "numeric", "decimal": "decimal"}.get(f.type, ""),
@@ -235,6 +237,9 @@ def _request_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
     """What a request changes, field by field: before → after (GMP fields first)."""
     kind = kind_of(view["kind"])
     operation, values, before = view["operation"], view["values"], view["before"] or {}
+    unit = values.get("unit") or ""
+    if not unit and kind.name == "equipment":  # a change names only what changes: the unit is the unit's
+        unit = model_of(kind).objects.filter(code=view["code"]).values_list("unit", flat=True).first() or ""
     if operation == "retire":
         return [{"label": "In use", "before": "yes", "after": "no (retired)", "gmp": True}]
     rows = []
@@ -246,8 +251,8 @@ def _request_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "label": f.label,
-                "before": "—" if operation == "create" else _shown(f, before.get(f.name)),
-                "after": _shown(f, values[f.name]),
+                "before": "—" if operation == "create" else _shown(f, before.get(f.name), unit),
+                "after": _shown(f, values[f.name], unit),
                 "gmp": f.gmp,
             }
         )
@@ -330,7 +335,9 @@ def _kind_page(request: HttpRequest, kind: MasterKind, *, status: int = 200, **e
     columns = [kind.field(n) for n in COLUMNS.get(kind.name, ())]
     rows = selectors.items(kind, retired=retired)
     for row in rows:
-        row["cells"] = [(f.label, _shown(f, row["values"][f.name])) for f in columns]
+        row["cells"] = [
+            (f.label, _shown(f, row["values"][f.name], row["values"].get("unit") or "")) for f in columns
+        ]
     posted = request.POST if request.method == "POST" else None
     can_request = request.user.has_perm(PERMISSION)
     context = {
