@@ -135,7 +135,7 @@ def shape(url: str) -> str:
     return re.sub(r"\d+", "N", path)
 
 
-def walk(client: Client, limit: int = 150) -> list[tuple[str, dict]]:
+def walk(client: Client, limit: int = 250) -> list[tuple[str, dict]]:
     """Every POST form on the pages ``client`` reaches by following links, one of each kind."""
     seen: set[str] = set()
     queue, forms, pages = ["/", "/users/role-requests/", "/security/", "/tokens/", "/deviations/"], [], 0
