@@ -367,6 +367,10 @@ def test_a_retirement_is_requested_on_the_page_and_approved_from_the_items_page(
     assert approved["Location"] == "/master-data/material/LAC-200/"
     item = approver.get("/master-data/material/LAC-200/").content.decode()
     assert 'data-testid="md-retired"' in item and "retired (approved request)" in item
+    # The trail's UTC time of the retirement reads in the site's zone, as every time on the page.
+    assert re.search(r"— → \d{4}-\d\d-\d\d \d\d:\d\d (CET|CEST)", item) and not re.search(
+        r"\d\dT\d\d:\d\d", item
+    )
     assert 'data-code="LAC-200"' not in approver.get("/master-data/material/").content.decode()
     listed = approver.get("/master-data/material/?retired=1").content.decode()
     assert 'data-code="LAC-200"' in listed and "retired " in listed

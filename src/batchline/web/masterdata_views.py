@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -233,6 +234,17 @@ def _moment(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
+ISO_MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _moment_shown(value: Any) -> Any:
+    """A time the trail holds in UTC (ISO), shown in the site's zone like every time on the page."""
+    if isinstance(value, str) and ISO_MOMENT.match(value):
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}"
+    return "—" if value in (None, "") else value
+
+
 def _request_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
     """What a request changes, field by field: before → after (GMP fields first)."""
     kind = kind_of(view["kind"])
@@ -302,7 +314,13 @@ def _history(kind: MasterKind, entries: list[dict[str, Any]]) -> list[dict[str, 
             if f is None:
                 if name == "id":
                     continue
-                rows.append({"label": "Retired" if name == "retired_at" else name, "old": old, "new": new})
+                rows.append(
+                    {
+                        "label": "Retired" if name == "retired_at" else name,
+                        "old": _moment_shown(old),
+                        "new": _moment_shown(new),
+                    }
+                )
                 continue
             if f.type == "ref":
                 old, new = codes[f.ref].get(old, old), codes[f.ref].get(new, new)
