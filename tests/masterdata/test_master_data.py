@@ -334,3 +334,41 @@ def test_the_worker_puts_a_change_into_effect_when_its_date_comes(plant) -> None
     created = EquipmentClass.objects.get(code="bench-scale")
     entry = entries(record_type="equipment.equipmentclass", record_id=str(created.pk))[0]
     assert entry.actor_username == "system" and "approved, effective" in entry.reason
+
+
+@pytest.mark.req("A11-14", "P11-11")
+def test_no_approval_lands_on_an_item_whose_approved_change_waits_for_its_date(plant) -> None:
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    approve(approver, request_new(admin, "material", MATERIAL))
+    later = timezone.now() + dt.timedelta(days=7)
+    approve(
+        approver, change(admin, "material", "LAC-200", {"shelf_life_days": "730"}, effective_at=later).request
+    )
+    sooner = change(admin, "material", "LAC-200", {"shelf_life_days": "365"}).request
+    with pytest.raises(approvals.ChangeRefused, match="waits for its effective date"):
+        approve(approver, sooner)  # else the dated 730 would land over an approved 365 that nobody saw
+    assert changes_due_apply(later + dt.timedelta(seconds=1))
+    assert Material.objects.get(code="LAC-200").shelf_life_days == 730
+
+
+def test_what_a_field_cannot_hold_is_refused_in_words(plant) -> None:
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    with pytest.raises(approvals.ChangeRefused, match="'²' is not a whole number of days"):
+        request_new(admin, "material", {**MATERIAL, "shelf_life_days": "²"})
+    approve(approver, request_new(admin, "material", {**MATERIAL, "gtin": "04012345678901"}))
+    with pytest.raises(approvals.ChangeRefused, match="GTIN 04012345678901 is material LAC-200's"):
+        request_new(admin, "material", {**MATERIAL, "code": "LAC-201", "gtin": "04012345678901"})
+
+
+@pytest.mark.req("P11-08")
+def test_unit_and_station_codes_are_the_capitals_a_scanner_reads(plant) -> None:
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    approve(approver, request_new(admin, "equipment_class", SCALE_CLASS))
+    approve(approver, request_new(admin, "equipment", {**SCALE, "code": "scale-09"}))
+    station = {"code": "booth-9", "name": "B9", "site": "main", "address": "10.0.0.9", "devices": "scale-09"}
+    approve(approver, request_new(admin, "station", station))
+    assert Station.objects.get(code="BOOTH-9").devices == ["SCALE-09"]
+    assert Equipment.objects.filter(code="SCALE-09").exists()

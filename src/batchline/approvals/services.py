@@ -174,7 +174,13 @@ def change_approve(
             actor=actor,
             comment=comment,
         )
-        k.apply(locked, actor)
+        try:
+            k.apply(locked, actor)
+        except IntegrityError:  # a unique code or number written by someone else in the meantime
+            raise ChangeRefused(
+                f"{locked.number} conflicts with a record written at the same moment: nothing was changed; "
+                "look at the subject again and request the change anew if it still applies."
+            ) from None
     return locked
 
 

@@ -38,6 +38,8 @@ class Field:
     max_length: int = 200
     # Fixed once created: the key, and what existing records would read differently (a unit).
     fixed: bool = False
+    # Codes scanned from a tag, matched as the scanner's capitals (equipment.selectors.normalise_code).
+    upper: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,15 @@ KINDS: dict[str, MasterKind] = {
             help="One unit, found by the barcode on it; a scale also has its capacity, readability, "
             "minimum weight and where it answers (MT-SICS).",
             fields=(
-                Field("code", "Unit code (its barcode)", "code", required=True, fixed=True, max_length=40),
+                Field(
+                    "code",
+                    "Unit code (its barcode)",
+                    "code",
+                    required=True,
+                    fixed=True,
+                    max_length=40,
+                    upper=True,
+                ),
                 Field("name", "Name", gmp=False, required=True),
                 Field("site", "Site", "ref", required=True, ref="site"),
                 Field("equipment_class", "Class", "ref", required=True, ref="equipment_class"),
@@ -198,7 +208,7 @@ KINDS: dict[str, MasterKind] = {
             help="A registered terminal of the floor (21 CFR 11.10(h)): entries are taken only from a "
             "registered station, and readings only from the instruments registered to it.",
             fields=(
-                Field("code", "Station code", "code", required=True, fixed=True, max_length=40),
+                Field("code", "Station code", "code", required=True, fixed=True, max_length=40, upper=True),
                 Field("name", "Name", gmp=False, required=True),
                 Field("site", "Site", "ref", required=True, ref="site"),
                 Field("location", "Location", gmp=False, help="room or line"),
@@ -215,6 +225,7 @@ KINDS: dict[str, MasterKind] = {
                     "Instruments it may use",
                     "refs",
                     ref="equipment",
+                    upper=True,
                     help="unit codes, comma-separated",
                 ),
             ),
@@ -280,7 +291,7 @@ def parse(field: Field, raw: Any) -> Any:
         raise Invalid(f"{label}: {raw!r} is neither yes nor no.")
     if field.type in ("list", "refs", "roles"):
         items = raw if isinstance(raw, list | tuple) else _text(raw).replace(";", ",").split(",")
-        values = sorted({_text(i) for i in items if _text(i)})
+        values = sorted({_text(i).upper() if field.upper else _text(i) for i in items if _text(i)})
         if field.type == "roles":
             unknown = [v for v in values if v not in ROLES]
             if unknown:
@@ -289,7 +300,7 @@ def parse(field: Field, raw: Any) -> Any:
             if len(v) > 60:
                 raise Invalid(f"{label}: {v[:20]}… is longer than 60 characters.")
         return values
-    text = _text(raw)
+    text = _text(raw).upper() if field.upper else _text(raw)
     if not text:
         if field.required:
             raise Invalid(f"{label} is required.")
@@ -299,7 +310,7 @@ def parse(field: Field, raw: Any) -> Any:
     if field.type == "code" and not CODE.match(text):
         raise Invalid(f"{label}: {text!r} may hold only letters, digits and . _ / - (no spaces).")
     if field.type == "int":
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²" is a digit to Python, not a number of days
             raise Invalid(f"{label}: {text!r} is not a whole number of {field.unit or 'units'}.")
         value = int(text)
         if value > 100_000:

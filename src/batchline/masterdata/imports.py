@@ -54,6 +54,7 @@ from .services import (
     may_request,
     model_of,
     stored,
+    waiting_refusal,
 )
 
 IMPORT_KIND = "master_data_import"
@@ -788,6 +789,7 @@ def _apply(request: ChangeRequest, actor: Actor) -> None:
     reason = f"{request.number} import of {payload['file']} (SHA-256 {payload['sha256']})"
     for row in payload["rows"]:
         try:
+            waiting_refusal(row["kind"], row["code"])
             item_apply(
                 kind_of(row["kind"]),
                 row["code"],

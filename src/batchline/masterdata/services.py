@@ -26,13 +26,14 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batchline.approvals.models import ChangeRequest
 from batchline.approvals.services import ChangeRefused, Kind, change_request, kind_register
 from batchline.audit.services import SYSTEM, Actor, ReasonRequired, record_create, record_update
 from batchline.labels.gs1 import gtin_is_valid
+from batchline.rules import canonical
 from batchline.signatures.services import VerifiedSigner
 
 from .definitions import REF_MODELS, Invalid, MasterKind, describe, kind_of, parse_values
@@ -106,8 +107,18 @@ def item_check(
             for code in set(values.get(f.name) or []) - old:
                 _ref(f.ref, code, label=f.label, planned=planned)
     name = kind.name
-    if name == "material" and values.get("gtin") and not gtin_is_valid(values["gtin"]):
-        raise ChangeRefused(f"GTIN {values['gtin']} is not a valid GTIN (14 digits with its check digit).")
+    if name == "material" and values.get("gtin"):
+        if not gtin_is_valid(values["gtin"]):
+            raise ChangeRefused(
+                f"GTIN {values['gtin']} is not a valid GTIN (14 digits with its check digit)."
+            )
+        holder = (
+            model_of(kind).objects.filter(gtin=values["gtin"]).exclude(pk=getattr(item, "pk", None)).first()
+        )
+        if holder is not None:
+            raise ChangeRefused(
+                f"GTIN {values['gtin']} is material {holder.code}'s: one trade item, one material."
+            )
     if name == "equipment":
         class_planned = (planned or {}).get(("equipment_class", values["equipment_class"]))
         eq_class = model_of("equipment_class").objects.filter(code=values["equipment_class"]).first()
@@ -488,8 +499,25 @@ def item_apply(
     record_update(item, actor=actor, values=_attributes(k, values), reason=reason, action="master_change")
 
 
+def waiting_refusal(kind_name: str, code: str) -> None:
+    """Refuse an approval while an approved change of the same item waits for its effective date:
+    applied later, over this one, it would put in force what nobody approved (their combination)."""
+    pending = (
+        MasterChange.objects.filter(kind=kind_name, code=code, applied_at__isnull=True)
+        .select_related("change_request")
+        .first()
+    )
+    if pending is not None:
+        raise ChangeRefused(
+            f"{pending.change_request.number}, an approved change of {kind_of(kind_name).label.lower()} {code}, "
+            f"waits for its effective date ({pending.effective_at:%Y-%m-%d %H:%M} UTC): it takes effect first "
+            "(or is withdrawn by a new request after it)."
+        )
+
+
 def _apply(request: ChangeRequest, actor: Actor) -> None:
     """On approval: take effect now, or wait for the effective date (the worker applies it then)."""
+    waiting_refusal(request.payload["kind"], request.payload["code"])
     when = request.payload.get("effective_at")
     effective_at = dt.datetime.fromisoformat(when) if when else timezone.now()
     due = effective_at <= timezone.now()
@@ -519,12 +547,6 @@ def _check_later(request: ChangeRequest) -> None:
     elif payload["operation"] == "change":
         item = item_get(k, payload["code"])
         item_check(k, {**stored(k, item), **payload["values"]}, item)
-    pending = MasterChange.objects.filter(kind=payload["kind"], code=payload["code"], applied_at__isnull=True)
-    if pending.exists():
-        raise ChangeRefused(
-            f"An approved change of {k.label.lower()} {payload['code']} is waiting for its effective date "
-            f"({pending.first().effective_at:%Y-%m-%d %H:%M}): it takes effect first."  # type: ignore[union-attr]
-        )
 
 
 def changes_due_apply(now: dt.datetime | None = None) -> list[str]:
@@ -545,12 +567,17 @@ def changes_due_apply(now: dt.datetime | None = None) -> list[str]:
                 continue
             try:
                 with transaction.atomic():
+                    # What was approved replaces what stood then; if that moved on, nobody approved the result.
+                    if canonical.normalise(_current(request)) != request.before:
+                        raise ChangeRefused(
+                            f"{request.number}: what it changes is no longer as it was when approved."
+                        )
                     _apply_now(
                         request,
                         SYSTEM,
                         f"{request.number} approved, effective {locked.effective_at:%Y-%m-%d %H:%M} UTC: {request.reason}",
                     )
-            except ChangeRefused as exc:
+            except (ChangeRefused, IntegrityError) as exc:
                 record_update(
                     locked,
                     actor=SYSTEM,
