@@ -8,6 +8,7 @@ import re
 import pytest
 from django.db import transaction
 
+from batchline.accounts.models import User
 from batchline.approvals.models import ChangeRequest, RequestState
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import record_create, record_update
@@ -15,7 +16,7 @@ from batchline.equipment.models import Equipment, EquipmentClass, Site, Station
 from batchline.masterdata.services import changes_due_apply
 from batchline.materials.models import Material
 from tests.conftest import PASSWORD, SETUP
-from tests.masterdata.test_master_data import MATERIAL, approve, request_new
+from tests.masterdata.test_master_data import MATERIAL, approve, change, request_new
 
 pytestmark = pytest.mark.django_db
 
@@ -445,3 +446,34 @@ def test_decimals_are_shown_and_read_in_the_sites_notation(plant, login) -> None
         "/master-data/equipment/SCALE-09/change/", signed("admin", f_capacity="6.5", reason="x")
     )
     assert refused.status_code == 422 and "Capacity" in refused.content.decode()
+
+
+@pytest.mark.req("A11-14", "DI-05")
+def test_a_form_opened_before_someone_elses_change_neither_reverts_nor_overwrites_it(lactose, login) -> None:
+    admin = login(User.objects.get(username="admin"))
+    page = admin.get("/master-data/material/LAC-200/").content.decode()
+    shown = dict(re.findall(r'name="(was_f_\w+)" value="([^"]*)"', form(page, "md-change")))
+    assert shown["was_f_name"] == "Lactose monohydrate 200 mesh" and shown["was_f_retest_days"] == "365"
+    # Meanwhile someone renames it.
+    change(User.objects.get(username="admin"), "material", "LAC-200", {"name": "Lactose 200M"}, sign=False)
+    stale = {f"f_{k[6:]}": v for k, v in shown.items()} | shown
+    # The stale form sends the old name back untouched, and a new storage text: the new name stays.
+    saved = admin.post(
+        "/master-data/material/LAC-200/change/",
+        signed("admin", **{**stale, "f_storage": "Below 25 °C", "reason": "SOP-WH-3"}),
+    )
+    assert saved.status_code == 302
+    lactose.refresh_from_db()
+    assert (lactose.name, lactose.storage) == (
+        "Lactose 200M",
+        "Store below 25 °C, dry",
+    )  # storage is GMP: requested
+    assert waiting_request("LAC-200").payload["values"] == {"storage": "Below 25 °C"}
+    # Typing over the field someone else changed is refused in words, and nothing is written.
+    refused = admin.post(
+        "/master-data/material/LAC-200/change/", {**stale, "f_name": "Lactose (mine)", "reason": "SOP-WH-3"}
+    )
+    assert refused.status_code == 422
+    assert "Name was changed since you opened this page (it is now Lactose 200M)" in refused.content.decode()
+    lactose.refresh_from_db()
+    assert lactose.name == "Lactose 200M"

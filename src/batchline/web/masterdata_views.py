@@ -167,6 +167,13 @@ def _inputs(
                 "name": f.name,
                 "input_name": f"f_{f.name}",
                 "typed": typed,
+                # What the form showed when it was opened: a change is judged against it (_moved_on).
+                "was": (
+                    posted.get(f"was_f_{f.name}")
+                    if posted is not None and f"was_f_{f.name}" in posted
+                    else None
+                )
+                or _joined(_typed(f, values.get(f.name))),
                 "shown": _shown(f, values.get(f.name), values.get("unit") or ""),
                 "options": _options(f, current=values.get(f.name), creating=creating),
                 "editable": creating or not f.fixed,
@@ -193,6 +200,25 @@ def _sent(field: Field, post: QueryDict) -> Any:
         except numbers.NotANumber as exc:
             raise Invalid(numbers.sentence(field.label, exc)) from None
     return raw
+
+
+def _joined(typed: Any) -> str:
+    return ",".join(typed) if isinstance(typed, list) else str(typed)
+
+
+def _same_typed(field: Field, a: str, b: Any) -> bool:
+    """Whether two values as a form holds them (the site's notation, lists joined) say the same."""
+    if field.type == "decimal":
+        try:
+            read = [numbers.read(str(v), notation()) if str(v).strip() else None for v in (a, _joined(b))]
+        except numbers.NotANumber:
+            return False
+        return read[0] == read[1]
+    if field.type in LISTS:
+        return {i.strip() for i in a.split(",") if i.strip()} == {
+            i.strip() for i in _joined(b).split(",") if i.strip()
+        }
+    return a.strip() == _joined(b).strip()
 
 
 def _same(field: Field, sent: Any, typed: Any) -> bool:
@@ -454,10 +480,27 @@ def master_item_change(request: HttpRequest, kind: str, code: str) -> HttpRespon
     signing = bool(request.POST.get("signer_password"))
     try:
         values: dict[str, Any] = {}
+        moved = []
         for f in k.fields:
             sent = _sent(f, request.POST)
-            if sent is not None and not f.fixed and not _same(f, sent, _typed(f, view["values"][f.name])):
-                values[f.name] = sent
+            if sent is None or f.fixed:
+                continue
+            now = _typed(f, view["values"][f.name])
+            # Judged against what the form showed, not what stands now: a field someone else changed
+            # since the page was opened is neither reverted by a stale form nor overwritten unseen.
+            was = request.POST.get(f"was_f_{f.name}")
+            if was is None:
+                was = _joined(now)
+            if _same(f, sent, was if f.type not in LISTS else was.split(",")):
+                continue
+            if not _same_typed(f, was, now):
+                moved.append(
+                    f"{f.label} was changed since you opened this page (it is now {_shown(f, view['values'][f.name])})"
+                )
+                continue
+            values[f.name] = sent
+        if moved:
+            raise approvals.ChangeRefused("; ".join(moved) + ": look at it again and change it from there.")
         if not values:
             raise approvals.ChangeRefused(
                 f"{k.label} {code} holds these values already: nothing would change."
