@@ -228,7 +228,10 @@ def _same(field: Field, sent: Any, typed: Any) -> bool:
         was = typed if isinstance(typed, list) else str(typed).split(",")
         return {i.strip() for i in items if i.strip()} == {i.strip() for i in was if i.strip()}
     if field.type == "decimal":
-        old = numbers.read(str(typed), notation()) if str(typed).strip() else None
+        try:
+            old = numbers.read(str(typed), notation()) if str(typed).strip() else None
+        except numbers.NotANumber:  # what the form showed, sent back altered: not what it showed
+            return False
         new = Decimal(sent) if str(sent).strip() else None
         return old == new
     return str(sent).strip() == str(typed).strip()
