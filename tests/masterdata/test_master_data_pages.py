@@ -477,3 +477,21 @@ def test_a_form_opened_before_someone_elses_change_neither_reverts_nor_overwrite
     assert "Name was changed since you opened this page (it is now Lactose 200M)" in refused.content.decode()
     lactose.refresh_from_db()
     assert lactose.name == "Lactose 200M"
+
+
+@pytest.mark.req("A11-14")
+def test_a_retirement_can_be_dated_on_the_page(lactose, login) -> None:
+    admin = login(User.objects.get(username="admin"))
+    response = admin.post(
+        "/master-data/material/LAC-200/retire/",
+        signed("admin", reason="supplier stops at year end", effective_at="2030-12-31T18:00"),
+    )
+    assert response.status_code == 302
+    request = waiting_request("LAC-200")
+    assert request.payload["effective_at"] == "2030-12-31T17:00:00+00:00"  # typed in Berlin time
+    approve(User.objects.get(username="qa_approver"), request)
+    lactose.refresh_from_db()
+    assert lactose.retired_at is None  # approved, not yet in effect
+    assert changes_due_apply(dt.datetime(2031, 1, 1, tzinfo=dt.UTC)) == [request.number]
+    lactose.refresh_from_db()
+    assert lactose.retired_at is not None

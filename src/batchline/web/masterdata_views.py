@@ -554,6 +554,7 @@ def master_item_retire(request: HttpRequest, kind: str, code: str) -> HttpRespon
     if selectors.item_view(k, code) is None:
         raise Http404(f"There is no {k.label.lower()} {code!r}.")
     try:
+        effective_at = _effective(request.POST)
         signer = _signer(request, Meaning.REQUESTED)
         change = master_retire(
             actor=_actor(request),
@@ -561,6 +562,7 @@ def master_item_retire(request: HttpRequest, kind: str, code: str) -> HttpRespon
             kind=k.name,
             code=code,
             reason=request.POST.get("reason", ""),
+            effective_at=effective_at,
             comment=request.POST.get("signer_comment", ""),
         )
     except REFUSED as exc:
