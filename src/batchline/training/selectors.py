@@ -43,21 +43,48 @@ def user_qualified(user_id: int, code: str, now: dt.datetime, *, person: str = "
     )
 
 
-def curriculum_of(roles: list[str]) -> list[str]:
-    """The qualifications (codes) in force that the curricula of these roles hold (master data)."""
+def _curriculum(roles: list[str]) -> list[Qualification]:
     wanted = set(roles)
     return [
-        q.code
-        for q in Qualification.objects.filter(retired_at__isnull=True).exclude(roles=[]).only("code", "roles")
+        q
+        for q in Qualification.objects.filter(retired_at__isnull=True).exclude(roles=[])
         if wanted.intersection(q.roles)
     ]
 
 
+def curriculum_of(roles: list[str]) -> list[str]:
+    """The qualifications (codes) in force that the curricula of these roles hold (master data)."""
+    return [q.code for q in _curriculum(roles)]
+
+
 def curriculum_gaps(user_id: int, roles: list[str], now: dt.datetime) -> Verdict:
-    """Why the person may not act in their roles: each curriculum qualification without current training."""
+    """Why the person may not act in their roles: each curriculum qualification without current training.
+
+    Two queries whatever the curriculum's size: every step start asks it.
+    """
+    curriculum = _curriculum(roles)
+    if not curriculum:
+        return Verdict(())
+    held: dict[int, list[TrainingView]] = {q.pk: [] for q in curriculum}
+    by_pk = {q.pk: q for q in curriculum}
+    for r in TrainingRecord.objects.filter(user_id=user_id, qualification__in=curriculum).only(
+        "qualification_id", "version", "trained_at", "expires_at"
+    ):
+        q = by_pk[r.qualification_id]
+        held[q.pk].append(
+            TrainingView(
+                code=q.code,
+                title=q.title,
+                version=r.version,
+                trained_at=r.trained_at,
+                expires_at=r.expires_at,
+            )
+        )
     reasons = []
-    for code in curriculum_of(roles):
-        verdict = user_qualified(user_id, code, now)
+    for q in curriculum:
+        verdict = qualified(
+            held[q.pk], q.code, now, title=q.title, version=q.version, tz=timezone.get_current_timezone()
+        )
         reasons += [
             Reason("CURRICULUM_INCOMPLETE", f"{r.message} It is in the curriculum of your role.")
             for r in verdict.reasons
