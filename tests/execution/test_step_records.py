@@ -8,11 +8,11 @@ import hashlib
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
-from batchline.audit.services import ReasonRequired
+from batchline.audit.services import ReasonRequired, record_create
 from batchline.audit.verify import verify
 from batchline.execution import recording
 from batchline.execution import services as ex
@@ -27,9 +27,10 @@ from batchline.execution.models import (
     StepValue,
 )
 from batchline.materials import services as stock
-from batchline.materials.models import Container, LabelPrint, Material
+from batchline.materials.models import Container, LabelPrint, LabelTemplate, Material
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Signature
+from tests.conftest import SETUP
 from tests.execution.steps_plant import (
     finish_labels,
     make_steps_plant,
@@ -93,6 +94,10 @@ def test_each_sample_is_a_record_with_its_code_and_label_and_the_step_waits_for_
     second = take(people, batch, "sample_blend", "EQ:BLEND-01", "4.9", "bottom")
     assert second.code == "R-001-S02"
     assert refused(complete, people, batch, "sample_blend") == ["SAMPLE_NOT_LABELLED"]
+    with transaction.atomic():  # the plant's approved sample label (tests/masterdata/test_label_templates.py)
+        record_create(
+            LabelTemplate(code="SMP-01", name="Sample", label="sample", title="QC SAMPLE"), actor=SETUP
+        )
     pdf = recording.sample_label_print(actor=A(people["operator"]), batch=batch, code=first.code)
     assert pdf.startswith(b"%PDF")
     with pytest.raises(ReasonRequired):
@@ -102,7 +107,10 @@ def test_each_sample_is_a_record_with_its_code_and_label_and_the_step_waits_for_
     )
     recording.sample_label_print(actor=A(people["operator"]), batch=batch, code=second.code)
     prints = list(SampleLabelPrint.objects.filter(sample=first).order_by("id"))
-    assert [(p.reprint, p.reason) for p in prints] == [(False, ""), (True, "label torn")]
+    assert [(p.reprint, p.reason, p.template) for p in prints] == [
+        (False, "", "SMP-01 v1"),
+        (True, "label torn", "SMP-01 v1"),
+    ]
     assert prints[0].content_sha256 == hashlib.sha256(pdf).hexdigest()
     assert "SAMPLES_COMPLETE" in refused(take, people, batch, "sample_blend", "EQ:BLEND-01", "5", "top")
     complete(people, batch, "sample_blend")
@@ -256,6 +264,13 @@ def test_labels_issued_carry_content_from_the_records_and_a_specimen_and_are_rec
     batch = new_batch(people, recipe, number="R-001", quantity="1000")
     run_blend(people, batch)
     run_press(people, batch)
+    with transaction.atomic():
+        record_create(
+            LabelTemplate(
+                code="PROD-01", name="Carton", label="product", title="TABLETS", statement="Keep dry"
+            ),
+            actor=SETUP,
+        )
     run_labels(people, batch)
     issue = LabelIssue.objects.get(step__batch=batch)
     assert issue.quantity == 100
@@ -267,6 +282,11 @@ def test_labels_issued_carry_content_from_the_records_and_a_specimen_and_are_rec
         "tablet",
     )
     assert content["storage"] == "Store below 25 °C, dry" and content["gtin"] == "09501101530003"
+    assert (content["template"], content["title"], content["statement"]) == (
+        "PROD-01 v1",
+        "TABLETS",
+        "Keep dry",
+    )
     assert content["barcode"].startswith("(01)09501101530003(17)") and content["barcode"].endswith(
         "(10)R-001"
     )

@@ -6,21 +6,22 @@ import pytest
 
 from batchline.approvals.models import ChangeRequest
 from batchline.audit.services import Actor
+from batchline.labels.template import LABELS
 from batchline.masterdata import selectors
 from batchline.masterdata.definitions import KINDS
 from batchline.masterdata.seeding import master_seed
 from batchline.masterdata.services import master_create, model_of
-from batchline.materials.models import Material
+from batchline.materials.models import LabelTemplate, Material
 from batchline.signatures.models import Signature
 from batchline.web.management.commands import demo
 from tests.configuration.test_configuration import signer
 
 pytestmark = pytest.mark.django_db
 
-SEEDED = ("material", "equipment_class", "equipment", "qualification", "product")
+SEEDED = ("material", "equipment_class", "equipment", "qualification", "product", "label_template", "station")
 
 
-@pytest.mark.req("A11-14")
+@pytest.mark.req("A11-14", "LBL-01")
 def test_every_item_of_the_demo_has_its_request_and_approval_signed_by_two_people(db) -> None:
     demo.seed()
     for kind in SEEDED:
@@ -40,6 +41,8 @@ def test_every_item_of_the_demo_has_its_request_and_approval_signed_by_two_peopl
             # Its own history begins with the approved request, not a bare insert.
             assert view["history"][-1]["action"] == "master_create", (kind, code)
 
+    # Every label the plant prints has its approved template, at version 1.
+    assert sorted(LabelTemplate.objects.values_list("label", "version")) == sorted((k, 1) for k in LABELS)
     requests, signatures = ChangeRequest.objects.count(), Signature.objects.count()
     demo.seed()  # a second run keeps what is there: nothing requested or signed again
     assert ChangeRequest.objects.filter(kind="master_data").exclude(state="approved").count() == 0

@@ -154,25 +154,45 @@ def test_an_import_waits_for_a_qa_approver_and_then_creates_every_row_in_one_tra
 def test_names_change_at_once_and_gmp_fields_wait_for_approval(plant) -> None:
     people, _site = plant
     admin, approver = people["admin"], people["qa_approver"]
-    approve(approver, imported(admin, MATERIALS).request)
-    again = MATERIALS.replace("Microcrystalline cellulose", "MCC 102").replace("1095", "730")
-    result = preview(again)
-    assert [r.operation for r in result.rows] == ["change", "change"]
-    assert result.rows[1].words == ["Name Microcrystalline cellulose → MCC 102"]
-    outcome = imported(admin, again, reason="supplier's new data sheet")
-    assert Material.objects.get(code="MCC-102").name == "MCC 102"  # descriptive: at once
-    assert Material.objects.get(code="LAC-200").shelf_life_days == 1095  # GMP: by the request
+    approve(approver, request_new(admin, "equipment_class", SCALE_CLASS))
+    approve(approver, imported(admin, EQUIPMENT, kind="equipment", name="scales.csv").request)
+    again = EQUIPMENT.replace("Bench scale booth 10", "Booth 10 scale").replace(";6.2;", ";8;")
+    result = preview(again, kind="equipment")
+    assert [r.operation for r in result.rows] == ["change"]
+    assert result.rows[0].words == ["Capacity 6.2 kg → 8 kg", "Name Bench scale booth 10 → Booth 10 scale"]
+    outcome = imported(admin, again, kind="equipment", name="scales.csv", reason="new load cell")
+    scale = Equipment.objects.get(code="SCALE-10")
+    assert scale.name == "Booth 10 scale"  # descriptive: at once
+    assert scale.capacity == Decimal("6.2")  # GMP: by the request
     assert outcome.request is not None and outcome.request.payload["rows"] == [
         {
             "line": 2,
-            "kind": "material",
-            "code": "LAC-200",
+            "kind": "equipment",
+            "code": "SCALE-10",
             "operation": "change",
-            "values": {"shelf_life_days": 730},
+            "values": {"capacity": "8"},
         }
     ]
-    assert [r.operation for r in preview(again).rows] == ["refused", "unchanged"]  # a change on its way
+    assert [r.operation for r in preview(again, kind="equipment").rows] == ["refused"]  # a change on its way
     approve(approver, outcome.request)
+    assert Equipment.objects.get(code="SCALE-10").capacity == Decimal(8)
+
+
+@pytest.mark.req("S95-03", "A11-14", "LBL-01")
+def test_a_material_name_printed_on_labels_waits_for_approval_like_its_shelf_life(plant) -> None:
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    approve(approver, imported(admin, MATERIALS).request)
+    again = MATERIALS.replace("Microcrystalline cellulose", "MCC 102").replace("1095", "730")
+    outcome = imported(admin, again, reason="supplier's new data sheet")
+    assert Material.objects.get(code="MCC-102").name == "Microcrystalline cellulose"
+    assert outcome.request is not None
+    assert [(r["code"], r["values"]) for r in outcome.request.payload["rows"]] == [
+        ("LAC-200", {"shelf_life_days": 730}),
+        ("MCC-102", {"name": "MCC 102"}),
+    ]
+    approve(approver, outcome.request)
+    assert Material.objects.get(code="MCC-102").name == "MCC 102"
     assert Material.objects.get(code="LAC-200").shelf_life_days == 730
 
 

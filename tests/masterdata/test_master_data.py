@@ -97,27 +97,47 @@ def test_a_new_material_exists_only_once_a_second_person_approves_it(plant) -> N
     assert MasterChange.objects.get(change_request=request).applied_at is not None
 
 
-@pytest.mark.req("A11-14", "P11-05")
-def test_a_gmp_change_waits_for_approval_and_a_name_changes_at_once(plant) -> None:
+@pytest.mark.req("A11-14", "P11-05", "LBL-01")
+def test_a_gmp_change_waits_for_approval_and_so_does_a_name_printed_on_labels(plant) -> None:
     people, _site = plant
     admin, approver = people["admin"], people["qa_approver"]
     approve(approver, request_new(admin, "material", MATERIAL))
 
     outcome = change(admin, "material", "LAC-200", {"name": "Lactose 200M", "shelf_life_days": "730"})
     material = Material.objects.get(code="LAC-200")
-    assert material.name == "Lactose 200M"  # descriptive: at once, audited
-    assert material.shelf_life_days == 1095  # GMP: not until approved
-    assert outcome.request is not None and "Shelf life 1095 days → 730 days" in outcome.request.summary
-    renamed = entries(record_type="materials.material", record_id=str(material.pk), action="master_change")
-    assert renamed[-1].reason == "SOP-QA-012 revision 4"
+    # The name prints on every container label (21 CFR 211.101(b)(1)): like the shelf life, not until approved.
+    assert (material.name, material.shelf_life_days) == ("Lactose monohydrate 200 mesh", 1095)
+    assert outcome.applied == [] and outcome.request is not None
+    assert "Shelf life 1095 days → 730 days" in outcome.request.summary
+    assert "Name Lactose monohydrate 200 mesh → Lactose 200M" in outcome.request.summary
 
     approve(approver, outcome.request)
     material.refresh_from_db()
-    assert material.shelf_life_days == 730
+    assert (material.name, material.shelf_life_days) == ("Lactose 200M", 730)
     change_entry = entries(
         record_type="materials.material", record_id=str(material.pk), action="master_change"
     )[-1]
     assert '"shelf_life_days":[1095,730]' in change_entry.changes
+    assert change_entry.reason == "SOP-QA-012 revision 4"
+
+
+@pytest.mark.req("A11-14", "P11-05")
+def test_a_descriptive_name_changes_at_once_audited_with_its_reason(plant) -> None:
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    approve(approver, request_new(admin, "equipment_class", SCALE_CLASS))
+
+    outcome = change(
+        admin, "equipment_class", "bench-scale", {"name": "Bench scales", "dirty_hold_hours": "8"}
+    )
+    eq_class = EquipmentClass.objects.get(code="bench-scale")
+    assert eq_class.name == "Bench scales"  # descriptive: at once, audited
+    assert outcome.applied == [f"Name {SCALE_CLASS['name']} → Bench scales"]
+    assert outcome.request is not None and eq_class.dirty_hold_hours != 8  # GMP: not until approved
+    renamed = entries(
+        record_type="equipment.equipmentclass", record_id=str(eq_class.pk), action="master_change"
+    )
+    assert renamed[-1].reason == "SOP-QA-012 revision 4" and '"name":' in renamed[-1].changes
 
 
 def test_a_gmp_change_needs_a_signature_and_every_change_a_reason(plant) -> None:

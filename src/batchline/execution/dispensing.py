@@ -30,7 +30,7 @@ from batchline.equipment.models import Equipment
 from batchline.equipment.selectors import scale_suitable
 from batchline.labels.container import ContainerLabel, Dispense
 from batchline.materials import services as stock
-from batchline.materials.labels import container_label
+from batchline.materials.labels import container_label, template_for
 from batchline.materials.models import Container, Material
 from batchline.rules import gates
 from batchline.rules import materials as material_rules
@@ -312,7 +312,11 @@ def dispensed_label(container: Container, batch: Batch, *, print_count: int) -> 
         dispensed_by=entry.user.printed_name if entry else "",
         dispensed_at=entry.at if entry else timezone.now(),
     )
-    return dataclasses.replace(container_label(container, print_count=print_count), dispense=dispense)
+    return dataclasses.replace(
+        container_label(container, print_count=print_count),
+        dispense=dispense,
+        template=template_for("dispensed"),
+    )
 
 
 def live_reading(code: str, *, actor: Actor) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from batchline.audit.services import Actor, record_create
 from batchline.labels import card
 from batchline.labels.container import LabelError
 from batchline.labels.product import ProductLabel
+from batchline.materials.labels import template_for
 from batchline.materials.models import Material
 from batchline.materials.selectors import output_lot
 from batchline.rules import gates
@@ -77,6 +78,7 @@ def product_label(batch: Batch, step: BatchStep) -> ProductLabel:
         storage=material.storage if material else "",
         gtin=(material.gtin or None) if material else None,
         zone=timezone.get_current_timezone(),
+        template=template_for("product"),
     )
 
 

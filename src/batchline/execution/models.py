@@ -257,6 +257,7 @@ class SampleLabelPrint(AuditedModel):
     reason = models.TextField(blank=True)
     format = models.CharField(max_length=10, choices=[("pdf", "PDF")])
     content_sha256 = models.CharField(max_length=64)
+    template = models.CharField(max_length=60, blank=True)  # as LabelPrint.template
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()
 

@@ -20,6 +20,7 @@ from batchline.audit.services import Actor
 from batchline.configuration import selectors as configuration
 from batchline.labels.container import ContainerLabel, ContainerStatus
 from batchline.materials import services as stock
+from batchline.materials.labels import template_for
 from batchline.materials.models import Container, LabelPrint, LedgerEntry, Movement
 from batchline.materials.selectors import output_lot
 from batchline.rules import gates
@@ -113,4 +114,5 @@ def output_label(container: Container, *, print_count: int) -> ContainerLabel:
         print_count=print_count,
         printed_at=timezone.now(),
         zone=timezone.get_current_timezone(),
+        template=template_for("output"),
     )

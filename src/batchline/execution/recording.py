@@ -22,6 +22,7 @@ from batchline.labels import card
 from batchline.labels.pdf import render_pdf as render_container_pdf
 from batchline.labels.sample import SampleLabel
 from batchline.materials import services as stock
+from batchline.materials.labels import template_for, template_reference
 from batchline.materials.models import Container, LabelPrint
 from batchline.rules.verdict import Refused, Verdict
 
@@ -161,6 +162,7 @@ def sample_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "
             taken_at=sample.taken_at,
             print_count=count + 1,
             zone=timezone.get_current_timezone(),
+            template=template_for("sample"),
         )
         content = card.render_pdf(label.card(), title=f"Sample label {sample.code}")
         record_create(
@@ -170,6 +172,7 @@ def sample_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "
                 reason=reason.strip(),
                 format="pdf",
                 content_sha256=hashlib.sha256(content).hexdigest(),
+                template=template_reference(label.template),
                 user_id=person,
                 at=timezone.now(),
             ),
@@ -195,9 +198,12 @@ def dispensed_label_print(*, actor: Actor, batch: Batch, code: str, reason: str 
         )
     count = LabelPrint.objects.filter(container=container).count()
     _print_count(count > 0, reason, code)
-    content = render_container_pdf(dispensing.dispensed_label(container, batch, print_count=count + 1))
+    label = dispensing.dispensed_label(container, batch, print_count=count + 1)
+    content = render_container_pdf(label)
     try:
-        stock.label_print_record(actor=actor, container=container, fmt="pdf", content=content, reason=reason)
+        stock.label_print_record(
+            actor=actor, container=container, label=label, fmt="pdf", content=content, reason=reason
+        )
     except Refused as refused:
         raise ExecutionRefused(refused.verdict) from refused
     return content
@@ -218,9 +224,12 @@ def output_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "
         )
     count = LabelPrint.objects.filter(container=container).count()
     _print_count(count > 0, reason, code)
-    content = render_container_pdf(producing.output_label(container, print_count=count + 1))
+    label = producing.output_label(container, print_count=count + 1)
+    content = render_container_pdf(label)
     try:
-        stock.label_print_record(actor=actor, container=container, fmt="pdf", content=content, reason=reason)
+        stock.label_print_record(
+            actor=actor, container=container, label=label, fmt="pdf", content=content, reason=reason
+        )
     except Refused as refused:
         raise ExecutionRefused(refused.verdict) from refused
     return content

@@ -21,7 +21,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from batchline.labels.container import Barcode
+from batchline.labels.container import Barcode, Template, statement_lines
 from batchline.labels.datamatrix import modules
 
 WIDTH, HEIGHT, MARGIN = 100.0, 70.0, 3.0
@@ -31,6 +31,10 @@ LINES_Y, LINE_STEP, LINE_SIZE = 16.5, 4.0, 2.4
 VALUE_X, VALUE_RIGHT = 20.0, 70.0
 BARCODE_X, BARCODE_Y, BARCODE_AREA = 72.0, 17.0, 25.0
 HRI_Y, HRI_SIZE = 62.5, 2.4
+# Under the lines and the barcode, full width: the template's reference, then its statement.
+TEMPLATE_Y, TEMPLATE_SIZE = 46.0, 2.0
+STATEMENT_Y, STATEMENT_STEP = 50.0, 3.6
+TITLE_WIDTH = 60.0
 PNG_DOTS_PER_MM = 8  # 203 dpi, a thermal printer's resolution
 
 _FONTS = os.path.join(os.path.dirname(_reportlab_file), "fonts")
@@ -54,9 +58,11 @@ class Card:
     lines: tuple[tuple[str, str], ...]
     barcode: Barcode
     marker: str = ""  # printed beside the title in capitals, e.g. "REPRINT 2" or "SPECIMEN"
+    template: Template | None = None  # the approved template (LBL-01): its heading replaces ``title``
 
     def texts(self) -> list[Text]:
-        placed = [Text(MARGIN, TITLE_Y, TITLE_SIZE, self.title, 60.0, bold=True)]
+        title = self.template.title if self.template else self.title
+        placed = [Text(MARGIN, TITLE_Y, TITLE_SIZE, title, TITLE_WIDTH, bold=True)]
         if self.marker:
             placed.append(Text(66.0, TITLE_Y, TITLE_SIZE, self.marker, WIDTH - 66.0 - MARGIN, bold=True))
         placed.append(Text(MARGIN, NAME_Y, NAME_SIZE, self.name, WIDTH - 2 * MARGIN, bold=True))
@@ -64,6 +70,14 @@ class Card:
             y = LINES_Y + i * LINE_STEP
             placed.append(Text(MARGIN, y, LINE_SIZE, caption, VALUE_X - MARGIN - 1))
             placed.append(Text(VALUE_X, y, LINE_SIZE, value, VALUE_RIGHT - VALUE_X, bold=True))
+        if self.template is not None:
+            full = WIDTH - 2 * MARGIN
+            placed.append(
+                Text(MARGIN, TEMPLATE_Y, TEMPLATE_SIZE, f"Template {self.template.reference}", full)
+            )
+            for i, line in enumerate(statement_lines(self.template.statement)):
+                y = STATEMENT_Y + i * STATEMENT_STEP
+                placed.append(Text(MARGIN, y, LINE_SIZE, line, full, bold=True))
         placed.append(Text(MARGIN, HRI_Y, HRI_SIZE, self.barcode.hri, WIDTH - 2 * MARGIN))
         return placed
 
@@ -140,6 +154,14 @@ def render_png(card: Card, *, dots_per_mm: int = PNG_DOTS_PER_MM) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+def fits(text: str, *, size: float, width: float, bold: bool) -> bool:
+    """Whether ``text`` prints whole at this cap height in this width (mm), as PDF and as PNG."""
+    _pdf_fonts()
+    pdf = pdfmetrics.stringWidth(text, BOLD if bold else REGULAR, size / 0.72 * mm) <= width * mm
+    font = _png_font(bold, max(8, round(size / 0.72 * PNG_DOTS_PER_MM)))
+    return pdf and font.getlength(text) <= round(width * PNG_DOTS_PER_MM)
 
 
 def _fit(text: str, width_of: object, available: float) -> str:

@@ -18,6 +18,7 @@ the GTIN, lot and expiry date, equal to the label's (tests/labels hold this).
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -82,6 +83,35 @@ class Returned:
     returned_at: dt.datetime
 
 
+STATEMENT_LINE = 18  # characters; the statement prints in the barcode column, two lines at most
+STATEMENT_LINES = 2
+
+
+def statement_lines(text: str) -> list[str]:
+    """A template's statement as printed: wrapped at words into lines that fit the barcode column."""
+    return textwrap.wrap(text, STATEMENT_LINE, break_long_words=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The plant's approved label template a label is printed to (LBL-01), as master data holds it.
+
+    The fields 21 CFR 211 asks for are not the template's to choose: a template gives the
+    heading and a statement (a handling or caution text), and its code and version are
+    printed small on every label, so a label on a drum names the approved template it
+    was printed to. Without one, the built-in heading prints and no reference.
+    """
+
+    code: str
+    version: int
+    title: str
+    statement: str = ""
+
+    @property
+    def reference(self) -> str:
+        return f"{self.code} v{self.version}"
+
+
 @dataclass(frozen=True, slots=True)
 class Barcode:
     """What the label's DataMatrix encodes.
@@ -116,6 +146,7 @@ class ContainerLabel:
     dispense: 211.101(b)(4), (c), (d), see Dispense.
     returned: material returned to stock from a batch, see Returned (not with ``dispense``).
     print_count: LBL-02, 1 for the first print; above 1 the label is marked REPRINT.
+    template: LBL-01, the approved template it is printed to (heading, statement, reference).
     211.122 governs the label stock as a labeling material (examination on receipt, separate
     storage, destroying obsolete labels) and 211.122(h) the printing devices; it adds no field.
     """
@@ -138,6 +169,7 @@ class ContainerLabel:
     print_count: int = 1
     printed_at: dt.datetime | None = None
     zone: dt.tzinfo = field(default=dt.UTC)
+    template: Template | None = None
 
     def __post_init__(self) -> None:
         try:

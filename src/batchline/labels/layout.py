@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from batchline.labels.container import Barcode, ContainerLabel, label_lines
+from batchline.labels.container import Barcode, ContainerLabel, label_lines, statement_lines
 
 WIDTH = 100.0
 HEIGHT = 70.0
@@ -36,6 +36,9 @@ BARCODE_AREA = 24.0  # the largest symbol side, quiet zone inside the column's m
 MODULE_MAX = 0.75  # mm; GS1 healthcare symbols want 0.254 mm or more
 PRINTED_Y = 44.0
 SMALL_FONT = 2.2
+SMALL_STEP = SMALL_FONT * 1.5
+TEMPLATE_Y = PRINTED_Y + 2 * SMALL_STEP  # the template's reference, then its statement (two lines)
+TITLE_WIDTH = REPRINT_X - MARGIN - 1
 
 HRI_Y = 61.5
 HRI_STEP = 3.3
@@ -56,6 +59,8 @@ class Text:
 
 
 def title(label: ContainerLabel) -> str:
+    if label.template is not None:
+        return label.template.title
     if label.dispense is not None:
         return "DISPENSED MATERIAL"
     return "RETURNED MATERIAL" if label.returned is not None else "MATERIAL CONTAINER"
@@ -72,7 +77,7 @@ def hri_lines(barcode: Barcode) -> list[str]:
 
 def texts(label: ContainerLabel) -> list[Text]:
     """Every piece of text on the label, positioned."""
-    placed = [Text(MARGIN, HEADER_Y + 1.2, HEADER_FONT, title(label), REPRINT_X - MARGIN - 1, bold=True)]
+    placed = [Text(MARGIN, HEADER_Y + 1.2, HEADER_FONT, title(label), TITLE_WIDTH, bold=True)]
     if label.reprint:
         placed.append(
             Text(
@@ -108,12 +113,19 @@ def texts(label: ContainerLabel) -> list[Text]:
         placed.append(
             Text(
                 BARCODE_X,
-                PRINTED_Y + SMALL_FONT * 1.5,
+                PRINTED_Y + SMALL_STEP,
                 SMALL_FONT,
                 label.local(label.printed_at),
                 BARCODE_AREA,
             )
         )
+    if label.template is not None:
+        placed.append(
+            Text(BARCODE_X, TEMPLATE_Y, SMALL_FONT, f"Template {label.template.reference}", BARCODE_AREA)
+        )
+        for index, line in enumerate(statement_lines(label.template.statement)):
+            y = TEMPLATE_Y + (index + 1) * SMALL_STEP
+            placed.append(Text(BARCODE_X, y, SMALL_FONT, line, BARCODE_AREA, bold=True))
     for index, line in enumerate(hri_lines(label.barcode())):
         placed.append(Text(MARGIN, HRI_Y + index * HRI_STEP, HRI_FONT, line, WIDTH - 2 * MARGIN))
     return placed

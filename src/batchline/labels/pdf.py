@@ -89,6 +89,12 @@ def render_pdf(label: ContainerLabel) -> bytes:
     return buffer.getvalue()
 
 
+def fits(text: str, *, size: float, width: float, bold: bool) -> bool:
+    """Whether ``text`` prints whole (narrowed at most to 60 %) at this height in this width, in mm."""
+    _fonts()
+    return _fit(text, BOLD if bold else REGULAR, size * mm, width * mm)[0] == text
+
+
 def _fit(text: str, font: str, size: float, available: float) -> tuple[str, float]:
     """The text and horizontal scale (per cent) that fit ``available`` points: narrower, then shortened."""
     width = pdfmetrics.stringWidth(text, font, size)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from batchline.labels.card import Card
-from batchline.labels.container import Barcode, LabelError, decimal_text
+from batchline.labels.container import Barcode, LabelError, Template, decimal_text
 from batchline.labels.gs1 import (
     AI_EXPIRY,
     AI_GTIN,
@@ -39,6 +39,7 @@ class ProductLabel:
     storage: str = ""
     gtin: str | None = None
     zone: dt.tzinfo = field(default=dt.UTC)
+    template: Template | None = None
 
     def __post_init__(self) -> None:
         for name in ("product_code", "product_name", "unit"):
@@ -85,6 +86,7 @@ class ProductLabel:
             self.lines(),
             self.barcode(),
             "SPECIMEN" if specimen else "",
+            self.template,
         )
 
     def content(self) -> dict[str, Any]:
@@ -102,4 +104,7 @@ class ProductLabel:
             "gtin": self.gtin,
             "barcode": barcode.hri,
             "gs1": barcode.gs1,
+            "template": self.template.reference if self.template else None,
+            "title": self.template.title if self.template else "FINISHED PRODUCT",
+            "statement": self.template.statement if self.template else "",
         }

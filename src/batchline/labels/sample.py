@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from batchline.labels.card import Card
-from batchline.labels.container import Barcode, LabelError, decimal_text
+from batchline.labels.container import Barcode, LabelError, Template, decimal_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class SampleLabel:
     taken_at: dt.datetime
     print_count: int = 1
     zone: dt.tzinfo = field(default=dt.UTC)
+    template: Template | None = None
 
     def __post_init__(self) -> None:
         if not self.code.strip() or any(not (" " < c <= "~") for c in self.code):
@@ -54,4 +55,5 @@ class SampleLabel:
             ),
         )
         marker = f"REPRINT {self.print_count}" if self.print_count > 1 else ""
-        return Card("SAMPLE", self.test, lines, Barcode(self.code, gs1=False, hri=self.code), marker)
+        barcode = Barcode(self.code, gs1=False, hri=self.code)
+        return Card("SAMPLE", self.test, lines, barcode, marker, self.template)

@@ -89,6 +89,11 @@ def render_zpl(label: ContainerLabel, *, dots_per_mm: int = 8) -> str:
     return "\n".join(out) + "\n"
 
 
+def fits(text: str, *, size: float, width: float, dots_per_mm: int = 8) -> bool:
+    """Whether ``text`` prints whole (narrowed at most to 60 %) at this height in this width, in mm."""
+    return _fit(text, max(10, round(size * dots_per_mm)), round(width * dots_per_mm))[0] == text
+
+
 def _fit(text: str, height: int, available: int) -> tuple[str, int]:
     """The text and the font width (dots) that fit ``available`` dots: narrower first, then shortened."""
     if not text:

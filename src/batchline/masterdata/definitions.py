@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from batchline.accounts.roles import ROLES
+from batchline.labels.template import LABELS
 
 
 class Invalid(ValueError):
@@ -51,6 +52,8 @@ class MasterKind:
     fields: tuple[Field, ...]
     view_permission: str
     help: str = ""
+    # Each approved change raises the item's ``version`` (a label template: prints name the version).
+    versioned: bool = False
 
     @property
     def key(self) -> Field:
@@ -92,7 +95,7 @@ KINDS: dict[str, MasterKind] = {
             help="What is received, dispensed and made: its unit, shelf life and retest interval.",
             fields=(
                 Field("code", "Item code", "code", required=True, fixed=True, max_length=40),
-                Field("name", "Name", gmp=False, required=True),
+                Field("name", "Name", required=True, help="printed on every container label"),
                 Field("kind", "Type", "choice", required=True, choices=MATERIAL_KINDS),
                 Field(
                     "unit",
@@ -130,7 +133,7 @@ KINDS: dict[str, MasterKind] = {
             help="What master recipes make; a retired product makes no new batch.",
             fields=(
                 Field("code", "Product code", "code", required=True, fixed=True, max_length=40),
-                Field("name", "Name", gmp=False, required=True),
+                Field("name", "Name", required=True, help="printed on the product's and dispensed labels"),
             ),
         ),
         MasterKind(
@@ -251,6 +254,39 @@ KINDS: dict[str, MasterKind] = {
                 Field("retrain_interval_days", "Retraining interval", "int", unit="days"),
                 Field(
                     "roles", "In the curriculum of", "roles", help="roles whose holders must be trained on it"
+                ),
+            ),
+        ),
+        MasterKind(
+            name="label_template",
+            label="Label template",
+            plural="Label templates",
+            model="materials.LabelTemplate",
+            view_permission="materials.view_lot",
+            versioned=True,
+            help="The heading and statement one kind of label prints (LBL-01); every print names the "
+            "template and version it was printed to. One in force per label; without one the built-in "
+            "heading prints. The fields 21 CFR 211 asks for are printed whatever the template says.",
+            fields=(
+                Field("code", "Template code", "code", required=True, fixed=True, max_length=40, upper=True),
+                Field("name", "Name", gmp=False, required=True),
+                Field(
+                    "label",
+                    "Label",
+                    "choice",
+                    required=True,
+                    fixed=True,
+                    choices=tuple(LABELS.items()),
+                    help="which label it lays out",
+                ),
+                Field(
+                    "title", "Heading", required=True, max_length=40, help="printed at the top, in capitals"
+                ),
+                Field(
+                    "statement",
+                    "Statement",
+                    max_length=60,
+                    help="a handling or caution text, printed on two short lines at most",
                 ),
             ),
         ),

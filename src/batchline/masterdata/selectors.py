@@ -167,6 +167,15 @@ def uses(kind: MasterKind, item: Any) -> list[str]:
             out.append("registered to station " + ", ".join(stations))
     elif kind.name == "qualification":
         out.append(f"{item.records.values('user').distinct().count()} people trained")
+    elif kind.name == "label_template":
+        from batchline.execution.models import SampleLabelPrint
+        from batchline.materials.models import LabelPrint
+
+        prints = sum(
+            m.objects.filter(template__startswith=f"{item.code} v").count()
+            for m in (LabelPrint, SampleLabelPrint)
+        )
+        out.append(f"version {item.version} in force; {prints} labels printed to it")
     return out
 
 

@@ -33,6 +33,7 @@ from batchline.approvals.models import ChangeRequest
 from batchline.approvals.services import ChangeRefused, Kind, change_request, kind_register
 from batchline.audit.services import SYSTEM, Actor, ReasonRequired, record_create, record_update
 from batchline.labels.gs1 import gtin_is_valid
+from batchline.labels.template import LABELS, template_problem
 from batchline.rules import canonical
 from batchline.signatures.services import VerifiedSigner
 
@@ -162,6 +163,26 @@ def item_check(
                     f"Network address {values['address']} overlaps station {other_code}'s ({address}): "
                     "a terminal must be one station."
                 )
+    if name == "label_template":
+        problem = template_problem(values["label"], values["title"], values.get("statement") or "")
+        if problem:
+            raise ChangeRefused(problem)
+        others = [
+            code
+            for code in model_of(kind)
+            .objects.filter(label=values["label"], retired_at__isnull=True)
+            .exclude(code=values["code"])
+            .values_list("code", flat=True)
+        ] + [
+            c
+            for (k, c), v in (planned or {}).items()
+            if k == "label_template" and c != values["code"] and v.get("label") == values["label"]
+        ]
+        if others:
+            raise ChangeRefused(
+                f"Label template {others[0]} lays out the {LABELS[values['label']].lower()} label already: "
+                "one template in force per label (change it, or retire it first)."
+            )
     if name == "qualification" and item is not None and values.get("version", item.version) < item.version:
         raise ChangeRefused(
             f"{item.code} is at version {item.version}: a version is never lowered (training on it would count again)."
@@ -496,7 +517,10 @@ def item_apply(
         )
         return
     item_check(k, {**stored(k, item), **values}, item)
-    record_update(item, actor=actor, values=_attributes(k, values), reason=reason, action="master_change")
+    attributes = _attributes(k, values)
+    if k.versioned:
+        attributes["version"] = item.version + 1
+    record_update(item, actor=actor, values=attributes, reason=reason, action="master_change")
 
 
 def waiting_refusal(kind_name: str, code: str) -> None:

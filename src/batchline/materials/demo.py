@@ -6,7 +6,8 @@ services a plant uses (the warehouse receives into quarantine, QA releases
 with a signature). Paracetamol also comes in a lot in quarantine, one expired
 90 minutes before the demo started and one past its retest date, so the gate's
 refusals can be seen on the floor. The products are materials too, with the
-shelf life their produced lots' expiry counts from.
+shelf life their produced lots' expiry counts from. Every label prints to the plant's
+approved label template for it.
 
 The materials themselves are master data: each is requested and approved
 through ``master`` (the demo passes masterdata.seeding's, so each has its
@@ -56,6 +57,20 @@ class DemoMaterial:
     gtin: str | None = None
     unit: str = "kg"
 
+
+# The plant's label templates (LBL-01): a heading and a statement per label, each approved like any
+# master data; every label names the one it was printed to.
+LABEL_TEMPLATES = [
+    {"code": f"LBL-{code}", "name": name, "label": label, "title": title, "statement": statement}
+    for code, label, name, title, statement in (
+        ("RCV", "container", "Received container", "RECEIVED MATERIAL", "For manufacturing use only"),
+        ("DSP", "dispensed", "Dispensed container", "DISPENSED MATERIAL", "For this batch only"),
+        ("RET", "returned", "Returned to stock", "RETURNED MATERIAL", "Check weight before use"),
+        ("OUT", "output", "Container of output", "PRODUCED MATERIAL", "Held until QA release"),
+        ("PRD", "product", "Finished product carton", "FINISHED PRODUCT", "Keep out of reach of children"),
+        ("SMP", "sample", "Sample", "QC SAMPLE", "Deliver to the QC laboratory"),
+    )
+]
 
 GRANULES = "Granules India Ltd."
 MATERIALS = [
@@ -159,6 +174,7 @@ def seed(
     """
     now = timezone.now()
     receiver, approver = Actor.of(clerk, via="cli"), Actor.of(qa, via="cli")
+    master("label_template", LABEL_TEMPLATES)
     materials = master(
         "material",
         [

@@ -10,9 +10,20 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from batchline.labels.container import ContainerLabel, ContainerStatus, Returned
+from batchline.labels.container import ContainerLabel, ContainerStatus, Returned, Template
 
-from .models import Container
+from .models import Container, LabelTemplate
+
+
+def template_for(label: str) -> Template | None:
+    """The approved template in force for a label (labels/template.py LABELS), or None: the built-in one."""
+    row = LabelTemplate.objects.filter(label=label, retired_at__isnull=True).first()
+    return Template(row.code, row.version, row.title, row.statement) if row is not None else None
+
+
+def template_reference(template: Template | None) -> str:
+    """What a print record keeps of the template: ``CONT-01 v2``, or empty for the built-in heading."""
+    return template.reference if template is not None else ""
 
 
 def container_label(container: Container, *, print_count: int) -> ContainerLabel:
@@ -45,4 +56,5 @@ def container_label(container: Container, *, print_count: int) -> ContainerLabel
         print_count=print_count,
         printed_at=timezone.now(),
         zone=timezone.get_current_timezone(),
+        template=template_for("returned" if returned is not None else "container"),
     )

@@ -203,6 +203,30 @@ class Consumption(AuditedModel):
         ordering = ["at", "id"]
 
 
+class LabelTemplate(AuditedModel):
+    """A plant's label template (LBL-01): the heading and statement one kind of label prints.
+
+    Master data under change control (masterdata/definitions.py): created, changed and
+    retired only through a QA approver's signed approval; each approved change raises
+    ``version``, and every print records the template and version it was printed to.
+    At most one template in force per label; without one the built-in heading prints.
+    """
+
+    code = models.CharField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    label = models.CharField(max_length=20, help_text="which label it lays out (labels/template.py)")
+    title = models.CharField(max_length=40, help_text="the heading printed")
+    statement = models.CharField(max_length=60, blank=True, help_text="a handling or caution text printed")
+    version = models.PositiveIntegerField(default=1)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} v{self.version}"
+
+
 class LabelPrint(AuditedModel):
     """Every label printed, first or again (a reprint needs a reason and says so on the label)."""
 
@@ -211,6 +235,8 @@ class LabelPrint(AuditedModel):
     reason = models.TextField(blank=True)
     format = models.CharField(max_length=10, choices=[("zpl", "ZPL"), ("pdf", "PDF")])
     content_sha256 = models.CharField(max_length=64)
+    # The approved template and version it was printed to ("CONT-01 v2"); empty: the built-in heading.
+    template = models.CharField(max_length=60, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()
 

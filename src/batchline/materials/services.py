@@ -24,6 +24,7 @@ from django.utils import timezone
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
 from batchline.configuration import selectors as configuration
 from batchline.equipment.stations import registered_station_only
+from batchline.labels.container import ContainerLabel
 from batchline.rules import numbers
 from batchline.rules.bindings import waste_content
 from batchline.rules.verdict import Refused
@@ -32,6 +33,7 @@ from batchline.signatures.services import VerifiedSigner, signature_apply
 from batchline.sqlrows import Reader
 from batchline.units import UnknownUnit, check_unit, convert
 
+from .labels import template_reference
 from .models import (
     Consumption,
     Container,
@@ -798,9 +800,12 @@ def ledger_balance(container: Container) -> Decimal:
 
 @registered_station_only
 def label_print_record(
-    *, actor: Actor, container: Container, fmt: str, content: bytes, reason: str = ""
+    *, actor: Actor, container: Container, label: ContainerLabel, fmt: str, content: bytes, reason: str = ""
 ) -> LabelPrint:
-    """Log a print; the first is a print, every later one a reprint that needs a reason."""
+    """Log a print of ``label`` (rendered as ``content``); the first is a print, every later one a
+    reprint that needs a reason. The record names the approved template it was printed to."""
+    if label.container_id != container.code:
+        raise ValueError(f"The label of {label.container_id} is not {container.code}'s.")
     with transaction.atomic():
         locked = Container.objects.select_for_update().get(pk=container.pk)
         reprint = LabelPrint.objects.filter(container=locked).exists()
@@ -815,6 +820,7 @@ def label_print_record(
                 reason=reason,
                 format=fmt,
                 content_sha256=hashlib.sha256(content).hexdigest(),
+                template=template_reference(label.template),
                 user_id=_person(actor),
                 at=timezone.now(),
             ),

@@ -453,6 +453,7 @@ def _item_page(
         "item": view,
         "inputs": inputs,
         "gmp_editable": any(i["editable"] and i["field"].gmp for i in inputs),
+        "plain_editable": any(i["editable"] and not i["field"].gmp for i in inputs),
         "history": _history(kind, view["history"]),
         "requests": requests,
         "open_request": next((r for r in requests if r["open"]), None),

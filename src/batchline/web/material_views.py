@@ -178,6 +178,7 @@ def label_print(request: HttpRequest, code: str, fmt: str) -> HttpResponse:
         stock.label_print_record(
             actor=Actor.of(request.user, via="web"),
             container=container,
+            label=label,
             fmt=fmt,
             content=content,
             reason=request.POST.get("reason", ""),

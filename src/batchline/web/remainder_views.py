@@ -138,11 +138,13 @@ def returned_label(request: HttpRequest, number: str, code: str) -> HttpResponse
     )
     if container is None:
         raise Http404(f"No container {code} was returned to stock from batch {batch.number}")
-    content = render_pdf(container_label(container, print_count=container.prints.count() + 1))
+    label = container_label(container, print_count=container.prints.count() + 1)
+    content = render_pdf(label)
     try:
         stock.label_print_record(
             actor=Actor.of(request.user, via="web"),
             container=container,
+            label=label,
             fmt="pdf",
             content=content,
             reason=request.POST.get("reason", ""),
