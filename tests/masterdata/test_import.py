@@ -14,6 +14,7 @@ from batchline.audit.services import Actor, record_create
 from batchline.equipment.models import Equipment, EquipmentClass, Site
 from batchline.masterdata.imports import IMPORT_KIND, ImportRefused, import_preview, import_request
 from batchline.materials.models import Material
+from batchline.training.models import Qualification
 from tests.configuration.test_configuration import signer
 from tests.masterdata.test_master_data import SCALE, SCALE_CLASS, approve, change, request_new
 
@@ -308,8 +309,90 @@ def test_an_invalid_b2mml_file_is_refused_with_the_schemas_words_and_its_line(pl
 
     person = """<Person xmlns="http://www.mesa.org/xml/B2MML"><ID>olga</ID></Person>"""
     refused = preview(person, format="b2mml", kind=None, name="people.xml")
-    assert refused.rows[0].line == 1 and "Personnel is not imported" in refused.rows[0].words[0]
+    assert refused.rows[0].line == 1 and "a Person is not imported" in refused.rows[0].words[0]
     assert not ChangeRequest.objects.exists()
+
+
+CURRICULUM = """<?xml version="1.0" encoding="UTF-8"?>
+<SyncPersonnelClass xmlns="http://www.mesa.org/xml/B2MML" releaseID="1.0">
+  <ApplicationArea><CreationDateTime>2026-03-01T08:00:00Z</CreationDateTime></ApplicationArea>
+  <DataArea>
+    <Sync/>
+    <PersonnelClass>
+      <ID>operator</ID>
+      <Description>Production operator</Description>
+      <TestSpecificationID>SOP-DISP-001</TestSpecificationID>
+      <TestSpecificationID>SOP-GOWN-002</TestSpecificationID>
+    </PersonnelClass>
+    <PersonnelClass>
+      <ID>supervisor</ID>
+      <TestSpecificationID>SOP-GOWN-002</TestSpecificationID>
+    </PersonnelClass>
+  </DataArea>
+</SyncPersonnelClass>
+"""
+
+
+def qualification(code, roles=""):
+    return {"code": code, "title": code, "kind": "sop", "version": "1", "roles": roles}
+
+
+@pytest.mark.req("S95-03", "TRN-01", "A11-14")
+def test_a_personnel_class_states_a_roles_whole_curriculum_and_is_approved_like_any_gmp_change(plant) -> None:
+    people, _site = plant
+    admin, approver = people["admin"], people["qa_approver"]
+    for code, roles in (("SOP-DISP-001", ""), ("SOP-GOWN-002", "operator"), ("SOP-OLD-009", "operator")):
+        approve(approver, request_new(admin, "qualification", qualification(code, roles)))
+    result = preview(CURRICULUM, format="b2mml", kind=None, name="curricula.xml")
+    # Each change on the line of the class that asks it; SOP-OLD-009 leaves the operators' curriculum.
+    assert [(r.line, r.operation, r.code, r.values) for r in result.rows] == [
+        (6, "change", "SOP-DISP-001", {"roles": ["operator"]}),
+        (6, "change", "SOP-OLD-009", {"roles": []}),
+        (12, "change", "SOP-GOWN-002", {"roles": ["operator", "supervisor"]}),
+    ]
+    request = imported(admin, CURRICULUM, format="b2mml", kind=None, name="curricula.xml").request
+    assert request is not None
+    assert Qualification.objects.get(code="SOP-DISP-001").roles == []  # not before the approval
+    approve(approver, request)
+    assert {q.code: q.roles for q in Qualification.objects.all()} == {
+        "SOP-DISP-001": ["operator"],
+        "SOP-GOWN-002": ["operator", "supervisor"],
+        "SOP-OLD-009": [],
+    }
+    again = preview(CURRICULUM, format="b2mml", kind=None, name="curricula.xml")
+    assert {r.operation for r in again.rows} == {"unchanged"}
+
+
+@pytest.mark.req("S95-03")
+def test_a_curriculum_naming_an_unknown_qualification_or_role_and_a_person_are_refused_by_line(plant) -> None:
+    people, _site = plant
+    approve(
+        people["qa_approver"], request_new(people["admin"], "qualification", qualification("SOP-DISP-001"))
+    )
+    text = CURRICULUM.replace("<ID>supervisor</ID>", "<ID>forklift_driver</ID>").replace(
+        "SOP-GOWN-002", "SOP-NONE-404"
+    )
+    rows = preview(text, format="b2mml", kind=None, name="c.xml").rows
+    refused = [(r.line, r.words[0]) for r in rows if r.operation == "refused"]
+    assert refused == [
+        (
+            6,
+            "PersonnelClass operator names SOP-NONE-404, which is not a qualification in Batchline: "
+            "import it first (a CSV file of kind qualification).",
+        ),
+        (12, refused[1][1]),
+    ]
+    assert refused[1][1].startswith("PersonnelClass forklift_driver: not a Batchline role (operator,")
+    information = """<SyncPersonnelInformation xmlns="http://www.mesa.org/xml/B2MML" releaseID="1.0">
+  <ApplicationArea><CreationDateTime>2026-03-01T08:00:00Z</CreationDateTime></ApplicationArea>
+  <DataArea><Sync/><PersonnelInformation><ID>HR-2026-03</ID>
+    <Person><ID>olga</ID></Person>
+    <PersonnelClass><ID>operator</ID><TestSpecificationID>SOP-DISP-001</TestSpecificationID></PersonnelClass>
+  </PersonnelInformation></DataArea>
+</SyncPersonnelInformation>"""
+    rows = preview(information, format="b2mml", kind=None, name="p.xml").rows
+    assert [(r.line, r.operation) for r in rows] == [(4, "refused"), (5, "change")]
+    assert "a Person is not imported" in rows[0].words[0]
 
 
 @pytest.mark.req("S95-03", "EQ-01")

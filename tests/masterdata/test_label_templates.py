@@ -183,3 +183,37 @@ def test_the_product_label_prints_its_templates_heading_statement_and_version_an
         "PCM-0001"
     )  # the statement leaves the symbol alone
     assert product().content()["template"] is None and product().card().texts()[0].text == "FINISHED PRODUCT"
+
+
+@pytest.mark.req("LBL-01", "A11-14", "P11-05")
+def test_a_label_template_is_set_up_on_its_page_and_shows_its_version_once_approved(
+    plant,  # noqa: F811
+    login,
+) -> None:
+    from tests.masterdata.test_master_data_pages import form, signed, waiting_request
+
+    people, _site = plant
+    admin = login(people["admin"])
+    create = form(admin.get("/master-data/label_template/").content.decode(), "md-create")
+    assert (
+        '<option value="dispensed">Dispensed container</option>' in create and 'name="f_statement"' in create
+    )
+    too_wide = admin.post(
+        "/master-data/label_template/",
+        signed("admin", **{f"f_{k}": v for k, v in {**RECEIVED, "title": "W" * 30}.items()}, reason="new"),
+    )
+    assert too_wide.status_code == 422 and "too wide for the label" in too_wide.content.decode()
+    response = admin.post(
+        "/master-data/label_template/",
+        signed("admin", **{f"f_{k}": v for k, v in RECEIVED.items()}, reason="SOP-WH-004 annex 2"),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    request = waiting_request("CONT-01")
+
+    approver = login(people["qa_approver"])
+    assert (
+        approver.post(f"/master-data/changes/{request.pk}/approve/", signed("qa_approver")).status_code == 302
+    )
+    page = approver.get("/master-data/label_template/CONT-01/").content.decode()
+    assert 'data-testid="md-value-title">GOODS RECEIVED<' in page
+    assert "version 1 in force; 0 labels printed to it" in page

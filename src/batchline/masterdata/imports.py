@@ -19,8 +19,9 @@ and the counts, so an inspector can trace every item back to the file.
 The B2MML mapping is by hand (STACK.md) and written out in
 docs/master-data-import.md: ``MaterialDefinition`` → material,
 ``EquipmentClass`` → equipment class, ``Equipment`` and ``PhysicalAsset`` →
-equipment unit. ``Personnel`` is refused in words: people are accounts, not
-master data a file may create (DESIGN invariants 7 and 8).
+equipment unit, ``PersonnelClass`` → a role's curriculum (the qualifications
+whose ``roles`` hold it). A ``Person`` is refused in words: people are
+accounts, not master data a file may create (DESIGN invariants 7 and 8).
 """
 
 from __future__ import annotations
@@ -414,6 +415,8 @@ MAPPED = {
 }
 # The nouns each message may carry; the verb (Sync, Process, Change) means "make it so" for all three.
 MESSAGES = {
+    "PersonnelClass",
+    "PersonnelInformation",
     "MaterialDefinition",
     "MaterialInformation",
     "EquipmentClass",
@@ -423,13 +426,78 @@ MESSAGES = {
     "PhysicalAssetInformation",
 }
 VERBS = ("Sync", "Process", "Change")
-HOLDERS = {"DataArea", "MaterialInformation", "EquipmentInformation", "PhysicalAssetInformation"}
+HOLDERS = {
+    "DataArea",
+    "MaterialInformation",
+    "EquipmentInformation",
+    "PhysicalAssetInformation",
+    "PersonnelInformation",
+}
 PERSONNEL_REFUSED = (
-    "Personnel is not imported: a person is an account, created by an administrator with the "
+    "a Person is not imported: a person is an account, created by an administrator with the "
     "person's own credential, and GMP roles are granted by a QA approver's approval — a file may do "
-    "neither. Training is recorded where it happened. Qualifications (SOPs and skills) are imported "
-    "as a CSV file of kind qualification."
+    "neither. Training is recorded where it happened. A PersonnelClass (a role's curriculum) is "
+    "imported; qualifications (SOPs and skills) as a CSV file of kind qualification."
 )
+
+
+def _curricula(classes: list[Any]) -> list[Incoming]:
+    """``PersonnelClass`` elements as the curricula they state, one qualification row per change.
+
+    A class is a Batchline role (its ID); its ``TestSpecificationID`` elements are the whole
+    curriculum: every qualification listed holds the role afterwards, and every one in force
+    that holds it and is not listed no longer does. Each becomes a change of that
+    qualification's ``roles`` (GMP: approved with the file), on the line of the class that asks it.
+    """
+    from batchline.accounts.roles import ROLES
+
+    out: list[Incoming] = []
+    listed: dict[str, tuple[int, set[str]]] = {}
+    for el in classes:
+        role = _first_text(el, "ID")
+        if role not in ROLES:
+            refused = (
+                f"PersonnelClass {role}: not a Batchline role ({', '.join(ROLES)}); a curriculum is a role's."
+            )
+        elif role in listed:
+            refused = f"PersonnelClass {role} is on line {listed[role][0]} already: one per role."
+        else:
+            listed[role] = (
+                el.sourceline,
+                {(c.text or "").strip() for c in el.findall(_q("TestSpecificationID"))},
+            )
+            continue
+        out.append(Incoming(el.sourceline, "", {}, refused=refused))
+    k = KINDS["qualification"]
+    known = {q.code: q for q in model_of(k).objects.all()}
+    for role, (line, codes) in listed.items():
+        for code in sorted(codes - set(known)):
+            out.append(
+                Incoming(
+                    line,
+                    k.name,
+                    {"code": code},
+                    refused=f"PersonnelClass {role} names {code}, which is not a qualification in Batchline: "
+                    "import it first (a CSV file of kind qualification).",
+                )
+            )
+    holders = {q.code for q in known.values() if q.retired_at is None and set(q.roles) & set(listed)}
+    for code in sorted(holders | {c for _line, codes in listed.values() for c in codes if c in known}):
+        roles, lines = set(known[code].roles), []
+        for role, (line, codes) in listed.items():
+            if (code in codes) != (role in roles):
+                (roles.add if code in codes else roles.discard)(role)
+                lines.append(line)
+        note = (f"curriculum of {', '.join(r for r in listed if r in roles) or 'no role in the file'}",)
+        out.append(
+            Incoming(
+                min(lines or [listed[next(iter(listed))][0]]),
+                k.name,
+                {"code": code, "roles": sorted(roles)},
+                note,
+            )
+        )
+    return out
 
 
 def _noun(root_name: str) -> str:
@@ -453,7 +521,7 @@ def read_b2mml(data: bytes) -> list[Incoming]:
         ]
     name = _local(doc)
     noun = _noun(name)
-    if "Person" in name:
+    if "Person" in name and noun not in MESSAGES:
         return [Incoming(doc.sourceline, "", {}, refused=PERSONNEL_REFUSED)]
     if noun not in MESSAGES:
         return [
@@ -462,15 +530,19 @@ def read_b2mml(data: bytes) -> list[Incoming]:
                 "",
                 {},
                 refused=f"a {name} message is not imported; Batchline takes Sync, Process or Change "
-                "messages (or the plain element) of MaterialDefinition, Equipment, EquipmentClass "
-                "and PhysicalAsset.",
+                "messages (or the plain element) of MaterialDefinition, Equipment, EquipmentClass, "
+                "PhysicalAsset and PersonnelClass.",
             )
         ]
-    out = []
+    out, classes = [], []
     for el in _items(doc):
         local = _local(el)
         if local in MAPPED:
             out.append(MAPPED[local](el))
+        elif local == "PersonnelClass":
+            classes.append(el)
+        elif local == "Person":
+            out.append(Incoming(el.sourceline, "", {}, refused=PERSONNEL_REFUSED))
         else:
             words = (
                 "lots are received in Batchline (Materials), not imported as master data."
@@ -478,6 +550,8 @@ def read_b2mml(data: bytes) -> list[Incoming]:
                 else "Batchline keeps no such master data."
             )
             out.append(Incoming(el.sourceline, "", {}, refused=f"{local}: {words}"))
+    if classes:
+        out = sorted([*out, *_curricula(classes)], key=lambda i: i.line)
     if len(out) > MAX_ROWS:
         too_many = Incoming(out[MAX_ROWS].line, "", {}, refused=f"a file holds at most {MAX_ROWS} items.")
         return [*out[:MAX_ROWS], too_many]
@@ -501,7 +575,7 @@ HEADERS = {
 
 
 def _items(doc: Any) -> Iterator[Any]:
-    if _local(doc) in MAPPED:
+    if _local(doc) in MAPPED or _local(doc) == "PersonnelClass":
         yield doc
         return
     for holder in doc.iter():
