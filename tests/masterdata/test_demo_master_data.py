@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchline.approvals.models import ChangeRequest
+from batchline.approvals.services import ChangeRefused
 from batchline.audit.services import Actor
 from batchline.labels.template import LABELS
 from batchline.masterdata import selectors
@@ -73,3 +74,29 @@ def test_a_request_an_interrupted_seed_left_open_is_approved_not_asked_for_twice
     left_open.refresh_from_db()
     assert left_open.state == "approved"
     assert ChangeRequest.objects.filter(kind="master_data").count() == 2
+
+
+def test_the_seed_approves_no_open_request_that_asks_for_something_else(personas) -> None:
+    admin, approver = personas["admin"], personas["qa_approver"]
+    lactose = {"code": "LAC-200", "name": "Lactose", "kind": "excipient", "unit": "kg"}
+    other = master_create(
+        actor=Actor.of(admin, via="web"),
+        signer=signer(admin, "requested"),
+        kind="material",
+        values={**lactose, "shelf_life_days": "9999"},
+        reason="typed by hand",
+    )
+    with pytest.raises(
+        ChangeRefused, match=f"{other.number}, an open request for material LAC-200, asks for"
+    ):
+        master_seed(
+            kind="material",
+            rows=[lactose],
+            requester=admin,
+            approver=approver,
+            sign=lambda username, meaning: signer(personas[username], meaning),
+            reason="demo data",
+            comment="demo data",
+        )
+    other.refresh_from_db()
+    assert other.state == "requested" and not Material.objects.filter(code="LAC-200").exists()

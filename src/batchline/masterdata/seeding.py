@@ -13,7 +13,9 @@ quick, one password hash per signing rather than per item.
 
 Run again, it keeps what is there: an item that exists is returned as it is
 (never compared or changed), and a request an interrupted run left open is
-approved rather than asked for twice (the approvals refuse a second open one).
+approved rather than asked for twice (the approvals refuse a second open one) —
+only if it asks for exactly what the seed would: the seed's approver signs what
+the seed states, never an open request someone else changed or made.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from batchline.approvals.models import ChangeRequest, RequestState
-from batchline.approvals.services import change_approve
+from batchline.approvals.services import ChangeRefused, change_approve
 from batchline.audit.services import Actor
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner
 
-from .definitions import kind_of
-from .services import CHANGE_KIND, master_create, model_of
+from .definitions import Invalid, kind_of, parse_values
+from .services import CHANGE_KIND, full_values, master_create, model_of
 
 # sign(username, meaning): that person re-authenticated for one signing, outside any transaction.
 Sign = Callable[[str, str], VerifiedSigner]
@@ -64,6 +66,19 @@ def master_seed(
         )
     }
     missing = [(code, values) for code, values in zip(codes, rows, strict=True) if code not in there]
+    for code, values in missing:
+        request = waiting.get(code)
+        if request is None:
+            continue
+        try:
+            stated = full_values(k, parse_values(k, values, creating=True))
+        except Invalid as exc:
+            raise ChangeRefused(str(exc)) from None
+        if request.payload.get("operation") != "create" or request.payload.get("values") != stated:
+            raise ChangeRefused(
+                f"{request.number}, an open request for {k.label.lower()} {code}, asks for something other "
+                "than the demo's data: decide or withdraw it first; the seed approves only what it states."
+            )
     if any(code not in waiting for code, _values in missing):
         signer = sign(requester.get_username(), Meaning.REQUESTED)
         for code, values in missing:
