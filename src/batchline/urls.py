@@ -19,6 +19,7 @@ from batchline.web import remainder_views as remainders
 from batchline.web import simulator_views as simulator
 from batchline.web import step_records_views as step_records
 from batchline.web import training_views as training
+from batchline.web import validation_views as validation
 from batchline.web import views as web
 
 
@@ -151,6 +152,10 @@ urlpatterns = [
     path("training/", training.training, name="training"),
     path("training/records/", training.training_add, name="training_add"),
     # Master data: the changes page and a decision come first, so that no kind is called "changes".
+    path("validation/", validation.validation, name="validation"),
+    path("validation/<id:pk>/", validation.validation_package, name="validation_package"),
+    path("validation/<id:pk>/sign/", validation.validation_sign, name="validation_sign"),
+    path("validation/<id:pk>/archive/", validation.validation_download, name="validation_download"),
     path("master-data/", masterdata.master_data, name="master_data"),
     path("master-data/changes/", masterdata.master_changes, name="master_changes"),
     path("master-data/changes/<id:pk>/<str:decision>/", masterdata.master_decide, name="master_decide"),

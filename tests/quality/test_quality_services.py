@@ -325,7 +325,7 @@ def test_a_deviation_is_investigated_submitted_and_closed_by_another_person_each
     assert verify().ok
 
 
-@pytest.mark.req("RBE-06", "RBE-07")
+@pytest.mark.req("RBE-06", "RBE-07", "A11-19")
 def test_with_qp_certification_configured_the_qualified_person_certifies_before_release(plant) -> None:
     people, recipe = plant
     batch = finish(people, new_batch(people, recipe))

@@ -207,7 +207,7 @@ def post(client: Client, action: str, fields: list[tuple[str, str]]) -> tuple[in
 def forms_the_demo_lacks() -> None:
     """State the demo does not hold, so that every form of the pages shows somewhere: a configuration
     change, a master-data request, a role and a deviation waiting for their next step, an API token, a blocked station,
-    and a person who has not yet acknowledged their electronic signature."""
+    a validation package waiting for its lead, and a person who has not yet acknowledged their electronic signature."""
     from batchline.accounts.services import token_create, user_create
     from batchline.configuration.services import configuration_change_request
     from batchline.masterdata.services import master_create
@@ -256,6 +256,21 @@ def forms_the_demo_lacks() -> None:
     newcomer = make_user("newcomer", ["operator"])
     with transaction.atomic():
         record_update(newcomer, actor=SYSTEM, values={"esig_acknowledged_at": None}, action="test_setup")
+    validation_package_waiting()
+
+
+def validation_package_waiting() -> None:
+    """A package as ``batchline validate`` registers it, judged against no tests at all."""
+    from django.conf import settings
+
+    from batchline.validation import package, risk, urs
+    from batchline.validation.services import package_register
+    from batchline.validation.trace import trace
+
+    matrix = trace(urs.requirements(), risk.assessment(), [])
+    content = package.document(iq=[], oq={"tests": []}, trace=matrix, project={"version": "walk"})
+    built = package.build(content, out_dir=settings.HOME / "validation-walk")
+    package_register(built, engine="walk", actor=SYSTEM)
 
 
 def post_routes() -> dict[str, str]:

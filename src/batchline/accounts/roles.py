@@ -85,6 +85,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
         [
             "signatures.sign_performed",  # raising and investigating deviations
             "signatures.sign_reviewed",
+            "validation.lead_validation",  # signs a validation package (reviewed) before QA approves it
+            "validation.view_package",
             "signatures.sign_verified",
             "accounts.view_audit_trail",
             "materials.view_lot",
@@ -133,6 +135,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.disposition_batch",
             "signatures.sign_performed",
             "approvals.approve_change",
+            "validation.view_package",
             "accounts.verify_identity",
         ],
     ),
@@ -191,6 +194,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "recipes.view_masterrecipe",
             "execution.view_batch",
             "quality.view_deviation",
+            "validation.view_package",
         ],
     ),
 }
