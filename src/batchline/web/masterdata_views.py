@@ -69,6 +69,7 @@ COLUMNS = {
     "equipment": ("name", "equipment_class", "site", "capacity", "unit"),
     "station": ("name", "site", "location", "address", "devices"),
     "qualification": ("title", "kind", "version", "retrain_interval_days", "roles"),
+    "label_template": ("label", "title", "statement", "name"),
 }
 # The audit trail's actions on a master-data item, as its history names them.
 ACTIONS = {
