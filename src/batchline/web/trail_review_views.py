@@ -45,9 +45,13 @@ def _refusal(exc: Exception) -> list[str]:
 
 
 @login_required
-def trail_reviews(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpResponse:
+def trail_reviews(request: HttpRequest) -> HttpResponse:
     """Reviews done and due: each ended batch's trail, the periodic review, and every review."""
     require(request.user, READ)
+    return _index_page(request)
+
+
+def _index_page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpResponse:
     context = {
         "report": selectors.report(now=timezone.now()),
         "reviews": selectors.reviews(),
@@ -76,7 +80,7 @@ def trail_review_open(request: HttpRequest) -> HttpResponse:
             until=_date(p.get("until")),
         )
     except Refused as exc:
-        return trail_reviews(request, status=422, refusal=_refusal(exc))
+        return _index_page(request, status=422, refusal=_refusal(exc))
     messages.success(
         request,
         f"Review of {review.scope_text} opened: {review.entry_count} entries, "
