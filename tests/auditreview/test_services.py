@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from batchline.audit.models import AuditEntry
+from batchline.audit.verify import verify
 from batchline.auditreview import selectors, services
 from batchline.auditreview.models import ReviewState, Scope, TrailReview, TrailReviewMark
 from batchline.auditreview.services import TrailReviewRefused
@@ -218,7 +219,8 @@ def test_a_period_scope_holds_exactly_the_entries_of_its_days() -> None:
     assert codes(refused) == ["EMPTY_SCOPE"]
 
 
-def test_the_signature_binds_the_scope_and_every_mark() -> None:
+@pytest.mark.req("P11-01", "P11-14")
+def test_the_signature_binds_the_scope_and_every_mark_and_the_trail_verifies() -> None:
     people, _recipe, _batch = plant_with_batch()
     review = open_batch_review(people)
     services.trail_review_mark(
@@ -237,6 +239,9 @@ def test_the_signature_binds_the_scope_and_every_mark() -> None:
     )
     assert not signature_intact(signature, {**content, "entries_sha256": "0" * 64})
     assert json.dumps(content)  # plain data, as the archive and verifier need
+    # The review, its marks and its signature replay against the trail like every GMP record.
+    report = verify()
+    assert report.ok, [str(f) for f in report.findings]
 
 
 def test_the_report_says_which_batch_trails_and_periodic_reviews_are_done_and_overdue() -> None:
