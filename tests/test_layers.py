@@ -53,6 +53,8 @@ FORBIDDEN = {
     "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],
     # Reports read through selectors and models; pages and the API call them, never the reverse.
     "reports": ["batchline.web", "batchline.api"],
+    # The audit-trail review reads the trail and a batch's record; pages and the API call it.
+    "auditreview": ["batchline.web", "batchline.api"],
 }
 
 

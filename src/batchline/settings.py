@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "batchline.quality",
     "batchline.reports",
     "batchline.validation",
+    "batchline.auditreview",
     "batchline.web",
     "batchline.api",
     "batchline.integrity",  # last: its check runs after every other app has migrated

@@ -18,6 +18,7 @@ from batchline.web import recipe_views as recipes
 from batchline.web import remainder_views as remainders
 from batchline.web import simulator_views as simulator
 from batchline.web import step_records_views as step_records
+from batchline.web import trail_review_views as trail_reviews
 from batchline.web import training_views as training
 from batchline.web import validation_views as validation
 from batchline.web import views as web
@@ -48,6 +49,11 @@ urlpatterns = [
     path("esig/acknowledge/", accounts.esig_acknowledge, name="esig_acknowledge"),
     path("audit/", audit.audit_trail, name="audit_trail"),
     path("audit/export.csv", audit.audit_csv, name="audit_csv"),
+    path("audit/reviews/", trail_reviews.trail_reviews, name="trail_reviews"),
+    path("audit/reviews/open/", trail_reviews.trail_review_open, name="trail_review_open"),
+    path("audit/reviews/<id:pk>/", trail_reviews.trail_review, name="trail_review"),
+    path("audit/reviews/<id:pk>/mark/", trail_reviews.trail_review_mark, name="trail_review_mark"),
+    path("audit/reviews/<id:pk>/sign/", trail_reviews.trail_review_sign, name="trail_review_sign"),
     path("users/", accounts.users, name="users"),
     path("users/new/", accounts.user_new, name="user_new"),
     path("users/role-requests/", accounts.role_requests, name="role_requests"),

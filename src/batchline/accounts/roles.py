@@ -102,6 +102,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.investigate_deviation",
             "quality.view_deviation",
             "quality.review_quality",
+            # Reviews the audit trail (a batch's, a period's, a user's) and signs the review.
+            "auditreview.review_trail",
             # Raising a deviation and submitting its investigation are signed as performed.
             "signatures.sign_performed",
             "accounts.verify_identity",
@@ -133,6 +135,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.view_deviation",
             "quality.review_quality",
             "quality.disposition_batch",
+            "auditreview.review_trail",
             "signatures.sign_performed",
             "approvals.approve_change",
             "validation.view_package",

@@ -7,11 +7,13 @@ range is refused in words before any request is written.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
+from batchline.rules import trail
 from batchline.rules.numbers import NOTATIONS, POINT, NotANumber, Notation, read
 
 # Roles that carry GMP signing authority: an administrator holds none of them by default
@@ -49,6 +51,14 @@ class GmpConfig:
     clock_tolerance_seconds: int
     decimal_separator: str
     registered_stations_only: bool
+    working_hours: str
+    working_days: str
+    trail_review_days: int
+
+    @property
+    def hours(self) -> trail.WorkingHours:
+        """The site's working hours, outside which a person's audit entry needs a reviewer's attention."""
+        return trail.working_hours(self.working_hours, self.working_days)
 
     @property
     def idle_timeout_seconds(self) -> int:
@@ -133,6 +143,22 @@ def _one_of(*names: str) -> Callable[[Any], str]:
         return text
 
     return parse
+
+
+def _hours(value: Any) -> str:
+    try:
+        start, end = trail.parse_hours(str(value))
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    return f"{start.strftime('%H:%M')}-{'24:00' if end == dt.time.max else end.strftime('%H:%M')}"
+
+
+def _days(value: Any) -> str:
+    try:
+        days = trail.parse_days(str(value))
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    return ",".join(trail.DAY_NAMES[d] for d in sorted(days))
 
 
 def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
@@ -244,6 +270,26 @@ SETTINGS: dict[str, Setting] = {
         _bool,
         "BATCHLINE_REGISTERED_STATIONS_ONLY",
     ),
+    "working_hours": Setting(
+        "Working hours",
+        "The span of the site's day (HH:MM-HH:MM, across midnight for a night shift) in which people make "
+        "entries; a person's audit entry outside it needs the audit-trail reviewer's attention (A11-13).",
+        _hours,
+        "BATCHLINE_WORKING_HOURS",
+    ),
+    "working_days": Setting(
+        "Working days",
+        "The weekdays with working hours (mon,tue,…); an entry on another day needs the reviewer's attention.",
+        _days,
+        "BATCHLINE_WORKING_DAYS",
+    ),
+    "trail_review_days": Setting(
+        "Periodic audit-trail review (days)",
+        "The whole trail is reviewed for a period at least this often; a periodic review is overdue when the "
+        "last signed one is older (Annex 11 §9).",
+        _int(1, 366),
+        "BATCHLINE_TRAIL_REVIEW_DAYS",
+    ),
 }
 
 SEED_DEFAULTS: dict[str, Any] = {
@@ -262,6 +308,9 @@ SEED_DEFAULTS: dict[str, Any] = {
     "clock_tolerance_seconds": 120,
     "decimal_separator": "point",
     "registered_stations_only": True,
+    "working_hours": "06:00-22:00",
+    "working_days": "mon,tue,wed,thu,fri",
+    "trail_review_days": 30,
 }
 
 # What a setting added by a later release is in the versions written before it existed, where that

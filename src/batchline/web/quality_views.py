@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
+from batchline.auditreview import selectors as trail_reviews
+from batchline.auditreview.services import PERMISSION as REVIEW_TRAIL
 from batchline.execution.models import Batch, BatchException, BatchState, Decision
 from batchline.quality import selectors, services
 from batchline.quality.models import Classification, Deviation, DeviationState, Stage
@@ -235,6 +237,9 @@ def _review_page(request: HttpRequest, batch: Batch, *, status: int = 200, **ext
         "form": request.POST if request.method == "POST" else {},
         "signature_records": content["signature_records"],
         "chosen": chosen,
+        # Whether the batch's audit trail was reviewed (Annex 11 §9), and by whom: auditreview.
+        "trail_review": trail_reviews.batch_trail_review(batch.number),
+        "can_review_trail": user.has_perm(REVIEW_TRAIL),
         **extra,
     }
     return render(request, "quality/review.html", context, status=status)

@@ -3,7 +3,7 @@
 (function () {
   function boxes(form, key) {
     var scope = key === "all" ? form : form.querySelector('[data-group="' + key + '"]');
-    return scope ? Array.prototype.slice.call(scope.querySelectorAll("input[name=exception]")) : [];
+    return scope ? Array.prototype.slice.call(scope.querySelectorAll("input[name=exception], input[name=entry]")) : [];
   }
   function refresh(form) {
     form.querySelectorAll("input[data-choose]").forEach(function (toggle) {

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AuditReviewConfig(AppConfig):
+    name = "batchline.auditreview"
+    label = "auditreview"
+    verbose_name = "Audit-trail review"
