@@ -64,6 +64,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             entry["file"] = value
         elif key == "batchline_sha256":
             entry["file_sha256"] = value
+    if report.when == "setup":  # a parametrised schemathesis test runs many times under one node id
+        entry["runs"] = entry.get("runs", 0) + 1
     entry["duration"] = round(entry["duration"] + report.duration, 3)
     if report.failed:
         entry["outcome"] = "failed"

@@ -31,6 +31,7 @@ class TestResult:
     duration: float = 0.0
     file_sha256: str = ""
     output: str = ""
+    runs: int = 1  # a test generated per API operation runs many times under one node id
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> TestResult:
@@ -42,6 +43,7 @@ class TestResult:
             duration=float(raw.get("duration", 0.0)),
             file_sha256=raw.get("file_sha256", ""),
             output=raw.get("output", ""),
+            runs=int(raw.get("runs", 1)),
         )
 
 
@@ -118,7 +120,7 @@ def trace(
     unknown: dict[str, list[str]] = {}
     failed, count = [], 0
     for result in results:
-        count += 1
+        count += result.runs
         if result.outcome == "failed":
             failed.append(result)
         for rid in result.reqs:

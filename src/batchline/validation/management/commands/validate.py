@@ -71,21 +71,29 @@ class Command(BaseCommand):
                 evidence[f"screens/{shot.name}"] = shot.read_bytes()
         out = Path(options["out"]) if options["out"] else Path(settings.HOME) / "validation"
         built = package.build(content, out_dir=out, evidence=evidence)
-        who = f"{getpass.getuser()}@{socket.gethostname()}"
-        record = package_register(
-            built,
-            engine=connection.vendor,
-            actor=Actor(
-                id=None, username="batchline-validate", name=f"batchline validate ({who})", via="cli"
-            ),
-        )
+        unmigrated = [c for c in checks if (c.area, c.name) == ("database", "migrations") and c.ok is False]
+        record = None
+        if not unmigrated:  # the record's own table may be among what is not migrated
+            who = f"{getpass.getuser()}@{socket.gethostname()}"
+            record = package_register(
+                built,
+                engine=connection.vendor,
+                actor=Actor(
+                    id=None, username="batchline-validate", name=f"batchline validate ({who})", via="cli"
+                ),
+            )
         summary = content["trace"]["summary"]
         self.stdout.write(f"Validation package: {built.path}")
         self.stdout.write(f"SHA-256: {built.sha256}")
-        self.stdout.write(
-            f"Registered as validation package {record.pk}: its validation lead signs it, then a QA approver "
-            "approves it, on the Validation page (/validation/)."
-        )
+        if record is not None:
+            self.stdout.write(
+                f"Registered as validation package {record.pk}: its validation lead signs it, then a QA approver "
+                "approves it, on the Validation page (/validation/)."
+            )
+        else:
+            self.stdout.write(
+                "Not registered for signing: the database is not migrated (run 'batchline migrate')."
+            )
         self.stdout.write(
             f"P0 requirements shown: {summary['p0_shown']} of {summary['p0']}; tests: {summary['tests']} "
             f"run, {summary['tests_failed']} failed"
