@@ -53,6 +53,8 @@ FORBIDDEN = {
     "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],
     # Reports read through selectors and models; pages and the API call them, never the reverse.
     "reports": ["batchline.web", "batchline.api"],
+    # Periodic reports read every app's records; pages call them, and the worker raises their alerts.
+    "periodic": ["batchline.web", "batchline.api", "batchline.integrity"],
 }
 
 

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "batchline.execution",
     "batchline.quality",
     "batchline.reports",
+    "batchline.periodic",
     "batchline.web",
     "batchline.api",
     "batchline.integrity",  # last: its check runs after every other app has migrated

@@ -134,6 +134,10 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "signatures.sign_performed",
             "approvals.approve_change",
             "accounts.verify_identity",
+            # The periodic access review and evaluation: prepared, and signed as their reviewer.
+            "periodic.view_periodicreport",
+            "periodic.prepare_report",
+            "periodic.sign_report",
         ],
     ),
     "qualified_person": (
@@ -175,6 +179,9 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "equipment.check_scale",
             "equipment.write_logbook",
             "training.view_trainingrecord",
+            # Prepares the periodic access review and evaluation; a QA approver signs them.
+            "periodic.view_periodicreport",
+            "periodic.prepare_report",
         ],
     ),
     "auditor": (
@@ -191,6 +198,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "recipes.view_masterrecipe",
             "execution.view_batch",
             "quality.view_deviation",
+            "periodic.view_periodicreport",
         ],
     ),
 }

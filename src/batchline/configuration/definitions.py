@@ -49,6 +49,8 @@ class GmpConfig:
     clock_tolerance_seconds: int
     decimal_separator: str
     registered_stations_only: bool
+    access_review_interval_days: int
+    periodic_evaluation_interval_days: int
 
     @property
     def idle_timeout_seconds(self) -> int:
@@ -244,6 +246,20 @@ SETTINGS: dict[str, Setting] = {
         _bool,
         "BATCHLINE_REGISTERED_STATIONS_ONLY",
     ),
+    "access_review_interval_days": Setting(
+        "Access review interval (days)",
+        "Days after the last signed access review before the next is overdue, and an alert is raised "
+        "(21 CFR 11.300(b); Annex 11 §12).",
+        _int(7, 730),
+        "BATCHLINE_ACCESS_REVIEW_INTERVAL_DAYS",
+    ),
+    "periodic_evaluation_interval_days": Setting(
+        "Periodic evaluation interval (days)",
+        "Days after the last signed periodic evaluation of the system before the next is overdue, and an "
+        "alert is raised (Annex 11 §11).",
+        _int(30, 1095),
+        "BATCHLINE_PERIODIC_EVALUATION_INTERVAL_DAYS",
+    ),
 }
 
 SEED_DEFAULTS: dict[str, Any] = {
@@ -262,6 +278,8 @@ SEED_DEFAULTS: dict[str, Any] = {
     "clock_tolerance_seconds": 120,
     "decimal_separator": "point",
     "registered_stations_only": True,
+    "access_review_interval_days": 180,
+    "periodic_evaluation_interval_days": 365,
 }
 
 # What a setting added by a later release is in the versions written before it existed, where that
