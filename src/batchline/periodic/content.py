@@ -51,6 +51,10 @@ def in_period(field: str, since: dt.datetime | None, until: dt.datetime) -> Q:
     return q & Q(**{f"{field}__gt": since}) if since is not None else q
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _person(user: Any) -> dict[str, str] | None:
     return {"username": user.username, "name": user.printed_name} if user is not None else None
 
@@ -530,7 +534,8 @@ def evaluation_content(*, since: dt.datetime | None, until: dt.datetime, config:
     access_reviews = _reports(ReportKind.ACCESS_REVIEW, since, until)
     findings = []
     if verification["runs_with_findings"]:
-        findings.append(f"{len(verification['runs_with_findings'])} scheduled verifications had findings.")
+        runs = len(verification["runs_with_findings"])
+        findings.append(f"{_count(runs, 'scheduled verification', 'scheduled verifications')} had findings.")
     if not verification["scheduled_runs"]:
         findings.append(
             "No scheduled verification of the audit trail ran in the period: is the worker running?"
@@ -540,12 +545,13 @@ def evaluation_content(*, since: dt.datetime | None, until: dt.datetime, config:
     if not access_reviews:
         findings.append("No access review was signed in the period.")
     if deviations["capa"]["open_without_reference"]:
-        findings.append(
-            f"{len(deviations['capa']['open_without_reference'])} open deviations name no CAPA yet."
-        )
+        n = len(deviations["capa"]["open_without_reference"])
+        findings.append(f"{_count(n, 'open deviation names', 'open deviations name')} no CAPA yet.")
     critical = [a for a in alerts if a["severity"] == "critical"]
     if critical:
-        findings.append(f"{len(critical)} critical security alerts were raised.")
+        findings.append(
+            f"{_count(len(critical), 'critical security alert was', 'critical security alerts were')} raised."
+        )
     return canonical.normalise(  # type: ignore[return-value]
         {
             "format": EVALUATION_FORMAT,
