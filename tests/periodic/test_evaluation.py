@@ -11,8 +11,8 @@ from django.utils import timezone
 from batchline.accounts.alerts import security_alert_raise
 from batchline.backup.services import backup_create
 from batchline.integrity import verification
-from tests.conftest import SETUP, make_user
 from tests.configuration import configure
+from tests.conftest import SETUP, make_user
 from tests.execution.test_engine import complete, new_batch, run_to_weights
 from tests.periodic.helpers import prepare, sign_report
 from tests.quality.test_quality_services import make_people, raise_deviation

@@ -119,8 +119,9 @@ def _within(flag: Any) -> str:
     return "yes" if flag else ("NO" if flag is False else "")
 
 
-def _numbered_canvas(batch: str, generated: str, shown_generated: str, digest: str) -> type[Canvas]:
-    """A PDF/A canvas that holds its pages until the end, so each can say "page x of y"."""
+def numbered_canvas(title: str, generated: str, shown_generated: str, digest: str) -> type[Canvas]:
+    """A PDF/A canvas that holds its pages until the end, so each can say "page x of y"; every page's
+    footer names the document (``title``), its generation time and its content's SHA-256."""
 
     class NumberedCanvas(Canvas):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -145,7 +146,7 @@ def _numbered_canvas(batch: str, generated: str, shown_generated: str, digest: s
             self.saveState()
             self.setFont(REGULAR, 6.5)
             self.setFillColor(colors.HexColor("#333333"))
-            self.drawString(12 * mm, 8 * mm, f"Executed batch record {batch} · generated {shown_generated}")
+            self.drawString(12 * mm, 8 * mm, f"{title} · generated {shown_generated}")
             self.drawString(12 * mm, 5 * mm, f"Content SHA-256: {digest}")
             self.drawRightString(width - 12 * mm, 8 * mm, f"Page {self._pageNumber} of {total}")
             self.restoreState()
@@ -696,7 +697,9 @@ def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> byte
     d.appendix()
     doc.build(
         d.story,
-        canvasmaker=_numbered_canvas(number, content["generated_at"], times(content["generated_at"]), digest),
+        canvasmaker=numbered_canvas(
+            f"Executed batch record {number}", content["generated_at"], times(content["generated_at"]), digest
+        ),
     )
     return buffer.getvalue()
 
