@@ -12,16 +12,11 @@ import io
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import reportlab
 from django.utils import timezone
-from reportlab.lib.pagesizes import A4, landscape
-from reportlab.lib.units import mm
-from reportlab.platypus import SimpleDocTemplate
 
-import batchline
 from batchline.reports.layout import Story, Times
-from batchline.reports.pdf import HASH_PREFIX, numbered_canvas
-from batchline.reports.pdfa import REGULAR, fonts
+from batchline.reports.pdf import landscape_document, numbered_canvas
+from batchline.reports.pdfa import fonts
 from batchline.rules import canonical
 
 from .sections import sections_of
@@ -70,22 +65,11 @@ def render_report_pdf(view: dict[str, Any]) -> bytes:
     prepared = str(canonical.normalise(report.prepared_at))
     title = f"{report.get_kind_display()} {report.number}"
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
+    doc = landscape_document(
         buffer,
-        pagesize=landscape(A4),
-        leftMargin=12 * mm,
-        rightMargin=12 * mm,
-        topMargin=10 * mm,
-        bottomMargin=14 * mm,
         title=title,
-        author="Batchline",
-        subject=f"{HASH_PREFIX}{report.content_sha256}",
+        digest=report.content_sha256,
         keywords=[report.get_kind_display().lower(), report.number, "PDF/A-2b"],
-        creator=f"Batchline {batchline.__version__}",
-        producer=f"ReportLab {reportlab.Version} (PDF/A-2b by Batchline)",
-        initialFontName=REGULAR,
-        initialFontSize=8,
-        lang="en",
     )
     story = Story(doc.width)
     story.say(title, "title")
