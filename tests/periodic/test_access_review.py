@@ -170,3 +170,42 @@ def _config():
     from batchline.configuration.selectors import current
 
     return current()
+
+
+@pytest.mark.req("P11-24", "NFR-06")
+def test_preparing_an_access_review_reads_the_same_number_of_statements_for_ten_or_thirty_accounts(
+    personas,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    prepare(personas["admin"])
+
+    def statements() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            prepare(personas["admin"])  # withdraws the one before it, as each time
+        return len(queries)
+
+    few = statements()
+    for n in range(20):
+        make_user(f"extra{n}", ["operator"])
+    grant(personas, "outsider", ["operator"])
+    assert statements() == few
+
+
+@pytest.mark.req("P11-24", "A11D-02")
+def test_the_workers_round_raises_the_overdue_access_review(personas) -> None:
+    from django.db import transaction
+
+    from batchline.audit.services import record_update
+    from batchline.integrity.verification import tick
+
+    configure(access_review_interval_days=7)
+    report = sign_report(personas["qa_approver"], prepare(personas["admin"]))
+    assert tick().overdue_reviews == []
+    with transaction.atomic():  # test set-up: as if it had been signed ten days ago
+        record_update(report, actor=SETUP, values={"signed_at": timezone.now() - dt.timedelta(days=10)})
+    assert tick().overdue_reviews == ["access_review_overdue"]
+    assert tick().overdue_reviews == []
+    alert = SecurityAlert.objects.get(kind="access_review_overdue")
+    assert report.number in alert.message and alert.acknowledged_at is None

@@ -23,7 +23,7 @@ from django.utils import timezone
 from batchline.accounts.alerts import security_alert_raise
 from batchline.accounts.models import AlertSeverity, SecurityAlert
 from batchline.audit.services import Actor, record_create, record_update
-from batchline.configuration.selectors import current
+from batchline.configuration.selectors import current, one_version
 from batchline.rules import canonical
 from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
@@ -81,7 +81,8 @@ def report_prepare(
     since, until = _period(kind, period_start, period_end, now)
     build = access_review_content if kind == ReportKind.ACCESS_REVIEW else evaluation_content
     try:
-        with transaction.atomic():
+        # One configuration version for the whole report (password expiry is judged per account).
+        with one_version(), transaction.atomic():
             number = _number(kind, now)
             for old in PeriodicReport.objects.select_for_update().filter(
                 kind=kind, state=ReportState.PREPARED
