@@ -123,6 +123,8 @@ def test_a_periodic_evaluation_is_prepared_over_the_dates_typed(personas, login)
     assert made["Location"] == f"/reviews/{report.number}/"
     page = text(admin.get(made["Location"]))
     assert "keeps no incident log" in page and 'data-testid="section-backups"' in page
+    pdf = admin.get(f"/reviews/{report.number}/pdf/")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
 @pytest.mark.req("P11-24", "A11D-02")
