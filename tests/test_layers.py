@@ -55,6 +55,8 @@ FORBIDDEN = {
     "reports": ["batchline.web", "batchline.api"],
     # The audit-trail review reads the trail and a batch's record; pages and the API call it.
     "auditreview": ["batchline.web", "batchline.api"],
+    # Periodic reports read every app's records; pages call them, and the worker raises their alerts.
+    "periodic": ["batchline.web", "batchline.api", "batchline.integrity"],
 }
 
 

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "batchline.reports",
     "batchline.validation",
     "batchline.auditreview",
+    "batchline.periodic",
     "batchline.web",
     "batchline.api",
     "batchline.integrity",  # last: its check runs after every other app has migrated

@@ -13,6 +13,7 @@ from batchline.web import genealogy_views as genealogy
 from batchline.web import masterdata_import_views as masterdata_import
 from batchline.web import masterdata_views as masterdata
 from batchline.web import material_views as materials
+from batchline.web import periodic_views as periodic
 from batchline.web import quality_views as quality
 from batchline.web import recipe_views as recipes
 from batchline.web import remainder_views as remainders
@@ -67,6 +68,11 @@ urlpatterns = [
     path("users/<id:pk>/roles/", accounts.user_roles, name="user_roles"),
     path("users/<id:pk>/<str:action>/", accounts.user_action, name="user_action"),
     path("security/", web.security, name="security"),
+    path("reviews/", periodic.periodic, name="periodic"),
+    path("reviews/prepare/", periodic.periodic_prepare, name="periodic_prepare"),
+    path("reviews/<str:number>/", periodic.periodic_report, name="periodic_report"),
+    path("reviews/<str:number>/sign/", periodic.periodic_sign, name="periodic_sign"),
+    path("reviews/<str:number>/pdf/", periodic.periodic_pdf, name="periodic_pdf"),
     path("configuration/", configuration.configuration, name="configuration"),
     path("configuration/request/", configuration.configuration_request, name="configuration_request"),
     path(

@@ -140,6 +140,10 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "approvals.approve_change",
             "validation.view_package",
             "accounts.verify_identity",
+            # The periodic access review and evaluation: prepared, and signed as their reviewer.
+            "periodic.view_periodicreport",
+            "periodic.prepare_report",
+            "periodic.sign_report",
         ],
     ),
     "qualified_person": (
@@ -181,6 +185,9 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "equipment.check_scale",
             "equipment.write_logbook",
             "training.view_trainingrecord",
+            # Prepares the periodic access review and evaluation; a QA approver signs them.
+            "periodic.view_periodicreport",
+            "periodic.prepare_report",
         ],
     ),
     "auditor": (
@@ -198,6 +205,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "execution.view_batch",
             "quality.view_deviation",
             "validation.view_package",
+            "periodic.view_periodicreport",
         ],
     ),
 }

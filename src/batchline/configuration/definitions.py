@@ -54,6 +54,8 @@ class GmpConfig:
     working_hours: str
     working_days: str
     trail_review_days: int
+    access_review_interval_days: int
+    periodic_evaluation_interval_days: int
 
     @property
     def hours(self) -> trail.WorkingHours:
@@ -290,6 +292,20 @@ SETTINGS: dict[str, Setting] = {
         _int(1, 366),
         "BATCHLINE_TRAIL_REVIEW_DAYS",
     ),
+    "access_review_interval_days": Setting(
+        "Access review interval (days)",
+        "Days after the last signed access review before the next is overdue, and an alert is raised "
+        "(21 CFR 11.300(b); Annex 11 §12).",
+        _int(7, 730),
+        "BATCHLINE_ACCESS_REVIEW_INTERVAL_DAYS",
+    ),
+    "periodic_evaluation_interval_days": Setting(
+        "Periodic evaluation interval (days)",
+        "Days after the last signed periodic evaluation of the system before the next is overdue, and an "
+        "alert is raised (Annex 11 §11).",
+        _int(30, 1095),
+        "BATCHLINE_PERIODIC_EVALUATION_INTERVAL_DAYS",
+    ),
 }
 
 SEED_DEFAULTS: dict[str, Any] = {
@@ -311,6 +327,8 @@ SEED_DEFAULTS: dict[str, Any] = {
     "working_hours": "06:00-22:00",
     "working_days": "mon,tue,wed,thu,fri",
     "trail_review_days": 30,
+    "access_review_interval_days": 180,
+    "periodic_evaluation_interval_days": 365,
 }
 
 # What a setting added by a later release is in the versions written before it existed, where that

@@ -121,6 +121,8 @@ class Ran:
     delivered: int = 0
     # Approved master-data changes whose effective date came (masterdata/services.py).
     master_changes: list[str] = field(default_factory=list)
+    # Overdue access reviews or periodic evaluations alerted this round (periodic/services.py).
+    overdue_reviews: list[str] = field(default_factory=list)
 
 
 def tick() -> Ran:
@@ -138,4 +140,7 @@ def tick() -> Ran:
     from batchline.masterdata.services import changes_due_apply
 
     ran.master_changes = changes_due_apply()
+    from batchline.periodic.services import overdue_alerts_raise
+
+    ran.overdue_reviews = [alert.kind for alert in overdue_alerts_raise()]
     return ran

@@ -119,8 +119,9 @@ def _within(flag: Any) -> str:
     return "yes" if flag else ("NO" if flag is False else "")
 
 
-def _numbered_canvas(batch: str, generated: str, shown_generated: str, digest: str) -> type[Canvas]:
-    """A PDF/A canvas that holds its pages until the end, so each can say "page x of y"."""
+def numbered_canvas(title: str, generated: str, shown_generated: str, digest: str) -> type[Canvas]:
+    """A PDF/A canvas that holds its pages until the end, so each can say "page x of y"; every page's
+    footer names the document (``title``), its generation time and its content's SHA-256."""
 
     class NumberedCanvas(Canvas):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -145,7 +146,7 @@ def _numbered_canvas(batch: str, generated: str, shown_generated: str, digest: s
             self.saveState()
             self.setFont(REGULAR, 6.5)
             self.setFillColor(colors.HexColor("#333333"))
-            self.drawString(12 * mm, 8 * mm, f"Executed batch record {batch} · generated {shown_generated}")
+            self.drawString(12 * mm, 8 * mm, f"{title} · generated {shown_generated}")
             self.drawString(12 * mm, 5 * mm, f"Content SHA-256: {digest}")
             self.drawRightString(width - 12 * mm, 8 * mm, f"Page {self._pageNumber} of {total}")
             self.restoreState()
@@ -660,6 +661,30 @@ def _number(value: Any) -> Any:
         return value
 
 
+def landscape_document(
+    buffer: io.BytesIO, *, title: str, digest: str, keywords: list[str]
+) -> SimpleDocTemplate:
+    """A landscape A4 document of Batchline's: its title, and the content's SHA-256 as its subject (which the
+    archive's verifier reads); pair it with :func:`numbered_canvas` for the PDF/A canvas and footers."""
+    return SimpleDocTemplate(
+        buffer,
+        pagesize=landscape(A4),
+        leftMargin=12 * mm,
+        rightMargin=12 * mm,
+        topMargin=10 * mm,
+        bottomMargin=14 * mm,
+        title=title,
+        author="Batchline",
+        subject=f"{HASH_PREFIX}{digest}",
+        keywords=keywords,
+        creator=f"Batchline {batchline.__version__}",
+        producer=f"ReportLab {reportlab.Version} (PDF/A-2b by Batchline)",
+        initialFontName=REGULAR,
+        initialFontSize=8,
+        lang="en",
+    )
+
+
 def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> bytes:
     """The record as PDF/A-2b bytes. Times are shown in ``time_zone`` (default: the zone in force,
     the site's: reports/documents.py). The same content and zone give the same bytes."""
@@ -668,22 +693,11 @@ def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> byte
     times = Times(_zone(time_zone))
     buffer = io.BytesIO()
     number = content["header"]["batch"]
-    doc = SimpleDocTemplate(
+    doc = landscape_document(
         buffer,
-        pagesize=landscape(A4),
-        leftMargin=12 * mm,
-        rightMargin=12 * mm,
-        topMargin=10 * mm,
-        bottomMargin=14 * mm,
         title=f"Executed batch record {number}",
-        author="Batchline",
-        subject=f"{HASH_PREFIX}{digest}",
+        digest=digest,
         keywords=["executed batch record", number, "21 CFR 211.188", "PDF/A-2b"],
-        creator=f"Batchline {batchline.__version__}",
-        producer=f"ReportLab {reportlab.Version} (PDF/A-2b by Batchline)",
-        initialFontName=REGULAR,
-        initialFontSize=8,
-        lang="en",
     )
     d = _Record(content, times, doc.width)
     d.header()
@@ -696,7 +710,9 @@ def render_pdf(content: dict[str, Any], *, time_zone: str | None = None) -> byte
     d.appendix()
     doc.build(
         d.story,
-        canvasmaker=_numbered_canvas(number, content["generated_at"], times(content["generated_at"]), digest),
+        canvasmaker=numbered_canvas(
+            f"Executed batch record {number}", content["generated_at"], times(content["generated_at"]), digest
+        ),
     )
     return buffer.getvalue()
 

@@ -24,6 +24,19 @@ def role_requests_waiting(user: User) -> int:
     return ChangeRequest.objects.filter(kind=ROLE_GRANT, state=RequestState.REQUESTED).count()
 
 
+def reviews_overdue(user: User) -> list[str]:
+    """Overdue access reviews and periodic evaluations, in words, for those who prepare or sign them."""
+    from batchline.periodic import selectors as periodic
+
+    if not (user.has_perm(periodic.PREPARE_PERMISSION) or user.has_perm(periodic.SIGN_PERMISSION)):
+        return []
+    from django.utils import timezone
+
+    from batchline.configuration.selectors import current
+
+    return [s.message for s in periodic.due_status(config=current(), now=timezone.now()) if s.message]
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
@@ -42,6 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
             # Security alerts (a locked account or station, a failed verification) until acknowledged.
             "security_alerts": alerts_open() if reads_security else [],
             "role_requests_waiting": role_requests_waiting(user),
+            "reviews_overdue": reviews_overdue(user),
         },
     )
 

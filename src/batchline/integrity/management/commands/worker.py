@@ -43,11 +43,18 @@ class Command(BaseCommand):
             except Exception:  # one failed round (database down) must not end the worker
                 log.exception("worker round failed")
             else:
-                if ran.checkpoint or ran.verified is not None or ran.delivered or ran.master_changes:
+                if (
+                    ran.checkpoint
+                    or ran.verified is not None
+                    or ran.delivered
+                    or ran.master_changes
+                    or ran.overdue_reviews
+                ):
                     verified = {None: "-", True: "ok", False: "FINDINGS"}[ran.verified]
                     self.stdout.write(
                         f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}; "
-                        f"master-data changes in effect {', '.join(ran.master_changes) or '-'}"
+                        f"master-data changes in effect {', '.join(ran.master_changes) or '-'}; "
+                        f"overdue reviews alerted {', '.join(ran.overdue_reviews) or '-'}"
                     )
                     self.stdout.flush()
             if options["once"] or (options["parent"] and os.getppid() != options["parent"]):
