@@ -127,5 +127,5 @@ def test_the_report_lists_each_ended_batch_and_the_periodic_review(plant, login)
     people, _batch = plant
     page = text(login(people["auditor"]).get("/audit/reviews/"))
     assert re.search(r'data-batch="B-1" data-status="due"', page)
-    assert "No periodic review has been signed." in page and "overdue" in page
+    assert "No periodic review has been signed; the first is due" in page and "in time" in page
     assert "every 30 days" in page

@@ -12,6 +12,7 @@ from django.db.models import Q
 from batchline.audit.models import AuditEntry
 from batchline.audit.selectors import changes_of
 from batchline.configuration import selectors as configuration
+from batchline.configuration.models import ConfigVersion
 from batchline.execution.models import Batch, BatchState
 from batchline.quality.models import ReviewStage, Stage
 from batchline.rules import trail
@@ -121,7 +122,11 @@ def report(*, now: dt.datetime) -> Report:
         .order_by("-signed_at", "-id")
         .first()
     )
-    due = last.signed_at + dt.timedelta(days=days) if last and last.signed_at else None
+    if last is not None and last.signed_at is not None:
+        due = last.signed_at + dt.timedelta(days=days)
+    else:  # the first is due that long after the installation's first configuration took effect
+        first = ConfigVersion.objects.order_by("number").values_list("effective_at", flat=True).first()
+        due = first + dt.timedelta(days=days) if first is not None else None
     batches = list(
         Batch.objects.filter(state__in=_ENDED)
         .select_related("recipe")
@@ -155,6 +160,6 @@ def report(*, now: dt.datetime) -> Report:
         period_days=days,
         last_periodic=last,
         periodic_due=due,
-        periodic_overdue=due is None or due < now,
+        periodic_overdue=due is not None and due < now,
         batches=rows,
     )
