@@ -42,6 +42,7 @@ from batchline.web.access import current_user, require
 from . import (
     configuration,
     genealogy,
+    inventory,
     masterdata,
     masterdata_import,
     plant,
@@ -503,6 +504,7 @@ api.add_router("/equipment", plant.equipment)
 api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
+api.add_router("/inventory", inventory.router)
 api.add_router("/configuration", configuration.configuration)
 # Before the /master-data/{kind} routes: "imports" is no kind, and the first match wins.
 api.add_router("/master-data/imports", masterdata_import.router)
