@@ -36,7 +36,7 @@ def lots(plant):  # noqa: F811
     return people, clerk
 
 
-@pytest.mark.req("NFR-05", "MAT-01")
+@pytest.mark.req("NFR-05", "DI-09")
 def test_lots_are_listed_filtered_paged_and_found_by_material_and_number(lots) -> None:
     people, clerk = lots
     listed = api(clerk, "get", "/inventory/lots?material=LAC-200").json()
