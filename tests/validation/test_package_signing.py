@@ -100,3 +100,26 @@ def test_the_validation_page_lists_the_package_and_signs_it_in_the_dialog(built,
     archive = client.get(f"/validation/{built.pk}/archive/")
     assert archive.status_code == 200 and b"".join(archive.streaming_content).startswith(b"PK")
     assert login(personas["operator"]).get("/validation/").status_code == 403
+
+
+def test_the_list_reads_the_packages_signatures_in_one_query_however_many_there_are(
+    built, personas, login, tmp_path: Path
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(personas["qa_approver"])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as seen:
+            assert client.get("/validation/").status_code == 200
+        return len(seen)
+
+    queries()  # the first request of a session reads what later ones keep
+    one = queries()
+    sign(make_user("lead", ["qa_reviewer"]), built, "reviewed")
+    results = tmp_path / "more.json"
+    for n in range(2):  # two other runs: two other archives
+        results.write_text(json.dumps({"started": f"run {n}", "finished": "f", "tests": every_p0_passed()}))
+        call_command("validate", "--oq-results", str(results), "--out", str(tmp_path / f"more{n}"))
+    assert ValidationPackage.objects.count() == 3 and queries() == one

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from batchline import keys
+from batchline.rules import canonical
 
 from . import iq as iq_module
 from .risk import RISK_FILE
@@ -363,10 +364,6 @@ def _pdf(content: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), indent=None).encode()
-
-
 def build(
     content: dict[str, Any],
     *,
@@ -395,7 +392,7 @@ def build(
         "key_fingerprint": keys.fingerprint(public),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
-    manifest_bytes = _canonical(manifest)
+    manifest_bytes = canonical.dumps(manifest).encode()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"batchline-validation-{stamp}.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -70,9 +70,19 @@ def signatures_of(package: ValidationPackage) -> list[Signature]:
     )
 
 
-def next_meaning(package: ValidationPackage) -> str | None:
+def signatures_by_package(packages: list[ValidationPackage]) -> dict[int, list[Signature]]:
+    """The signatures of several packages in one query (the Validation page's list)."""
+    out: dict[int, list[Signature]] = {p.pk: [] for p in packages}
+    for s in Signature.objects.filter(
+        record_type="validation.validationpackage", record_id__in=[str(p.pk) for p in packages]
+    ).order_by("signed_at", "id"):
+        out[int(s.record_id)].append(s)
+    return out
+
+
+def next_meaning(package: ValidationPackage, signatures: list[Signature] | None = None) -> str | None:
     """The signature the package waits for: the lead's, then QA's approval; None once approved."""
-    meanings = {s.meaning for s in signatures_of(package)}
+    meanings = {s.meaning for s in (signatures_of(package) if signatures is None else signatures)}
     if Meaning.REVIEWED not in meanings:
         return Meaning.REVIEWED
     if Meaning.APPROVED not in meanings:

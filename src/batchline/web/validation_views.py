@@ -25,7 +25,13 @@ from batchline.signatures.services import (
     username_required,
 )
 from batchline.validation.models import ValidationPackage
-from batchline.validation.services import PackageRefused, next_meaning, package_sign, signatures_of
+from batchline.validation.services import (
+    PackageRefused,
+    next_meaning,
+    package_sign,
+    signatures_by_package,
+    signatures_of,
+)
 
 from .access import require, signer_posted
 
@@ -36,10 +42,9 @@ LABELS: dict[str, str] = {
 }
 
 
-def _view(package: ValidationPackage, user: Any) -> dict[str, Any]:
+def _view(package: ValidationPackage, user: Any, signatures: list[Any]) -> dict[str, Any]:
     content = package.signed_content()
-    meaning = next_meaning(package)
-    signatures = signatures_of(package)
+    meaning = next_meaning(package, signatures)
     may = meaning is not None and (
         (meaning == Meaning.REVIEWED and user.has_perm("validation.lead_validation"))
         or (meaning == Meaning.APPROVED and user.has_perm("approvals.approve_change"))
@@ -68,13 +73,19 @@ def _view(package: ValidationPackage, user: Any) -> dict[str, Any]:
 
 def validation(request: HttpRequest) -> HttpResponse:
     require(request.user, VIEW)
-    packages = [_view(p, request.user) for p in ValidationPackage.objects.all()[:100]]
+    found = list(ValidationPackage.objects.all()[:100])
+    signed = signatures_by_package(found)
+    packages = [_view(p, request.user, signed[p.pk]) for p in found]
     return render(request, "web/validation.html", {"packages": packages})
 
 
 def _detail(request: HttpRequest, pk: int, **extra: Any) -> HttpResponse:
     package = get_object_or_404(ValidationPackage, pk=pk)
-    context = {"v": _view(package, request.user), "username_required": username_required(request), **extra}
+    context = {
+        "v": _view(package, request.user, signatures_of(package)),
+        "username_required": username_required(request),
+        **extra,
+    }
     return render(request, "web/validation_package.html", context, status=extra.get("status", 200))
 
 
