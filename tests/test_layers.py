@@ -49,6 +49,15 @@ FORBIDDEN = {
     # the exception's own disposition row).
     "execution": ["batchline.web", "batchline.api", "batchline.quality", "batchline.reports"],
     "quality": ["batchline.web", "batchline.api", "batchline.reports"],
+    # The outbox sits under every app that reports something: it imports none of them.
+    "outbox": [
+        "batchline.web",
+        "batchline.api",
+        "batchline.execution",
+        "batchline.materials",
+        "batchline.quality",
+        "batchline.recipes",
+    ],
     # Simulated devices sit on the equipment registry and the device package; pages call them.
     "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],
     # Reports read through selectors and models; pages and the API call them, never the reverse.

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "batchline.recipes",
     "batchline.masterdata",
     "batchline.execution",
+    "batchline.outbox",
     "batchline.quality",
     "batchline.reports",
     "batchline.validation",
@@ -234,6 +235,11 @@ QMS_WEBHOOK_SECRET = os.environ.get("BATCHLINE_QMS_WEBHOOK_SECRET", "")
 QMS_SOURCE = os.environ.get("BATCHLINE_QMS_SOURCE", "batchline")  # prefix of message ids
 QMS_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_QMS_TIMEOUT", "10"))
 QMS_MAX_ATTEMPTS = _env_int("BATCHLINE_QMS_MAX_ATTEMPTS", 12)
+
+# The outbox (src/batchline/outbox/): where messages that leave Batchline go, by destination name.
+# A destination not named here gets no messages (docs/integration.md says how one is configured).
+OUTBOX_SOURCE = os.environ.get("BATCHLINE_OUTBOX_SOURCE", QMS_SOURCE)  # prefix of idempotency keys
+OUTBOX_DESTINATIONS: dict[str, dict[str, str]] = {}
 # How long a scale may take to answer (a stable weight waits for settling).
 SCALE_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_SCALE_TIMEOUT", "5"))
 # The reverse proxies (addresses or networks) whose X-Forwarded-For names the terminal a request
