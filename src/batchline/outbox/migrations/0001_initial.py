@@ -5,48 +5,85 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('destination', models.CharField(max_length=64)),
-                ('stream', models.CharField(max_length=200)),
-                ('kind', models.CharField(help_text='what the message says, e.g. deviation.opened', max_length=100)),
-                ('key', models.CharField(max_length=200, unique=True)),
-                ('content_type', models.CharField(max_length=100)),
-                ('body', models.TextField()),
-                ('created_at', models.DateTimeField()),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed: retries exhausted')], default='pending', max_length=10)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField()),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("destination", models.CharField(max_length=64)),
+                ("stream", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        help_text="what the message says, e.g. deviation.opened", max_length=100
+                    ),
+                ),
+                ("key", models.CharField(max_length=200, unique=True)),
+                ("content_type", models.CharField(max_length=100)),
+                ("body", models.TextField()),
+                ("created_at", models.DateTimeField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed: retries exhausted"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField()),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['state', 'next_attempt_at'], name='outbox_due_idx'), models.Index(fields=['destination', 'stream', 'id'], name='outbox_stream_idx')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["state", "next_attempt_at"], name="outbox_due_idx"),
+                    models.Index(fields=["destination", "stream", "id"], name="outbox_stream_idx"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('target', models.CharField(max_length=500)),
-                ('status', models.PositiveIntegerField(help_text='HTTP status; none when no answer came', null=True)),
-                ('error', models.TextField(blank=True)),
-                ('response', models.TextField(blank=True)),
-                ('milliseconds', models.PositiveIntegerField()),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='outbox.message')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("target", models.CharField(max_length=500)),
+                (
+                    "status",
+                    models.PositiveIntegerField(help_text="HTTP status; none when no answer came", null=True),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("response", models.TextField(blank=True)),
+                ("milliseconds", models.PositiveIntegerField()),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deliveries",
+                        to="outbox.message",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
     ]
