@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batchline import arrivals
+from batchline.accounts.backends import ModelBackend
 from batchline.approvals.services import ChangeRefused
 from batchline.audit.services import Actor, ReasonRequired, audit_together, record_create, record_update
 from batchline.execution.models import Batch
@@ -87,9 +87,15 @@ class Reply:
     repeat: bool = False
 
 
+def _may_send(user_id: int | None) -> Any:
+    """The active account with the interface's permission, or None: its row and permissions in one statement."""
+    user = ModelBackend().get_user(user_id) if user_id else None
+    return user if user is not None and user.has_perm(SEND_PERMISSION) else None
+
+
 def _sender(actor: Actor) -> Any:
-    user = get_user_model().objects.filter(pk=actor.id, is_active=True).first() if actor.id else None
-    if user is None or not user.has_perm(SEND_PERMISSION):
+    user = _may_send(actor.id)
+    if user is None:
         raise NotAllowed(
             f"The account {actor.username} may not send ERP messages ({SEND_PERMISSION}): it is the ERP "
             "interface's role. Nothing was read or kept."
@@ -149,7 +155,7 @@ def receive(body: bytes, *, transport: str, actor: Actor) -> Reply:
                 return _reply(message)
             record_create(message, actor=actor, action="message_received", reason=f"{env.root} {env.bodid}")
             inserted = True
-            _settle(message, _run(Context(actor, message, env, body)), env, actor, now)
+            _settle(message, _run(Context(actor, message, env, body), sender_checked=True), env, actor, now)
     except IntegrityError:
         if inserted:  # written by the handler's services: a unique record taken meanwhile
             raise Busy(
@@ -201,10 +207,12 @@ class _Undo(Exception):
         self.outcome = outcome
 
 
-def _run(ctx: Context) -> Outcome:
-    """The handler's outcome; whatever it wrote is rolled back unless the message was applied."""
-    user = get_user_model().objects.filter(pk=ctx.actor.id, is_active=True).first()
-    if user is None or not user.has_perm(SEND_PERMISSION):
+def _run(ctx: Context, *, sender_checked: bool = False) -> Outcome:
+    """The handler's outcome; whatever it wrote is rolled back unless the message was applied.
+
+    A parked message is judged again later: its account must still be allowed to send then.
+    """
+    if not sender_checked and _may_send(ctx.actor.id) is None:
         return Outcome(
             "refused", "NOT_ALLOWED", (f"The account {ctx.actor.username} may no longer send ERP messages.",)
         )
@@ -295,17 +303,22 @@ def _retry(message_id: int, *, now: dt.datetime | None = None) -> str | None:
         return outcome.state
 
 
-def _parked(key: str | None = None) -> list[InboundMessage]:
-    found = list(InboundMessage.objects.filter(state=MessageState.PARKED).order_by("received_at", "id"))
-    return [m for m in found if key is None or key in m.waits_for]
+def _parked(key: str | None = None) -> list[tuple[int, str, list[str]]]:
+    """(id, BODID, keys) of the parked messages (waiting for ``key``), oldest first; no bodies read."""
+    found = InboundMessage.objects.filter(state=MessageState.PARKED).order_by("received_at", "id")
+    return [
+        (pk, bodid, waits)
+        for pk, bodid, waits in found.values_list("pk", "bodid", "waits_for")
+        if key is None or key in waits
+    ]
 
 
 def on_arrival(key: str) -> None:
     """``key`` became known (``batchline.arrivals``): apply the messages parked for it, oldest first."""
-    for message in _parked(key):
-        state = _retry(message.pk)
+    for pk, bodid, _waits in _parked(key):
+        state = _retry(pk)
         if state:
-            log.info("parked message %s is %s now: %s arrived", message.bodid, state, key)
+            log.info("parked message %s is %s now: %s arrived", bodid, state, key)
 
 
 def present(key: str) -> bool:
@@ -331,13 +344,14 @@ def parked_due(now: dt.datetime | None = None) -> Due:
     then expire what waited longer than ``BATCHLINE_ERP_PARKED_HOURS`` into a refusal."""
     now = now or timezone.now()
     done = Due([], [])
-    for message in _parked():
-        if any(present(k) for k in message.waits_for) and _retry(message.pk, now=now) == MessageState.APPLIED:
-            done.applied.append(message.bodid)
+    for pk, bodid, waits in _parked():
+        if any(present(k) for k in waits) and _retry(pk, now=now) == MessageState.APPLIED:
+            done.applied.append(bodid)
     cutoff = now - dt.timedelta(hours=settings.BATCHLINE_ERP_PARKED_HOURS)
-    for message in InboundMessage.objects.filter(state=MessageState.PARKED, parked_at__lte=cutoff):
-        if _expire(message.pk, cutoff=cutoff, now=now):
-            done.expired.append(message.bodid)
+    expiring = InboundMessage.objects.filter(state=MessageState.PARKED, parked_at__lte=cutoff)
+    for pk, bodid in expiring.values_list("pk", "bodid"):
+        if _expire(pk, cutoff=cutoff, now=now):
+            done.expired.append(bodid)
     return done
 
 

@@ -131,7 +131,7 @@ def _amount(quantity: Quantity, target: str, *, what: str) -> Decimal:
     if unit == target:
         return value  # more than six decimals is refused in words where it is used (batch_create)
     try:
-        converted = convert(value, check_unit(unit), target)
+        converted = _convert(value, check_unit(unit), target)
     except UnknownUnit:
         raise MessageRefused("UNIT", f"{what}: {quantity.unit!r} is not a unit Batchline knows.") from None
     except Exception:  # pint: the dimensions differ
@@ -185,12 +185,14 @@ def recipe_charges(document: dict[str, Any]) -> dict[str, list[Charge]]:
     return dict(out)
 
 
-def bom_check(order: Order, recipe: MasterRecipe, document: dict[str, Any], planned: Decimal) -> list[str]:
-    """Refuse an order whose bill of materials does not match the recipe; the notes of what was not compared."""
+def bom_check(
+    order: Order, recipe: MasterRecipe, charges: dict[str, list[Charge]], planned: Decimal
+) -> list[str]:
+    """Refuse an order whose bill of materials does not match the recipe's ``charges``; the notes of
+    what was not compared."""
     label = f"{recipe.code} v{recipe.version}"
     if not order.bom:
         return [f"Order {order.id} sends no bill of materials: nothing to compare with {label}."]
-    charges = recipe_charges(document)
     given: dict[str, list[Need]] = defaultdict(list)
     for need in order.bom:
         given[need.code].append(need)
@@ -238,16 +240,20 @@ def bom_check(order: Order, recipe: MasterRecipe, document: dict[str, Any], plan
     return notes
 
 
+def _convert(value: Decimal, source: str, target: str) -> Decimal:
+    return value if source == target else convert(value, source, target)
+
+
 def _expected(steps: list[Charge], unit: str, ratio: Decimal) -> tuple[Decimal, Decimal]:
     """What the recipe's steps take of one material at this batch size, and how far that may stray."""
     expected = tolerance = Decimal(0)
     for c in steps:
-        amount = convert(c.quantity, c.unit, unit) * (ratio if c.scales else 1)
+        amount = _convert(c.quantity, c.unit, unit) * (ratio if c.scales else 1)
         expected += amount
         if c.tolerance_percent is not None:
             tolerance += amount * c.tolerance_percent / 100
         elif c.tolerance_absolute is not None:
-            tolerance += convert(c.tolerance_absolute, c.unit, unit)
+            tolerance += _convert(c.tolerance_absolute, c.unit, unit)
     return expected, tolerance
 
 
@@ -335,8 +341,9 @@ def _plan(order: Order, missing: Missing) -> Plan | None:
     if order.quantity is None:
         raise MessageRefused("QUANTITY", f"Order {order.id} gives no quantity of {product.code} to make.")
     planned = _amount(order.quantity, recipe.nominal_unit, what=f"Order {order.id}: the quantity")
-    notes = bom_check(order, recipe, recipe.document, planned)
-    _materials(order, set(recipe_charges(recipe.document)) | {n.code for n in order.bom}, missing)
+    charges = recipe_charges(recipe.document)
+    notes = bom_check(order, recipe, charges, planned)
+    _materials(order, set(charges) | {n.code for n in order.bom}, missing)
     number = order.lot or order.id
     if not BATCH_NUMBER.fullmatch(number):
         raise MessageRefused(
@@ -425,7 +432,7 @@ def change(ctx: Context) -> Outcome:
         planned = batch.planned_quantity
         if order.quantity is not None:
             planned = _amount(order.quantity, batch.unit, what=f"Order {order.id}: the quantity")
-        notes = bom_check(order, batch.recipe, batch.control_recipe, planned)
+        notes = bom_check(order, batch.recipe, recipe_charges(batch.control_recipe), planned)
         dates = {
             k: v
             for k, v in (("planned_start", order.start), ("planned_end", order.end))
