@@ -243,7 +243,9 @@ def test_two_doors_delivering_the_same_message_at_once_make_one_batch(live_db) -
 
 
 @pytest.mark.req("P11-07", "A11-16")
-def test_the_interface_role_signs_nothing_and_is_granted_by_two_people_never_to_an_administrator(plant) -> None:
+def test_the_interface_role_signs_nothing_and_is_granted_by_two_people_never_to_an_administrator(
+    plant,
+) -> None:
     from batchline.accounts import grants
     from batchline.accounts.roles import ROLES
 
@@ -251,4 +253,6 @@ def test_the_interface_role_signs_nothing_and_is_granted_by_two_people_never_to_
     assert "erp.send_message" in permissions
     assert not [p for p in permissions if p.startswith("signatures.")]
     assert grants.needs_approval(plant["supervisor"], ["supervisor", "erp_interface"])
-    assert grants.incompatible(["administrator", "erp_interface"]) == ["Engineer / administrator and ERP interface"]
+    assert grants.incompatible(["administrator", "erp_interface"]) == [
+        "Engineer / administrator and ERP interface"
+    ]
