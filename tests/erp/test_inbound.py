@@ -218,6 +218,7 @@ def test_two_doors_delivering_the_same_message_at_once_make_one_batch(live_db) -
 
     plant = make_erp_plant()  # committed: each thread reads it on its own connection
     body = order("BOD-RACE", "4711").encode()
+    assert_valid(body)
     barrier = threading.Barrier(2)
     replies: dict[str, inbound.Reply] = {}
 
@@ -238,6 +239,7 @@ def test_two_doors_delivering_the_same_message_at_once_make_one_batch(live_db) -
     assert sorted(r.state for r in replies.values()) == ["applied", "applied"], replies
     assert sorted(r.repeat for r in replies.values()) == [False, True]
     assert replies["https"].xml == replies["nats"].xml
+    assert_valid(replies["https"].xml)
     assert Batch.objects.count() == 1 and InboundMessage.objects.count() == 1
     assert verify().ok
 
