@@ -19,6 +19,7 @@ FORBIDDEN = {
         "batchline.web",
         "batchline.api",
         "batchline.equipment",
+        "batchline.erp",
     ],
     # Signing is below the account services (which sign role changes) but uses the user model.
     "signatures": [
@@ -26,12 +27,19 @@ FORBIDDEN = {
         "batchline.api",
         "batchline.accounts.services",
         "batchline.accounts.views",
+        "batchline.erp",
     ],
     "accounts": ["batchline.api"],
     # Two-person change control sits above signatures and the user model; the account services
     # (role grants) and the configuration use it.
-    "approvals": ["batchline.web", "batchline.api", "batchline.accounts.services", "batchline.configuration"],
-    "configuration": ["batchline.web", "batchline.api"],
+    "approvals": [
+        "batchline.web",
+        "batchline.api",
+        "batchline.accounts.services",
+        "batchline.configuration",
+        "batchline.erp",
+    ],
+    "configuration": ["batchline.web", "batchline.api", "batchline.erp"],
     "equipment": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
     # Materials are below execution: batches are named by number, never imported.
     "materials": [
@@ -40,6 +48,7 @@ FORBIDDEN = {
         "batchline.execution",
         "batchline.recipes",
         "batchline.genealogy",
+        "batchline.erp",
     ],
     # Genealogy reads materials, equipment and execution; pages and the API read it.
     "genealogy": ["batchline.web", "batchline.api"],
@@ -47,7 +56,13 @@ FORBIDDEN = {
     "training": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
     # Quality decides on what execution recorded; execution never asks quality (its gate reads
     # the exception's own disposition row).
-    "execution": ["batchline.web", "batchline.api", "batchline.quality", "batchline.reports"],
+    "execution": [
+        "batchline.web",
+        "batchline.api",
+        "batchline.quality",
+        "batchline.reports",
+        "batchline.erp",
+    ],
     "quality": ["batchline.web", "batchline.api", "batchline.reports"],
     # The outbox sits under every app that reports something: it imports none of them.
     "outbox": [
@@ -64,6 +79,13 @@ FORBIDDEN = {
     "reports": ["batchline.web", "batchline.api"],
     # The audit-trail review reads the trail and a batch's record; pages and the API call it.
     "auditreview": ["batchline.web", "batchline.api"],
+    # Master data and recipes make what parked ERP messages wait for; they announce it (batchline.arrivals)
+    # and never import the ERP inbound that listens.
+    "masterdata": ["batchline.web", "batchline.api", "batchline.erp"],
+    "recipes": ["batchline.web", "batchline.api", "batchline.erp"],
+    # The ERP inbound sits on materials, recipes, execution and master data; its transports (the API,
+    # later a watched folder and NATS) call its one entry point.
+    "erp": ["batchline.web", "batchline.api", "batchline.integrity"],
     # Periodic reports read every app's records; pages call them, and the worker raises their alerts.
     "periodic": ["batchline.web", "batchline.api", "batchline.integrity"],
 }

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "batchline.masterdata",
     "batchline.execution",
     "batchline.outbox",
+    "batchline.erp",
     "batchline.quality",
     "batchline.reports",
     "batchline.validation",
@@ -305,6 +306,12 @@ NINJA_PAGINATION_PER_PAGE = 100
 BATCHLINE_API_TOKEN_RATE = os.environ.get("BATCHLINE_API_TOKEN_RATE", "600/m").strip()
 # The largest request body: a recipe file at its limit (4 MB, recipes/document.py) in a JSON body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- ERP inbound (B2MML V0700, docs/integration.md) ------------------------------------------
+# The largest message read (checked before parsing; a larger one is refused unread, HTTP 413).
+BATCHLINE_ERP_MAX_BYTES = _env_int("BATCHLINE_ERP_MAX_BYTES", 2 * 1024 * 1024)
+# How long a parked message waits for what it refers to before it expires into a refusal.
+BATCHLINE_ERP_PARKED_HOURS = float(os.environ.get("BATCHLINE_ERP_PARKED_HOURS", "24"))
 
 # Content-Security-Policy (django-csp): scripts, styles, images and connections from this server
 # only; no inline script or style (the pages have none: htmx is told not to inject its indicator

@@ -7,6 +7,7 @@ from batchline.api.api import api
 from batchline.web import audit_views as audit
 from batchline.web import configuration_views as configuration
 from batchline.web import equipment_views as equipment
+from batchline.web import erp_views as erp
 from batchline.web import execution_views as execution
 from batchline.web import floor_views, recipe_editor
 from batchline.web import genealogy_views as genealogy
@@ -168,6 +169,7 @@ urlpatterns = [
     path("validation/<id:pk>/", validation.validation_package, name="validation_package"),
     path("validation/<id:pk>/sign/", validation.validation_sign, name="validation_sign"),
     path("validation/<id:pk>/archive/", validation.validation_download, name="validation_download"),
+    path("integration/erp/", erp.erp_messages, name="erp_messages"),
     path("master-data/", masterdata.master_data, name="master_data"),
     path("master-data/changes/", masterdata.master_changes, name="master_changes"),
     path("master-data/changes/<id:pk>/<str:decision>/", masterdata.master_decide, name="master_decide"),

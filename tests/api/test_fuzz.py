@@ -40,6 +40,8 @@ REFUSAL_ACTIONS = {
     "refused_after_release",
     "lockout",
     "address_lockout",
+    # An ERP message refused is kept with its reason (A11-07: a rejected exchange is reported).
+    "message_refused",
 }
 # The path parameters aimed at real records, half the time.
 AIMED = frozenset({"number", "key", "recipe_id", "other_id", "user_id", "material"})
@@ -113,7 +115,7 @@ def token(db, keep_connection) -> str:
 
     # Every role: the widest reach, so generated input gets past the permission checks to the services.
     roles = ["administrator", "supervisor", "operator", "warehouse", "recipe_author", "qa_reviewer"]
-    user = make_user("fuzzer", [*roles, "qa_approver", "engineer"])
+    user = make_user("fuzzer", [*roles, "qa_approver", "engineer", "erp_interface"])
     return token_for(user)
 
 

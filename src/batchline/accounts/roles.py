@@ -188,6 +188,19 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             # Prepares the periodic access review and evaluation; a QA approver signs them.
             "periodic.view_periodicreport",
             "periodic.prepare_report",
+            # The messages the ERP sent: what each did, and the parked ones with what they wait for.
+            "erp.view_inboundmessage",
+        ],
+    ),
+    # A machine, not a person: the account an ERP sends its B2MML messages as (erp/inbound.py). It signs
+    # nothing; the master data it sends waits for a QA approver, its orders for a supervisor's release.
+    "erp_interface": (
+        "ERP interface",
+        "The account an ERP sends its B2MML messages as: orders, material definitions, goods receipts.",
+        [
+            "erp.send_message",
+            # A material definition from the ERP is a change request, decided by a QA approver.
+            "masterdata.request_change",
         ],
     ),
     "auditor": (
@@ -206,6 +219,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.view_deviation",
             "validation.view_package",
             "periodic.view_periodicreport",
+            "erp.view_inboundmessage",
         ],
     ),
 }

@@ -41,6 +41,7 @@ from batchline.web.access import current_user, require
 
 from . import (
     configuration,
+    erp,
     genealogy,
     inventory,
     masterdata,
@@ -506,6 +507,7 @@ api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
 api.add_router("/inventory", inventory.router)
 api.add_router("/configuration", configuration.configuration)
+api.add_router("/erp", erp.router)
 # Before the /master-data/{kind} routes: "imports" is no kind, and the first match wins.
 api.add_router("/master-data/imports", masterdata_import.router)
 api.add_router("/master-data", masterdata.router)

@@ -4,7 +4,8 @@ A kind of change registers itself (:func:`kind_register`) with who may
 request it, how to read the current state of its subject and how to apply
 it. The rules here are the same for every kind:
 
-- the requester signs the request (meaning "requested");
+- the requester signs the request (meaning "requested"); a machine interface
+  (the ERP) requests unsigned, under its own account (:func:`change_request_received`);
 - the approver is another person, holds ``approvals.approve_change``, is not
   the person the change is about, and signs the approval ("approved") or the
   rejection ("rejected");
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -80,13 +82,78 @@ def change_request(
     comment: str = "",
 ) -> ChangeRequest:
     """Record a signed request; nothing changes until someone else approves it."""
+    user = signer.user
+    if user.pk != actor.id:
+        raise ChangeRefused("A change is requested and signed by the same person.")
+    return _request_write(
+        actor=actor,
+        user=user,
+        signer=signer,
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        summary=summary,
+        payload=payload,
+        before=before,
+        reason=reason,
+        comment=comment,
+    )
+
+
+def change_request_received(
+    *,
+    actor: Actor,
+    kind: str,
+    subject_type: str,
+    subject_id: object,
+    summary: str,
+    payload: Any,
+    before: Any,
+    reason: str,
+) -> ChangeRequest:
+    """A request made by a machine interface from a message it received (an ERP's material definition).
+
+    Attributed to the interface's own account, whose roles must allow the request,
+    and not signed: an electronic signature is a person's (21 CFR 11.50, 11.100) and
+    an interface is none. Its reason names the message. It takes effect only as any
+    request does, by another person's signed approval, so two parties still decide.
+    """
+    user = get_user_model().objects.filter(pk=actor.id, is_active=True).first() if actor.id else None
+    if user is None:
+        raise ChangeRefused("A request from an interface names the interface's active account.")
+    return _request_write(
+        actor=actor,
+        user=user,
+        signer=None,
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        summary=summary,
+        payload=payload,
+        before=before,
+        reason=reason,
+        comment="",
+    )
+
+
+def _request_write(
+    *,
+    actor: Actor,
+    user: Any,
+    signer: VerifiedSigner | None,
+    kind: str,
+    subject_type: str,
+    subject_id: object,
+    summary: str,
+    payload: Any,
+    before: Any,
+    reason: str,
+    comment: str,
+) -> ChangeRequest:
     k = kind_of(kind)
     reason = reason.strip()
     if not reason:
         raise ReasonRequired("Give a reason for the change: the approver and the audit trail read it.")
-    user = signer.user
-    if user.pk != actor.id:
-        raise ChangeRefused("A change is requested and signed by the same person.")
     if not user.has_perm(k.request_permission):
         raise ChangeRefused(f"Your roles do not allow you to request this: {k.label.lower()}.")
     if canonical.normalise(payload) == canonical.normalise(before):
@@ -105,14 +172,15 @@ def change_request(
                 requested_at=timezone.now(),
             )
             record_create(request, actor=actor, reason=reason, action="change_request")
-            signature_apply(
-                signer=signer,
-                meaning=Meaning.REQUESTED,
-                record=request,
-                content=request.signed_content(),
-                actor=actor,
-                comment=comment,
-            )
+            if signer is not None:
+                signature_apply(
+                    signer=signer,
+                    meaning=Meaning.REQUESTED,
+                    record=request,
+                    content=request.signed_content(),
+                    actor=actor,
+                    comment=comment,
+                )
     except IntegrityError:
         raise ChangeRefused(
             "A request for this is already waiting for approval: it must be decided or withdrawn first."

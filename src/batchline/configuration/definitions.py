@@ -27,6 +27,9 @@ GMP_SIGNING_ROLES = (
     "qa_reviewer",
     "qa_approver",
     "qualified_person",
+    # Signs nothing, yet makes GMP records (batches, lot receipts, lot status where allowed): granted
+    # with a QA approver's approval like the signing roles, and never to an administrator.
+    "erp_interface",
 )
 DEFAULT_INCOMPATIBLE_ROLES = tuple(("administrator", role) for role in GMP_SIGNING_ROLES)
 
@@ -56,6 +59,7 @@ class GmpConfig:
     trail_review_days: int
     access_review_interval_days: int
     periodic_evaluation_interval_days: int
+    erp_lot_status: bool
 
     @property
     def hours(self) -> trail.WorkingHours:
@@ -306,6 +310,14 @@ SETTINGS: dict[str, Setting] = {
         _int(30, 1095),
         "BATCHLINE_PERIODIC_EVALUATION_INTERVAL_DAYS",
     ),
+    "erp_lot_status": Setting(
+        "Lot status from the ERP",
+        "A lot's status (released, rejected, blocked, quarantine) sent by the ERP's quality management "
+        "(B2MML SyncMaterialLot) is applied, audited under the ERP interface's account (S95-04). Off: only "
+        "QA changes a lot's status, in Batchline, with an e-signature, and such a message is refused in words.",
+        _bool,
+        "BATCHLINE_ERP_LOT_STATUS",
+    ),
 }
 
 SEED_DEFAULTS: dict[str, Any] = {
@@ -329,6 +341,7 @@ SEED_DEFAULTS: dict[str, Any] = {
     "trail_review_days": 30,
     "access_review_interval_days": 180,
     "periodic_evaluation_interval_days": 365,
+    "erp_lot_status": False,
 }
 
 # What a setting added by a later release is in the versions written before it existed, where that

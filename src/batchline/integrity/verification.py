@@ -123,6 +123,9 @@ class Ran:
     master_changes: list[str] = field(default_factory=list)
     # Overdue access reviews or periodic evaluations alerted this round (periodic/services.py).
     overdue_reviews: list[str] = field(default_factory=list)
+    # Parked ERP messages applied (what they waited for is here) or expired this round (erp/inbound.py).
+    erp_applied: list[str] = field(default_factory=list)
+    erp_expired: list[str] = field(default_factory=list)
 
 
 def tick() -> Ran:
@@ -143,4 +146,8 @@ def tick() -> Ran:
     from batchline.periodic.services import overdue_alerts_raise
 
     ran.overdue_reviews = [alert.kind for alert in overdue_alerts_raise()]
+    from batchline.erp.inbound import parked_due
+
+    due = parked_due()
+    ran.erp_applied, ran.erp_expired = due.applied, due.expired
     return ran

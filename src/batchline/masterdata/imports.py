@@ -38,7 +38,13 @@ from django.db import transaction
 from lxml import etree
 
 from batchline.approvals.models import ChangeRequest, RequestState
-from batchline.approvals.services import ChangeRefused, Kind, change_request, kind_register
+from batchline.approvals.services import (
+    ChangeRefused,
+    Kind,
+    change_request,
+    change_request_received,
+    kind_register,
+)
 from batchline.audit.services import Actor, ReasonRequired, record_update
 from batchline.reports.batchml import schema_dir
 from batchline.signatures.services import VerifiedSigner
@@ -243,14 +249,14 @@ def read_csv(data: bytes, kind: MasterKind) -> list[Incoming]:
     return out
 
 
-def _parser() -> etree.XMLParser:
+def xml_parser() -> etree.XMLParser:
     # No entities, no network: a file cannot pull anything in from outside or expand itself.
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
 @cache
 def _schema(path: str) -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(path, _parser()))
+    return etree.XMLSchema(etree.parse(path, xml_parser()))
 
 
 def b2mml_schema() -> etree.XMLSchema:
@@ -510,7 +516,7 @@ def _noun(root_name: str) -> str:
 def read_b2mml(data: bytes) -> list[Incoming]:
     """Items of a B2MML V0700 document, validated against the XSD first; lines from lxml's ``sourceline``."""
     try:
-        doc = etree.fromstring(data, _parser())
+        doc = etree.fromstring(data, xml_parser())
     except etree.XMLSyntaxError as exc:
         return [Incoming(exc.lineno or 1, "", {}, refused=f"the file is not well-formed XML: {exc.msg}.")]
     schema = b2mml_schema()
@@ -628,6 +634,11 @@ def _judge(incoming: list[Incoming]) -> list[Row]:
             item = model_of(k).objects.filter(code=code).first()
             parsed = parse_values(k, inc.raw, creating=item is None)
             if item is None:
+                if (k.name, code) in waiting:
+                    raise ChangeRefused(
+                        f"a request for new {k.label.lower()} {code} is on its way ({waiting[(k.name, code)]}): "
+                        "it is decided first."
+                    )
                 full = full_values(k, parsed)
                 item_check(k, full, None, planned=planned)
                 row.operation, row.values = "create", full
@@ -728,18 +739,50 @@ def import_request(
         raise ReasonRequired("Give a reason for the import: the audit trail and the approver read it.")
     may_request(actor)
     preview = import_preview(data=data, file_name=file_name, format=format, kind=kind)
-    if preview.refused:
-        lines = ", ".join(str(r.line) for r in preview.refused)
-        raise ImportRefused(f"{file_name} was not imported: line {lines} refused.", preview)
-    gated = [r for r in preview.rows if r.needs_approval]
-    plain = [r for r in preview.rows if r.operation == "change" and r.plain()]
-    if not gated and not plain:
-        raise ImportRefused(f"{file_name} changes nothing: every item holds these values already.", preview)
+    gated = _importable(preview)
     if gated and signer is None:
         raise ChangeRefused(
             "This import creates items or changes how batches are made or judged: it is requested with "
             "your signature and takes effect when a QA approver approves it."
         )
+    return _import(actor=actor, signer=signer, preview=preview, reason=reason, comment=comment)
+
+
+def import_received(*, actor: Actor, data: bytes, file_name: str, reason: str) -> Imported:
+    """The same import for a B2MML message a machine interface received (the ERP's ``SyncMaterialDefinition``).
+
+    Under the rules of a file's import, with one difference: the request is the
+    interface account's, unsigned (``approvals.change_request_received``), and a
+    QA approver's signed approval alone puts it in force. Joins the caller's
+    transaction; refused as :func:`import_request` is.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ReasonRequired("Name the message the import comes from.")
+    may_request(actor)
+    preview = import_preview(data=data, file_name=file_name, format="b2mml")
+    _importable(preview)
+    return _import(actor=actor, signer=None, preview=preview, reason=reason, comment="")
+
+
+def _importable(preview: Preview) -> list[Row]:
+    """The rows that need approval; refuses a file with a refused row, or one that changes nothing."""
+    if preview.refused:
+        lines = ", ".join(str(r.line) for r in preview.refused)
+        raise ImportRefused(f"{preview.file_name} was not imported: line {lines} refused.", preview)
+    gated = [r for r in preview.rows if r.needs_approval]
+    if not gated and not any(r.operation == "change" and r.plain() for r in preview.rows):
+        raise ImportRefused(
+            f"{preview.file_name} changes nothing: every item holds these values already.", preview
+        )
+    return gated
+
+
+def _import(
+    *, actor: Actor, signer: VerifiedSigner | None, preview: Preview, reason: str, comment: str
+) -> Imported:
+    gated = [r for r in preview.rows if r.needs_approval]
+    plain = [r for r in preview.rows if r.operation == "change" and r.plain()]
     origin = _origin(preview)
     with transaction.atomic():
         for row in plain:
@@ -753,7 +796,6 @@ def import_request(
             )
         request = None
         if gated:
-            assert signer is not None
             request = _request(
                 actor=actor, signer=signer, preview=preview, rows=gated, reason=reason, comment=comment
             )
@@ -761,7 +803,13 @@ def import_request(
 
 
 def _request(
-    *, actor: Actor, signer: VerifiedSigner, preview: Preview, rows: list[Row], reason: str, comment: str
+    *,
+    actor: Actor,
+    signer: VerifiedSigner | None,
+    preview: Preview,
+    rows: list[Row],
+    reason: str,
+    comment: str,
 ) -> ChangeRequest:
     created = sum(r.operation == "create" for r in rows)
     changed = len(rows) - created
@@ -775,15 +823,14 @@ def _request(
         f"Import of {preview.file_name} ({preview.format}, SHA-256 {preview.sha256}): "
         f"{created} new, {changed} changed\n" + "\n".join(lines)
     )
-    return change_request(
-        actor=actor,
-        signer=signer,
-        kind=IMPORT_KIND,
-        subject_type=SUBJECT_TYPE,
+    request: dict[str, Any] = {
+        "actor": actor,
+        "kind": IMPORT_KIND,
+        "subject_type": SUBJECT_TYPE,
         # One open request per file: the same file sent twice waits for the first to be decided.
-        subject_id=preview.sha256,
-        summary=summary,
-        payload={
+        "subject_id": preview.sha256,
+        "summary": summary,
+        "payload": {
             "file": preview.file_name,
             "sha256": preview.sha256,
             "format": preview.format,
@@ -799,10 +846,12 @@ def _request(
                 for r in rows
             ],
         },
-        before={"rows": [_before(r) for r in rows]},
-        reason=reason,
-        comment=comment,
-    )
+        "before": {"rows": [_before(r) for r in rows]},
+        "reason": reason,
+    }
+    if signer is None:
+        return change_request_received(**request)
+    return change_request(**request, signer=signer, comment=comment)
 
 
 def _before(row: Row) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from batchline import arrivals
 from batchline.approvals.models import ChangeRequest
 from batchline.approvals.services import ChangeRefused, Kind, change_request, kind_register
 from batchline.audit.services import SYSTEM, Actor, ReasonRequired, record_create, record_update
@@ -506,6 +507,9 @@ def item_apply(
             reason=reason,
             action="master_create",
         )
+        if k.name in ("material", "product"):
+            # A message from the ERP may be waiting for it (erp/inbound.py): told once this commits.
+            arrivals.announce(f"{k.name}:{code}")
         return
     item = item_get(k, code, lock=True)
     if item.retired_at is not None:

@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from batchline import arrivals
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
 from batchline.configuration import selectors as configuration
 from batchline.equipment.stations import registered_station_only
@@ -134,7 +135,9 @@ def material_create(*, actor: Actor, reason: str = "", **fields: Any) -> Materia
     with transaction.atomic():
         if Material.objects.filter(code=fields.get("code")).exists():
             raise _refuse("DUPLICATE", f"Material {fields.get('code')} exists already.")
-        return record_create(Material(**fields), actor=actor, reason=reason)
+        material = record_create(Material(**fields), actor=actor, reason=reason)
+        arrivals.announce(f"material:{material.code}")
+        return material
 
 
 # --- receiving ---------------------------------------------------------------------------------
@@ -233,11 +236,13 @@ def product_material(*, actor: Actor, code: str, name: str, unit: str) -> Materi
         check_unit(unit)
     except UnknownUnit as exc:
         raise _refuse("UNKNOWN_UNIT", str(exc)) from exc
-    return record_create(
+    material = record_create(
         Material(code=code, name=name, kind="finished", unit=unit),
         actor=actor,
         reason=f"product {code} made for the first time",
     )
+    arrivals.announce(f"material:{code}")
+    return material
 
 
 def output_lot_register(

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from batchline import arrivals
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor, ReasonRequired, record_create, record_update
 from batchline.rules import states
@@ -286,4 +287,7 @@ def recipe_transition(
             actor=actor,
             comment=reason,
         )
+        if command == "make_effective":
+            # Orders from the ERP may be waiting for the product's effective recipe (erp/inbound.py).
+            arrivals.announce(f"recipe:{locked.product.code}")
     return locked

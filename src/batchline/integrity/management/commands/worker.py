@@ -2,7 +2,9 @@
 
 Checkpoints (every ``checkpoint_interval_minutes`` of the GMP configuration, when
 the trail moved), the full verification (every ``verify_interval_minutes``; a
-failure raises a security alert) and the delivery of due QMS events. One
+failure raises a security alert), the delivery of due QMS events, and the
+parked ERP messages: applied when what they wait for is here, expired after
+``BATCHLINE_ERP_PARKED_HOURS``. One
 process per installation is enough; two are safe (checkpoint numbers and
 chain positions are allocated under locks). Stops cleanly on SIGTERM/SIGINT.
 """
@@ -21,7 +23,10 @@ from batchline.integrity.verification import log, tick
 
 
 class Command(BaseCommand):
-    help = "Run checkpoints, scheduled verification, QMS delivery and due master-data changes until stopped (--once for one round)."
+    help = (
+        "Run checkpoints, scheduled verification, QMS delivery, due master-data changes and parked ERP "
+        "messages until stopped (--once for one round)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--every", type=float, default=30.0, help="seconds between rounds (default 30)")
@@ -49,12 +54,16 @@ class Command(BaseCommand):
                     or ran.delivered
                     or ran.master_changes
                     or ran.overdue_reviews
+                    or ran.erp_applied
+                    or ran.erp_expired
                 ):
                     verified = {None: "-", True: "ok", False: "FINDINGS"}[ran.verified]
                     self.stdout.write(
                         f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}; "
                         f"master-data changes in effect {', '.join(ran.master_changes) or '-'}; "
-                        f"overdue reviews alerted {', '.join(ran.overdue_reviews) or '-'}"
+                        f"overdue reviews alerted {', '.join(ran.overdue_reviews) or '-'}; "
+                        f"parked ERP messages applied {', '.join(ran.erp_applied) or '-'}, "
+                        f"expired {', '.join(ran.erp_expired) or '-'}"
                     )
                     self.stdout.flush()
             if options["once"] or (options["parent"] and os.getppid() != options["parent"]):
