@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "batchline.execution",
     "batchline.outbox",
     "batchline.quality",
+    "batchline.erp",
     "batchline.reports",
     "batchline.validation",
     "batchline.auditreview",
