@@ -255,6 +255,11 @@ def test_a_batch_run_to_release_leaves_each_step_the_erp_needs_in_order_with_qua
     assert [
         s.findtext("b:SegmentState", namespaces=NS) for s in doc.iterfind(".//b:SegmentResponse", NS)
     ] == ["Completed"] * 3
+    # A batch's performance is read in four statements however long it ran, a lot in two.
+    with CaptureQueriesContext(connection) as queries:
+        outbound.performance_of("ERP-0001")
+        outbound.lot_state_of("ERPG", "ERP-0001")
+    assert len(queries) == 6
     # The produced lot's last SyncMaterialLot: released, its containers and their total.
     lot = xml(messages(stream="lot:ERPG/ERP-0001")[-1]).find(".//b:MaterialLot", NS)
     assert (lot.findtext("b:Status", namespaces=NS), lot.findtext("b:Disposition", namespaces=NS)) == (
@@ -303,6 +308,24 @@ def test_an_aborted_batch_then_rejected_reports_both_and_its_output_lot_rejected
         "rejected",
         "Restricted",
     )
+
+
+@pytest.mark.req("S95-02", "GEN-01")
+def test_output_recorded_outside_a_step_counts_in_the_last_operation(erp) -> None:
+    people, recipe = erp_plant()
+    batch = new_batch(people, recipe, number="ERP-0008", quantity="100")
+    start(people, batch, "disp_api")
+    ex.batch_produce(actor=A(people["operator"]), batch=batch, quantities=["0.5", "0.25"], unit="kg")
+    last = messages(stream="batch:ERP-0008")[-1]
+    assert (last.kind, shape(last.key)) == (
+        "SyncOperationsPerformance/lot.produced",
+        "ERP-0008:produced:C-000004",
+    )
+    assert lots(last) == {
+        "dispensing": [],
+        "granulation": [],
+        "discharge": [("Produced", "ERPG", "ERP-0008", "0.75", "kg")],
+    }
 
 
 @pytest.mark.req("S95-02", "A11-07")
