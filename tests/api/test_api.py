@@ -226,6 +226,25 @@ BODIES = {
     },
     "/api/v1/quality/deviations/{number}/step": {"command": "investigate", "signature": SIG},
     "/api/v1/quality/batches/{number}/review": {"stage": "released", "signature": SIG},
+    "/api/v1/inventory/lots": {"material": "PCM", "number": "L-1", "containers": [1]},
+    "/api/v1/inventory/lots/{material}/{number}/disposition": {
+        "status": "released",
+        "reason": "r",
+        "signature": SIG,
+    },
+    "/api/v1/inventory/lots/{material}/{number}/retest": {
+        "retest_at": "2030-01-01T00:00:00Z",
+        "reason": "r",
+        "signature": SIG,
+    },
+    "/api/v1/inventory/lots/{material}/{number}/expiry": {
+        "expires_at": "2030-01-01T00:00:00Z",
+        "reason": "r",
+        "signature": SIG,
+    },
+    "/api/v1/inventory/containers/{code}/return": {"location": "WH-B-03"},
+    "/api/v1/inventory/containers/{code}/waste": {"reason": "r", "signature": SIG},
+    "/api/v1/inventory/containers/{code}/labels": {"format": "pdf"},
 }
 
 
@@ -265,6 +284,7 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 .replace("{decision}", "approve")
                 .replace("{kind}", "material")
                 .replace("{code}", "X")
+                .replace("{material}", "PCM")
             )
             response = getattr(Client(), method)(
                 url,

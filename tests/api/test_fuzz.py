@@ -3,7 +3,7 @@
 The operations are read from the API's own OpenAPI document, so an endpoint
 added later is fuzzed without editing this file. Schemathesis generates valid
 and invalid input (wrong types, missing fields, strings where numbers go);
-half the examples of an operation that names a batch, a step, a recipe or a
+half the examples of an operation that names a batch, a step, a recipe, a lot or a
 person are aimed at real ones (a running batch at its data entry step), so
 the input reaches the services instead of stopping at "no such batch".
 Whatever the input, the API answers without a server error, and a refused
@@ -42,7 +42,7 @@ REFUSAL_ACTIONS = {
     "address_lockout",
 }
 # The path parameters aimed at real records, half the time.
-AIMED = frozenset({"number", "key", "recipe_id", "other_id", "user_id"})
+AIMED = frozenset({"number", "key", "recipe_id", "other_id", "user_id", "material"})
 
 
 def written_since(mark: int) -> list[str]:
@@ -94,6 +94,8 @@ class World:
                 "recipe_id": recipe.pk,
                 "other_id": recipe.pk,
                 "user_id": people["operator"].pk,
+                # With the batch's number, its output lot (inventory/lots/{material}/{number}).
+                "material": "TST",
             }
         return self._ids
 

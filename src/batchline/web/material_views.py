@@ -17,11 +17,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.labels.pdf import render_pdf
-from batchline.labels.zpl import render_zpl
 from batchline.materials import services as stock
-from batchline.materials.labels import container_label
-from batchline.materials.models import Container, LabelPrint, Lot, LotStatus, Material
+from batchline.materials.models import Container, Lot, LotStatus, Material
+from batchline.materials.printing import container_label_print
 from batchline.rules import materials as rules
 from batchline.signatures.models import Signature
 from batchline.signatures.services import (
@@ -172,23 +170,20 @@ def label_print(request: HttpRequest, code: str, fmt: str) -> HttpResponse:
     """Print (or reprint, with a reason) a container's label: every print is logged first."""
     require(request.user, "materials.receive_material")
     container = get_object_or_404(Container.objects.select_related("lot__material"), code=code)
-    label = container_label(container, print_count=LabelPrint.objects.filter(container=container).count() + 1)
-    content = render_pdf(label) if fmt == "pdf" else render_zpl(label).encode()
     try:
-        stock.label_print_record(
+        printed = container_label_print(
             actor=Actor.of(request.user, via="web"),
             container=container,
-            label=label,
             fmt=fmt,
-            content=content,
             reason=request.POST.get("reason", ""),
         )
+    except stock.MaterialRefused as exc:
+        return _lot_page(request, container.lot, status=422, refusal=[r.message for r in exc.verdict.reasons])
     except ReasonRequired as exc:
         return _lot_page(request, container.lot, status=422, refusal=[str(exc)])
+    response = HttpResponse(printed.content, content_type=printed.content_type)
     if fmt == "pdf":
-        response = HttpResponse(content, content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{code}.pdf"'
     else:
-        response = HttpResponse(content, content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{code}.zpl"'
     return response

@@ -21,10 +21,8 @@ from batchline.audit.services import Actor, ReasonRequired
 from batchline.equipment.models import Equipment
 from batchline.execution import returns, selectors
 from batchline.execution.models import Batch
-from batchline.labels.pdf import render_pdf
-from batchline.materials import services as stock
-from batchline.materials.labels import container_label
 from batchline.materials.models import Container
+from batchline.materials.printing import container_label_print
 from batchline.rules import returns as rules
 from batchline.rules.verdict import Refused
 from batchline.signatures.models import Meaning
@@ -138,19 +136,17 @@ def returned_label(request: HttpRequest, number: str, code: str) -> HttpResponse
     )
     if container is None:
         raise Http404(f"No container {code} was returned to stock from batch {batch.number}")
-    label = container_label(container, print_count=container.prints.count() + 1)
-    content = render_pdf(label)
     try:
-        stock.label_print_record(
+        printed = container_label_print(
             actor=Actor.of(request.user, via="web"),
             container=container,
-            label=label,
             fmt="pdf",
-            content=content,
             reason=request.POST.get("reason", ""),
         )
+    except Refused as refused:
+        return _panel(request, batch, refusal=[r.message for r in refused.verdict.reasons], status=422)
     except ReasonRequired as exc:
         return _panel(request, batch, refusal=[str(exc)], status=422)
-    response = HttpResponse(content, content_type="application/pdf")
+    response = HttpResponse(printed.content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{code}.pdf"'
     return response
