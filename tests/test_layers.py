@@ -73,6 +73,9 @@ FORBIDDEN = {
         "batchline.quality",
         "batchline.recipes",
     ],
+    # The ERP integration sits above execution, materials and quality and hears their events;
+    # pages and the API call it, never the reverse.
+    "erp": ["batchline.web", "batchline.api"],
     # Simulated devices sit on the equipment registry and the device package; pages call them.
     "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],
     # Reports read through selectors and models; pages and the API call them, never the reverse.
@@ -127,6 +130,45 @@ def test_lower_layers_do_not_import_higher_ones() -> None:
         for path in (SRC / app).rglob("*.py"):
             for name in imports_of(path):
                 assert not any(name.startswith(f) for f in forbidden), f"{app}/{path.name} imports {name}"
+
+
+# The apps that publish what happened (outbox/events.py) never import the integrations that
+# hear it: a batch runs the same with or without an ERP, and the ERP's code cannot reach into it.
+INTEGRATIONS = ("batchline.erp",)
+PUBLISHERS = (
+    "audit",
+    "accounts",
+    "signatures",
+    "approvals",
+    "configuration",
+    "equipment",
+    "materials",
+    "training",
+    "recipes",
+    "masterdata",
+    "execution",
+    "quality",
+    "outbox",
+    "genealogy",
+    "labels",
+    "rules",
+    "reports",
+    "simulation",
+)
+
+
+def test_the_publishing_apps_do_not_import_the_integrations() -> None:
+    for app in PUBLISHERS:
+        for path in (SRC / app).rglob("*.py"):
+            for name in imports_of(path):
+                assert not name.startswith(INTEGRATIONS), f"{app}/{path.name} imports {name}"
+
+
+def test_the_erp_document_builder_imports_neither_django_nor_another_app() -> None:
+    # erp/performance.py turns plain data into B2MML; its tests need no database.
+    for name in imports_of(SRC / "erp" / "performance.py"):
+        top = name.split(".")[0]
+        assert top in sys.stdlib_module_names or top in ("__future__", "lxml"), name
 
 
 def test_labels_import_neither_django_nor_another_app() -> None:

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "batchline.outbox",
     "batchline.erp",
     "batchline.quality",
+    "batchline.erp",
     "batchline.reports",
     "batchline.validation",
     "batchline.auditreview",

@@ -35,6 +35,7 @@ from batchline.equipment.stations import registered_station_only
 from batchline.materials import services as stock
 from batchline.materials.models import Container
 from batchline.materials.selectors import output_lot
+from batchline.outbox import events
 from batchline.recipes.document import from_canonical
 from batchline.recipes.models import MasterRecipe, RecipeStatus
 from batchline.rules import bindings, exceptions, gates, graph, numbers, states
@@ -361,6 +362,7 @@ def batch_command(
             )
         if command == "abort":
             identify.release_all(locked, actor=actor)
+            events.publish("batch.aborted", batch=locked.number, reason=reason)
     return locked
 
 
@@ -463,6 +465,7 @@ def step_start(*, actor: Actor, user: Any, batch: Batch, step_key: str) -> Batch
             record_update(snap.batch, actor=actor, values={"state": BatchState.RUNNING}, action="start")
             # Manufacture starts now: the output lot's expiry is counted from here.
             stock.output_lot_manufacture_started(actor=actor, batch_number=snap.batch.number, at=now)
+            events.publish("batch.started", batch=snap.batch.number, at=now)
         return step
 
 
@@ -1166,3 +1169,4 @@ def _maybe_complete_batch(snap: _Snapshot, *, actor: Actor) -> None:
     if batch.state == BatchState.RUNNING and not others_open:
         record_update(batch, actor=actor, values={"state": BatchState.COMPLETE}, action="complete")
         yields.judge_batch(batch, actor=actor)
+        events.publish("batch.completed", batch=batch.number)

@@ -26,6 +26,7 @@ from batchline.audit.services import Actor, ReasonRequired, record_create, recor
 from batchline.configuration import selectors as configuration
 from batchline.equipment.stations import registered_station_only
 from batchline.labels.container import ContainerLabel
+from batchline.outbox import events
 from batchline.rules import numbers
 from batchline.rules.bindings import waste_content
 from batchline.rules.verdict import Refused
@@ -359,6 +360,17 @@ def lot_produce(
                 step_key=step_key,
             )
             made.append(container)
+        events.publish(
+            "lot.produced",
+            batch=lot.produced_by_batch,
+            step=step_key,
+            material=lot.material.code,
+            lot=lot.number,
+            containers=[c.code for c in made],
+            quantities=base,
+            unit=lot.material.unit,
+            at=now,
+        )
     return made
 
 
@@ -390,6 +402,7 @@ def lot_disposition(
             raise _refuse(
                 "NO_CHANGE", f"Lot {locked.number} is {locked.get_status_display().lower()} already."
             )
+        previous = locked.status
         _lot_signed(
             locked,
             {"status": status},
@@ -398,6 +411,15 @@ def lot_disposition(
             signer,
             actor,
             reason,
+        )
+        events.publish(
+            "lot.status_changed",
+            lot_id=locked.pk,
+            lot=locked.number,
+            status=status,
+            previous=previous,
+            reason=reason,
+            at=timezone.now(),
         )
     return locked
 
@@ -577,7 +599,7 @@ def container_consume(
         batch_number=batch_number,
         step_key=step_key,
     )
-    return record_create(
+    consumption = record_create(
         Consumption(
             lot=container.lot,
             container=container,
@@ -590,6 +612,19 @@ def container_consume(
         ),
         actor=actor,
     )
+    events.publish(
+        "material.consumed",
+        batch=batch_number,
+        step=step_key,
+        material=container.lot.material.code,
+        lot=container.lot.number,
+        container=container.code,
+        quantity=quantity,
+        unit=container.unit,
+        at=at,
+        consumption_id=consumption.pk,
+    )
+    return consumption
 
 
 def _into_new_container(

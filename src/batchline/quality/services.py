@@ -19,6 +19,7 @@ from batchline.configuration import selectors as configuration
 from batchline.execution import rows
 from batchline.execution.models import Batch, BatchException, BatchState, Decision, ExceptionDisposition
 from batchline.materials.models import Counter, Lot, LotStatus
+from batchline.outbox import events
 from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as rules
 from batchline.rules import states
@@ -446,12 +447,17 @@ def _output_lot_follows(batch: Batch, lot: Lot | None, stage: str, *, actor: Act
         return  # a batch made before output lots were registered
     status = LotStatus.RELEASED if stage == Stage.RELEASED else LotStatus.REJECTED
     if lot.status != status:
-        record_update(
-            lot,
-            actor=actor,
-            values={"status": status},
-            action="disposition",
-            reason=f"Batch {batch.number} {'released' if stage == Stage.RELEASED else 'rejected'} by QA",
+        previous = lot.status
+        reason = f"Batch {batch.number} {'released' if stage == Stage.RELEASED else 'rejected'} by QA"
+        record_update(lot, actor=actor, values={"status": status}, action="disposition", reason=reason)
+        events.publish(
+            "lot.status_changed",
+            lot_id=lot.pk,
+            lot=lot.number,
+            status=status,
+            previous=previous,
+            reason=reason,
+            at=timezone.now(),
         )
 
 
@@ -553,4 +559,7 @@ def review_sign(
             actor=actor,
             comment=comment,
         )
+        if stage in (Stage.RELEASED, Stage.REJECTED):
+            event = "batch.qa_released" if stage == Stage.RELEASED else "batch.rejected"
+            events.publish(event, batch=locked.number, at=row.at, comment=row.comment)
     return row
