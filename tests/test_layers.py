@@ -73,9 +73,6 @@ FORBIDDEN = {
         "batchline.quality",
         "batchline.recipes",
     ],
-    # The ERP integration sits above execution, materials and quality and hears their events;
-    # pages and the API call it, never the reverse.
-    "erp": ["batchline.web", "batchline.api"],
     # Simulated devices sit on the equipment registry and the device package; pages call them.
     "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],
     # Reports read through selectors and models; pages and the API call them, never the reverse.
@@ -86,8 +83,8 @@ FORBIDDEN = {
     # and never import the ERP inbound that listens.
     "masterdata": ["batchline.web", "batchline.api", "batchline.erp"],
     "recipes": ["batchline.web", "batchline.api", "batchline.erp"],
-    # The ERP inbound sits on materials, recipes, execution and master data; its transports (the API,
-    # later a watched folder and NATS) call its one entry point.
+    # The ERP sits on materials, recipes, execution, quality and master data: it hears their events
+    # and arrivals, and its transports (the API, the watched folder, NATS) call its one entry point.
     "erp": ["batchline.web", "batchline.api", "batchline.integrity"],
     # Periodic reports read every app's records; pages call them, and the worker raises their alerts.
     "periodic": ["batchline.web", "batchline.api", "batchline.integrity"],

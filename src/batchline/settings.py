@@ -89,7 +89,6 @@ INSTALLED_APPS = [
     "batchline.outbox",
     "batchline.erp",
     "batchline.quality",
-    "batchline.erp",
     "batchline.reports",
     "batchline.validation",
     "batchline.auditreview",
