@@ -255,11 +255,12 @@ def test_a_batch_run_to_release_leaves_each_step_the_erp_needs_in_order_with_qua
     assert [
         s.findtext("b:SegmentState", namespaces=NS) for s in doc.iterfind(".//b:SegmentResponse", NS)
     ] == ["Completed"] * 3
-    # A batch's performance is read in four statements however long it ran, a lot in two.
+    # A batch's performance is read in four statements however long it ran, a lot in three (its
+    # batch's ERP order one of them).
     with CaptureQueriesContext(connection) as queries:
         outbound.performance_of("ERP-0001")
         outbound.lot_state_of("ERPG", "ERP-0001")
-    assert len(queries) == 6
+    assert len(queries) == 7
     # The produced lot's last SyncMaterialLot: released, its containers and their total.
     lot = xml(messages(stream="lot:ERPG/ERP-0001")[-1]).find(".//b:MaterialLot", NS)
     assert (lot.findtext("b:Status", namespaces=NS), lot.findtext("b:Disposition", namespaces=NS)) == (
@@ -438,3 +439,13 @@ def test_without_an_erp_destination_nothing_is_read_or_written(db, settings) -> 
         for handler in outbound.HANDLERS.values():
             handler(**everything)
     assert [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]] == []
+
+
+@pytest.mark.req("S95-02")
+def test_a_batch_made_for_an_erp_order_reports_under_the_erps_order_id(erp, plant) -> None:
+    from .documents import order, send
+
+    reply = send(plant["erp"], order("BOD-OUT-1", "4711", batch="ERP-B-101"))
+    assert reply.state == "applied", reply.words
+    assert outbound.performance_of("ERP-B-101").order_id == "4711"
+    assert outbound.order_id_of("ERP-B-101") == "4711"

@@ -45,10 +45,13 @@ CONTENT_TYPE = "application/xml"
 def order_id_of(batch_number: str) -> str:
     """The ERP's ID of the order a batch was made for: its OperationsRequestID in every document.
 
-    For now the batch number itself (a batch created by hand has no other); a batch created
-    from an ERP order will answer with that order's own ID (ERP inbound, issue 14).
+    A batch created from an ERP order answers with that order's own ID (SAP's AUFNR), so the ERP
+    books the performance against its order; a batch created by hand has no other name than its number.
     """
-    return batch_number
+    from .models import ErpOrder
+
+    order = ErpOrder.objects.filter(batch__number=batch_number).values_list("order_id", flat=True).first()
+    return order or batch_number
 
 
 class OutboundInvalid(Refused):
@@ -160,7 +163,7 @@ def performance_of(batch_number: str) -> b2mml.Performance:
     Four queries whatever the batch's size: the batch (its control recipe names the operations),
     its steps' states and times, its consumptions, its output's PRODUCE entries.
     """
-    batch = Batch.objects.select_related("recipe").get(number=batch_number)
+    batch = Batch.objects.select_related("recipe", "erp_order").get(number=batch_number)
     steps = {
         key: (state, started, completed, verified)
         for key, state, started, completed, verified in BatchStep.objects.filter(batch=batch).values_list(
@@ -212,7 +215,7 @@ def performance_of(batch_number: str) -> b2mml.Performance:
         )
     return b2mml.Performance(
         batch=batch.number,
-        order_id=order_id_of(batch.number),
+        order_id=batch.erp_order.order_id if hasattr(batch, "erp_order") else batch.number,
         recipe=batch.recipe.code,
         recipe_version=batch.recipe.version,
         state=batch.state,
