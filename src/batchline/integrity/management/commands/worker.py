@@ -2,7 +2,7 @@
 
 Checkpoints (every ``checkpoint_interval_minutes`` of the GMP configuration, when
 the trail moved), the full verification (every ``verify_interval_minutes``; a
-failure raises a security alert) and the delivery of due QMS events. One
+failure raises a security alert) and the delivery of the outbox's due messages. One
 process per installation is enough; two are safe (checkpoint numbers and
 chain positions are allocated under locks). Stops cleanly on SIGTERM/SIGINT.
 """
@@ -21,7 +21,7 @@ from batchline.integrity.verification import log, tick
 
 
 class Command(BaseCommand):
-    help = "Run checkpoints, scheduled verification, QMS delivery and due master-data changes until stopped (--once for one round)."
+    help = "Run checkpoints, scheduled verification, outbox delivery and due master-data changes until stopped (--once for one round)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--every", type=float, default=30.0, help="seconds between rounds (default 30)")
@@ -52,7 +52,7 @@ class Command(BaseCommand):
                 ):
                     verified = {None: "-", True: "ok", False: "FINDINGS"}[ran.verified]
                     self.stdout.write(
-                        f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}; "
+                        f"checkpoint {ran.checkpoint or '-'}; verify {verified}; outbox delivered {ran.delivered}; "
                         f"master-data changes in effect {', '.join(ran.master_changes) or '-'}; "
                         f"overdue reviews alerted {', '.join(ran.overdue_reviews) or '-'}"
                     )
