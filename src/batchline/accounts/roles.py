@@ -188,6 +188,9 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             # Prepares the periodic access review and evaluation; a QA approver signs them.
             "periodic.view_periodicreport",
             "periodic.prepare_report",
+            # The integrations: the outbox's delivery log, and a failed message sent again (audited).
+            "outbox.view_message",
+            "outbox.retry_message",
         ],
     ),
     "auditor": (
@@ -206,6 +209,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.view_deviation",
             "validation.view_package",
             "periodic.view_periodicreport",
+            "outbox.view_message",
         ],
     ),
 }
