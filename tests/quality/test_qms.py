@@ -71,9 +71,10 @@ def fake_qms():
 
 
 def qms_at(url: str, *, secret: str = "", max_attempts: int = 12, timeout: float = 10) -> override_settings:
-    """The QMS destination as BATCHLINE_QMS_WEBHOOK_URL and its siblings configure it."""
+    """The QMS destination as BATCHLINE_QMS_WEBHOOK_URL and its siblings configure it, delivered
+    right after commit as in production (the suite's settings switch that off elsewhere)."""
     spec = {"url": url, "secret": secret, "max_attempts": str(max_attempts), "timeout": str(timeout)}
-    return override_settings(OUTBOX_DESTINATIONS={"qms": spec})
+    return override_settings(OUTBOX_DESTINATIONS={"qms": spec}, OUTBOX_DELIVER_ON_COMMIT=True)
 
 
 def settle() -> None:

@@ -45,8 +45,6 @@ log = logging.getLogger("batchline.outbox")
 CHAIN = 25
 # Claims one delivery run makes at most, so that a worker's round ends under a steady inflow.
 MAX_CLAIMS = 200
-# Messages being sent at one moment, over all chains.
-CONCURRENCY = 256
 
 
 def pause(attempts: int) -> dt.timedelta:
@@ -66,37 +64,46 @@ class Claim:
         return [m for chains in self.chains.values() for chain in chains for m in chain]
 
 
+FIELDS = ("id", "destination", "stream", "kind", "key", "content_type", "body", "created_at", "attempts")
+
+
 def _claim(names: Iterable[str], *, batch: int) -> Claim | None:
     """Take up to ``batch`` messages that may be sent now, and lease them; None when none may."""
     names = list(names)
     with transaction.atomic():
         now = timezone.now()
-        # An earlier message of the same stream that is not on its way in this claim's reach:
-        # failed, waiting for its retry, or leased to a deliverer.
-        holding_back = Message.objects.filter(
-            destination=OuterRef("destination"), stream=OuterRef("stream"), id__lt=OuterRef("id")
-        ).filter(Q(state=Message.State.FAILED) | Q(state=Message.State.PENDING, next_attempt_at__gt=now))
+        # An earlier message of the same stream that is not on its way: failed, waiting for its
+        # retry, or leased to a deliverer. Only undelivered rows are looked at (outbox_open_stream_idx).
+        holding_back = (
+            Message.objects.filter(
+                destination=OuterRef("destination"), stream=OuterRef("stream"), id__lt=OuterRef("id")
+            )
+            .exclude(state=Message.State.DELIVERED)
+            .filter(Q(state=Message.State.FAILED) | Q(next_attempt_at__gt=now))
+        )
+        # In the order they fell due (outbox_due_idx gives it, and the scan stops at the limit);
+        # fresh messages fall due as they are written, so that is mostly the order of writing.
         due = (
             Message.objects.filter(
                 state=Message.State.PENDING, next_attempt_at__lte=now, destination__in=names
             )
             .filter(~Exists(holding_back))
-            .order_by("id")
+            .order_by("next_attempt_at", "id")
         )
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
-        picked = list(due.values_list("id", "destination", "stream")[:batch])
+        # Narrow rows: the bodies are read below for the messages accepted only.
+        picked = {pk: (d, s) for pk, d, s in due.values_list("id", "destination", "stream")[:batch]}
         if not picked:
             return None
-        taken = {pk for pk, _, _ in picked}
-        # The rows another deliverer had locked were skipped: a message after one of them must wait.
-        # Read again (a newer snapshot on PostgreSQL): a chain starts at the stream's first
-        # undelivered message and runs while every message is one this claim holds.
-        streams = {(d, s) for _, d, s in picked}
+        # Rows another deliverer had locked were skipped, and a message written after one of them
+        # must wait for it. Read again (a newer snapshot on PostgreSQL): a chain starts at its
+        # stream's first undelivered message and runs while every message is one this claim holds.
+        streams = set(picked.values())
         undelivered = (
             Message.objects.exclude(state=Message.State.DELIVERED)
             .filter(destination__in={d for d, _ in streams}, stream__in={s for _, s in streams})
-            .filter(id__lte=max(taken))
+            .filter(id__lte=max(picked))
             .order_by("id")
             .values_list("id", "destination", "stream")
         )
@@ -106,7 +113,7 @@ def _claim(names: Iterable[str], *, batch: int) -> Claim | None:
             if (d, s) not in streams or (d, s) in closed:
                 continue
             chain = chains.setdefault((d, s), [])
-            if pk in taken and len(chain) < CHAIN:
+            if pk in picked and len(chain) < CHAIN:
                 chain.append(pk)
             else:
                 closed.add((d, s))
@@ -116,37 +123,33 @@ def _claim(names: Iterable[str], *, batch: int) -> Claim | None:
         token = secrets.token_hex(16)
         leased_until = now + dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
         Message.objects.filter(id__in=accepted).update(next_attempt_at=leased_until, lease=token)
-        rows = {
-            row["id"]: row
-            for row in Message.objects.filter(id__in=accepted).values(
-                "id", "destination", "stream", "kind", "key", "content_type", "body", "created_at", "attempts"
-            )
-        }
+        rows = {row["id"]: row for row in Message.objects.filter(id__in=accepted).values(*FIELDS)}
     claim = Claim(token=token, leased_until=leased_until)
     for (d, _s), chain in chains.items():
         if chain:
-            claim.chains.setdefault(d, []).append(
-                [
-                    Outgoing(
-                        id=pk,
-                        destination=rows[pk]["destination"],
-                        stream=rows[pk]["stream"],
-                        kind=rows[pk]["kind"],
-                        key=rows[pk]["key"],
-                        content_type=rows[pk]["content_type"],
-                        body=rows[pk]["body"].encode(),
-                        created_at=rows[pk]["created_at"],
-                        attempts=rows[pk]["attempts"],
-                    )
-                    for pk in chain
-                ]
-            )
+            claim.chains.setdefault(d, []).append([_outgoing(rows[pk]) for pk in chain])
     return claim
 
 
+def _outgoing(row: dict) -> Outgoing:
+    return Outgoing(
+        id=row["id"],
+        destination=row["destination"],
+        stream=row["stream"],
+        kind=row["kind"],
+        key=row["key"],
+        content_type=row["content_type"],
+        body=row["body"].encode(),
+        created_at=row["created_at"],
+        attempts=row["attempts"],
+    )
+
+
 async def _send(claim: Claim, transports: dict[str, Transport]) -> tuple[list[Attempt], list[int]]:
-    """Every chain at once, each chain in order; a chain stops at its first failure."""
-    gate = asyncio.Semaphore(CONCURRENCY)
+    """Every chain at once, each chain in order; a chain stops at its first failure.
+
+    A claim is at most ``OUTBOX_BATCH`` messages; each transport bounds its own concurrency
+    (the webhook's threads, the AMQP channel's one at a time, nats-py's pending publishes)."""
     # A chain stops early rather than outlive its lease (another deliverer would take it over).
     deadline = time.monotonic() + settings.OUTBOX_LEASE_SECONDS / 2
     for transport in transports.values():
@@ -157,8 +160,7 @@ async def _send(claim: Claim, transports: dict[str, Transport]) -> tuple[list[At
         for i, message in enumerate(chain):
             if i and time.monotonic() > deadline:
                 return done, [m.id for m in chain[i:]]
-            async with gate:
-                attempt = await transport.send(message)
+            attempt = await transport.send(message)
             done.append(attempt)
             if not attempt.ok:
                 return done, [m.id for m in chain[i + 1 :]]
@@ -170,29 +172,50 @@ async def _send(claim: Claim, transports: dict[str, Transport]) -> tuple[list[At
     return [a for done, _ in results for a in done], [pk for _, unsent in results for pk in unsent]
 
 
+# A stream held back by a message that failed for good is looked at again this often (a retry
+# releases it at once), rather than at every claim.
+HELD_BACK = dt.timedelta(hours=1)
+_DELIVERY_COLUMNS = ("message_id", "at", "target", "status", "ok", "response", "error", "milliseconds")
+
+
+def _attempts_insert(attempts: list[Attempt], target_of: dict[int, str]) -> None:
+    """Every attempt's row, in one statement run for all: the ORM's bulk_create spent more time
+    preparing these rows than the database took to write them (docs/performance.md)."""
+    qn = connection.ops.quote_name
+    # The model's own names; the values go as parameters.
+    table, columns = qn(Delivery._meta.db_table), ", ".join(qn(c) for c in _DELIVERY_COLUMNS)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_DELIVERY_COLUMNS))})"  # noqa: S608
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [
+        (
+            a.message_id,
+            adapt(a.at),
+            target_of[a.message_id],
+            a.status,
+            a.ok,
+            a.response,
+            a.error,
+            a.milliseconds,
+        )
+        for a in attempts
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _record_results(
     claim: Claim, attempts: list[Attempt], unsent: list[int], known: dict[str, dests.Destination]
 ) -> int:
-    """Each attempt logged, delivered messages marked, failed ones rescheduled or failed for good."""
+    """Each attempt logged, delivered messages marked, failed ones rescheduled or failed for good.
+
+    The later messages of a failed one's stream wait as long as it does (they could not go before
+    it anyway), so that the claims do not look at them again and again.
+    """
     by_id = {m.id: m for m in claim.messages}
     with transaction.atomic():
         now = timezone.now()
-        Delivery.objects.bulk_create(
-            [
-                Delivery(
-                    message_id=a.message_id,
-                    at=a.at,
-                    target=known[by_id[a.message_id].destination].shown,
-                    status=a.status,
-                    ok=a.ok,
-                    response=a.response,
-                    error=a.error,
-                    milliseconds=a.milliseconds,
-                )
-                for a in attempts
-            ],
-            batch_size=500,
-        )
+        if attempts:
+            _attempts_insert(attempts, {pk: known[m.destination].shown for pk, m in by_id.items()})
         mine = Message.objects.filter(lease=claim.token)
         delivered = mine.filter(id__in=[a.message_id for a in attempts if a.ok]).update(
             state=Message.State.DELIVERED, delivered_at=now, attempts=F("attempts") + 1, lease=""
@@ -207,12 +230,19 @@ def _record_results(
                 log.warning(
                     "outbox message %s to %s failed for good: %s", message.key, message.destination, a.error
                 )
+                until = now + HELD_BACK
             else:
-                mine.filter(id=a.message_id).update(
-                    attempts=tries, next_attempt_at=now + pause(tries), lease=""
-                )
+                until = now + pause(tries)
+                mine.filter(id=a.message_id).update(attempts=tries, next_attempt_at=until, lease="")
+            Message.objects.filter(
+                destination=message.destination,
+                stream=message.stream,
+                id__gt=message.id,
+                state=Message.State.PENDING,
+                next_attempt_at__lt=until,
+            ).filter(Q(lease="") | Q(lease=claim.token)).update(next_attempt_at=until, lease="")
         if unsent:
-            # Held back by their chain's failure (whose retry now holds them back) or the lease's end.
+            # Left over when their chain's lease ran short; a failure's followers were moved above.
             mine.filter(id__in=unsent).update(next_attempt_at=now, lease="")
     return delivered
 

@@ -49,6 +49,13 @@ class Message(models.Model):
                 name="outbox_open_stream_idx",
                 condition=~models.Q(state="delivered"),
             ),
+            # The deliverer's claim walks this in order and stops at its batch: pending messages in
+            # the order they fell due, however many wait and however long the history.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="outbox_pending_idx",
+                condition=models.Q(state="pending"),
+            ),
         ]
         permissions = [("retry_message", "Retry a failed outbox message")]
 

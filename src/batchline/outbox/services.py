@@ -98,6 +98,14 @@ def message_retry(*, actor: Actor, message_id: int, reason: str) -> Message:
         message.next_attempt_at = timezone.now()
         message.lease = ""
         message.save(update_fields=["state", "attempts", "next_attempt_at", "lease"])
+        # The stream it held back goes with it (outbox/delivery.py had them wait).
+        Message.objects.filter(
+            destination=message.destination,
+            stream=message.stream,
+            id__gt=message.pk,
+            state=Message.State.PENDING,
+            lease="",
+        ).update(next_attempt_at=message.next_attempt_at)
         audit_append(
             actor=actor,
             action="outbox_retry",
