@@ -195,3 +195,17 @@ def test_two_deliverers_at_once_never_send_a_message_twice(receiver: Receiver) -
 @pytest.mark.req("A11-07")
 def test_the_pause_between_attempts_doubles_up_to_an_hour() -> None:
     assert [pause(n).total_seconds() for n in (1, 2, 3, 4, 8, 20)] == [30, 60, 120, 240, 3600, 3600]
+
+
+@pytest.mark.req("A11-07")
+def test_delivery_works_from_a_thread_that_runs_an_event_loop_already(receiver: Receiver) -> None:
+    """An ASGI server's thread, or sync Playwright's in the suite: asyncio.run would refuse there."""
+    import asyncio
+
+    async def inside_a_running_loop() -> int:
+        return deliver_due()  # called synchronously, as a sync view under an async server would
+
+    with erp_at(receiver.url):
+        write("erp", "batch:B-1", 3)
+        assert asyncio.run(inside_a_running_loop()) == 3
+    assert [r.json["n"] for r in receiver.taken] == [0, 1, 2]

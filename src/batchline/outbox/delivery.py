@@ -27,8 +27,9 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, connections, transaction
@@ -40,6 +41,7 @@ from .models import Delivery, Message
 from .transports import Attempt, Outgoing, Transport, transport_for
 
 log = logging.getLogger("batchline.outbox")
+T = TypeVar("T")
 
 # The most messages of one stream sent in one claim: bounds how long a chain keeps its lease.
 CHAIN = 25
@@ -261,7 +263,7 @@ def deliver_due(*, destinations: Iterable[str] | None = None, batch: int | None 
     size = batch or settings.OUTBOX_BATCH
     delivered = 0
     transports: dict[str, Transport] = {}
-    with asyncio.Runner() as runner:
+    with _Loop() as loop:
         try:
             for _ in range(MAX_CLAIMS):
                 claim = _claim(names, batch=size)
@@ -270,12 +272,32 @@ def deliver_due(*, destinations: Iterable[str] | None = None, batch: int | None 
                 for d in claim.chains:
                     if d not in transports:
                         transports[d] = transport_for(known[d])
-                attempts, unsent = runner.run(_send(claim, transports))
+                attempts, unsent = loop.run(_send(claim, transports))
                 delivered += _record_results(claim, attempts, unsent, known)
         finally:
             for transport in transports.values():
-                runner.run(transport.close())
+                loop.run(transport.close())
     return delivered
+
+
+class _Loop:
+    """An event loop of the delivery's own, in a thread, for the sending; the database work stays in
+    the caller's thread. The caller's thread may be running a loop already (an ASGI server; sync
+    Playwright in the tests), where asyncio.run would refuse."""
+
+    def __enter__(self) -> _Loop:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="outbox-io", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
 
 # --- delivery right after commit ------------------------------------------------------------
