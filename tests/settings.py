@@ -16,3 +16,8 @@ TESTING = True
 # would test the set-up, not their subject. tests/equipment/test_stations.py switches it on with a
 # configuration version, as a site does; a new installation is seeded with it on.
 os.environ.setdefault("BATCHLINE_REGISTERED_STATIONS_ONLY", "off")
+
+# Delivery right after commit runs in a thread of its own: in the suite a test drives the deliverer
+# itself, so that no thread writes delivery attempts behind a test's back (or into the next test's
+# database). tests/quality/test_qms.py switches it on to show it.
+OUTBOX_DELIVER_ON_COMMIT = False

@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from batchline.outbox import destinations as outbox_destinations
+
 
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
@@ -230,17 +232,26 @@ BATCHLINE_RECORD_FONTS = os.environ.get("BATCHLINE_RECORD_FONTS", "")
 # Late entry, QP certification, self-approval and the reconciliation tolerance are GMP settings:
 # read from the change-controlled configuration (batchline.configuration, docs/configuration.md);
 # their environment variables only seed its first version.
-# Deviations handed to an external QMS (quality/qms.py, docs/qms.md): empty URL, no hand-off.
-QMS_WEBHOOK_URL = os.environ.get("BATCHLINE_QMS_WEBHOOK_URL", "").strip()
-QMS_WEBHOOK_SECRET = os.environ.get("BATCHLINE_QMS_WEBHOOK_SECRET", "")
+# Deviations handed to an external QMS (quality/qms.py, docs/qms.md) go through the outbox's "qms"
+# destination: BATCHLINE_QMS_WEBHOOK_URL, _SECRET, BATCHLINE_QMS_TIMEOUT and _MAX_ATTEMPTS configure it.
 QMS_SOURCE = os.environ.get("BATCHLINE_QMS_SOURCE", "batchline")  # prefix of message ids
-QMS_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_QMS_TIMEOUT", "10"))
-QMS_MAX_ATTEMPTS = _env_int("BATCHLINE_QMS_MAX_ATTEMPTS", 12)
 
 # The outbox (src/batchline/outbox/): where messages that leave Batchline go, by destination name.
-# A destination not named here gets no messages (docs/integration.md says how one is configured).
+# A destination not named here gets no messages (docs/integration.md says how one is configured):
+# BATCHLINE_OUTBOX_QMS / _ERP / _LIMS hold a URL whose scheme chooses the transport (https, amqp,
+# nats); BATCHLINE_QMS_WEBHOOK_URL still configures "qms".
 OUTBOX_SOURCE = os.environ.get("BATCHLINE_OUTBOX_SOURCE", QMS_SOURCE)  # prefix of idempotency keys
-OUTBOX_DESTINATIONS: dict[str, dict[str, str]] = {}
+try:
+    OUTBOX_DESTINATIONS: dict[str, dict[str, str]] = outbox_destinations.from_environment(os.environ)
+except outbox_destinations.DestinationError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# How long a deliverer holds the messages it claimed; a deliverer that died lets them go after it.
+OUTBOX_LEASE_SECONDS = float(os.environ.get("BATCHLINE_OUTBOX_LEASE_SECONDS", "300"))
+# Messages claimed at once (the heads of many streams, and the next few of each), sent concurrently.
+OUTBOX_BATCH = _env_int("BATCHLINE_OUTBOX_BATCH", 500)
+# Deliver right after the transaction that wrote a message commits (a thread of the web process),
+# besides the worker's rounds; off leaves delivery to `batchline worker` / `batchline outbox deliver`.
+OUTBOX_DELIVER_ON_COMMIT = _env_bool("BATCHLINE_OUTBOX_DELIVER_ON_COMMIT", True)
 # How long a scale may take to answer (a stable weight waits for settling).
 SCALE_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_SCALE_TIMEOUT", "5"))
 # The reverse proxies (addresses or networks) whose X-Forwarded-For names the terminal a request

@@ -14,6 +14,7 @@ from batchline.web import genealogy_views as genealogy
 from batchline.web import masterdata_import_views as masterdata_import
 from batchline.web import masterdata_views as masterdata
 from batchline.web import material_views as materials
+from batchline.web import outbox_views as outbox
 from batchline.web import periodic_views as periodic
 from batchline.web import quality_views as quality
 from batchline.web import recipe_views as recipes
@@ -75,6 +76,9 @@ urlpatterns = [
     path("reviews/<str:number>/sign/", periodic.periodic_sign, name="periodic_sign"),
     path("reviews/<str:number>/pdf/", periodic.periodic_pdf, name="periodic_pdf"),
     path("configuration/", configuration.configuration, name="configuration"),
+    path("outbox/", outbox.outbox, name="outbox"),
+    path("outbox/<id:pk>/", outbox.outbox_message, name="outbox_message"),
+    path("outbox/<id:pk>/retry/", outbox.outbox_retry, name="outbox_retry"),
     path("configuration/request/", configuration.configuration_request, name="configuration_request"),
     path(
         "configuration/requests/<id:pk>/<str:decision>/",

@@ -207,7 +207,8 @@ def post(client: Client, action: str, fields: list[tuple[str, str]]) -> tuple[in
 def forms_the_demo_lacks() -> None:
     """State the demo does not hold, so that every form of the pages shows somewhere: a configuration
     change, a master-data request, a role and a deviation waiting for their next step, an API token, a blocked station,
-    a validation package waiting for its lead, and a person who has not yet acknowledged their electronic signature."""
+    a validation package waiting for its lead, a person who has not yet acknowledged their electronic signature,
+    and an outbox message that failed for good (its retry form)."""
     from batchline.accounts.services import token_create, user_create
     from batchline.configuration.services import configuration_change_request
     from batchline.masterdata.services import master_create
@@ -257,6 +258,28 @@ def forms_the_demo_lacks() -> None:
     with transaction.atomic():
         record_update(newcomer, actor=SYSTEM, values={"esig_acknowledged_at": None}, action="test_setup")
     validation_package_waiting()
+    outbox_message_failed()
+
+
+def outbox_message_failed() -> None:
+    """As the deliverer leaves a message whose every attempt failed (tests/outbox)."""
+    from django.utils import timezone
+
+    from batchline.outbox.models import Message
+
+    now = timezone.now()
+    Message.objects.create(
+        destination="erp",
+        stream="batch:PCM-0001",
+        kind="batch.started",
+        key="walk:erp:1",
+        content_type="application/json",
+        body="{}",
+        created_at=now,
+        next_attempt_at=now,
+        state=Message.State.FAILED,
+        attempts=12,
+    )
 
 
 def validation_package_waiting() -> None:

@@ -190,6 +190,9 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "periodic.prepare_report",
             # The messages the ERP sent: what each did, and the parked ones with what they wait for.
             "erp.view_inboundmessage",
+            # The integrations: the outbox's delivery log, and a failed message sent again (audited).
+            "outbox.view_message",
+            "outbox.retry_message",
         ],
     ),
     # A machine, not a person: the account an ERP sends its B2MML messages as (erp/inbound.py). It signs
@@ -220,6 +223,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "validation.view_package",
             "periodic.view_periodicreport",
             "erp.view_inboundmessage",
+            "outbox.view_message",
         ],
     ),
 }

@@ -136,10 +136,11 @@ def tick() -> Ran:
         ran.checkpoint = checkpoint_now().checkpoint.number
     if verify_due(dt.timedelta(minutes=config.verify_interval_minutes)):
         ran.verified = scheduled_verify().ok
-    from batchline.quality import qms
+    from batchline.outbox.delivery import deliver_due
 
-    if qms.configured():
-        ran.delivered = qms.deliver_due()
+    # Every destination's due messages (the QMS feed, ERP, LIMS): what the on-commit delivery
+    # missed, retries whose pause ended, and messages a dead deliverer's lease let go.
+    ran.delivered = deliver_due()
     from batchline.masterdata.services import changes_due_apply
 
     ran.master_changes = changes_due_apply()

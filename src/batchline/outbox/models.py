@@ -33,13 +33,31 @@ class Message(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # The deliverer that holds the message while it asks the destination (outbox/delivery.py); its
+    # hold ends at next_attempt_at. A deliverer records its result only while the hold is still its own.
+    lease = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["id"]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="outbox_due_idx"),
             models.Index(fields=["destination", "stream", "id"], name="outbox_stream_idx"),
+            # "Is an earlier message of this stream still on its way?", asked for every message
+            # claimed: only the undelivered few are looked at, however long the stream's history.
+            models.Index(
+                fields=["destination", "stream", "id"],
+                name="outbox_open_stream_idx",
+                condition=~models.Q(state="delivered"),
+            ),
+            # The deliverer's claim walks this in order and stops at its batch: pending messages in
+            # the order they fell due, however many wait and however long the history.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="outbox_pending_idx",
+                condition=models.Q(state="pending"),
+            ),
         ]
+        permissions = [("retry_message", "Retry a failed outbox message")]
 
     def __str__(self) -> str:
         return f"{self.destination} {self.kind} {self.key} ({self.state})"
@@ -55,6 +73,8 @@ class Delivery(models.Model):
     error = models.TextField(blank=True)
     response = models.TextField(blank=True)
     milliseconds = models.PositiveIntegerField()
+    # The destination took the message: a 2xx answer, the broker's confirm, the stream's acknowledgement.
+    ok = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

@@ -21,7 +21,7 @@ from batchline.audit.services import Actor, ReasonRequired
 from batchline.auditreview import selectors as trail_reviews
 from batchline.auditreview.services import PERMISSION as REVIEW_TRAIL
 from batchline.execution.models import Batch, BatchException, BatchState, Decision
-from batchline.quality import selectors, services
+from batchline.quality import qms, selectors, services
 from batchline.quality.models import Classification, Deviation, DeviationState, Stage
 from batchline.rules import exceptions as taxonomy
 from batchline.rules import review as review_rules
@@ -414,6 +414,9 @@ def _deviation_page(request: HttpRequest, dev: Deviation, *, status: int = 200, 
         "signatures": signature_status.deviation_signatures(dev),
         "username_required": username_required(request),
         "form": request.POST if request.method == "POST" else {},
+        # Its events as the external QMS received them (or not yet): the outbox's qms stream.
+        "qms_feed": qms.feed(dev),
+        "qms_configured": qms.configured(),
         **extra,
     }
     return render(request, "quality/deviation.html", context, status=status)

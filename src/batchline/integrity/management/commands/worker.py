@@ -2,7 +2,7 @@
 
 Checkpoints (every ``checkpoint_interval_minutes`` of the GMP configuration, when
 the trail moved), the full verification (every ``verify_interval_minutes``; a
-failure raises a security alert), the delivery of due QMS events, and the
+failure raises a security alert), the delivery of the outbox's due messages, and the
 parked ERP messages: applied when what they wait for is here, expired after
 ``BATCHLINE_ERP_PARKED_HOURS``. One
 process per installation is enough; two are safe (checkpoint numbers and
@@ -24,7 +24,7 @@ from batchline.integrity.verification import log, tick
 
 class Command(BaseCommand):
     help = (
-        "Run checkpoints, scheduled verification, QMS delivery, due master-data changes and parked ERP "
+        "Run checkpoints, scheduled verification, outbox delivery, due master-data changes and parked ERP "
         "messages until stopped (--once for one round)."
     )
 
@@ -59,7 +59,7 @@ class Command(BaseCommand):
                 ):
                     verified = {None: "-", True: "ok", False: "FINDINGS"}[ran.verified]
                     self.stdout.write(
-                        f"checkpoint {ran.checkpoint or '-'}; verify {verified}; qms delivered {ran.delivered}; "
+                        f"checkpoint {ran.checkpoint or '-'}; verify {verified}; outbox delivered {ran.delivered}; "
                         f"master-data changes in effect {', '.join(ran.master_changes) or '-'}; "
                         f"overdue reviews alerted {', '.join(ran.overdue_reviews) or '-'}; "
                         f"parked ERP messages applied {', '.join(ran.erp_applied) or '-'}, "

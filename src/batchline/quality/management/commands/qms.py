@@ -1,20 +1,19 @@
-"""``batchline qms deliver [--loop]``: send the deviations' events that are due to the external QMS."""
+"""``batchline qms deliver [--loop]`` and ``batchline qms status``: the outbox's ``qms`` destination.
+
+The name of old; ``batchline outbox deliver --destination qms`` does the same (docs/qms.md).
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from batchline.quality import qms
-from batchline.quality.models import QmsMessage
+from batchline.outbox.management.commands.outbox import deliver, status_lines
 
 
 class Command(BaseCommand):
-    help = (
-        "Deliver due deviation events to the QMS webhook (BATCHLINE_QMS_WEBHOOK_URL); --loop to keep going."
-    )
+    help = "Deliver due deviation events to the QMS (the outbox's qms destination); --loop to keep going."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["deliver", "status"])
@@ -23,14 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "status":
-            for state in QmsMessage.State:
-                self.stdout.write(f"{state.label}: {QmsMessage.objects.filter(state=state).count()}")
+            for line in status_lines("qms") or ["qms: not configured, no message"]:
+                self.stdout.write(line)
             return
-        if not qms.configured():
-            raise CommandError("No QMS is configured: set BATCHLINE_QMS_WEBHOOK_URL.")
-        while True:
-            sent = qms.deliver_due()
-            self.stdout.write(f"delivered {sent}")
-            if not options["loop"]:
-                return
-            time.sleep(options["every"])
+        deliver(self, options, ["qms"])
