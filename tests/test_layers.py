@@ -40,6 +40,7 @@ FORBIDDEN = {
         "batchline.execution",
         "batchline.recipes",
         "batchline.genealogy",
+        "batchline.lims",
     ],
     # Genealogy reads materials, equipment and execution; pages and the API read it.
     "genealogy": ["batchline.web", "batchline.api"],
@@ -47,8 +48,17 @@ FORBIDDEN = {
     "training": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],
     # Quality decides on what execution recorded; execution never asks quality (its gate reads
     # the exception's own disposition row).
-    "execution": ["batchline.web", "batchline.api", "batchline.quality", "batchline.reports"],
-    "quality": ["batchline.web", "batchline.api", "batchline.reports"],
+    "execution": [
+        "batchline.web",
+        "batchline.api",
+        "batchline.quality",
+        "batchline.reports",
+        "batchline.lims",
+    ],
+    "quality": ["batchline.web", "batchline.api", "batchline.reports", "batchline.lims"],
+    # The LIMS connection sits on execution (samples, the batch's exceptions) and materials (a lot
+    # blocked); execution publishes the sample and never imports it; pages and the API call it.
+    "lims": ["batchline.web", "batchline.api", "batchline.reports"],
     # The outbox sits under every app that reports something: it imports none of them.
     "outbox": [
         "batchline.web",
@@ -57,6 +67,7 @@ FORBIDDEN = {
         "batchline.materials",
         "batchline.quality",
         "batchline.recipes",
+        "batchline.lims",
     ],
     # Simulated devices sit on the equipment registry and the device package; pages call them.
     "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],

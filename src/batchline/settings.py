@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "batchline.execution",
     "batchline.outbox",
     "batchline.quality",
+    # Sample requests out and laboratory results in (lims/); above execution, which never imports it.
+    "batchline.lims",
     "batchline.reports",
     "batchline.validation",
     "batchline.auditreview",

@@ -43,6 +43,7 @@ from . import (
     configuration,
     genealogy,
     inventory,
+    lims,
     masterdata,
     masterdata_import,
     plant,
@@ -505,6 +506,7 @@ api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
 api.add_router("/inventory", inventory.router)
+api.add_router("/lims", lims.router)
 api.add_router("/configuration", configuration.configuration)
 # Before the /master-data/{kind} routes: "imports" is no kind, and the first match wins.
 api.add_router("/master-data/imports", masterdata_import.router)

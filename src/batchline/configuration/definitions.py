@@ -27,6 +27,8 @@ GMP_SIGNING_ROLES = (
     "qa_reviewer",
     "qa_approver",
     "qualified_person",
+    # Not a signer, but its results enter the batch record and can block a lot (lims/services.py).
+    "lims_interface",
 )
 DEFAULT_INCOMPATIBLE_ROLES = tuple(("administrator", role) for role in GMP_SIGNING_ROLES)
 
