@@ -6,6 +6,7 @@ import pytest
 
 from batchline.recipes import document as doc
 from batchline.recipes.compare import describe
+from batchline.rules.changes import Tier
 from tests.lims.plant import RECIPE
 
 
@@ -85,4 +86,4 @@ def test_a_changed_limit_or_wait_reads_as_a_limit_change_in_the_comparison() -> 
         "Blend assay lower specification limit" in w and "95 %" in w and "96 %" in w for _, w in lines
     ), lines
     assert any("step waits for the laboratory's result" in w for _, w in lines), lines
-    assert all(t == 1 for t, w in lines if "Blend assay" in w or "waits" in w)
+    assert all(t == int(Tier.LIMIT) for t, w in lines if "Blend assay" in w or "waits" in w)

@@ -88,7 +88,9 @@ def test_the_record_page_and_the_pdf_print_the_requests_and_results(recorded, lo
     assert "LB-001-S02 requested" in table and "waiting to be delivered" in table
     assert "LIMS-LB-001-S02: Blend assay 1005 % " not in table  # 1005 mg/g, converted:
     assert "LIMS-LB-001-S02: Blend assay 1005 mg/g = 100.5 % 95–105 % within specification" in table
-    assert "C-1: API content of the blend 11.2 kg 9.5–10.5 kg out of specification ; exception #1" in table
+    assert re.search(
+        r"C-1: API content of the blend 11.2 kg 9.5–10.5 kg out of specification ; exception #\d+ ", table
+    )
     assert "LB-001-S05 requested" in table and "no result yet" in table
     assert 'class="out"' in section
     pdf = render_pdf(record_content(batch), time_zone="UTC")

@@ -88,7 +88,7 @@ def _out(r: LabResult, duplicate: bool = False) -> dict[str, Any]:
         "tested_at": r.tested_at,
         "filled_step": r.step_value_id is not None,
         "exception": r.exception_id,
-        "exception_code": r.exception.code if r.exception_id else "",
+        "exception_code": r.exception.code if r.exception is not None else "",
         "lot_blocked": r.lot_blocked,
         "received_by": r.received_by.username,
         "received_at": r.received_at,

@@ -47,6 +47,6 @@ def message_states(keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     if not wanted:
         return {}
     return {
-        m["key"]: m
+        m["key"]: dict(m)
         for m in Message.objects.filter(key__in=wanted).values("key", "state", "attempts", "delivered_at")
     }

@@ -213,7 +213,7 @@ def _same(existing: LabResult, c: _Checked) -> bool:
 
 
 def _receive(actor: Actor, batch: Batch | None, c: _Checked, via: str, message_sha256: str) -> Received:
-    assert batch is not None  # a batch is never deleted
+    assert batch is not None and actor.id is not None  # a batch is never deleted; checked on entry
     r = c.incoming
     rid = r.result_id.strip()
     existing = LabResult.objects.filter(result_id=rid).first()

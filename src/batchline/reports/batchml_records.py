@@ -140,10 +140,19 @@ def samples(root: Any, content: dict[str, Any], el: El) -> None:
             judged = (
                 "not judged: no limits in the master recipe"
                 if x["in_specification"] is None
-                else ("within" if x["in_specification"] else "outside") + f" specification {x['specification']}"
+                else ("within" if x["in_specification"] else "outside")
+                + f" specification {x['specification']}"
             )
-            el(result, "Description", f"{judged}; received from the LIMS by {(x['by'] or {}).get('name', '')}")
-            el(result, "TestDisposition", {None: "not judged", True: "pass", False: "fail"}[x["in_specification"]])
+            el(
+                result,
+                "Description",
+                f"{judged}; received from the LIMS by {(x['by'] or {}).get('name', '')}",
+            )
+            el(
+                result,
+                "TestDisposition",
+                {None: "not judged", True: "pass", False: "fail"}[x["in_specification"]],
+            )
             value = el(result, "Results")
             el(value, "ValueString", x["text"])
             el(value, "DataType", "decimal")

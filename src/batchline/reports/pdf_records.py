@@ -227,7 +227,14 @@ def laboratory(doc: Any, samples: list[dict[str, Any]]) -> None:
             )
     doc.heading("Laboratory requests and results")
     doc.table(
-        ["Sample", "Request to the LIMS", "Result", "Specification", "Judged", "Received (LIMS interface), at"],
+        [
+            "Sample",
+            "Request to the LIMS",
+            "Result",
+            "Specification",
+            "Judged",
+            "Received (LIMS interface), at",
+        ],
         rows,
         [0.1, 0.2, 0.2, 0.12, 0.16, 0.22],
         marks,

@@ -286,7 +286,7 @@ def _result(r: LabResult, who: Who) -> dict[str, Any]:
         "comment": r.comment,
         "filled_step": r.step_value_id is not None,
         "exception": r.exception_id,
-        "exception_code": r.exception.code if r.exception_id else "",
+        "exception_code": r.exception.code if r.exception is not None else "",
         "lot_blocked": r.lot_blocked,
         "by": who(r.received_by, r.received_at),
         "at": _at(r.received_at),
