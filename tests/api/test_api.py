@@ -226,6 +226,7 @@ BODIES = {
     },
     "/api/v1/quality/deviations/{number}/step": {"command": "investigate", "signature": SIG},
     "/api/v1/quality/batches/{number}/review": {"stage": "released", "signature": SIG},
+    "/api/v1/lims/results": {"result_id": "R-1", "sample": "B-1-S01", "test": "Assay", "value": "99.1"},
 }
 
 
