@@ -49,6 +49,7 @@ FORBIDDEN = {
         "batchline.recipes",
         "batchline.genealogy",
         "batchline.erp",
+        "batchline.lims",
     ],
     # Genealogy reads materials, equipment and execution; pages and the API read it.
     "genealogy": ["batchline.web", "batchline.api"],
@@ -62,8 +63,12 @@ FORBIDDEN = {
         "batchline.quality",
         "batchline.reports",
         "batchline.erp",
+        "batchline.lims",
     ],
-    "quality": ["batchline.web", "batchline.api", "batchline.reports"],
+    "quality": ["batchline.web", "batchline.api", "batchline.reports", "batchline.lims"],
+    # The LIMS connection sits on execution (samples, the batch's exceptions) and materials (a lot
+    # blocked); execution publishes the sample and never imports it; pages and the API call it.
+    "lims": ["batchline.web", "batchline.api", "batchline.reports"],
     # The outbox sits under every app that reports something: it imports none of them.
     "outbox": [
         "batchline.web",
@@ -72,6 +77,7 @@ FORBIDDEN = {
         "batchline.materials",
         "batchline.quality",
         "batchline.recipes",
+        "batchline.lims",
     ],
     # Simulated devices sit on the equipment registry and the device package; pages call them.
     "simulation": ["batchline.web", "batchline.api", "batchline.execution", "batchline.quality"],

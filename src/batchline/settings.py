@@ -91,6 +91,8 @@ INSTALLED_APPS = [
     "batchline.outbox",
     "batchline.erp",
     "batchline.quality",
+    # Sample requests out and laboratory results in (lims/); above execution, which never imports it.
+    "batchline.lims",
     "batchline.reports",
     "batchline.validation",
     "batchline.auditreview",

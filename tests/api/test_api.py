@@ -245,6 +245,7 @@ BODIES = {
     "/api/v1/inventory/containers/{code}/return": {"location": "WH-B-03"},
     "/api/v1/inventory/containers/{code}/waste": {"reason": "r", "signature": SIG},
     "/api/v1/inventory/containers/{code}/labels": {"format": "pdf"},
+    "/api/v1/lims/results": {"result_id": "R-1", "sample": "B-1-S01", "test": "Assay", "value": "99.1"},
 }
 
 

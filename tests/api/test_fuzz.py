@@ -115,7 +115,7 @@ def token(db, keep_connection) -> str:
 
     # Every role: the widest reach, so generated input gets past the permission checks to the services.
     roles = ["administrator", "supervisor", "operator", "warehouse", "recipe_author", "qa_reviewer"]
-    user = make_user("fuzzer", [*roles, "qa_approver", "engineer", "erp_interface"])
+    user = make_user("fuzzer", [*roles, "qa_approver", "engineer", "erp_interface", "lims_interface"])
     return token_for(user)
 
 

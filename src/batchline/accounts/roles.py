@@ -206,6 +206,13 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "masterdata.request_change",
         ],
     ),
+    # The LIMS's own account (a machine's, its token named after it): it posts laboratory results, whose
+    # out-of-specification ones stop a batch and block a lot. Granted like a GMP signing role, by two people.
+    "lims_interface": (
+        "LIMS interface",
+        "The laboratory system's interface user: posts test results of samples; reads nothing else.",
+        ["lims.post_result"],
+    ),
     "auditor": (
         "Auditor / inspector",
         "Reads everything, changes nothing.",

@@ -44,6 +44,7 @@ from . import (
     erp,
     genealogy,
     inventory,
+    lims,
     masterdata,
     masterdata_import,
     plant,
@@ -506,6 +507,7 @@ api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)
 api.add_router("/genealogy", genealogy.genealogy)
 api.add_router("/inventory", inventory.router)
+api.add_router("/lims", lims.router)
 api.add_router("/configuration", configuration.configuration)
 api.add_router("/erp", erp.router)
 # Before the /master-data/{kind} routes: "imports" is no kind, and the first match wins.

@@ -35,6 +35,8 @@ APPEND_ONLY_TABLES = (
     "execution_labelissue",
     "execution_labelreconciliation",
     "execution_labelexamination",
+    "lims_samplerequest",
+    "lims_labresult",
 )
 
 _PG_FUNCTION = """

@@ -30,6 +30,8 @@ GMP_SIGNING_ROLES = (
     # Signs nothing, yet makes GMP records (batches, lot receipts, lot status where allowed): granted
     # with a QA approver's approval like the signing roles, and never to an administrator.
     "erp_interface",
+    # Not a signer, but its results enter the batch record and can block a lot (lims/services.py).
+    "lims_interface",
 )
 DEFAULT_INCOMPATIBLE_ROLES = tuple(("administrator", role) for role in GMP_SIGNING_ROLES)
 

@@ -117,8 +117,14 @@ class StepValue(AuditedModel):
     label = models.CharField(max_length=200)
     source = models.CharField(
         max_length=20,
-        choices=[("entered", "entered"), ("calculated", "calculated"), ("measured", "measured")],
-        help_text="typed, computed by a formula, or measured by the system (a timer's duration)",
+        choices=[
+            ("entered", "entered"),
+            ("calculated", "calculated"),
+            ("measured", "measured"),
+            ("laboratory", "laboratory"),
+        ],
+        help_text="typed, computed by a formula, measured by the system (a timer's duration), or the "
+        "laboratory's result of a sample the step waits for",
     )
     text = models.CharField(max_length=2000, help_text="as entered, or the calculated number as text")
     number = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
@@ -136,6 +142,15 @@ class StepValue(AuditedModel):
     reason = models.TextField(blank=True)
     station = models.CharField(
         max_length=40, blank=True, help_text="the registered station it was entered at (21 CFR 11.10(h))"
+    )
+    # Defined after the Sample model below, hence the name.
+    sample = models.ForeignKey(
+        "Sample",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="values",
+        help_text="a laboratory result: the sample it is the result of",
     )
 
     class Meta:

@@ -6,8 +6,14 @@ the batch is using), at which positions, for which test and method, and how many
 step takes. The operator names the source and the quantity actually taken; the server judges
 them under the batch's lock (the container exists and holds that material for this batch, the
 unit is claimed by this batch) and writes the sample. The step completes once every sample is
-taken and has its label printed. Laboratory results will be records of their own that point at
-a sample's code (the LIMS connection is a later piece of work).
+taken and has its label printed.
+
+Each sample taken is published (``sample.taken``, ``outbox.events``) in its transaction: the LIMS
+connection (``batchline.lims``, which execution never imports) writes the sample request to the
+outbox there. The laboratory's results are records of their own in ``lims``, pointing at the
+sample; where the recipe's ``result`` block says the step ``waits``, each sample's first result
+is also recorded on the step as a value (:func:`result_fill`) and the step completes only once
+every sample has one.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from batchline.audit.services import Actor, record_create
 from batchline.configuration import selectors as configuration
 from batchline.equipment.models import Equipment
 from batchline.materials.models import Container
+from batchline.outbox import events
 from batchline.rules import gates
 from batchline.rules.numbers import NotANumber, read
 from batchline.rules.verdict import Reason, Verdict
@@ -29,8 +36,10 @@ from batchline.rules.verdict import Reason, Verdict
 from . import rows
 from .charging import read_scan
 from .identify import equipment_code
-from .models import Batch, BatchStep, Sample, SampleLabelPrint, SampleSource, StepState
+from .models import Batch, BatchStep, Sample, SampleLabelPrint, SampleSource, StepState, StepValue
 from .scaling import plain, scaled
+
+SAMPLE_TAKEN = "sample.taken"  # published with sample=, batch=, actor=
 
 MAX_QUANTITY = Decimal("1e12")
 
@@ -168,6 +177,7 @@ def take(
         actor=actor,
         reason=f"sample for {spec['test']}",
     )
+    events.publish(SAMPLE_TAKEN, sample=sample, batch=batch, actor=actor)
     return Verdict(), sample
 
 
@@ -204,7 +214,72 @@ def completion_reasons(step: BatchStep) -> list[Reason]:
     unprinted = [code for code, printed in found if not printed]
     if unprinted:
         return [Reason("SAMPLE_NOT_LABELLED", f"Print the label of sample {', '.join(unprinted)} first.")]
+    if (step.spec["sampling"].get("result") or {}).get("waits"):
+        filled = set(
+            StepValue.objects.filter(step=step, sample__isnull=False).values_list("sample__code", flat=True)
+        )
+        awaited = [code for code, _printed in found if code not in filled]
+        if awaited:
+            return [
+                Reason(
+                    "RESULT_AWAITED",
+                    f"The laboratory's result of sample {', '.join(awaited)} ({step.spec['sampling']['test']}) "
+                    f"is not in yet: “{step.title}” completes once it is.",
+                )
+            ]
     return []
+
+
+def waits_for(step: BatchStep, sample: Sample) -> bool:
+    """Whether ``sample``'s result is to be recorded on its step: the step waits, runs, and has none yet."""
+    result = (step.spec.get("sampling") or {}).get("result") or {}
+    return (
+        bool(result.get("waits"))
+        and step.state == StepState.RUNNING
+        and not StepValue.objects.filter(step=step, sample=sample).exists()
+    )
+
+
+def _person_of(actor: Actor) -> int:
+    assert actor.id is not None, "a laboratory result is entered by the LIMS's interface user"
+    return actor.id
+
+
+def result_fill(
+    *,
+    actor: Actor,
+    step: BatchStep,
+    sample: Sample,
+    number: Decimal,
+    in_specification: bool | None,
+    within_action: bool | None,
+    reason: str,
+) -> StepValue:
+    """Record a sample's laboratory result on the step that waits for it, as judged by the caller
+    (``lims.services``: converted into the recipe's unit and judged against its limits). The caller
+    holds the batch's lock and the transaction, and raises the exception an out-of-limit value calls for."""
+    definition = step.spec["sampling"]["result"]
+    return record_create(
+        StepValue(
+            step=step,
+            sample=sample,
+            name=definition["name"],
+            label=f"{definition['label']}, sample {sample.code}",
+            source="laboratory",
+            text=plain(number),
+            number=number,
+            unit=definition.get("unit", ""),
+            in_specification=in_specification,
+            within_action=within_action,
+            critical=bool(definition.get("critical")),
+            entered_by_id=_person_of(actor),
+            entered_at=timezone.now(),
+            station="",
+        ),
+        actor=actor,
+        reason=reason,
+        action="record",
+    )
 
 
 def describe(step: BatchStep, batch: Batch) -> dict[str, Any]:
@@ -219,5 +294,6 @@ def describe(step: BatchStep, batch: Batch) -> dict[str, Any]:
         "wanted": int(spec.get("samples", 1)),
         "source": spec["source"],
         "positions": spec.get("positions") or [],
-        "samples": list(Sample.objects.filter(step=step).prefetch_related("prints").order_by("id")),
+        "samples": list(Sample.objects.filter(step=step).prefetch_related("prints", "values").order_by("id")),
+        "result": spec.get("result") or None,
     }

@@ -274,12 +274,15 @@ def _with_yield(step: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
 
 def recorded_values(step: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The definitions of every value a step records: inputs, calculations, a timer's measured
-    duration and a produce step's total (``recipes.document.Step.recorded``)."""
+    duration and a produce step's total (``recipes.document.Step.recorded``), and the laboratory's
+    results a sampling step waits for (recorded on it by ``sampling.result_fill``)."""
     found = [*step.get("inputs", []), *step.get("calculations", [])]
     if (step.get("timer") or {}).get("record"):
         found.append(step["timer"]["record"])
     if step.get("produce"):
         found.append(step["produce"])
+    if ((step.get("sampling") or {}).get("result") or {}).get("waits"):
+        found.append(step["sampling"]["result"])
     return found
 
 

@@ -424,6 +424,27 @@ def lot_disposition(
     return locked
 
 
+def lot_block(*, actor: Actor, lot: Lot, reason: str) -> bool:
+    """Block a lot on a finding that arrives through an interface: an out-of-specification result of
+    one of its samples from the LIMS (S95-04, MAT-06), the interface user named in the trail.
+
+    A restriction, so no signature: the gate refuses the lot from now on (``LOT_BLOCKED``), and only
+    QA's signed disposition (:func:`lot_disposition`) lifts it. A rejected or already blocked lot is
+    left as it is. Runs in the caller's transaction and locks the lot; True when the status changed.
+    """
+    if not reason.strip():
+        raise ReasonRequired("Say why the lot is blocked.")
+    with transaction.atomic():
+        locked = Lot.objects.select_for_update().get(pk=lot.pk)
+        if locked.status in (LotStatus.BLOCKED, LotStatus.REJECTED):
+            return False
+        record_update(
+            locked, actor=actor, values={"status": LotStatus.BLOCKED}, action="block", reason=reason
+        )
+    lot.status = LotStatus.BLOCKED
+    return True
+
+
 def lot_retest_extend(
     *, actor: Actor, lot: Lot, retest_at: dt.datetime, signer: VerifiedSigner | None, reason: str
 ) -> Lot:

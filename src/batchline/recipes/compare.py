@@ -154,6 +154,7 @@ def step_fields(old: dict[str, Any], new: dict[str, Any]) -> dict[str, FieldWord
         units("labelling", "per_container", "unit"),
     )
     record_label = _unit(new, "timer", "record", "label") or _unit(old, "timer", "record", "label")
+    result_label = _unit(new, "sampling", "result", "label") or _unit(old, "sampling", "result", "label")
     produce_label = _unit(new, "produce", "label") or _unit(old, "produce", "label")
     out = {
         "material": FieldWords("material charge", R),
@@ -180,6 +181,8 @@ def step_fields(old: dict[str, Any], new: dict[str, Any]) -> dict[str, FieldWord
         "sampling.positions": FieldWords("sampling positions", R),
         "sampling.test": FieldWords("test", R),
         "sampling.method": FieldWords("test method", R),
+        "sampling.result": FieldWords("laboratory result", L),
+        "sampling.result.waits": FieldWords("step waits for the laboratory's result", L),
         "produce": FieldWords("output", R),
         "labelling": FieldWords("labelling", R),
         "labelling.per_container": FieldWords("quantity per labelled container", L),
@@ -205,6 +208,7 @@ def step_fields(old: dict[str, Any], new: dict[str, Any]) -> dict[str, FieldWord
     for prefix, label, unit in (
         ("timer.record", record_label or "recorded duration", units("timer", "record", "unit")),
         ("produce", produce_label or "output", units("produce", "unit")),
+        ("sampling.result", result_label or "laboratory result", units("sampling", "result", "unit")),
     ):
         for name, words in value_fields(label, *unit).items():
             out[f"{prefix}.{name}"] = words

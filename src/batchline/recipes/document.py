@@ -20,7 +20,16 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from batchline.accounts.roles import ROLES
 from batchline.rules import graph
@@ -110,6 +119,25 @@ Code = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 Reference = Annotated[str, StringConstraints(max_length=60)]
 
 
+class SampleResult(Strict):
+    """The laboratory's result of each sample (IPC-01): its unit and limits, and whether the step waits.
+
+    The LIMS posts one result per sample (lims/services.py); it is converted into ``unit`` and
+    judged against these limits (scaled with the batch where ``scales`` says so). A step that
+    ``waits`` completes only once every sample's result is in, and each result is recorded on the
+    step as the value ``name``, which the performer's signature then binds.
+    """
+
+    name: Key
+    label: ShortText
+    unit: Annotated[str, StringConstraints(max_length=30)] = ""
+    specification: Limits | None = None
+    action: Limits | None = None
+    scales: bool = Field(default=False, description="the limits scale with the planned batch size")
+    critical: bool = False
+    waits: bool = Field(default=False, description="the step completes only once every result is in")
+
+
 class Sampling(Strict):
     """In-process sampling (IPC-01, 21 CFR 211.188(b)(10)): what, how much, from where, for which test."""
 
@@ -130,6 +158,17 @@ class Sampling(Strict):
     )
     test: ShortText
     method: Reference = Field(default="", description="the test method or sampling SOP")
+    result: SampleResult | None = Field(
+        default=None, description="the laboratory's result: its unit, limits, and whether the step waits"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_result(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A recipe written before results had limits reads, compares and hashes as it always did.
+        data: dict[str, Any] = handler(self)
+        if data.get("result") is None:
+            data.pop("result", None)
+        return data
 
 
 class Produce(Strict):
@@ -485,10 +524,10 @@ def dump_yaml(doc: RecipeDocument) -> str:
 # --- the meaning --------------------------------------------------------------------------
 
 
-def _limits(inp: Input | Calculation | Measured | Produce) -> NumberLimits:
+def _limits(inp: Input | Calculation | Measured | Produce | SampleResult) -> NumberLimits:
     plausible = inp.plausible.range() if isinstance(inp, Input) and inp.plausible else Range()
     spec = inp.specification.range() if inp.specification else Range()
-    action = inp.action.range() if isinstance(inp, Input) and inp.action else Range()
+    action = inp.action.range() if isinstance(inp, Input | SampleResult) and inp.action else Range()
     return NumberLimits(plausible=plausible, specification=spec, action=action)
 
 
@@ -496,6 +535,9 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
     problems: list[Problem] = []
     seen_keys: dict[str, Path] = {}
     value_names: dict[str, str] = {}  # value name -> step key that records it
+    # A laboratory result arrives when the laboratory sends it (and a step that does not wait for it
+    # may be long done): no formula may count on it.
+    lab_results: set[str] = set()
 
     try:
         check_unit(doc.recipe.batch_size.unit)
@@ -568,6 +610,11 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                 )
             if step.produce:
                 problems += _check_value_def(step.produce, (*here, "produce"), value_names, step.key)
+            if step.sampling and step.sampling.result:
+                problems += _check_value_def(
+                    step.sampling.result, (*here, "sampling", "result"), value_names, step.key
+                )
+                lab_results.add(step.sampling.result.name)
 
     for o, op in enumerate(doc.operations):
         problems += _check_yield(op, ("operations", o, "yield"))
@@ -616,7 +663,13 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                 )
                 for name in sorted(formula.names):
                     source = value_names.get(name)
-                    if source is None:
+                    if name in lab_results:
+                        problems.append(
+                            Problem(
+                                where, f"formula uses {name!r}, a laboratory result, which no formula uses"
+                            )
+                        )
+                    elif source is None:
                         problems.append(Problem(where, f"formula uses {name!r}, which no step records"))
                     elif name not in own_earlier and source not in earlier:
                         problems.append(
@@ -674,7 +727,10 @@ def _check_yield(op: Operation, where: Path) -> list[Problem]:
 
 
 def _check_value_def(
-    inp: Input | Calculation | Measured | Produce, where: Path, names: dict[str, str], step_key: str
+    inp: Input | Calculation | Measured | Produce | SampleResult,
+    where: Path,
+    names: dict[str, str],
+    step_key: str,
 ) -> list[Problem]:
     problems = []
     if inp.name in names:

@@ -1,5 +1,5 @@
 """BatchML for the step kinds' own records: samples as ``Samples/Sample`` (with their ``SampleTest``,
-whose ``SampleTestResult`` the laboratory's results will fill), output, labels issued, reconciled
+and each laboratory result as its ``SampleTestResult``), output, labels issued, reconciled
 and examined as ``Events``, and a ``Comment`` saying why a section has no records.
 
 Kept apart from ``batchml.py`` so the element order the XSD prescribes is visible where it
@@ -132,3 +132,29 @@ def samples(root: Any, content: dict[str, Any], el: El) -> None:
         el(test, "EntryID", f"{s['code']}-test")
         el(test, "ObjectType", "Sample Test")
         el(test, "TestName", s["test"])
+        for x in s.get("results", []):  # the laboratory's results, as the LIMS sent them and as judged
+            result = el(test, "SampleTestResult")
+            el(result, "EntryID", x["result_id"])
+            el(result, "ObjectType", "Sample Test Result")
+            el(result, "TimeStamp", x["at"])
+            judged = (
+                "not judged: no limits in the master recipe"
+                if x["in_specification"] is None
+                else ("within" if x["in_specification"] else "outside")
+                + f" specification {x['specification']}"
+            )
+            el(
+                result,
+                "Description",
+                f"{judged}; received from the LIMS by {(x['by'] or {}).get('name', '')}",
+            )
+            el(
+                result,
+                "TestDisposition",
+                {None: "not judged", True: "pass", False: "fail"}[x["in_specification"]],
+            )
+            value = el(result, "Results")
+            el(value, "ValueString", x["text"])
+            el(value, "DataType", "decimal")
+            if x["unit"]:
+                el(value, "UnitOfMeasure", x["unit"])

@@ -164,4 +164,78 @@ def sampling(doc: Any) -> None:
         rows,
         [0.1, 0.08, 0.13, 0.11, 0.12, 0.13, 0.16, 0.17],
     )
-    doc.para("Results: to come from the laboratory, filed under each sample's code.", "small")
+    laboratory(doc, c.get("samples", []))
+
+
+def _request(r: dict[str, Any] | None, t: Any) -> str:
+    if r is None:
+        return "no request (taken before the LIMS connection)"
+    made = f"requested {t(r['at'])}"
+    if not r["message"]:
+        return made + "; not sent: no LIMS is configured"
+    if r["state"] == "delivered":
+        return made + f"; delivered {t(r['delivered_at'])}"
+    return made + ("; delivery failed" if r["state"] == "failed" else "; waiting to be delivered")
+
+
+def _judged(x: dict[str, Any]) -> str:
+    if x["in_specification"] is None:
+        return "not judged: no limits in the master recipe"
+    words = "within specification" if x["in_specification"] else "OUT OF SPECIFICATION"
+    if x["within_action"] is False and x["in_specification"]:
+        words += ", outside the action limits"
+    if x["lims_verdict"] == "fail":
+        words += " (failed by the LIMS)"
+    return words
+
+
+def laboratory(doc: Any, samples: list[dict[str, Any]]) -> None:
+    """Each sample's request to the LIMS and every result the laboratory sent for it, as judged:
+    a result out of specification is shaded, with the exception it raised and the lot it blocked."""
+    t = doc.t
+    rows: list[list[str]] = []
+    marks: list[int] = []
+    for s in samples:
+        found = s.get("results", [])
+        if not found:
+            rows.append([s["code"], _request(s.get("request"), t), "no result yet", "", "", ""])
+            continue
+        for x in found:
+            if x["in_specification"] is False:
+                marks.append(len(rows))
+            converted = (
+                f" = {x['judged_value']} {x['judged_unit']}".rstrip()
+                if x["judged_value"] is not None and x["judged_unit"] != x["unit"]
+                else ""
+            )
+            acted = []
+            if x["exception"]:
+                acted.append(f"exception #{x['exception']} ({x['exception_code']})")
+            if x["lot_blocked"]:
+                acted.append(f"lot {x['lot_blocked']} blocked")
+            if x["filled_step"]:
+                acted.append("recorded on its step")
+            rows.append(
+                [
+                    s["code"],
+                    _request(s.get("request"), t),
+                    f"{x['result_id']}: {x['test']} {x['text']} {x['unit']}".rstrip() + converted,
+                    x["specification"] or "none",
+                    _judged(x),
+                    f"{_who(x['by'])}, {t(x['at'])}" + ("; " + "; ".join(acted) if acted else ""),
+                ]
+            )
+    doc.heading("Laboratory requests and results")
+    doc.table(
+        [
+            "Sample",
+            "Request to the LIMS",
+            "Result",
+            "Specification",
+            "Judged",
+            "Received (LIMS interface), at",
+        ],
+        rows,
+        [0.1, 0.2, 0.2, 0.12, 0.16, 0.22],
+        marks,
+    )

@@ -19,6 +19,9 @@ from batchline.execution.models import (
     Sample,
     SampleLabelPrint,
 )
+from batchline.execution.scaling import plain
+from batchline.lims import selectors as lims
+from batchline.lims.models import LabResult, SampleRequest
 from batchline.materials.models import LabelPrint, LedgerEntry, Movement
 from batchline.rules import canonical
 
@@ -58,6 +61,9 @@ def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str,
         if samples
         else []
     )
+    # Each sample's request to the LIMS and the laboratory's results (lims/): none without samples.
+    requests, results = lims.of_samples(s.pk for s in samples)
+    messages = lims.message_states(r.message_key for r in requests.values())
     # Output may come through the API without a produce step: always asked.
     produced = list(
         LedgerEntry.objects.filter(batch_number=batch.number, kind=Movement.PRODUCE)
@@ -94,6 +100,8 @@ def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str,
     ids = {
         "execution.sample": {str(s.pk) for s in samples},
         "execution.samplelabelprint": {str(p.pk) for p in prints},
+        "lims.samplerequest": {str(r.pk) for r in requests.values()},
+        "lims.labresult": {str(r.pk) for found in results.values() for r in found},
         "execution.labelissue": {str(i.pk) for i in issues},
         "execution.labelreconciliation": {str(r.pk) for r in counts},
         "execution.labelexamination": {str(x.pk) for x in exams},
@@ -105,8 +113,9 @@ def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str,
         if "sampling" in has
         else []
     )
+    laboratory = (requests, results, messages)
     return lambda who: _build(
-        who, kinds, samples, prints, produced, output_prints, issues, counts, exams, asked
+        who, kinds, samples, prints, produced, output_prints, issues, counts, exams, asked, laboratory
     ), ids
 
 
@@ -121,7 +130,9 @@ def _build(
     counts: list[LabelReconciliation],
     exams: list[LabelExamination],
     asked: list[tuple[str, Any]],
+    laboratory: tuple[dict[int, SampleRequest], dict[int, list[LabResult]], dict[str, dict[str, Any]]],
 ) -> dict[str, Any]:
+    requests, results, messages = laboratory
     prints_of: dict[int, list[dict[str, Any]]] = {}
     for p in prints:
         prints_of.setdefault(p.sample_id, []).append(
@@ -166,6 +177,8 @@ def _build(
                 "by": who(s.taken_by, s.taken_at),
                 "at": _at(s.taken_at),
                 "label_prints": prints_of.get(s.pk, []),
+                "request": _request(requests.get(s.pk), messages),
+                "results": [_result(r, who) for r in results.get(s.pk, [])],
             }
             for s in samples
         ],
@@ -237,6 +250,46 @@ def _build(
             ],
             "steps": sorted(k for k, kind in kinds.items() if kind == "labelling"),
         },
+    }
+
+
+def _request(r: SampleRequest | None, messages: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The sample's request to the LIMS: when it was made and whether its message reached the LIMS."""
+    if r is None:
+        return None
+    message = messages.get(r.message_key) or {}
+    return {
+        "id": r.pk,
+        "at": _at(r.requested_at),
+        "content_sha256": r.content_sha256,
+        "message": r.message_key,
+        # pending, delivered or failed; "" when the installation has no LIMS to send it to
+        "state": message.get("state", ""),
+        "delivered_at": _at(message.get("delivered_at")),
+    }
+
+
+def _result(r: LabResult, who: Who) -> dict[str, Any]:
+    return {
+        "id": r.pk,
+        "result_id": r.result_id,
+        "test": r.test,
+        "text": r.text,
+        "unit": r.unit,
+        "judged_value": None if r.judged_value is None else plain(r.judged_value),
+        "judged_unit": r.judged_unit,
+        "specification": r.specification,
+        "in_specification": r.in_specification,
+        "within_action": r.within_action,
+        "lims_verdict": r.lims_verdict,
+        "tested_at": _at(r.tested_at),
+        "comment": r.comment,
+        "filled_step": r.step_value_id is not None,
+        "exception": r.exception_id,
+        "exception_code": r.exception.code if r.exception is not None else "",
+        "lot_blocked": r.lot_blocked,
+        "by": who(r.received_by, r.received_at),
+        "at": _at(r.received_at),
     }
 
 

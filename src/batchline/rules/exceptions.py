@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = "2026-12-07.2"
+VERSION = "2026-12-07.3"
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -56,8 +56,19 @@ TYPES: dict[str, ExceptionType] = {
             "critical",
             blocks=True,
         ),
+        # A laboratory result outside its specification is an OOS result (21 CFR 211.192; FDA's OOS
+        # guidance): investigated before anything else is done with the batch, whatever the test.
+        _t(
+            "LAB_OUT_OF_SPECIFICATION",
+            "critical_value",
+            "laboratory result out of specification",
+            "critical",
+            blocks=True,
+        ),
         # values
         _t("OUT_OF_SPECIFICATION", "value", "out of specification", "medium"),
+        # A result the recipe gives no limits for is recorded as it came; QA reads it and decides.
+        _t("LAB_RESULT_NOT_JUDGED", "value", "laboratory result without a specification", "low"),
         _t("ACTION_LIMIT", "value", "out of action limit", "low"),
         _t("CALCULATION_FAILED", "value", "calculation failure", "medium"),
         _t("YIELD_OUT_OF_LIMITS", "value", "yield out of limits", "high", blocks=False),
@@ -124,6 +135,7 @@ for _codes, _cat, _kind, _subject in [
             "SAMPLES_NOT_TAKEN",
             "SAMPLES_COMPLETE",
             "SAMPLE_NOT_LABELLED",
+            "RESULT_AWAITED",
             "NOTHING_PRODUCED",
             "OUTPUT_NOT_LABELLED",
             "LABELS_NOT_ISSUED",
