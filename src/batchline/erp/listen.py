@@ -65,11 +65,14 @@ class Folder:
         partial = out.with_suffix(".partial")
         partial.write_bytes(reply)
         os.replace(partial, out)
-        os.replace(document, self.root / ("refused" if state == "refused" else "done") / document.name)
+        # FileNotFoundError: another listener answered it at the same moment, with the same reply.
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(document, self.root / ("refused" if state == "refused" else "done") / document.name)
 
 
 def take_folder(folder: Folder, handler: Handler) -> int:
     """Every document waiting in the folder, answered; how many."""
+    folder.prepare()  # an operator may have tidied the answer folders away
     taken = 0
     for document in folder.waiting():
         try:
@@ -79,10 +82,7 @@ def take_folder(folder: Folder, handler: Handler) -> int:
         answer = _handle(handler, body, "folder")
         if answer is None:
             continue
-        try:
-            folder.answer(document, *answer)
-        except FileNotFoundError:
-            continue
+        folder.answer(document, *answer)
         taken += 1
     return taken
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from batchline.audit.services import Actor, ReasonRequired, record_update
+from batchline.outbox import events
 from batchline.rules import states
 
 from . import identify, raising, rows
@@ -105,6 +106,8 @@ def batch_cancel(*, actor: Actor, batch: Batch, reason: str) -> Batch:
             message=f"Batch aborted before it started: {reason}",
         )
         identify.release_all(locked, actor=actor)
+        # As any abort: whoever must hear of it (the ERP's performance message) hears it in this transaction.
+        events.publish("batch.aborted", batch=locked.number, reason=reason)
     return locked
 
 

@@ -66,6 +66,7 @@ def order_document(
         f"<DataArea><Process/><OperationsSchedule><ID>SANDBOX-{escape(order)}</ID>"
         f"<OperationsRequest><ID>{escape(order)}</ID><StartTime>{start}</StartTime>"
         "<SegmentRequirement><ID>0010</ID><ProcessSegmentID>MAKE</ProcessSegmentID>"
+        "<OperationsDefinitionID>ROUTING-1</OperationsDefinitionID><OperationsSegmentID>0010</OperationsSegmentID>"
         f"{needs}</SegmentRequirement></OperationsRequest></OperationsSchedule></DataArea>"
         "</ProcessOperationsSchedule>"
     ).encode()
