@@ -310,6 +310,9 @@ for _codes, _cat, _kind, _subject in [
             "EXAMINATION_OPEN",
             "NO_SUCH_SAMPLE",
             "NO_SUCH_CONTAINER",
+            # The planner (the ERP) changes or cancels a batch only before the floor begins it.
+            "BATCH_NOT_CREATED",
+            "BATCH_STARTED",
         ),
         "process",
         "refused attempt",
