@@ -205,7 +205,18 @@ def test_delivery_works_from_a_thread_that_runs_an_event_loop_already(receiver: 
     async def inside_a_running_loop() -> int:
         return deliver_due()  # called synchronously, as a sync view under an async server would
 
+    delivered: list[int] = []
+
+    def server_thread() -> None:  # a thread of its own: the suite's main thread may run Playwright's loop
+        try:
+            delivered.append(asyncio.run(inside_a_running_loop()))
+        finally:
+            connections.close_all()
+
     with erp_at(receiver.url):
         write("erp", "batch:B-1", 3)
-        assert asyncio.run(inside_a_running_loop()) == 3
+        thread = threading.Thread(target=server_thread)
+        thread.start()
+        thread.join(timeout=120)
+    assert delivered == [3]
     assert [r.json["n"] for r in receiver.taken] == [0, 1, 2]
