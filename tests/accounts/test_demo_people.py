@@ -16,14 +16,15 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.req("P11-21", "P11-16", "A11-16")
 def test_the_demo_grants_roles_through_requests_and_shows_an_enrolment(db) -> None:
     demo.seed_people()
-    for username, _name, roles in demo.DEMO_USERS:
+    everyone = demo.DEMO_USERS + demo.DEMO_INTERFACES
+    for username, _name, roles in everyone:
         assert User.objects.get(username=username).role_names == sorted(roles)
+    # The ERP's machine account has no password: it never logs in, its documents come through a door.
+    assert not User.objects.get(username="erp-sap").has_usable_password()
     granted = ChangeRequest.objects.filter(kind="role_grant", state="approved")
-    # Every GMP signing role but the first QA approver's came by request (admin) and approval (approver).
-    assert (
-        granted.count()
-        == len([u for u, _n, r in demo.DEMO_USERS if set(r) - {"administrator", "auditor"}]) - 1
-    )
+    # Every GMP role but the first QA approver's came by request (admin) and approval (approver),
+    # the ERP interface's included.
+    assert granted.count() == len([u for u, _n, r in everyone if set(r) - {"administrator", "auditor"}]) - 1
     for request in granted:
         meanings = set(
             Signature.objects.filter(

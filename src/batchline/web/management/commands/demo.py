@@ -70,6 +70,8 @@ DEMO_USERS = [
     ("auditor", "Ines Inspector", ["auditor"]),
 ]
 DEMO = Actor(id=None, username="demo", name="Demo data loader", via="cli")
+# Machine accounts: no password, no login; their role granted by two people like a person's.
+DEMO_INTERFACES = [("erp-sap", "SAP PRD (ERP interface)", ["erp_interface"])]
 
 
 def seed() -> list[tuple[str, str, list[str]]]:
@@ -108,11 +110,13 @@ def seed_people() -> None:
     every other GMP signing role is requested by ``admin`` and approved by
     ``approver``, both signatures on each person's history.
     """
-    for username, name, roles in DEMO_USERS:
+    for username, name, roles in DEMO_USERS + DEMO_INTERFACES:
         if User.objects.filter(username=username).exists():
             continue
         direct = [r for r in roles if r not in GMP_SIGNING_ROLES]
         user, _ = user_create(actor=DEMO, username=username, full_name=name, roles=direct, reason="demo data")
+        if (username, name, roles) in DEMO_INTERFACES:
+            continue
         password_seed(
             actor=DEMO,
             user=user,
@@ -125,7 +129,7 @@ def seed_people() -> None:
             actor=DEMO, user=approver, reason="demo data: the installation's first QA approver"
         )
     admin = User.objects.get(username="admin")
-    for username, _name, roles in DEMO_USERS:
+    for username, _name, roles in DEMO_USERS + DEMO_INTERFACES:
         user = User.objects.get(username=username)
         if user.role_names == sorted(roles) or username == "approver":
             continue
@@ -459,6 +463,11 @@ class Command(BaseCommand):
         if options["no_serve"]:
             return
         # The worker: checkpoints and verification on schedule (batchline worker), beside the server.
+        from batchline.sandbox.launch import start_erp
+
+        # First: it makes the sandbox ERP the outbox's erp destination, which the worker reads at start.
+        erp, words = start_erp()
+        self.stdout.write(words + "\n")
         worker = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [sys.executable, "-m", "batchline.cli", "worker", "--every", "10", "--parent", str(os.getpid())]
         )
@@ -466,8 +475,10 @@ class Command(BaseCommand):
         try:
             self._serve(options)
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            for process in (worker, *erp):
+                process.terminate()
+            for process in (worker, *erp):
+                process.wait(timeout=30)
 
     def _serve(self, options: dict[str, Any]) -> None:
         # Batchline's runserver serves the simulators of the demo's simulated scales beside the web

@@ -1,0 +1,85 @@
+"""The demo's ERP, started beside the web server: the ERP's folder door and a sandbox ERP, each its own process.
+
+``batchline demo`` calls :func:`start_erp` before it serves. It makes the sandbox ERP's webhook the
+installation's ``erp`` outbox destination (for this process, whose server and commits deliver at
+once, and through the environment for the worker it starts next), starts ``batchline erp listen``
+on ``HOME/erp`` as the ERP interface's account, the sandbox ERP's receiver, and then the sandbox
+ERP's one production order, which arrives through the folder like any ERP's. Nothing here is
+in-process: what the demo shows crossed a real folder and a real HTTP connection.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+from batchline.outbox import destinations
+
+ERP_USER = "erp-sap"
+ORDER = "4711"
+ORDER_BATCH = "PCM-0002"
+# The demo recipe's charges at its nominal 100,000 tablets (recipes/demo/paracetamol-500.yaml).
+ORDER_BOM = (
+    "PCM-API=50:kg",
+    "PVP-K30=1.5:kg",
+    "PW=12:kg",
+    "STARCH=6:kg",
+    "SSG=1.8:kg",
+    "SILICA=0.2:kg",
+    "MGST=0.5:kg",
+    "DRUM-60=4:piece",
+)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_erp() -> tuple[list[subprocess.Popen[bytes]], str]:
+    """The ERP's processes (to stop with the demo) and a sentence for the console."""
+    home = Path(settings.HOME) / "erp"
+    port = _free_port()
+    os.environ["BATCHLINE_OUTBOX_ERP"] = f"http://127.0.0.1:{port}/b2mml"
+    os.environ.setdefault("BATCHLINE_OUTBOX_ERP_SECRET", secrets.token_hex(16))
+    settings.OUTBOX_DESTINATIONS = destinations.from_environment(os.environ)
+    python = [sys.executable, "-m"]
+    client = [*python, "batchline.sandbox.erp_client"]
+    order = [
+        "--order",
+        ORDER,
+        "--bodid",
+        f"DEMO-ORDER-{ORDER}",
+        "--batch",
+        ORDER_BATCH,
+        "--product",
+        "PCM500",
+    ]
+    processes = [
+        subprocess.Popen(  # noqa: S603 (our own interpreter and modules)
+            [*python, "batchline.cli", "erp", "listen", "--user", ERP_USER, "--folder", str(home)]
+        ),
+        subprocess.Popen(  # noqa: S603
+            [*client, "listen", "--port", str(port), "--keep", str(home / "received")]
+        ),
+    ]
+    # The order waits for the listener's answer, so it runs beside the server rather than before it.
+    processes.append(
+        subprocess.Popen(  # noqa: S603
+            [*client, "order", "--folder", str(home), *order, "--quantity", "100000", "--bom", *ORDER_BOM]
+        )
+    )
+    words = (
+        f"  ERP: a sandbox ERP sends order {ORDER} through the watched folder {home}/in (batchline erp listen,\n"
+        f"  as {ERP_USER}); Batchline creates batch {ORDER_BATCH}, waiting for a supervisor's release. Each step the\n"
+        f"  ERP needs goes back as B2MML to the sandbox ERP on 127.0.0.1:{port} (kept in {home}/received).\n"
+        "  Messages in: Master data → ERP messages; messages out: Configuration → Outbox."
+    )
+    return processes, words
