@@ -139,7 +139,11 @@ async def serve_nats(where: Subject, handler: Handler, pool: ThreadPoolExecutor,
             except (TimeoutError, NatsTimeout):
                 continue
             for message in messages:
-                answer = await loop.run_in_executor(pool, _handle, handler, message.data, "nats")
+                try:
+                    answer = await loop.run_in_executor(pool, _handle, handler, message.data, "nats")
+                except Exception:  # the database away, say: offered again, the listener stays up
+                    log.exception("receiving NATS message %s failed", message.metadata.sequence.stream)
+                    answer = None
                 if answer is None:
                     await message.nak(delay=1)
                     continue
@@ -153,7 +157,8 @@ async def serve_nats(where: Subject, handler: Handler, pool: ThreadPoolExecutor,
                 )
                 await message.ack()
     finally:
-        await client.drain()
+        # Every message taken was answered and acked or nak'ed: nothing is in flight to drain.
+        await client.close()
 
 
 async def serve(handler: Handler, *, folder: Folder | None, subject: Subject | None) -> None:
