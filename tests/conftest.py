@@ -202,6 +202,28 @@ def postgresql_only(db: None) -> None:
         pytest.skip("PostgreSQL behaviour; .ci/run runs the suite on PostgreSQL too")
 
 
+def run_async(coroutine: Any) -> Any:
+    """``asyncio.run`` on a thread of its own: the suite's main thread may hold a running loop
+    (sync Playwright's, once a browser test ran), where ``asyncio.run`` refuses to start."""
+    import asyncio
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="run-async")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now, probed by binding it."""
     import socket

@@ -21,6 +21,7 @@ from batchline.audit.models import AuditEntry
 from batchline.erp import listen
 from batchline.erp.models import InboundMessage
 from batchline.execution.models import Batch
+from tests.conftest import run_async
 
 from .conftest import make_erp_plant
 from .documents import NS, assert_valid, order
@@ -166,9 +167,9 @@ def test_an_order_over_nats_jetstream_is_answered_on_its_reply_subject_and_a_res
     document = order("BOD-N1", "4714", batch="ERP-N-001").encode()
     try:
         with Listener(where):
-            replies = asyncio.run(_exchange(where, [document, document, b"not xml"], 3))
+            replies = run_async(_exchange(where, [document, document, b"not xml"], 3))
     finally:
-        asyncio.run(_drop(where.stream))
+        run_async(_drop(where.stream))
     for reply in replies:
         assert_valid(reply)
     assert [reason_code(r) for r in replies[:2]] == ["APPLIED", "APPLIED"]

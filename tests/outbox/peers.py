@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from batchline.outbox.models import Message
 from batchline.outbox.services import enqueue
+from tests.conftest import run_async
 
 NATS_URL = "nats://127.0.0.1:4222"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -146,7 +146,7 @@ async def _stream_messages(stream: str) -> list[tuple[dict[str, str], bytes]]:
 
 def stream_messages(stream: str) -> list[tuple[dict[str, str], bytes]]:
     """Every message the JetStream stream holds, with its headers, in the stream's order."""
-    return asyncio.run(_stream_messages(stream))
+    return run_async(_stream_messages(stream))
 
 
 async def _stream_config(stream: str) -> Any:
@@ -160,7 +160,7 @@ async def _stream_config(stream: str) -> Any:
 
 
 def stream_config(stream: str) -> Any:
-    return asyncio.run(_stream_config(stream))
+    return run_async(_stream_config(stream))
 
 
 async def _stream_delete(stream: str) -> None:
@@ -176,4 +176,4 @@ async def _stream_delete(stream: str) -> None:
 
 
 def stream_delete(stream: str) -> None:
-    asyncio.run(_stream_delete(stream))
+    run_async(_stream_delete(stream))
