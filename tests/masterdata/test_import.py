@@ -449,3 +449,18 @@ def test_the_command_previews_a_file_and_imports_it_signed(plant, tmp_path, monk
     assert "requested: 2 row(s) wait for a QA approver" in capsys.readouterr().out
     request = ChangeRequest.objects.get(kind=IMPORT_KIND)
     assert request.payload["file"] == "materials.csv" and not Material.objects.exists()
+
+
+@pytest.mark.req("S95-03", "A11-07")
+def test_a_b2mml_file_with_a_doctype_is_refused_in_words_before_any_entity_is_read(plant) -> None:
+    # An external entity reaching for a file on the server, and one that would expand the document:
+    # refused, unread, with the same sentence as the ERP's and the LIMS's doors.
+    for doctype in (
+        '<!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>',
+        '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',
+    ):
+        bomb = B2MML_MATERIALS.replace("?>", "?>\n" + doctype, 1).replace("<ID>MCC-102</ID>", "<ID>&b;</ID>")
+        result = preview(bomb, format="b2mml", kind=None, name="evil.xml")
+        assert result.refused and result.rows[0].line == 1
+        assert "has a DOCTYPE" in result.rows[0].words[0]
+    assert not Material.objects.exists()

@@ -31,7 +31,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from batchline.masterdata.definitions import UNITS
-from batchline.masterdata.imports import b2mml_schema, xml_parser
+from batchline.masterdata.imports import DOCTYPE_REFUSED, b2mml_schema, declares_doctype, xml_parser
 
 NS = "http://www.mesa.org/xml/B2MML"
 MAX_BODID = 200
@@ -92,16 +92,6 @@ class Envelope:
         return not self.problem
 
 
-# A DOCTYPE in the prolog (after the declaration, comments and processing instructions), found before
-# the parser reads it: libxml2 would otherwise stop at an expanding entity with its own technical words.
-# Atomic and possessive, so a prolog of many processing instructions cannot make it backtrack for ever.
-_PROLOG_DOCTYPE = re.compile(rb"(?>\s+|<\?.*?\?>|<!--.*?-->)*+<!DOCTYPE", re.DOTALL)
-_DOCTYPE = (
-    "The document has a DOCTYPE: B2MML documents have none, and entity declarations are not read "
-    "(they could expand the document or reach for files)."
-)
-
-
 def _refused(env: Envelope, code: str, problem: str) -> Envelope:
     env.code, env.problem = code, problem
     return env
@@ -118,17 +108,16 @@ def read(body: bytes, *, max_bytes: int) -> Envelope:
         )
     if b"\x00" in body:
         return _refused(env, "MALFORMED", "The document holds a NUL byte: it is not XML text.")
-    if _PROLOG_DOCTYPE.match(body.removeprefix(b"\xef\xbb\xbf")):
-        return _refused(env, "DOCTYPE", _DOCTYPE)
+    if declares_doctype(body):
+        return _refused(env, "DOCTYPE", DOCTYPE_REFUSED)
     try:
         doc = etree.fromstring(body, xml_parser())
     except etree.XMLSyntaxError as exc:
         return _refused(
             env, "MALFORMED", f"The document is not well-formed XML (line {exc.lineno}): {exc.msg}."
         )
-    tree = doc.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:  # one the prolog scan missed (UTF-16)
-        return _refused(env, "DOCTYPE", _DOCTYPE)
+    if declares_doctype(body, doc):
+        return _refused(env, "DOCTYPE", DOCTYPE_REFUSED)
     env.doc, env.root = doc, local(doc)
     namespace = etree.QName(doc).namespace or "(none)"
     if namespace != NS:

@@ -22,7 +22,6 @@ namespace and verb checked, and validated against MESA's schemas, compiled once 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 from lxml import etree
 
-from batchline.masterdata.imports import ImportRefused, b2mml_schema
+from batchline.masterdata.imports import ImportRefused, b2mml_schema, declares_doctype
 from batchline.rules import canonical
 from batchline.rules.verdict import Reason
 
@@ -44,13 +43,6 @@ ROOTS = ("ProcessOperationsTestInformation", "SyncOperationsTestInformation", "O
 
 
 DTD_WORDS = "The document declares a DTD: B2MML messages carry none, and entities are never expanded here."
-_ELEMENT = re.compile(rb"<[A-Za-z_]")
-
-
-def _declares_dtd(data: bytes) -> bool:
-    """A DOCTYPE before the root element, seen before the parser reads (and libxml2 weighs) its entities."""
-    root = _ELEMENT.search(data)
-    return b"<!DOCTYPE" in (data[: root.start()] if root else data)
 
 
 class DocumentRefused(Exception):
@@ -99,7 +91,7 @@ def read(data: bytes) -> Document:
             f"The document is {len(data):,} bytes: an OperationsTest message is at most {MAX_BYTES:,} bytes "
             "(send the results in several messages).",
         )
-    if _declares_dtd(data):
+    if declares_doctype(data):
         raise _refuse("DTD_REFUSED", DTD_WORDS)
     try:
         root = etree.fromstring(data, _parser())
@@ -107,7 +99,7 @@ def read(data: bytes) -> Document:
         raise _refuse(
             "NOT_XML", f"The document is not well-formed XML: line {exc.lineno}: {exc.msg}."
         ) from exc
-    if root.getroottree().docinfo.doctype or root.getroottree().docinfo.internalDTD is not None:
+    if declares_doctype(data, root):
         raise _refuse("DTD_REFUSED", DTD_WORDS)
     name = etree.QName(root)
     if name.namespace != NS:

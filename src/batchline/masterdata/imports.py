@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -252,6 +253,25 @@ def read_csv(data: bytes, kind: MasterKind) -> list[Incoming]:
 def xml_parser() -> etree.XMLParser:
     # No entities, no network: a file cannot pull anything in from outside or expand itself.
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+# A DOCTYPE in the prolog (after the declaration, comments and processing instructions), found before
+# the parser reads it: libxml2 would otherwise stop at an expanding entity with its own technical words.
+# Atomic and possessive, so a prolog of many processing instructions cannot make it backtrack for ever.
+_PROLOG_DOCTYPE = re.compile(rb"(?>\s+|<\?.*?\?>|<!--.*?-->)*+<!DOCTYPE", re.DOTALL)
+DOCTYPE_REFUSED = (
+    "The document has a DOCTYPE: B2MML documents have none, and entity declarations are not read "
+    "(they could expand the document or reach for files)."
+)
+
+
+def declares_doctype(data: bytes, doc: Any = None) -> bool:
+    """Whether a B2MML document (every door: master-data files, ERP, LIMS) carries a DOCTYPE: seen in
+    its prolog before parsing, or, given the parsed ``doc``, one the scan missed (UTF-16)."""
+    if doc is not None:
+        info = doc.getroottree().docinfo
+        return bool(info.doctype) or info.internalDTD is not None
+    return bool(_PROLOG_DOCTYPE.match(data.removeprefix(b"\xef\xbb\xbf")))
 
 
 @cache
@@ -515,10 +535,14 @@ def _noun(root_name: str) -> str:
 
 def read_b2mml(data: bytes) -> list[Incoming]:
     """Items of a B2MML V0700 document, validated against the XSD first; lines from lxml's ``sourceline``."""
+    if declares_doctype(data):
+        return [Incoming(1, "", {}, refused=DOCTYPE_REFUSED)]
     try:
         doc = etree.fromstring(data, xml_parser())
     except etree.XMLSyntaxError as exc:
         return [Incoming(exc.lineno or 1, "", {}, refused=f"the file is not well-formed XML: {exc.msg}.")]
+    if declares_doctype(data, doc):
+        return [Incoming(1, "", {}, refused=DOCTYPE_REFUSED)]
     schema = b2mml_schema()
     if not schema.validate(doc):
         return [
