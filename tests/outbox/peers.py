@@ -38,8 +38,9 @@ class Request:
 
 @dataclass
 class Receiver:
-    """A real HTTP endpoint. ``answer(n)`` gives the status of the n-th request (from 0); a request
-    answered 2xx is one the receiver took. With ``secret`` it checks both signatures, as a
+    """A real HTTP endpoint. ``answer(n)`` gives the status of the n-th request of its stream (from
+    0, by the X-Batchline-Stream header): streams are sent side by side, so a count over all of them
+    would depend on how their requests interleave. A request answered 2xx is one the receiver took. With ``secret`` it checks both signatures, as a
     receiver should, and answers 401 to a request that fails them."""
 
     answer: Callable[[int], int] = lambda n: 200
@@ -58,7 +59,8 @@ class Receiver:
                 if outer.delay:
                     time.sleep(outer.delay)  # a receiver that takes its time: deliverers overlap
                 with lock:
-                    status = outer.answer(len(outer.requests))
+                    stream = headers.get("X-Batchline-Stream")
+                    status = outer.answer(sum(r.headers.get("X-Batchline-Stream") == stream for r in outer.requests))
                     if outer.secret and not outer.signed_right(headers, body):
                         status = 401
                     outer.requests.append(Request(headers, body, status))

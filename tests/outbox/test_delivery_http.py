@@ -48,7 +48,7 @@ def deliver_until_done(rounds: int = 200) -> int:
 def test_a_stream_arrives_in_order_and_once_while_the_destination_fails_every_second_delivery(
     receiver: Receiver,
 ) -> None:
-    receiver.answer = lambda n: 503 if n % 2 else 200  # every second request refused
+    receiver.answer = lambda n: 503 if n % 2 == 0 else 200  # every second request of a stream refused
     with erp_at(receiver.url):
         write("erp", "batch:PCM-0001", 20)
         write("erp", "batch:PCM-0002", 20)  # a second stream: each keeps its own order
