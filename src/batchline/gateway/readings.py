@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Awaitable, Callable
+import typing
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 Value = float | int | bool | str
@@ -83,6 +84,50 @@ class Reading:
 
 
 Emit = Callable[[Reading], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """One configured tag: which equipment unit's which parameter it carries, in which unit."""
+
+    unit: str  # equipment unit code
+    tag: str  # the protocol's address of the value (see Source.tag)
+    name: str = ""  # the parameter it carries, as recipes name it ("inlet temperature")
+    unit_of_measure: str = ""
+    sampling_ms: int = 1000  # OPC UA sampling interval / Modbus poll period
+    deadband: float = 0.0  # absolute; OPC UA's DataChangeFilter, the others filter the same way
+    options: Mapping[str, str] = field(default_factory=dict)  # e.g. Modbus "type": "float32"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One endpoint the gateway keeps a connection to, and the tags it reads there."""
+
+    protocol: Protocol
+    endpoint: str
+    tags: tuple[TagSpec, ...]
+    options: Mapping[str, str] = field(default_factory=dict)  # protocol settings (timeouts, group id)
+
+
+@dataclass
+class ConnectionState:
+    """What an adapter says about its connection, for the engineers' page and the logs."""
+
+    connected: bool = False
+    since: dt.datetime | None = None
+    last_error: str = ""
+    received: int = 0  # readings emitted since the gateway started
+    reconnects: int = 0
+
+
+class Adapter(typing.Protocol):
+    """A protocol adapter: ``run`` keeps the connection (reconnecting and resubscribing on its own)
+    and emits readings until it is cancelled; ``state`` is read at any time."""
+
+    connection: Connection
+    state: ConnectionState
+
+    async def run(self, emit: Emit) -> None: ...
 
 
 def now() -> dt.datetime:
