@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from asyncua import Node, Server, ua
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import SimDevice
 
 from batchline.gateway.readings import Reading
 
@@ -62,3 +64,10 @@ async def running(coroutine: object) -> AsyncIterator[asyncio.Task[None]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def modbus_server(port: int, device: SimDevice) -> ModbusTcpServer:
+    """A pymodbus TCP server on 127.0.0.1:``port`` serving ``device``; stop it with ``shutdown()``."""
+    server = ModbusTcpServer(device, address=("127.0.0.1", port))
+    await server.serve_forever(background=True)
+    return server
