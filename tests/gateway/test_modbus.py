@@ -232,7 +232,24 @@ def test_a_tag_written_wrongly_is_refused_with_a_sentence_when_configured(addres
 @pytest.mark.req("S95-06")
 def test_an_endpoint_that_is_not_modbus_tcp_is_refused():
     with pytest.raises(ValueError, match=r"modbus://host\[:port\]\[/device\]"):
-        ModbusAdapter(Connection(protocol=Protocol.MODBUS, endpoint="tcp://plc:502", tags=()))
+        ModbusAdapter(Connection(protocol=Protocol.MODBUS, endpoint="tcp://plc:502", tags=(tag("coil:1"),)))
+
+
+@pytest.mark.req("S95-06", "DI-06")
+def test_when_the_gateway_cannot_take_a_reading_the_adapter_stops_with_that_error():
+    async def refuse(reading: object) -> None:
+        raise RuntimeError("the store is full")
+
+    async def scenario() -> None:
+        port = free_port()
+        server = await modbus_server(port, granulator())
+        try:
+            with pytest.raises(RuntimeError, match="the store is full"):
+                await ModbusAdapter(connection(port, [tag("coil:1")])).run(refuse)
+        finally:
+            await server.shutdown()
+
+    run_async(scenario())
 
 
 @pytest.mark.req("S95-06")

@@ -223,3 +223,23 @@ def test_a_tag_that_is_no_node_id_is_refused_when_configured():
     tags = (TagSpec(unit="GRAN-01", tag="Granulator/ImpellerPower"),)
     with pytest.raises(ValueError, match="not an OPC UA node id"):
         OpcUaAdapter(Connection(protocol=Protocol.OPCUA, endpoint="opc.tcp://plc:4840", tags=tags))
+
+
+@pytest.mark.req("S95-06", "DI-06")
+def test_when_the_gateway_cannot_take_a_reading_the_adapter_stops_with_that_error():
+    async def refuse(reading: object) -> None:
+        raise RuntimeError("the store is full")
+
+    async def scenario() -> None:
+        port = free_port()
+        server, nodes = await opcua_server(port, {"Known": 1.0})
+        try:
+            tags = [TagSpec(unit="GRAN-01", tag=node_tag(nodes["Known"]))]
+            with pytest.raises(RuntimeError, match="the store is full"):
+                await OpcUaAdapter(connection(port, tags)).run(refuse)
+        finally:
+            await server.stop()
+        left = [t.get_coro().cr_code.co_filename for t in asyncio.all_tasks()]  # type: ignore[union-attr]
+        assert not [f for f in left if "asyncua/client" in f or "gateway/protocols" in f]
+
+    run_async(scenario())

@@ -209,6 +209,8 @@ class ModbusAdapter:
         self.connection = connection
         self.host, self.port, self.device_id = parse_endpoint(connection.endpoint)
         self.points = [parse_point(spec) for spec in connection.tags]
+        if not self.points:
+            raise ValueError(f"The Modbus connection {connection.endpoint} has no tags to poll.")
         options = connection.options
         self.timeout_s = _option(options, "timeout_s", 1.0)
         self.reconnect_delay_s = _option(options, "reconnect_delay_s", 1.0)
@@ -236,8 +238,8 @@ class ModbusAdapter:
                 first, stale = False, False
                 self.state.connected, self.state.since = True, now()
                 await self._poll_all(client, emit)
-            except* (_Lost, ModbusException, OSError) as lost:
-                why = "; ".join(str(e) for e in lost.exceptions)
+            except (_Lost, ModbusException, OSError) as lost:
+                why = str(lost)
                 self.state.last_error = why
                 log.info("Modbus %s: %s", self.connection.endpoint, why)
             finally:
@@ -256,10 +258,19 @@ class ModbusAdapter:
         by_period: dict[int, list[int]] = {}
         for index, spec in enumerate(self.connection.tags):
             by_period.setdefault(spec.sampling_ms, []).append(index)
-        # One poller per period; the first that loses the connection ends them all.
-        async with asyncio.TaskGroup() as group:
-            for period, indexes in by_period.items():
-                group.create_task(self._poll(client, emit, period, indexes))
+        # One poller per period; the first that fails (a lost connection) stops the others.
+        pollers = [
+            asyncio.create_task(self._poll(client, emit, period, indexes))
+            for period, indexes in by_period.items()
+        ]
+        try:
+            done, _ = await asyncio.wait(pollers, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in pollers:
+                task.cancel()
+            await asyncio.gather(*pollers, return_exceptions=True)
 
     async def _poll(
         self, client: AsyncModbusTcpClient, emit: Emit, period_ms: int, indexes: list[int]

@@ -219,55 +219,66 @@ class OpcUaAdapter:
     # The connection -------------------------------------------------------------------------
 
     async def run(self, emit: Emit) -> None:
-        """Connect, subscribe and emit until cancelled; reconnect and resubscribe after a loss."""
+        """Connect, subscribe and emit until cancelled; reconnect and resubscribe after a loss.
+
+        Raises whatever ``emit`` raises: a gateway that cannot take readings must not look alive."""
         emitter = asyncio.create_task(self._emit_all(emit), name=f"opcua-emit {self.connection.endpoint}")
+        connector = asyncio.create_task(self._keep_connected(), name=f"opcua {self.connection.endpoint}")
+        try:
+            done, _ = await asyncio.wait({emitter, connector}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connector
+            # Hand over what already arrived before stopping: those values were received.
+            if not emitter.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._inbox.join(), timeout=5)
+            emitter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await emitter
+
+    async def _keep_connected(self) -> None:
         delay = self.reconnect_delay_s
         first = True
-        try:
-            while True:
-                client = Client(
-                    self.connection.endpoint,
-                    timeout=self.request_timeout_s,
-                    watchdog_intervall=self.watchdog_s,
-                )
-                lost = asyncio.Event()
+        while True:
+            client = Client(
+                self.connection.endpoint, timeout=self.request_timeout_s, watchdog_intervall=self.watchdog_s
+            )
+            lost = asyncio.Event()
 
-                async def on_lost(exc: Exception, lost: asyncio.Event = lost) -> None:
-                    lost.set()
-                    self._inbox.put_nowait(_Lost(f"connection lost: {exc!r}"))
+            async def on_lost(exc: Exception, lost: asyncio.Event = lost) -> None:
+                lost.set()
+                self._inbox.put_nowait(_Lost(f"connection lost: {exc!r}"))
 
-                client.connection_lost_callback = on_lost
-                try:
-                    await client.connect()
-                except (OSError, ua.UaError) as exc:  # TimeoutError and ConnectionError are OSErrors
-                    self.state.last_error = f"cannot connect to {self.connection.endpoint}: {exc!r}"
-                    log.info("%s", self.state.last_error)
-                    self._inbox.put_nowait(_Lost(self.state.last_error))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.reconnect_max_delay_s)
-                    continue
-                try:
-                    await self._subscribe(client)
-                    delay = self.reconnect_delay_s
-                    if not first:
-                        self.state.reconnects += 1
-                    first = False
-                    self.state.connected = True
-                    self.state.since = now()
-                    self._inbox.put_nowait(_RESTORED)
-                    await lost.wait()
-                except (OSError, ua.UaError) as exc:  # TimeoutError and ConnectionError are OSErrors
-                    # Lost while subscribing: the same as any other loss.
-                    self._inbox.put_nowait(_Lost(f"connection lost while subscribing: {exc!r}"))
-                finally:
-                    self.state.connected = False
-                    self.state.since = now()
-                    await self._close(client)
-        finally:
-            # Hand over what already arrived before stopping: those values were received.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._drain(emitter), timeout=5)
-            emitter.cancel()
+            client.connection_lost_callback = on_lost
+            try:
+                await client.connect()
+            except (OSError, ua.UaError) as exc:  # TimeoutError and ConnectionError are OSErrors
+                self.state.last_error = f"cannot connect to {self.connection.endpoint}: {exc!r}"
+                log.info("%s", self.state.last_error)
+                self._inbox.put_nowait(_Lost(self.state.last_error))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_max_delay_s)
+                continue
+            try:
+                await self._subscribe(client)
+                delay = self.reconnect_delay_s
+                if not first:
+                    self.state.reconnects += 1
+                first = False
+                self.state.connected, self.state.since = True, now()
+                self._inbox.put_nowait(_RESTORED)
+                await lost.wait()
+            except (OSError, ua.UaError) as exc:  # TimeoutError and ConnectionError are OSErrors
+                # Lost while subscribing: the same as any other loss.
+                self._inbox.put_nowait(_Lost(f"connection lost while subscribing: {exc!r}"))
+            finally:
+                if self.state.connected:
+                    self.state.connected, self.state.since = False, now()
+                await self._close(client)
 
     async def _subscribe(self, client: Client) -> None:
         for interval, indexes in self.subscription_plan():
@@ -311,10 +322,6 @@ class OpcUaAdapter:
         assert item is not None
         await emit(item)
         self.state.received += 1
-
-    async def _drain(self, emitter: asyncio.Task[None]) -> None:
-        if not emitter.done():
-            await self._inbox.join()
 
 
 class _Lost(typing.NamedTuple):
