@@ -256,7 +256,7 @@ def test_when_the_gateway_cannot_take_a_reading_the_adapter_stops_with_that_erro
 def test_the_opcua_and_modbus_adapters_load_without_django():
     # The gateway is its own asyncio process (STACK.md): its adapters must not pull in the web tier.
     code = (
-        "import sys, batchline.gateway.protocols.opcua, batchline.gateway.protocols.modbus; "
+        "import sys, batchline.gateway.protocols.opcua, batchline.gateway.protocols.modbus, batchline.gateway.opcua_sim; "
         "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

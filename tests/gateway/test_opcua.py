@@ -48,7 +48,7 @@ def test_a_value_arrives_with_its_source_its_device_timestamp_and_the_gateways()
         try:
             async with running(adapter.run(got)):
                 await got.until(lambda rs: any(r.value == 0.0 for r in rs))
-                measured = dt.datetime(2026, 12, 7, 10, 30, 15, 123456, tzinfo=dt.UTC)
+                measured = dt.datetime(2025, 3, 4, 10, 30, 15, 123456, tzinfo=dt.UTC)
                 await nodes["ImpellerPower"].write_value(data_value(7.25, at=measured))
                 await got.until(lambda rs: any(r.value == 7.25 for r in rs))
                 assert adapter.state.connected and adapter.state.received == len(got.readings)
