@@ -243,3 +243,50 @@ def test_when_the_gateway_cannot_take_a_reading_the_adapter_stops_with_that_erro
         assert not [f for f in left if "asyncua/client" in f or "gateway/protocols" in f]
 
     run_async(scenario())
+
+
+@pytest.mark.req("S95-06", "DI-06")
+def test_a_dropped_connection_gives_stale_then_the_unchanged_value_again_under_the_same_key():
+    async def scenario() -> None:
+        port = free_port()
+        server, nodes = await opcua_server(port, {"InletTemp": 60.0})
+        tag = node_tag(nodes["InletTemp"])
+        adapter = OpcUaAdapter(connection(port, [TagSpec(unit="DRY-01", tag=tag, sampling_ms=50)]))
+        got = Recorder()
+        try:
+            async with running(adapter.run(got)):
+                await got.until(lambda rs: len(rs) == 1)
+                # The network drops the session; the server itself stays up with its value unchanged.
+                for transport in list(server.iserver.asyncio_transports):
+                    transport.close()
+                await got.until(lambda rs: len(rs) == 3)
+                assert adapter.state.reconnects == 1
+        finally:
+            await server.stop()
+        before, stale, again = got.readings
+        assert (stale.quality, again.quality) == (Quality.STALE, Quality.GOOD)
+        # The same observation, sent again by the new subscription: the store will keep it once.
+        assert again.key == before.key and again.source_time == before.source_time
+
+    run_async(scenario())
+
+
+@pytest.mark.req("S95-06")
+def test_a_server_not_there_at_start_is_stale_until_it_comes_up():
+    async def scenario() -> None:
+        port = free_port()
+        tag = "ns=2;s=ImpellerPower"
+        adapter = OpcUaAdapter(connection(port, [TagSpec(unit="GRAN-01", tag=tag, sampling_ms=50)]))
+        got = Recorder()
+        async with running(adapter.run(got)):
+            await got.until(lambda rs: len(rs) == 1)
+            assert got.readings[0].quality == Quality.STALE
+            assert "cannot connect" in got.readings[0].status
+            server, _ = await opcua_server(port, {"ImpellerPower": 3.0})
+            try:
+                await got.until(lambda rs: len(rs) == 2)
+            finally:
+                await server.stop()
+        assert got.readings[1].value == 3.0 and adapter.state.reconnects == 0
+
+    run_async(scenario())
