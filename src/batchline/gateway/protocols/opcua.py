@@ -11,13 +11,19 @@ How it keeps the rules of :mod:`batchline.gateway.readings`:
   ``BAD`` with no value, an Uncertain one ``UNCERTAIN`` with its value kept.
 - ``source_time`` is the DataValue's SourceTimestamp. A server that sends none gets its
   ServerTimestamp used instead, and the reading carries the flag ``server_timestamp`` so nobody takes
-  it for the device's clock.
+  it for the device's clock. A value that is no number, boolean or text (an array, a structure) is
+  kept as its text, flagged ``as_text``.
 - A lost connection (socket closed, or the server not answering the client's watchdog read) emits a
   ``STALE`` reading for every tag, then the adapter starts over: a new session and new subscriptions,
   retried with a doubling delay. The server sends each monitored item's current value when it is
   created, so every tag gets its value back after a reconnection even if nothing changed.
   Changes that happened while the connection was down are not recovered (that would need the
   server's history).
+
+Options (``Connection.options``, all numbers): ``max_items_per_subscription`` (100),
+``item_queue_size`` (10 changes a monitored item may queue between publishes), ``request_timeout_s``
+(4), ``watchdog_s`` (1: how often the client reads the server's state to notice a silent loss),
+``session_timeout_s`` (60), ``reconnect_delay_s`` (1) and ``reconnect_max_delay_s`` (30).
 
 The adapter does not use asyncua's own ``auto_reconnect``: that path reuses a surviving session
 without sending initial values, which would leave a tag STALE until its value next changes.
@@ -116,6 +122,9 @@ class OpcUaAdapter:
         self.max_items_per_subscription = int(_option(options, "max_items_per_subscription", 100, minimum=1))
         self.request_timeout_s = _option(options, "request_timeout_s", 4.0, minimum=0.1)
         self.watchdog_s = _option(options, "watchdog_s", 1.0, minimum=0.05)
+        # A session orphaned by a dropped connection lingers on the server (a PLC has few) until
+        # it times out; the watchdog's reads keep a live one well inside this.
+        self.session_timeout_s = _option(options, "session_timeout_s", 60.0, minimum=1)
         self.reconnect_delay_s = _option(options, "reconnect_delay_s", 1.0, minimum=0.01)
         self.reconnect_max_delay_s = _option(options, "reconnect_max_delay_s", 30.0, minimum=0.01)
         # Per monitored item: how many changes the server may hold between two publishes.
@@ -247,6 +256,7 @@ class OpcUaAdapter:
             client = Client(
                 self.connection.endpoint, timeout=self.request_timeout_s, watchdog_intervall=self.watchdog_s
             )
+            client.session_timeout = int(self.session_timeout_s * 1000)
             lost = asyncio.Event()
 
             async def on_lost(exc: Exception, lost: asyncio.Event = lost) -> None:
