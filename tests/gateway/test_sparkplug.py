@@ -112,7 +112,6 @@ def test_births_and_data_become_readings_with_source_value_device_time_and_quali
         assert births["Offset"].source.endpoint == f"mqtt://127.0.0.1:{PORT}/{group}/DRY-EDGE"
         assert inlet.unit_of_measure == "°C"
         assert all(r.quality == Quality.GOOD and r.source_time == at(0) for r in births.values())
-        assert all(r.gateway_time > r.source_time for r in births.values())
         assert [(r.source.tag, r.value, r.source_time) for r in later] == [
             ("Cabinet temperature", 25.0, at(5)),
             ("Inlet temperature", 62.5, at(6)),
@@ -268,14 +267,23 @@ def test_a_gap_not_filled_within_the_reorder_timeout_asks_the_node_for_a_rebirth
             await edge.send("NDATA", metric(alias=1, value=30.0, when=at(3), birth=False), seq=3)
             command = await edge.command()
             held = (await readings.count(6))[5]
+            # Seq 2 turns up after all: kept, but as history, never as the value now.
+            await edge.send("NDATA", metric(alias=1, value=29.0, when=at(2), birth=False), seq=2)
+            late = (await readings.count(7))[6]
             # The node answers with a new birth, and the host takes it as a new session.
             await edge.nbirth(*NODE_BIRTH, seq=0)
-            await readings.count(8)
+            await readings.count(9)
         assert [(m.name, m.boolean_value, m.datatype) for m in command.metrics] == [
             ("Node Control/Rebirth", True, pb.Boolean)
         ]
         assert not command.HasField("seq") and command.HasField("timestamp")
         assert (held.source.tag, held.value, held.quality) == ("Cabinet temperature", 30.0, Quality.GOOD)
+        assert (late.value, late.source_time, late.historical, late.status) == (
+            29.0,
+            at(2),
+            True,
+            "late (seq 2)",
+        )
 
     run_async(scenario())
 
@@ -324,7 +332,7 @@ def test_historical_metrics_are_flagged_and_transient_ones_marked() -> None:
 
 
 @pytest.mark.req("S95-06", "DI-06")
-def test_a_null_metric_is_a_bad_reading_without_a_value() -> None:
+def test_a_null_metric_or_one_its_node_calls_bad_is_a_bad_reading_without_a_value() -> None:
     async def scenario() -> None:
         group = unique("g")
         readings = Readings()
@@ -339,6 +347,12 @@ def test_a_null_metric_is_a_bad_reading_without_a_value() -> None:
                 device="Dryer",
             )
             null = (await readings.count(6))[5]
+            # A value the edge node itself calls bad (its 'Quality' property 0) is no value either.
+            said_bad = metric(alias=10, value=60.0, datatype=pb.Float, when=at(9), birth=False)
+            said_bad.properties.keys.append("Quality")
+            said_bad.properties.values.add(type=pb.Int32, int_value=0)
+            await edge.send("DDATA", said_bad, device="Dryer")
+            bad = (await readings.count(7))[6]
         assert (null.source.tag, null.quality, null.value, null.status) == (
             "Inlet temperature",
             Quality.BAD,
@@ -346,6 +360,7 @@ def test_a_null_metric_is_a_bad_reading_without_a_value() -> None:
             "is_null",
         )
         assert null.source_time == at(8)
+        assert (bad.quality, bad.value, bad.source_time) == (Quality.BAD, None, at(9))
 
     run_async(scenario())
 
