@@ -82,9 +82,13 @@ def decode(data: bytes) -> pb.Payload:
     return payload
 
 
-def moment(milliseconds: int) -> dt.datetime:
-    """A Sparkplug timestamp (milliseconds since the epoch, UTC) as a time-zone-aware datetime."""
-    return dt.datetime.fromtimestamp(milliseconds / 1000, tz=dt.UTC)
+def moment(milliseconds: int) -> dt.datetime | None:
+    """A Sparkplug timestamp (milliseconds since the epoch, UTC) as a time-zone-aware datetime; None
+    for one no calendar holds (a uint64 can say the year 584 million)."""
+    try:
+        return dt.datetime.fromtimestamp(milliseconds / 1000, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def milliseconds(when: dt.datetime) -> int:
@@ -117,7 +121,9 @@ def metric_value(metric: pb.Payload.Metric, datatype: int) -> Value:
     if datatype in TEXTS and field == "string_value":
         return str(metric.string_value)
     if datatype == pb.DateTime and field == "long_value":
-        return moment(metric.long_value).isoformat(timespec="milliseconds")
+        when = moment(metric.long_value)
+        if when is not None:
+            return when.isoformat(timespec="milliseconds")
     name = pb.DataType.Name(datatype) if datatype in pb.DataType.values() else str(datatype)
     raise UnsupportedValue(f"a {name} metric carrying {field or 'no value'} is not a value Batchline reads")
 

@@ -100,7 +100,6 @@ class SparkplugHost:
             for key, specs in tags.items()
         }
         self.state_timestamp = 0  # of this MQTT session's STATE birth and will
-        self._client: aiomqtt.Client | None = None
         self._lock = asyncio.Lock()
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
 
@@ -131,7 +130,6 @@ class SparkplugHost:
             )
             try:
                 async with client:
-                    self._client = client
                     await self._establish(client)
                     delay, stale_told = self.reconnect_min, False
                     try:
@@ -141,10 +139,11 @@ class SparkplugHost:
                         await self._say_offline(client)
                         raise
             except aiomqtt.MqttError as exc:
-                self.state.last_error = f"The MQTT broker {self.hostname}:{self.port} is unreachable: {exc}."
+                self.state.last_error = (
+                    f"The connection to the MQTT broker {self.hostname}:{self.port} failed: {exc}."
+                )
                 log.warning("%s", self.state.last_error)
             finally:
-                self._client = None
                 for task in self._timers.values():
                     task.cancel()
                 self._timers.clear()
@@ -207,7 +206,16 @@ class SparkplugHost:
             )
             return
         async with self._lock:
-            await self._apply(client, node, node.receive(topic, payload, received), emit)
+            try:
+                outcome = node.receive(topic, payload, received)
+            except Exception:
+                # A message the session logic could not take must not stop the host for every
+                # other node; the log keeps the trace, and a rebirth starts the node afresh.
+                log.exception(
+                    "Sparkplug node %s: a %s could not be processed; asking for a rebirth.", node, topic.kind
+                )
+                outcome = Outcome(rebirth=True)
+            await self._apply(client, node, outcome, emit)
 
     async def _apply(self, client: aiomqtt.Client, node: EdgeNode, outcome: Outcome, emit: Emit) -> None:
         for reading in outcome.readings:
