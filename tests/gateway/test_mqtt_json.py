@@ -49,6 +49,7 @@ def test_the_accepted_forms_of_a_message(payload: bytes, expected: tuple) -> Non
         (b'{"value": 21.4, "quality": "fine"}', "none of good, uncertain, bad"),
         (b'{"value": [1, 2]}', "not a number"),
         (b'{"value": NaN}', "not a finite number"),
+        (b'{"value": 1, "timestamp": 1e30}', "no moment a calendar holds"),
     ],
 )
 def test_a_malformed_message_is_refused_with_a_reason(payload: bytes, why: str) -> None:

@@ -100,7 +100,10 @@ def _value(raw: object, *, allow_text: bool) -> Value | None:
 
 def _timestamp(raw: object) -> dt.datetime:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return dt.datetime.fromtimestamp(raw / 1000, tz=dt.UTC)
+        try:
+            return dt.datetime.fromtimestamp(raw / 1000, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise Refused(f"the timestamp {raw!r} is no moment a calendar holds") from exc
     if isinstance(raw, str):
         try:
             when = dt.datetime.fromisoformat(raw)
