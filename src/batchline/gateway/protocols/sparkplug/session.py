@@ -102,7 +102,8 @@ class EdgeNode:
             return self._ndeath(payload, received)
         if not self.born:
             # DBIRTH, data or DDEATH with no NBIRTH in this session: nothing to check its seq or
-            # aliases against (a host started after the node: 'Sparkplug Host Application Receive Data').
+            # aliases against (a host started after the node; 'Sparkplug Host Application Receive
+            # Data').
             log.info("Sparkplug node %s sent %s before its NBIRTH; asking for a rebirth.", self, topic.kind)
             return self._ask_rebirth(received)
         if not payload.HasField("seq") or payload.seq >= SEQ_MODULUS:
@@ -117,8 +118,8 @@ class EdgeNode:
             return outcome
         ahead = (seq - self.expected) % SEQ_MODULUS
         if ahead < AHEAD_WINDOW:
-            # Overtook a message still under way ('Sparkplug Host Application Message Ordering'): hold it until
-            # the gap fills or the reorder timeout elapses (the host runs the timer while held).
+            # Overtook a message still under way ('Sparkplug Host Application Message Ordering'):
+            # held until the gap fills or the reorder timeout elapses (the host runs the timer).
             self.held.setdefault(seq, Held(topic, payload, received))
             return Outcome()
         return self._late(topic, payload, received)
@@ -161,8 +162,8 @@ class EdgeNode:
         self.bdseq = codec.bdseq(payload)
         self.expected = (seq + 1) % SEQ_MODULUS
         self.rebirth_asked = None
-        # A new session may declare fewer metrics or devices than the last: devices not born again
-        # in it are no longer current (their DBIRTH follows if they still exist).
+        # A new session may declare other metrics and devices than the last: a device is known
+        # again only once its DBIRTH of this session arrives.
         self.node = self._scope(payload)
         return Outcome(self._values(None, self.node, payload, received))
 
@@ -170,6 +171,8 @@ class EdgeNode:
         bdseq = codec.bdseq(payload)
         if not self.born:
             return Outcome()
+        # An NDEATH without a bdSeq cannot be told from the session's own: taken as its death, the
+        # side on which no stale value passes for a current one.
         if bdseq is not None and self.bdseq is not None and bdseq != self.bdseq:
             # The will of an earlier MQTT session, delivered after the node was born again ('Edge Node
             # Session Establishment', bdSeq): it says nothing about the session now.
