@@ -2,8 +2,8 @@
 host is not only tested against the edge node written beside it.
 
 pysparkplug pins paho-mqtt 1.x, which Batchline's aiomqtt cannot share, so it lives in a virtual
-environment of its own: ``python3 -m venv .venv-pysparkplug && .venv-pysparkplug/bin/pip install
-pysparkplug==0.6.1`` at the repository's root, or one named by BATCHLINE_SPARKPLUG_PEER_PYTHON.
+environment of its own: ``./dev test`` makes ``.venv-pysparkplug`` at the repository's root from
+tests/gateway/pysparkplug-requirements.txt; BATCHLINE_SPARKPLUG_PEER_PYTHON names another.
 """
 
 from __future__ import annotations
