@@ -139,6 +139,8 @@ def _shortest_float32(value: float) -> float:
 
 def quality_property(metric: pb.Payload.Metric) -> str | None:
     """The metric's own "Quality" property, if it sent one: "bad", "good" or "stale"."""
+    if not metric.HasField("properties"):
+        return None
     props = metric.properties
     for key, prop in zip(props.keys, props.values, strict=False):
         if key == QUALITY_PROPERTY and prop.WhichOneof("value") in ("int_value", "long_value"):

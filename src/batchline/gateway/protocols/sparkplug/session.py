@@ -84,6 +84,7 @@ class EdgeNode:
         self.devices: dict[str, Scope] = {}  # born devices
         self.stale: set[tuple[Device, str]] = set()  # configured tags whose last reading was STALE
         self.rebirth_asked: dt.datetime | None = None
+        self._sources: dict[tuple[Device, str], Source] = {}
 
     @property
     def key(self) -> tuple[str, str]:
@@ -370,7 +371,12 @@ class EdgeNode:
         return readings
 
     def _source(self, device: Device, spec: TagSpec) -> Source:
-        path = f"{self.group}/{self.edge}" + (f"/{device}" if device else "")
-        return Source(
-            unit=spec.unit, protocol=Protocol.SPARKPLUG, endpoint=f"{self.broker}/{path}", tag=spec.tag
-        )
+        # One Source per tag, made once: a busy node's readings share it.
+        source = self._sources.get((device, spec.tag))
+        if source is None:
+            path = f"{self.group}/{self.edge}" + (f"/{device}" if device else "")
+            source = Source(
+                unit=spec.unit, protocol=Protocol.SPARKPLUG, endpoint=f"{self.broker}/{path}", tag=spec.tag
+            )
+            self._sources[(device, spec.tag)] = source
+        return source
