@@ -146,6 +146,13 @@ class EdgeNode:
         await self.client.publish(self.topic(kind, device), payload.SerializeToString())
         return seq
 
+    def drop(self) -> None:
+        """Loses the connection without a DISCONNECT, as a node whose network fails: the broker
+        then delivers its will."""
+        sock = self.client._client.socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)
+
     async def ndeath(self, bdseq: int) -> None:
         await self.client.publish(self.topic("NDEATH"), self.death(bdseq), qos=1)
 

@@ -178,6 +178,42 @@ def test_an_ndeath_with_another_sessions_bdseq_is_ignored() -> None:
 
 
 @pytest.mark.req("S95-06", "DI-06")
+def test_the_will_of_the_nodes_previous_connection_arriving_after_its_new_nbirth_is_ignored() -> None:
+    """The NBIRTH-right-after-NDEATH race, with the broker's own will: the node comes back on a new
+    connection (bdSeq 5) before the broker has noticed its old one (bdSeq 4) is gone; the will the
+    broker then delivers must not make the new session's metrics STALE."""
+
+    async def scenario() -> None:
+        group = unique("g")
+        readings = Readings()
+        old, new = EdgeNode(PORT, group, "DRY-EDGE", bdseq=4), EdgeNode(PORT, group, "DRY-EDGE", bdseq=5)
+        async with (
+            running(SparkplugHost(dryer_connection(group)), readings),
+            aiomqtt.Client("127.0.0.1", PORT, identifier=unique("watch")) as watcher,
+        ):
+            await watcher.subscribe(old.topic("NDEATH"), qos=1)
+            with contextlib.suppress(aiomqtt.MqttError):
+                async with old.online():
+                    await old.nbirth(*NODE_BIRTH)
+                    await readings.count(2)
+                    async with new.online():
+                        await new.nbirth(*NODE_BIRTH[:1], seq=0)
+                        await readings.count(3)
+                        old.drop()
+                        will = pb.Payload()
+                        will.ParseFromString(await first(watcher))
+                        await new.send("NDATA", metric(alias=1, value=26.5, when=at(4), birth=False))
+                        await readings.count(4)
+        assert [(m.name, m.long_value) for m in will.metrics] == [("bdSeq", 4)]
+        assert [(r.source.tag, r.value, r.quality) for r in readings.seen[2:]] == [
+            ("Cabinet temperature", 24.5, Quality.GOOD),  # the new session's birth
+            ("Cabinet temperature", 26.5, Quality.GOOD),  # and its data: no STALE between
+        ]
+
+    run_async(scenario())
+
+
+@pytest.mark.req("S95-06", "DI-06")
 def test_an_ndeath_makes_every_metric_of_the_node_and_its_devices_stale() -> None:
     """'Edge Node Session Termination': all metrics of the NBIRTH and of every DBIRTH are STALE,
     at the host's time of receipt."""
