@@ -202,7 +202,8 @@ def test_the_gateway_protocol_adapters_import_neither_django_nor_another_app() -
 
 def test_the_gateway_protocol_adapters_load_without_django() -> None:
     code = (
-        "import sys, batchline.gateway.protocols.sparkplug, batchline.gateway.protocols.mqtt_json; "
+        "import sys, batchline.gateway.protocols.sparkplug, batchline.gateway.protocols.mqtt_json, "
+        "batchline.gateway.protocols.opcua, batchline.gateway.protocols.modbus; "
         "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -11,7 +11,7 @@ import pytest
 from batchline.gateway.protocols.mqtt_json import MqttJsonAdapter, Refused, read_payload
 from batchline.gateway.readings import Connection, Protocol, Quality, TagSpec
 from tests.conftest import run_async
-from tests.gateway.peers import BROKER, Readings, eventually, own_mosquitto, running, unique
+from tests.gateway.mqtt_peers import BROKER, Readings, eventually, own_mosquitto, running, unique
 
 PORT = BROKER[1]
 T = dt.datetime(2026, 12, 7, 9, 30, 0, 250000, tzinfo=dt.UTC)

@@ -22,7 +22,7 @@ from batchline.gateway.protocols.sparkplug import SparkplugHost
 from batchline.gateway.protocols.sparkplug import sparkplug_b_pb2 as pb
 from batchline.gateway.readings import Connection, Protocol, Quality, TagSpec
 from tests.conftest import run_async
-from tests.gateway.peers import (
+from tests.gateway.mqtt_peers import (
     BROKER,
     EdgeNode,
     Readings,

@@ -17,7 +17,7 @@ import pytest
 from batchline.gateway.protocols.sparkplug import SparkplugHost
 from batchline.gateway.readings import Connection, Protocol, Quality, TagSpec
 from tests.conftest import CI, run_async
-from tests.gateway.peers import BROKER, WAIT, Readings, running, unique
+from tests.gateway.mqtt_peers import BROKER, WAIT, Readings, running, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER = Path(__file__).with_name("pysparkplug_peer.py")

@@ -10,7 +10,7 @@ from batchline.gateway.protocols.sparkplug import codec
 from batchline.gateway.protocols.sparkplug import sparkplug_b_pb2 as pb
 from batchline.gateway.protocols.sparkplug.session import EdgeNode
 from batchline.gateway.readings import TagSpec
-from tests.gateway.peers import at, metric
+from tests.gateway.mqtt_peers import at, metric
 
 
 def node() -> EdgeNode:

@@ -1,1 +1,1 @@
-"""Protocol adapters of the equipment gateway: each turns one protocol's messages into readings (batchline.gateway.readings)."""
+"""Protocol adapters of the equipment gateway: plain asyncio, no Django."""
