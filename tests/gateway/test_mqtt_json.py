@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 
@@ -145,3 +146,21 @@ def test_losing_the_broker_makes_every_tag_stale_and_the_adapter_resubscribes() 
         ("temperature", None, "broker connection lost"),
     }
     assert (back.value, back.quality) == (42.0, Quality.GOOD)
+
+
+@pytest.mark.req("S95-06", "DI-06")
+def test_when_the_gateway_cannot_take_a_reading_the_adapter_stops_with_that_error() -> None:
+    async def refuse(reading: object) -> None:
+        raise RuntimeError("the store is full")
+
+    async def scenario() -> None:
+        prefix = unique("json")
+        adapter = MqttJsonAdapter(scale_connection(prefix))
+        task = asyncio.create_task(adapter.run(refuse))
+        await eventually(lambda: adapter.state.connected)
+        async with aiomqtt.Client("127.0.0.1", PORT, identifier=unique("device")) as device:
+            await device.publish(f"{prefix}/room/humidity", b"41.0")
+            with pytest.raises(RuntimeError, match="the store is full"):
+                await asyncio.wait_for(task, 10)
+
+    run_async(scenario())

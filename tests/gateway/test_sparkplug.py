@@ -510,3 +510,30 @@ def test_losing_the_broker_makes_every_tag_stale_and_the_host_reconnects_and_res
 
     with own_mosquitto() as broker:
         run_async(scenario(broker))
+
+
+@pytest.mark.req("S95-06", "DI-06")
+def test_when_the_gateway_cannot_take_a_reading_the_host_stops_with_that_error() -> None:
+    """Also when the reading comes out of the reorder timer: no silent host, no task left behind."""
+
+    async def scenario() -> None:
+        group = unique("g")
+        taken = Readings()
+
+        async def emit(reading) -> None:
+            if reading.value == 30.0:
+                raise RuntimeError("the store is full")
+            await taken.emit(reading)
+
+        host = SparkplugHost(dryer_connection(group, reorder_timeout_ms="100"))
+        task = asyncio.create_task(host.run(emit))
+        await eventually(lambda: host.state.connected)
+        async with EdgeNode(PORT, group, "DRY-EDGE").online() as edge:
+            await born(edge, taken)
+            await edge.send("NDATA", metric(alias=1, value=30.0, when=at(3), birth=False), seq=3)
+            with pytest.raises(RuntimeError, match="the store is full"):
+                await asyncio.wait_for(task, 10)
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not [t for t in left if "gateway/protocols" in t.get_coro().cr_code.co_filename]
+
+    run_async(scenario())

@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 import uuid
 from collections import defaultdict
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -100,8 +101,9 @@ class SparkplugHost:
             for key, specs in tags.items()
         }
         self.state_timestamp = 0  # of this MQTT session's STATE birth and will
-        self._lock = asyncio.Lock()
-        self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # A node's running reorder timer, by node; its token tells a current expiry from a stale one.
+        self._timers: dict[tuple[str, str], tuple[object, asyncio.TimerHandle]] = {}
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # the session's, see _session
 
     @property
     def state_topic(self) -> str:
@@ -133,8 +135,7 @@ class SparkplugHost:
                     await self._establish(client)
                     delay, stale_told = self.reconnect_min, False
                     try:
-                        async for message in client.messages:
-                            await self._on_message(client, message, emit)
+                        await self._session(client, emit)
                     except asyncio.CancelledError:
                         await self._say_offline(client)
                         raise
@@ -144,8 +145,8 @@ class SparkplugHost:
                 )
                 log.warning("%s", self.state.last_error)
             finally:
-                for task in self._timers.values():
-                    task.cancel()
+                for _, handle in self._timers.values():
+                    handle.cancel()
                 self._timers.clear()
             if self.state.connected or not stale_told:
                 # 'All metric data ... MUST be updated to a STALE data quality if the Host
@@ -157,6 +158,40 @@ class SparkplugHost:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.reconnect_max)
             self.state.reconnects += 1
+
+    async def _session(self, client: aiomqtt.Client, emit: Emit) -> None:
+        """Takes the broker's messages and the reorder timers' expiries one at a time, in one task, so
+        that a failing ``emit`` stops ``run()`` with its error wherever it failed."""
+        inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._inbox = inbox
+
+        async def pump() -> None:
+            # The connection's end (aiomqtt's MqttError) or anything else goes to the loop, which raises it.
+            try:
+                async for message in client.messages:
+                    inbox.put_nowait(("message", message))
+                raise aiomqtt.MqttError("the broker's message stream ended")
+            except Exception as exc:
+                inbox.put_nowait(("end", exc))
+
+        pumping = asyncio.create_task(pump())
+        try:
+            while True:
+                kind, item = await inbox.get()
+                if kind == "end":
+                    raise item
+                if kind == "expired":
+                    key, token = item
+                    if key in self._timers and self._timers[key][0] is token:
+                        del self._timers[key]
+                        node = self.nodes[key]
+                        await self._apply(client, node, node.expire(now()), emit)
+                    continue
+                await self._on_message(client, item, emit)
+        finally:
+            pumping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pumping
 
     async def _establish(self, client: aiomqtt.Client) -> None:
         # Subscriptions first, then the STATE birth ('Host Application Session Establishment').
@@ -205,17 +240,16 @@ class SparkplugHost:
                 "Sparkplug node %s sent a %s that could not be read: %s; ignored.", node, topic.kind, exc
             )
             return
-        async with self._lock:
-            try:
-                outcome = node.receive(topic, payload, received)
-            except Exception:
-                # A message the session logic could not take must not stop the host for every
-                # other node; the log keeps the trace, and a rebirth starts the node afresh.
-                log.exception(
-                    "Sparkplug node %s: a %s could not be processed; asking for a rebirth.", node, topic.kind
-                )
-                outcome = Outcome(rebirth=True)
-            await self._apply(client, node, outcome, emit)
+        try:
+            outcome = node.receive(topic, payload, received)
+        except Exception:
+            # A message the session logic could not take must not stop the host for every other
+            # node; the log keeps the trace, and a rebirth starts the node afresh.
+            log.exception(
+                "Sparkplug node %s: a %s could not be processed; asking for a rebirth.", node, topic.kind
+            )
+            outcome = Outcome(rebirth=True)
+        await self._apply(client, node, outcome, emit)
 
     async def _apply(self, client: aiomqtt.Client, node: EdgeNode, outcome: Outcome, emit: Emit) -> None:
         for reading in outcome.readings:
@@ -227,23 +261,19 @@ class SparkplugHost:
             )
         timer = self._timers.get(node.key)
         if node.held and timer is None:
-            self._timers[node.key] = asyncio.create_task(self._reorder_timeout(client, node, emit))
-        elif not node.held and timer is not None and timer is not asyncio.current_task():
+            token = object()
+            handle = asyncio.get_running_loop().call_later(
+                self.reorder_timeout, self._inbox.put_nowait, ("expired", (node.key, token))
+            )
+            self._timers[node.key] = (token, handle)
+        elif not node.held and timer is not None:
             # The gap filled in time ('the timer MUST be terminated').
-            timer.cancel()
+            timer[1].cancel()
             del self._timers[node.key]
 
-    async def _reorder_timeout(self, client: aiomqtt.Client, node: EdgeNode, emit: Emit) -> None:
-        await asyncio.sleep(self.reorder_timeout)
-        async with self._lock:
-            self._timers.pop(node.key, None)
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self._apply(client, node, node.expire(now()), emit)
-
     async def _lost(self, emit: Emit, why: str) -> None:
-        async with self._lock:
-            moment = now()
-            for node in self.nodes.values():
-                for reading in node.lost(moment, why):
-                    await emit(reading)
-                    self.state.received += 1
+        moment = now()
+        for node in self.nodes.values():
+            for reading in node.lost(moment, why):
+                await emit(reading)
+                self.state.received += 1
