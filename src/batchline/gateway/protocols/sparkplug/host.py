@@ -248,7 +248,7 @@ class SparkplugHost:
             log.exception(
                 "Sparkplug node %s: a %s could not be processed; asking for a rebirth.", node, topic.kind
             )
-            outcome = Outcome(rebirth=True)
+            outcome = node.ask_rebirth(received)
         await self._apply(client, node, outcome, emit)
 
     async def _apply(self, client: aiomqtt.Client, node: EdgeNode, outcome: Outcome, emit: Emit) -> None:

@@ -106,12 +106,12 @@ class EdgeNode:
             # aliases against (a host started after the node; 'Sparkplug Host Application Receive
             # Data').
             log.info("Sparkplug node %s sent %s before its NBIRTH; asking for a rebirth.", self, topic.kind)
-            return self._ask_rebirth(received)
+            return self.ask_rebirth(received)
         if not payload.HasField("seq") or payload.seq >= SEQ_MODULUS:
             log.warning(
                 "Sparkplug node %s sent %s without a seq of 0–255; asking for a rebirth.", self, topic.kind
             )
-            return self._ask_rebirth(received)
+            return self.ask_rebirth(received)
         seq = int(payload.seq)
         if seq == self.expected:
             outcome = self._in_order(topic, payload, received)
@@ -142,7 +142,7 @@ class EdgeNode:
         for seq in sorted(self.held, key=lambda s: (s - self.expected) % SEQ_MODULUS):
             held = self.held.pop(seq)
             outcome.add(self._in_order(held.topic, held.payload, held.received))
-        outcome.add(self._ask_rebirth(now))
+        outcome.add(self.ask_rebirth(now))
         return outcome
 
     def lost(self, now: dt.datetime, why: str) -> list[Reading]:
@@ -210,7 +210,7 @@ class EdgeNode:
                 self,
                 device,
             )
-            return self._ask_rebirth(received)
+            return self.ask_rebirth(received)
         return self._data(device, scope, payload, received, late=False)
 
     def _drain(self) -> Outcome:
@@ -237,9 +237,9 @@ class EdgeNode:
         self.node = Scope()
         self.devices.clear()
 
-    def _ask_rebirth(self, now: dt.datetime) -> Outcome:
-        # One request per interval: a node that ignores it, or whose birth is under way, is not
-        # flooded with commands.
+    def ask_rebirth(self, now: dt.datetime) -> Outcome:
+        """A rebirth request, unless one went out less than ``rebirth_interval`` ago: a node that
+        ignores it, or whose birth is under way, is not flooded with commands."""
         if self.rebirth_asked is not None and now - self.rebirth_asked < self.rebirth_interval:
             return Outcome()
         self.rebirth_asked = now
@@ -285,7 +285,7 @@ class EdgeNode:
                     metric.name,
                     metric.alias if metric.HasField("alias") else "none",
                 )
-                outcome.add(self._ask_rebirth(received))
+                outcome.add(self.ask_rebirth(received))
                 continue
             reading = self._reading(device, born, metric, payload, received, late=late)
             if reading is not None:
