@@ -164,3 +164,21 @@ def test_when_the_gateway_cannot_take_a_reading_the_adapter_stops_with_that_erro
                 await asyncio.wait_for(task, 10)
 
     run_async(scenario())
+
+
+@pytest.mark.req("S95-06")
+@pytest.mark.parametrize(
+    ("endpoint", "topics", "why"),
+    [
+        ("tcp://127.0.0.1:1883", ("a/b",), "not an MQTT broker"),
+        ("mqtt://127.0.0.1:1883/room", ("a/b",), "not an MQTT broker"),
+        ("mqtt://127.0.0.1:1883", ("room/+/humidity",), "without wildcards"),
+        ("mqtt://127.0.0.1:1883", (), "names no tag"),
+    ],
+)
+def test_a_connection_written_wrongly_is_refused_with_a_sentence(
+    endpoint: str, topics: tuple, why: str
+) -> None:
+    tags = tuple(TagSpec(unit="HUM-01", tag=t) for t in topics)
+    with pytest.raises(ValueError, match=why):
+        MqttJsonAdapter(Connection(protocol=Protocol.MQTT_JSON, endpoint=endpoint, tags=tags))

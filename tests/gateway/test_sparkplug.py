@@ -537,3 +537,37 @@ def test_when_the_gateway_cannot_take_a_reading_the_host_stops_with_that_error()
         assert not [t for t in left if "gateway/protocols" in t.get_coro().cr_code.co_filename]
 
     run_async(scenario())
+
+
+@pytest.mark.req("S95-06")
+@pytest.mark.parametrize(
+    ("endpoint", "node", "options", "why"),
+    [
+        ("opc.tcp://127.0.0.1:4840", "g/e", {}, "not an MQTT broker address"),
+        ("mqtt://127.0.0.1:1883", None, {}, "must name a Sparkplug node"),
+        ("mqtt://127.0.0.1:1883", "g/+", {}, "must name a Sparkplug node"),
+        ("mqtt://127.0.0.1:1883", "g/e/d/x", {}, "must name a Sparkplug node"),
+        ("mqtt://127.0.0.1:1883", "g/e", {"host_id": "a/b"}, "single topic level"),
+        ("mqtt://127.0.0.1:1883", "g/e", {"reorder_timeout_ms": "2s"}, "not a whole number"),
+    ],
+)
+def test_a_connection_written_wrongly_is_refused_with_a_sentence(endpoint, node, options, why) -> None:
+    tag = TagSpec(unit="DRY-01", tag="Inlet temperature", options={"node": node} if node else {})
+    with pytest.raises(ValueError, match=why):
+        SparkplugHost(
+            Connection(protocol=Protocol.SPARKPLUG, endpoint=endpoint, tags=(tag,), options=options)
+        )
+
+
+@pytest.mark.req("S95-06")
+def test_the_endpoint_may_name_the_node_every_tag_belongs_to() -> None:
+    tags = (
+        TagSpec(unit="DRY-01", tag="Inlet temperature"),
+        TagSpec(unit="DRY-01", tag="Speed", options={"node": "g/other"}),
+    )
+    host = SparkplugHost(
+        Connection(protocol=Protocol.SPARKPLUG, endpoint="mqtt://broker/g/e/Dryer", tags=tags)
+    )
+    assert set(host.nodes) == {("g", "e"), ("g", "other")}
+    assert set(host.nodes[("g", "e")].tags) == {"Dryer"}
+    assert (host.hostname, host.port) == ("broker", 1883)

@@ -132,6 +132,10 @@ class MqttJsonAdapter:
         self.state = ConnectionState()
         self.hostname, self.port = parts.hostname, parts.port or 1883
         self.endpoint = f"mqtt://{self.hostname}:{self.port}"
+        if not connection.tags:
+            raise ConfigurationError(
+                f"The MQTT JSON connection to {connection.endpoint} names no tag (topic) to read."
+            )
         self.tags: dict[str, TagSpec] = {}
         for spec in connection.tags:
             if not spec.tag or "+" in spec.tag or "#" in spec.tag:
@@ -159,8 +163,7 @@ class MqttJsonAdapter:
             )
             try:
                 async with client:
-                    if self.tags:
-                        await client.subscribe([(topic, 1) for topic in self.tags])
+                    await client.subscribe([(topic, 1) for topic in self.tags])
                     self.state.connected, self.state.since, self.state.last_error = True, now(), ""
                     delay, stale_told = self.reconnect_min, False
                     async for message in client.messages:
