@@ -200,7 +200,10 @@ async def running(adapter: Adapter, readings: Readings) -> AsyncIterator[Any]:
     """The adapter's run() in a task, until the block ends; its connection is up when the block starts."""
     task = asyncio.create_task(adapter.run(readings.emit))
     try:
-        await eventually(lambda: adapter.state.connected or task.done())
+        try:
+            await eventually(lambda: adapter.state.connected or task.done())
+        except AssertionError:
+            raise AssertionError(f"The adapter did not connect: {adapter.state.last_error}") from None
         if task.done():
             task.result()
         yield task
