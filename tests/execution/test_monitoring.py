@@ -43,6 +43,11 @@ operations:
 
 @pytest.fixture
 def plant():
+    return make_monitoring_plant()
+
+
+def make_monitoring_plant():
+    """The recipe made effective, a clean dryer, a batch with the dryer identified and drying running."""
     people = {
         "author": make_user("author", ["recipe_author"]),
         "approver": make_user("approver", ["qa_approver"]),

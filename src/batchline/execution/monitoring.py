@@ -192,8 +192,10 @@ def event_record(*, actor: Actor, watched: Watched, judged: Judged, tag: str = "
             return None
 
 
-def alarm_acknowledge(*, actor: Actor, alarm_id: int, comment: str) -> ProcessAlarm:
-    """A person acknowledges an alarm, saying what was done; audited."""
+def alarm_acknowledge(
+    *, actor: Actor, alarm_id: int, comment: str, step: BatchStep | None = None
+) -> ProcessAlarm:
+    """A person acknowledges an alarm, saying what was done; audited. ``step``: only one of that step's."""
     comment = comment.strip()
     user = get_user_model().objects.filter(pk=actor.id, is_active=True).first() if actor.id else None
     if user is None or not user.has_perm(ACKNOWLEDGE):
@@ -203,7 +205,8 @@ def alarm_acknowledge(*, actor: Actor, alarm_id: int, comment: str) -> ProcessAl
     if not comment:
         raise AlarmRefused(Verdict.of(Reason("COMMENT_REQUIRED", "Say what was done about the alarm.")))
     with transaction.atomic():
-        alarm = ProcessAlarm.objects.select_for_update().filter(pk=alarm_id).first()
+        found = ProcessAlarm.objects.select_for_update().filter(pk=alarm_id)
+        alarm = (found.filter(step=step) if step is not None else found).first()
         if alarm is None or not alarm.needs_acknowledgement:
             raise AlarmRefused(Verdict.of(Reason("NO_SUCH_ALARM", "There is no such alarm to acknowledge.")))
         if alarm.acknowledged_at is not None:

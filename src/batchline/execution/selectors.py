@@ -21,7 +21,7 @@ from batchline.rules import gates, numbers
 from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 
-from .models import Batch, BatchException, BatchState, BatchStep, StepState, StepValue
+from .models import Batch, BatchException, BatchState, BatchStep, ProcessAlarm, StepState, StepValue
 from .scaling import Ratio, limits_text, target_text
 
 ACTIVE_STATES = (BatchState.CREATED, BatchState.RELEASED, BatchState.RUNNING, BatchState.HELD)
@@ -115,6 +115,13 @@ class StepScreen:
     @property
     def state_label(self) -> str:
         return gates.STEP_STATE_LABELS[self.step.state]
+
+    @property
+    def alarms(self) -> list[ProcessAlarm]:
+        """What the judges of its process values said (execution/monitoring.py), oldest first."""
+        if not self.definition.get("monitors"):
+            return []
+        return list(ProcessAlarm.objects.filter(step=self.step).select_related("acknowledged_by"))
 
     @property
     def correctable(self) -> list[InputView]:

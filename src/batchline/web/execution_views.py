@@ -22,7 +22,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.execution import dispensing, prompts, recording, selectors, services
+from batchline.execution import dispensing, monitoring, prompts, recording, selectors, services
 from batchline.execution.models import Batch, BatchStep
 from batchline.reports import documents
 from batchline.rules import gates, states
@@ -273,6 +273,17 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 actor=Actor.of(verifier, via="web"), user=verifier, batch=batch, step_key=key, signer=signer
             )
             shown = None
+        elif action == "acknowledge":
+            step = batch.steps.filter(key=key).first()
+            if step is None:
+                raise Http404(f"No step {key}")
+            alarm = request.POST.get("alarm", "")
+            monitoring.alarm_acknowledge(
+                actor=actor,
+                alarm_id=int(alarm) if alarm.isdigit() and len(alarm) < 19 else 0,
+                comment=request.POST.get("comment", ""),
+                step=step,
+            )
         elif action == "correct":
             signer = _signer(request, Meaning.PERFORMED)
             services.value_correct(
