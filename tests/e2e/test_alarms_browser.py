@@ -34,9 +34,11 @@ def test_an_operator_acknowledges_the_machines_alarm_and_then_completes_the_step
         at = t + dt.timedelta(seconds=i + 1)
         source = Source("FBD-01", Protocol.OPCUA, "opc.tcp://plc:4840", "ns=2;s=FBD01.AirFlow")
         judging.reading(Reading(source, flow, Quality.GOOD, at, at), "airflow", "m**3/h")
+    inlet = Source("FBD-01", Protocol.OPCUA, "opc.tcp://plc:4840", "ns=2;s=FBD01.Inlet")
+    judging.reading(Reading(inlet, 60.0, Quality.GOOD, t + dt.timedelta(seconds=1), t), "inlet_temp", "°C")
 
     page.reload()
-    alarm = page.get_by_test_id("alarm")
+    alarm = page.get_by_test_id("alarm").filter(has_text="raised")
     assert "Air flow: raised (high) at 1350 m**3/h" in alarm.inner_text()
     page.get_by_test_id("complete").click()
     page.get_by_test_id("refusal").wait_for()
@@ -49,7 +51,7 @@ def test_an_operator_acknowledges_the_machines_alarm_and_then_completes_the_step
     page.get_by_test_id("acknowledge").click()
     page.get_by_test_id("alarm-acknowledged").wait_for()
     assert "acknowledged by Operator Person" in page.get_by_test_id("alarm-acknowledged").inner_text()
-    acknowledged = ProcessAlarm.objects.get(step__batch=batch)
+    acknowledged = ProcessAlarm.objects.get(step__batch=batch, needs_acknowledgement=True)
     assert acknowledged.acknowledged_by.username == "operator"
     assert acknowledged.comment == "Filter bag changed; flow back at 1,000 m³/h."
 

@@ -47,8 +47,11 @@ def test_readings_of_a_running_steps_unit_are_judged_in_the_recipes_unit_and_not
     said = []
     for i, kelvin in enumerate([333.15, 345.15, 345.15, 345.15]):
         said += judging.reading(reading("ns=2;s=Inlet", kelvin, t + (i * 5 + 1) * sec), "inlet_temp", "K")
-    assert [(j.event.value, j.level.words, j.value) for j in said] == [("raised", "high-high", 72)]
-    (alarm,) = ProcessAlarm.objects.filter(step__batch=batch)
+    assert [(j.event.value, j.level.words, j.value) for j in said] == [
+        ("first value", "in range", 60),
+        ("raised", "high-high", 72),
+    ]
+    (alarm,) = ProcessAlarm.objects.filter(step__batch=batch, needs_acknowledgement=True)
     assert (alarm.tag, alarm.equipment, alarm.exception.code) == (
         "ns=2;s=Inlet",
         "FBD-01",
@@ -93,3 +96,23 @@ def test_a_units_packml_state_and_mode_reach_its_claim_gate_and_a_stale_one_is_u
     )
     unit.refresh_from_db()
     assert (unit.machine_state, unit.machine_known) == (11, False)  # the last report kept, marked unknown
+
+
+@pytest.mark.req("S95-06", "DI-06")
+def test_a_step_completes_only_once_its_critical_parameter_was_read_from_the_machine(plant) -> None:  # noqa: F811
+    from batchline.execution.services import ExecutionRefused
+    from tests.execution.test_engine import complete
+
+    people, batch = plant
+    judging = Judging()
+    judging.refresh()
+    with pytest.raises(ExecutionRefused) as refused:
+        complete(people, batch, "drying")
+    assert refused.value.verdict.codes == ["PROCESS_VALUE_NOT_READ"]
+    assert "Inlet air temperature has not been read from the machine since “Dry the granules” started" in str(
+        refused.value
+    )
+    t = batch.steps.get(key="drying").started_at
+    (first,) = judging.reading(reading("ns=2;s=Inlet", 60.0, t + dt.timedelta(seconds=3)), "inlet_temp", "°C")
+    assert first.event.value == "first value"
+    assert complete(people, batch, "drying").state == "done"  # the air flow is not critical: not asked

@@ -129,3 +129,14 @@ def test_limits_that_make_no_sense_are_refused() -> None:
     assert (raised.event, raised.level) == (Event.RAISED, Level.HIGH_HIGH)
     (cleared,) = judge.value(T0, D(10))  # the limit itself is inside
     assert (cleared.event, judge.level) == (Event.CLEARED, Level.NORMAL)
+
+
+@pytest.mark.req("S95-06", "DI-06")
+def test_a_judge_given_the_steps_start_says_when_the_first_value_came_or_that_none_did() -> None:
+    judge = AlarmJudge(INLET, since=T0)
+    assert judge.silence(T0 + dt.timedelta(seconds=29)) == []
+    (lost,) = judge.silence(T0 + dt.timedelta(seconds=31))  # nothing since the start: no signal
+    assert (lost.event, lost.at) == (Event.SIGNAL_LOST, T0 + dt.timedelta(seconds=30))
+    first, back = judge.value(T0 + dt.timedelta(seconds=40), D(60))
+    assert (first.event, first.value, back.event) == (Event.FIRST_VALUE, D(60), Event.SIGNAL_BACK)
+    assert judge.value(T0 + dt.timedelta(seconds=45), D(60)) == []  # said once

@@ -224,23 +224,38 @@ def alarm_acknowledge(
 
 
 def completion_reasons(step: BatchStep) -> list[Reason]:
-    """A step completes only once every alarm of its process values is acknowledged."""
-    if not step.spec.get("monitors"):
+    """A step completes only once each critical process value was read from the machine while it
+    ran, and every alarm of its process values is acknowledged."""
+    monitors = step.spec.get("monitors") or []
+    if not monitors:
         return []
+    reasons = []
+    read = set(
+        ProcessAlarm.objects.filter(step=step, event=Event.FIRST_VALUE.value).values_list("name", flat=True)
+    )
+    unread = [m["label"] for m in monitors if m.get("critical") and m["name"] not in read]
+    if unread:
+        reasons.append(
+            Reason(
+                "PROCESS_VALUE_NOT_READ",
+                f"{', '.join(unread)} {'has' if len(unread) == 1 else 'have'} not been read from the machine "
+                f"since “{step.title}” started: the gateway must be running and connected to the unit.",
+            )
+        )
     open_ = list(
         ProcessAlarm.objects.filter(step=step, needs_acknowledgement=True, acknowledged_at__isnull=True)
         .order_by("at")
         .values_list("label", flat=True)
     )
-    if not open_:
-        return []
-    return [
-        Reason(
-            "ALARM_UNACKNOWLEDGED",
-            f"Acknowledge the process alarms of {', '.join(dict.fromkeys(open_))} first "
-            f"({len(open_)} open): “{step.title}” completes once every one is.",
+    if open_:
+        reasons.append(
+            Reason(
+                "ALARM_UNACKNOWLEDGED",
+                f"Acknowledge the process alarms of {', '.join(dict.fromkeys(open_))} first "
+                f"({len(open_)} open): “{step.title}” completes once every one is.",
+            )
         )
-    ]
+    return reasons
 
 
 __all__ = ["Level", "Watched", "alarm_acknowledge", "completion_reasons", "event_record", "watched"]

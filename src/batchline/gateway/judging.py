@@ -65,7 +65,7 @@ class Judging:
         judges: dict[tuple[int, str], tuple[monitoring.Watched, AlarmJudge]] = {}
         for w in monitoring.watched():
             key = (w.step_id, w.name)
-            judges[key] = self._judges.get(key) or (w, AlarmJudge(w.limits))
+            judges[key] = self._judges.get(key) or (w, AlarmJudge(w.limits, since=w.started_at))
         self._judges = judges
         by_source: dict[tuple[str, str], list[tuple[int, str]]] = {}
         for key, (w, _) in judges.items():

@@ -14,7 +14,8 @@ values in time order and says when an alarm starts, worsens, eases and ends:
 - a Bad or stale value is never judged as a value: it is a loss of signal, an event of its own,
   ended by the next usable value; an Uncertain value is judged and the event says so;
 - no value for ``signal_timeout`` (the caller asks with :meth:`AlarmJudge.silence`) is a loss
-  of signal too: a sensor that stopped sending cannot pass for one in range.
+  of signal too: a sensor that stopped sending cannot pass for one in range; a judge given the
+  step's start (``since``) counts from there until the first value, and says when that came.
 
 Plain data in and out: the gateway feeds it, the execution records what it says.
 """
@@ -49,6 +50,7 @@ class Event(enum.StrEnum):
     CLEARED = "cleared"  # back in range
     SIGNAL_LOST = "signal lost"
     SIGNAL_BACK = "signal back"
+    FIRST_VALUE = "first value"  # the first usable value since ``since``: the parameter was read
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,11 @@ class AlarmJudge:
     """One parameter's alarm state over time. Feed it every value in time order."""
 
     limits: AlarmLimits
+    since: dt.datetime | None = None  # the step's start: silence counts from here until a first value
     level: Level = Level.NORMAL
     signal: bool = True
     last_value_at: dt.datetime | None = None
+    first_seen: bool = False
     # A worse level seen but not yet held for min_duration: (level, since, first value, extreme).
     _pending: tuple[Level, dt.datetime, Decimal, Decimal, bool] | None = field(default=None, repr=False)
 
@@ -133,6 +137,9 @@ class AlarmJudge:
             return [Judged(Event.SIGNAL_LOST, self.level, at)]
         out: list[Judged] = []
         self.last_value_at = at
+        if self.since is not None and not self.first_seen:
+            out.append(Judged(Event.FIRST_VALUE, self.level, at, value, uncertain=uncertain))
+        self.first_seen = True
         if not self.signal:
             self.signal = True
             out.append(Judged(Event.SIGNAL_BACK, self.level, at, value))
@@ -167,13 +174,14 @@ class AlarmJudge:
 
     def silence(self, now: dt.datetime) -> list[Judged]:
         """Asked now and then: no value for the signal timeout is a loss of signal."""
-        if not self.signal or self.last_value_at is None:
+        heard = self.last_value_at or self.since
+        if not self.signal or heard is None:
             return []
-        if now - self.last_value_at < self.limits.signal_timeout:
+        if now - heard < self.limits.signal_timeout:
             return []
         self.signal = False
         self._pending = None
-        return [Judged(Event.SIGNAL_LOST, self.level, self.last_value_at + self.limits.signal_timeout)]
+        return [Judged(Event.SIGNAL_LOST, self.level, heard + self.limits.signal_timeout)]
 
     def _move(
         self, target: Level, at: dt.datetime, value: Decimal, uncertain: bool, extreme: Decimal

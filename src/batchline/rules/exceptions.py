@@ -153,6 +153,7 @@ for _codes, _cat, _kind, _subject in [
             "WRONG_STEP_KIND",
             # process values from the machine (execution/monitoring.py)
             "ALARM_UNACKNOWLEDGED",
+            "PROCESS_VALUE_NOT_READ",
         ),
         "process",
         "out-of-sequence attempt",
