@@ -22,7 +22,7 @@ def test_the_simulated_granulator_and_dryer_are_read_with_their_units_and_faults
         got = Recorder()
         try:
             async with running(OpcUaAdapter(connection).run(got)):
-                await got.until(lambda rs: len({r.source.tag for r in rs}) == 3)
+                await got.until(lambda rs: len({r.source.tag for r in rs}) == 4)
                 await simulator.step(10)
                 simulator.fault("ProductMoisture", ua.StatusCodes.BadSensorFailure)
                 await simulator.step(1)
@@ -35,8 +35,9 @@ def test_the_simulated_granulator_and_dryer_are_read_with_their_units_and_faults
         units = {r.source.tag: (r.source.unit, r.unit_of_measure) for r in got.readings}
         assert units == {
             "ns=2;s=GRAN-01.ImpellerPower": ("GRAN-01", "kW"),
-            "ns=2;s=DRY-01.InletTemperature": ("DRY-01", "°C"),
-            "ns=2;s=DRY-01.ProductMoisture": ("DRY-01", "%"),
+            "ns=2;s=FBD-01.InletTemperature": ("FBD-01", "°C"),
+            "ns=2;s=FBD-01.ProductTemperature": ("FBD-01", "°C"),
+            "ns=2;s=FBD-01.ProductMoisture": ("FBD-01", "%"),
         }
         moisture_values = [r.value for r in got.of(moisture)]
         assert moisture_values[0] == 28.0 and None in moisture_values

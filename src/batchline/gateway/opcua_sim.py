@@ -34,10 +34,13 @@ class SimulatedTag:
     noise: float  # standard deviation of the measurement noise
 
 
+# The demo plant's units (equipment/demo.py) and the names the demo recipe's monitors read
+# (recipes/demo/paracetamol-500.yaml, the drying step).
 TAGS = (
-    SimulatedTag("GRAN-01", "ImpellerPower", "impeller power", "kW", 0.05),
-    SimulatedTag("DRY-01", "InletTemperature", "inlet temperature", "°C", 0.2),
-    SimulatedTag("DRY-01", "ProductMoisture", "product moisture", "%", 0.05),
+    SimulatedTag("GRAN-01", "ImpellerPower", "impeller_power", "kW", 0.05),
+    SimulatedTag("FBD-01", "InletTemperature", "dryer_inlet_temp", "°C", 0.2),
+    SimulatedTag("FBD-01", "ProductTemperature", "dryer_product_temp", "°C", 0.2),
+    SimulatedTag("FBD-01", "ProductMoisture", "product_moisture", "%", 0.05),
 )
 
 
@@ -45,15 +48,20 @@ def profile(name: str, minutes: float) -> float:
     """The value a tag has ``minutes`` into the step, before noise."""
     if name == "ImpellerPower":  # granules build: power climbs from 4 kW towards 9 kW
         return 4.0 + 5.0 * (1 - math.exp(-minutes / 4))
-    if name == "InletTemperature":  # inlet air warms from 22 °C to its 60 °C set point
-        return 60.0 - 38.0 * math.exp(-minutes / 2)
+    if name == "InletTemperature":  # inlet air held at its 60 °C set point
+        return 60.0 + 0.8 * math.sin(minutes / 3)
+    if name == "ProductTemperature":  # the bed warms as it dries, towards 40 °C
+        return 40.0 - 16.0 * math.exp(-minutes / 8)
     if name == "ProductMoisture":  # drying: from 28 % down towards 1.5 %
         return 1.5 + 26.5 * math.exp(-minutes / 6)
     raise KeyError(name)
 
 
 class PlantSimulator:
-    """The server and its process values; ``minutes_per_second`` of process time pass per second."""
+    """The server and its process values; ``minutes_per_second`` of process time pass per second.
+
+    ``excursion(name, value)`` holds a tag at a value until cleared with None, for showing an alarm.
+    """
 
     def __init__(
         self, *, port: int = 4840, host: str = "127.0.0.1", minutes_per_second: float = 1.0, seed: int = 15
@@ -64,6 +72,7 @@ class PlantSimulator:
         self._server = Server()
         self._nodes: dict[str, Node] = {}
         self._faults: dict[str, ua.UInt32] = {}  # tag name -> a Bad or Uncertain status code to send
+        self._held: dict[str, float] = {}  # tag name -> a value it is held at
         self._minutes = 0.0
 
     @staticmethod
@@ -116,12 +125,22 @@ class PlantSimulator:
         else:
             self._faults[name] = ua.UInt32(code)
 
+    def excursion(self, name: str, value: float | None) -> None:
+        if name not in self._nodes:
+            raise KeyError(f"the simulator has no tag {name!r}")
+        if value is None:
+            self._held.pop(name, None)
+        else:
+            self._held[name] = value
+
     async def step(self, minutes: float) -> None:
         """Advance the process by ``minutes`` and write every tag's new value."""
         self._minutes += minutes
         at = ua.DateTime.now(dt.UTC)
         for tag in TAGS:
-            value = profile(tag.name, self._minutes) + self._random.gauss(0, tag.noise)
+            value = self._held.get(
+                tag.name, profile(tag.name, self._minutes) + self._random.gauss(0, tag.noise)
+            )
             code = self._faults.get(tag.name, ua.UInt32(ua.StatusCodes.Good))
             await self._nodes[tag.name].write_value(
                 ua.DataValue(
