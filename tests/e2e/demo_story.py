@@ -171,3 +171,26 @@ def laboratory_answers(samples: list[str]) -> None:
             "/api/v1/lims/results", {**body, "value": value, "unit": "%"}, content_type="application/json"
         )
         assert answer.status_code == 201 and answer.json()["filled_step"], answer.content[:800]
+
+
+# What the dryer's controller reports while the drying step runs (the demo's OPC UA simulator holds
+# about these): inlet air at its set point, the bed warming below its limit.
+DRYER = {"dryer_inlet_temp": (60.2, "°C"), "dryer_product_temp": (38.5, "°C")}
+
+
+def dryer_reads(step_key: str = "drying_hold") -> None:
+    """The equipment gateway's judge, fed what the dryer reports a few seconds into the step, as the
+    running `batchline gateway` does from the simulator (tests/gateway hold the real transports)."""
+    import datetime as dt
+
+    from batchline.execution.models import BatchStep
+    from batchline.gateway.judging import Judging
+    from batchline.gateway.readings import Protocol, Quality, Reading, Source
+
+    judging = Judging()
+    judging.refresh()
+    at = BatchStep.objects.get(batch__number=BATCH, key=step_key).started_at + dt.timedelta(seconds=5)
+    for name, (value, unit) in DRYER.items():
+        source = Source("FBD-01", Protocol.OPCUA, "opc.tcp://127.0.0.1:4840/batchline-sim/", f"ns=2;s={name}")
+        said = judging.reading(Reading(source, value, Quality.GOOD, at, at), name, unit)
+        assert [j.event.value for j in said] == ["first value"], said

@@ -121,6 +121,8 @@ def run_step(page, key: str, kind: str) -> None:
             scan(page, key, code)
     elif kind == "timer":
         age(BatchStep.objects.get(batch__number=story.BATCH, key=key), story.TIMERS[key])
+        if key == "drying_hold":  # the dryer's controller reports through the gateway
+            story.dryer_reads(key)
     elif kind == "data_entry":
         for name, value in story.ENTRIES[key].items():
             page.locator(f"#v-{name}").fill(value)
