@@ -260,9 +260,11 @@ class Gateway:
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(queue_size or settings.GATEWAY_QUEUE)
         self.status_seconds = settings.GATEWAY_STATUS_SECONDS if status_seconds is None else status_seconds
         self.flush_seconds = flush_seconds
-        spool = spool or Spool(
-            Path(settings.GATEWAY_SPOOL_DIR) / f"{name}.spool.sqlite3", max_rows=settings.GATEWAY_SPOOL_MAX
-        )
+        if spool is None:  # not "spool or …": an empty spool is falsy
+            spool = Spool(
+                Path(settings.GATEWAY_SPOOL_DIR) / f"{name}.spool.sqlite3",
+                max_rows=settings.GATEWAY_SPOOL_MAX,
+            )
         self.writer = Writer(spool=spool, name=name, using=using, chunk=self.batch)
         self.adapters: list[Adapter] = []
         for conn in configuration:
@@ -272,6 +274,7 @@ class Gateway:
                 log.error("%s %s is not read: %s", conn.protocol, conn.endpoint, exc)
                 self.adapters.append(_Missing(conn, str(exc)))
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-db")
+        self._status_failing = False
 
     async def _db(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
@@ -326,8 +329,11 @@ class Gateway:
     async def _status(self) -> None:
         try:
             await self._db(self.writer.status_write, [(a.connection, a.state) for a in self.adapters])
+            self._status_failing = False
         except DatabaseError as exc:
-            log.warning("gateway status not written: %s", exc)
+            if not self._status_failing:  # once per outage, not every few seconds
+                log.warning("gateway status not written: %s", exc)
+            self._status_failing = True
 
     async def _rounds(self, stop: asyncio.Event) -> None:
         last_maintenance = -MAINTENANCE_SECONDS
