@@ -199,3 +199,11 @@ def test_retention_removes_the_days_older_than_configured_and_keeps_the_rest(set
     else:
         assert kept == [float(d) for d in range(4, 11)]
         assert removed == 4
+
+
+@pytest.mark.req("DI-06", "A11-07")
+def test_text_no_database_can_hold_is_stored_with_its_odd_characters_as_escapes() -> None:
+    odd = [reading("AB\x00CD", at=T0), reading("°C\ud800", at=T0 + dt.timedelta(seconds=1))]
+    assert store.rows_store(store.rows_of(odd)) == 2
+    points = selectors.series(unit="GRAN-01", tag="ns=2;s=Inlet", start=T0, end=T0 + dt.timedelta(minutes=1))
+    assert [p.value for p in points] == ["AB\\x00CD", "°C\\ud800"]

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connections, transaction
 
 from batchline.audit.services import SYSTEM, audit_append
 
@@ -98,8 +98,13 @@ class _Missing:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    """Whether a database error means "not reachable now" (spool and retry) rather than "this row is wrong"."""
-    return isinstance(exc, OperationalError | InterfaceError)
+    """Whether a database error means "not usable now" (spool and retry) rather than "this row is wrong".
+
+    Only a row's own fault (a value the column cannot hold) is tried row by row and the bad row
+    given up; any other error (connection lost, a missing partition function, a full disk on the
+    server) keeps every row in the spool until the database takes them.
+    """
+    return not isinstance(exc, DataError | IntegrityError)
 
 
 @dataclass
@@ -111,7 +116,7 @@ class Writer:
     using: str = "default"
     chunk: int = 1000
     stored: int = 0
-    rejected: int = 0
+    rejected: int = 0  # refused by the database (a value it cannot hold), or by the spool's disk
     rejected_reported: int = 0
     database_ok: bool = True
     retry_at: float = 0.0
@@ -195,7 +200,7 @@ class Writer:
                 reason=(
                     f"Gateway {self.name} lost {losses.unreported} reading(s) dropped from its full spool "
                     f"(last at {losses.last_at.isoformat() if losses.last_at else '-'}) and {rejected} "
-                    "refused by the database."
+                    "refused by the database or the spool's disk."
                 ),
             )
         self.spool.losses_reported(losses.dropped)
@@ -318,9 +323,15 @@ class Gateway:
         try:
             await self._db(self.writer.handle, store.rows_of(readings))
         except Exception:
-            # Not a reachability problem (those spool): a bug. Keep the readings on disk, not in the void.
+            # Not the database being away (that spools): a bug. Keep the readings on disk, not in the void.
             log.exception("storing %s readings failed; they go to the spool", len(readings))
-            await self._db(self.writer.spool.put, store.rows_of(readings))
+            try:
+                await self._db(self.writer.spool.put, store.rows_of(readings))
+            except Exception:
+                # The spool's disk failed too. The writer must live on (the adapters wait on it): count the
+                # loss where the page and the audit trail will show it.
+                self.writer.rejected += len(readings)
+                log.critical("%s readings lost: neither the database nor the spool took them", len(readings))
 
     async def _writer(self, stop: asyncio.Event) -> None:
         while not (stop.is_set() and self.queue.empty()):

@@ -74,8 +74,14 @@ def key_of(reading: Reading) -> bytes:
 
 
 def _text(value: str) -> str:
-    # PostgreSQL's text cannot hold NUL; keep the character visible rather than refuse the value.
-    return value.replace("\x00", "\\x00")
+    """Text every database and the spool can hold, the odd characters kept visible as escapes.
+
+    PostgreSQL's text cannot hold NUL, and a lone surrogate (a device's broken UTF-16) is no UTF-8
+    at all: refusing the value would lose the observation, so it is written as its escape.
+    """
+    if value.isascii():
+        return value.replace("\x00", "\\x00")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def row_of(reading: Reading) -> Row:
