@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import socket
@@ -24,9 +25,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        name_help = "this gateway's name (default: the host name)"
+        parser.add_argument("--name", default="", help=name_help)
         sub = parser.add_subparsers(dest="action")
         run = sub.add_parser("run", help="run the gateway until stopped (the default)")
-        run.add_argument("--name", default="", help="this gateway's name (default: the host name)")
+        # Either "gateway --name X" or "gateway run --name X"; SUPPRESS keeps the first when only it is given.
+        run.add_argument("--name", default=argparse.SUPPRESS, help=name_help)
         sub.add_parser("connections", help="print the configured connections and their tags")
         partitions = sub.add_parser("partitions", help="make the day partitions ahead (PostgreSQL)")
         partitions.add_argument("--ahead", type=int, default=None)
