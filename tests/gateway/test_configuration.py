@@ -9,6 +9,7 @@ import pytest
 
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor
+from batchline.audit.verify import verify
 from batchline.gateway import services as svc
 from batchline.gateway.readings import Connection, Protocol, TagSpec
 from batchline.gateway.selectors import connections
@@ -55,7 +56,7 @@ def configure(plant: dict[str, Any]) -> tuple[Any, Any]:
     return inlet, power
 
 
-@pytest.mark.req("P11-11", "A11-13", "S95-06")
+@pytest.mark.req("P11-11", "A11-13", "S95-06", "P11-01")
 def test_an_engineer_configures_an_endpoint_and_its_tags_and_each_change_is_audited_with_its_reason(
     plant: dict[str, Any],
 ) -> None:
@@ -74,6 +75,9 @@ def test_an_engineer_configures_an_endpoint_and_its_tags_and_each_change_is_audi
         ("update", "gateway.tag", "deadband widened after qualification (CC-102)", "engineer"),
     ]
     assert '"deadband":["0.200000","0.500000"]' in trail.last().changes
+    # The trail replays to the configuration as it stands (P11-01): nothing was written behind it.
+    report = verify()
+    assert report.ok, [str(f) for f in report.findings]
 
 
 @pytest.mark.req("S95-06")

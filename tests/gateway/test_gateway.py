@@ -16,9 +16,10 @@ from django.db import connection
 
 from batchline.audit.models import AuditEntry
 from batchline.gateway import store
-from batchline.gateway.models import ConnectionStatus, GatewayStatus, StoredReading
+from batchline.gateway.models import GatewayStatus, StoredReading
 from batchline.gateway.readings import Connection, ConnectionState, Emit, Protocol, Reading, TagSpec, now
 from batchline.gateway.runner import REGISTRY, Gateway, Writer
+from batchline.gateway.selectors import connection_statuses, gateway_statuses
 from batchline.gateway.spool import Spool
 
 from .conftest import ENDPOINT, T0, minute_readings
@@ -137,9 +138,15 @@ def test_the_gateway_stores_what_its_adapters_emit_once_and_reports_each_connect
         running.adapter.feed(first[:30])  # a replay after a reconnect
     # Stopping drains the queue: everything emitted is stored by then.
     assert StoredReading.objects.count() == 120
-    status = GatewayStatus.objects.get(name="gw-test")
-    assert (status.stored, status.spooled, status.dropped, status.database_ok) == (120, 0, 0, True)
-    states = {s.protocol: s for s in ConnectionStatus.objects.filter(gateway="gw-test")}
+    [status] = gateway_statuses()
+    assert (status.name, status.stored, status.spooled, status.dropped, status.database_ok) == (
+        "gw-test",
+        120,
+        0,
+        0,
+        True,
+    )
+    states = {s.protocol: s for s in connection_statuses(gateway="gw-test")}
     assert states["opcua"].connected and states["opcua"].received == 150
     # A protocol whose adapter is not there is not read, and the page says why.
     assert not states["modbus"].connected

@@ -112,11 +112,15 @@ def configure_two_tags(plant: dict[str, Any]) -> None:
 
 
 @pytest.mark.req("S95-06")
-def test_the_last_value_of_each_tag_and_the_stale_tags(plant: dict[str, Any]) -> None:
+def test_the_last_value_of_each_tag_and_the_stale_tags(
+    plant: dict[str, Any], django_assert_num_queries: Any
+) -> None:
     configure_two_tags(plant)
     store.rows_store(store.rows_of(minute_readings(5)))
     now = T0 + dt.timedelta(minutes=5)
-    with_values = {item.tag.tag: item.last for item in selectors.last_values()}
+    with django_assert_num_queries(2):
+        last = selectors.last_values()
+    with_values = {item.tag.tag: item.last for item in last}
     assert with_values["ns=2;s=Inlet"] is not None and with_values["ns=2;s=Inlet"].value == pytest.approx(
         20.4
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max, OuterRef, Q, Subquery
 
-from .models import Endpoint, StoredReading, Tag
+from .models import ConnectionStatus, Endpoint, GatewayStatus, StoredReading, Tag
 from .readings import Connection, Protocol, Quality, TagSpec
 
 
@@ -178,3 +178,14 @@ def stale_tags(*, now: dt.datetime, older_than: dt.timedelta) -> list[TagNow]:
         ):
             out.append(item)
     return out
+
+
+def gateway_statuses() -> list[GatewayStatus]:
+    """Each gateway's last word about itself: stored, spooled, lost, database reachable (the engineers' page)."""
+    return list(GatewayStatus.objects.order_by("name"))
+
+
+def connection_statuses(*, gateway: str | None = None) -> list[ConnectionStatus]:
+    """Each connection's last reported state, by gateway and endpoint."""
+    queryset = ConnectionStatus.objects.order_by("gateway", "protocol", "endpoint")
+    return list(queryset.filter(gateway=gateway) if gateway else queryset)
