@@ -49,7 +49,8 @@ from .spool import Spool
 log = logging.getLogger("batchline.gateway")
 
 # The adapters, by protocol: "module:Class", imported when a connection of that protocol is run.
-# Each class is built as Class(connection) and keeps readings.Adapter's promise.
+# Each class is built as Class(connection) and keeps readings.Adapter's promise; after its run()
+# failed, run() is called again on the same instance.
 REGISTRY: dict[str, str] = {
     Protocol.OPCUA: "batchline.gateway.protocols.opcua:OpcUaAdapter",
     Protocol.SPARKPLUG: "batchline.gateway.protocols.sparkplug:SparkplugAdapter",
@@ -157,11 +158,6 @@ class Writer:
                     if not self.forward_chunk():
                         break
                 self._store(rows)
-                if not self.database_ok:
-                    log.warning("database reachable again; %s readings wait in the spool", len(self.spool))
-                self.database_ok = True
-                self.report_losses()
-                return
             except DatabaseError as exc:
                 if not _unreachable(exc):
                     raise
@@ -170,6 +166,15 @@ class Writer:
                 self.database_ok = False
                 self.retry_at = time.monotonic() + RETRY_SECONDS
                 self._disconnect()
+            else:
+                if not self.database_ok:
+                    log.warning("database reachable again; %s readings wait in the spool", len(self.spool))
+                self.database_ok = True
+                try:
+                    self.report_losses()
+                except DatabaseError as exc:  # reported at the next batch; the rows are stored
+                    log.warning("the loss of readings is not yet in the audit trail: %s", exc)
+                return
         self.spool.put(rows)
 
     def forward_chunk(self) -> bool:

@@ -137,6 +137,9 @@ def partition_make(day: dt.date, *, using: str = "default") -> str:
     """The day's partition, made if missing (rows of that day waiting in the default partition move in)."""
     conn = connections[using]
     with transaction.atomic(using=using), conn.cursor() as cursor:
+        # Making a partition locks the whole table: rather give up (the caller spools and tries
+        # again) than queue behind a long report and stall every writer queued behind it.
+        cursor.execute("SET LOCAL lock_timeout = '5s'")
         cursor.execute("SELECT gateway_reading_partition(%s)", [day])
         name: str = cursor.fetchone()[0]
     return name
@@ -263,6 +266,7 @@ def retention_apply(
         if day is None or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC) > cutoff:
             continue
         with transaction.atomic(using=using), conn.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '5s'")  # as partition_make; retried next round
             cursor.execute(f"DROP TABLE IF EXISTS {conn.ops.quote_name(name)}")
         dropped += 1
         log.info("process data retention: dropped %s (older than %s days)", name, keep)
