@@ -265,3 +265,38 @@ def test_an_outage_longer_than_the_spool_loses_the_oldest_and_says_so(tmp_path: 
     lost = AuditEntry.objects.get(action="gateway_readings_lost")
     assert "lost 35 reading(s) dropped from its full spool" in lost.reason
     assert gateway.writer.spool.losses().unreported == 0
+
+
+class FailsOnceAdapter(FeedAdapter):
+    """Fails on its first run, as an adapter with a bug would; emits on the second."""
+
+    async def run(self, emit: Emit) -> None:
+        self.runs = getattr(self, "runs", 0) + 1
+        if self.runs == 1:
+            raise RuntimeError("the PLC sent something the adapter did not expect")
+        await super().run(emit)
+
+
+@pytest.mark.usefixtures("live_db")
+@pytest.mark.req("S95-06", "A11-17")
+def test_an_adapter_that_fails_is_run_again_and_its_failure_is_shown(tmp_path: Path) -> None:
+    FeedAdapter.made.clear()
+    gateway = Gateway(
+        CONFIGURATION[:1],
+        name="gw-test",
+        registry={Protocol.OPCUA: FailsOnceAdapter},
+        spool=Spool(tmp_path / "gw-test.spool.sqlite3", max_rows=100),
+        status_seconds=0.2,
+    )
+    with Running(gateway) as running:
+        adapter = running.adapter
+        adapter.feed(minute_readings(3))  # waits until the second run is ready
+        until(lambda: StoredReading.objects.count() == 3, "the readings of the second run stored")
+        assert adapter.runs == 2
+        until(
+            lambda: (
+                "RuntimeError: the PLC sent"
+                in (connection_statuses()[0].last_error if connection_statuses() else "")
+            ),
+            "the failure shown",
+        )
