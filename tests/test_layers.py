@@ -203,6 +203,28 @@ def test_labels_import_neither_django_nor_another_app() -> None:
                 )
 
 
+def test_the_gateway_protocol_adapters_import_neither_django_nor_another_app() -> None:
+    # The adapters run in the gateway's own asyncio process (batchline/gateway/__init__.py): they hand plain
+    # readings (batchline.gateway.readings) to the gateway and know nothing of where they go.
+    for path in (SRC / "gateway" / "protocols").rglob("*.py"):
+        for name in imports_of(path):
+            top = name.split(".")[0]
+            assert top not in ("django", "ninja"), f"gateway/protocols/{path.name} imports {name}"
+            if top == "batchline":
+                assert name.startswith(("batchline.gateway.protocols", "batchline.gateway.readings")), (
+                    f"gateway/protocols/{path.name} imports {name}"
+                )
+
+
+def test_the_gateway_protocol_adapters_load_without_django() -> None:
+    code = (
+        "import sys, batchline.gateway.protocols.sparkplug, batchline.gateway.protocols.mqtt_json, "
+        "batchline.gateway.protocols.opcua, batchline.gateway.protocols.modbus; "
+        "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
 def test_the_archive_verifier_imports_only_the_standard_library_rules_and_keys() -> None:
     # An archive is checked years later without Django or a database (docs/records.md); the
     # manifest's signature is checked with batchline.keys, which loads no Django at import.

@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.test import Client
+
 from batchline.equipment import demo as equipment_demo
 from tests.conftest import free_port
 
@@ -145,3 +147,27 @@ def demo_scales_on_free_ports(monkeypatch: Any) -> None:
 
 def in_kg(load: str, unit: str) -> Decimal:
     return Decimal(load) / 1000 if unit == "g" else Decimal(load)
+
+
+# The laboratory's blend uniformity results, one per sample in sample order, % of label claim.
+BLEND_CONTENT = ["99.1", "100.4", "98.7", "101.2", "99.8", "100.9", "99.5", "98.9", "100.2", "100.6"]
+
+
+def laboratory_answers(samples: list[str]) -> None:
+    """The demo's LIMS posts each blend sample's result over the API with its machine account's token,
+    issued by the administrator as docs/security.md says (the demo starts a real sandbox LIMS that
+    does the same, tests/sandbox/test_lims_client.py)."""
+    from batchline.accounts.models import User
+    from batchline.accounts.services import interface_token_issue
+    from batchline.audit.services import Actor
+
+    admin = Actor.of(User.objects.get(username="admin"), via="cli")
+    lims = User.objects.get(username="lims-labware")
+    _, raw = interface_token_issue(actor=admin, user=lims, name="LabWare LIMS", reason="demo story")
+    client = Client(headers={"Authorization": f"Bearer {raw}"})
+    for code, value in zip(samples, BLEND_CONTENT, strict=True):
+        body = {"result_id": f"LW-{code}", "sample": code, "test": "Blend uniformity (paracetamol content)"}
+        answer = client.post(
+            "/api/v1/lims/results", {**body, "value": value, "unit": "%"}, content_type="application/json"
+        )
+        assert answer.status_code == 201 and answer.json()["filled_step"], answer.content[:800]

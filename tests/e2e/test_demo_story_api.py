@@ -95,6 +95,7 @@ def run_step(operator: Person, supervisor: Person, key: str, kind: str) -> None:
         body["checklist"] = [True, True, True]
     elif kind == "sampling":
         if key == "blend_sample":
+            taken = []
             for position in story.POSITIONS:
                 sample = operator.call(
                     "post",
@@ -105,6 +106,8 @@ def run_step(operator: Person, supervisor: Person, key: str, kind: str) -> None:
                 operator.call(
                     "post", f"/batches/{story.BATCH}/samples/{sample['code']}/label", {"reason": ""}
                 )
+                taken.append(sample["code"])
+            story.laboratory_answers(taken)  # the step waits for the laboratory's results
         else:
             drum = Container.objects.filter(lot__number=story.BATCH).order_by("-code").first()
             sample = operator.call(

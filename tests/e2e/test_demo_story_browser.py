@@ -139,6 +139,10 @@ def run_step(page, key: str, kind: str) -> None:
             page.get_by_test_id("take-sample").click()
             settle(page)
         print_labels(page, page.get_by_test_id("sample-label"))
+        if key == "blend_sample":  # the step waits for the laboratory: the LIMS answers, the page shows it
+            story.laboratory_answers([f"{story.BATCH}-S{n:02d}" for n in range(1, 11)])
+            page.reload()
+            settle(page)
     elif kind == "produce":
         for count in story.DRUMS:
             page.locator("#out-qty").fill(count)

@@ -465,3 +465,29 @@ def test_bulk_writes_to_equipment_are_refused(plant) -> None:
         Equipment.objects.filter(code="GRAN-01").update(status="clean")
     with pytest.raises(AuditBypassError):
         EquipmentClass.objects.all().delete()
+
+
+# --- what the machine reports of itself, from the gateway ------------------------------------
+
+
+@pytest.mark.req("EQ-01", "S95-06", "DI-01")
+def test_a_unit_its_plc_reports_held_is_refused_until_it_reports_idle_and_each_change_is_audited(
+    plant,
+) -> None:
+    gateway = Actor(id=None, username="gateway", name="Equipment gateway", via="system")
+    t0 = timezone.now() - dt.timedelta(minutes=5)
+    assert svc.machine_report(actor=gateway, code="GRAN-01", at=t0, state=11, mode=1)
+    assert refused_codes(lambda **kw: claim(plant)) == ["MACHINE_NOT_READY"]
+    # The same report again, and an older one replayed after a gateway restart: nothing written.
+    assert not svc.machine_report(actor=gateway, code="GRAN-01", at=t0 + dt.timedelta(seconds=1), state=11)
+    assert not svc.machine_report(actor=gateway, code="GRAN-01", at=t0 - dt.timedelta(minutes=1), state=4)
+    assert svc.machine_report(actor=gateway, code="GRAN-01", at=t0 + dt.timedelta(minutes=1), mode=2)
+    assert refused_codes(lambda **kw: claim(plant)) == ["MACHINE_IN_MAINTENANCE"]
+    # The gateway lost the PLC: the last report stays, unknown, and is refused as such.
+    svc.machine_report(actor=gateway, code="GRAN-01", at=t0 + dt.timedelta(minutes=2), state=4, mode=1)
+    assert svc.machine_report(actor=gateway, code="GRAN-01", at=t0 + dt.timedelta(minutes=3), known=False)
+    assert refused_codes(lambda **kw: claim(plant)) == ["MACHINE_STATE_UNKNOWN"]
+    assert svc.machine_report(actor=gateway, code="GRAN-01", at=t0 + dt.timedelta(minutes=4), state=4)
+    assert claim(plant).status == "in_use"
+    changes = AuditEntry.objects.filter(record_type="equipment.equipment", action="machine_report")
+    assert changes.count() == 5 and {e.actor_username for e in changes} == {"gateway"}

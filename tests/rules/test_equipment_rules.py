@@ -344,3 +344,52 @@ def test_times_and_holds_read_as_people_write_them() -> None:
     assert eq.span(dt.timedelta(minutes=90)) == "90 min"
     assert eq.at(T, T, ZURICH) == "06:10 CET"
     assert eq.at(T - dt.timedelta(days=400), T, ZURICH) == "06:10 CET on 27 January 2025"
+
+
+# --- what the machine reports of itself (PackML through the gateway) -------------------------
+
+
+@pytest.mark.req("EQ-01", "S95-06")
+@pytest.mark.parametrize(
+    ("state", "mode", "code", "words"),
+    [
+        (11, 1, "MACHINE_NOT_READY", "Granulator GRAN-01 reports Held, Production mode (reported 06:09 CET)"),
+        (9, 1, "MACHINE_NOT_READY", "reports Aborted, Production mode"),
+        (8, None, "MACHINE_NOT_READY", "reports Aborting ("),
+        (10, 1, "MACHINE_NOT_READY", "reports Holding"),
+        (1, 1, "MACHINE_NOT_READY", "reports Clearing"),
+        (0, 1, "MACHINE_NOT_READY", "reports Undefined"),
+        (42, 1, "MACHINE_NOT_READY", "reports state 42"),
+        (4, 2, "MACHINE_IN_MAINTENANCE", "reports Maintenance mode"),
+    ],
+)
+def test_a_unit_its_plc_reports_held_aborted_or_in_maintenance_cannot_be_claimed(
+    state: int, mode: int | None, code: str, words: str
+) -> None:
+    from batchline.rules.packml import MachineState
+
+    machine = MachineState(state=state, mode=mode, at=T - dt.timedelta(minutes=1))
+    verdict = eq.may_use(unit(machine=machine), T, "B-1", tz=ZURICH)
+    assert codes(verdict) == [code]
+    assert words in verdict.reasons[0].message
+
+
+@pytest.mark.req("EQ-01", "S95-06")
+def test_a_ready_machine_passes_and_one_whose_state_is_unknown_does_not() -> None:
+    from batchline.rules.packml import MachineState
+
+    for state in (2, 4, 5, 6, 17):  # stopped, idle, suspended, execute, complete
+        assert eq.may_use(unit(machine=MachineState(state=state, mode=1)), T, "B-1").allowed
+    assert eq.may_use(
+        unit(machine=MachineState(state=4, mode=3)), T, "B-1"
+    ).allowed  # manual: operated by hand
+    assert eq.may_use(unit(machine=None), T, "B-1").allowed  # a unit that reports nothing has no such gate
+    stale = MachineState(state=4, mode=1, at=T - dt.timedelta(hours=2), known=False)
+    verdict = eq.may_use(unit(machine=stale), T, "B-1", tz=ZURICH)
+    assert codes(verdict) == ["MACHINE_STATE_UNKNOWN"]
+    assert "does not report its state now; last reported: Idle, Production mode (reported 04:10 CET)" in (
+        verdict.reasons[0].message
+    )
+    # Batchline's own status and the machine's both count: every reason at once.
+    both = eq.may_use(unit(status=eq.DIRTY, machine=MachineState(state=11, mode=1)), T, "B-1")
+    assert codes(both) == ["EQUIPMENT_DIRTY", "MACHINE_NOT_READY"]

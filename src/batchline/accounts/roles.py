@@ -24,6 +24,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "signatures.sign_performed",
             "execution.execute_batch",
             "execution.view_batch",
+            # The person at the machine acknowledges its process alarms, saying what was done.
+            "execution.acknowledge_alarm",
             "quality.raise_deviation",
             # Operators clean and check the equipment they work with, and write its logbook.
             "equipment.view_equipment",
@@ -47,6 +49,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "quality.view_deviation",
             "execution.execute_batch",
             "execution.view_batch",
+            "execution.acknowledge_alarm",
             "equipment.view_equipment",
             "equipment.record_cleaning",
             "equipment.check_scale",

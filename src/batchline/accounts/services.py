@@ -412,7 +412,13 @@ TOKEN_MAX_DAYS = 365
 
 
 def token_create(
-    *, actor: Actor, user: User, name: str, expires_at: Any = None, scope: str = TokenScope.READ
+    *,
+    actor: Actor,
+    user: User,
+    name: str,
+    expires_at: Any = None,
+    scope: str = TokenScope.READ,
+    reason: str = "",
 ) -> tuple[ApiToken, str]:
     """A personal API token; the raw value is returned once and never stored.
 
@@ -442,7 +448,64 @@ def token_create(
             created_at=now,
             expires_at=expires_at,
         )
-        record_create(token, actor=actor)
+        record_create(token, actor=actor, reason=reason)
+    return token, raw
+
+
+# The roles of machines: an account holding only these is an interface, never a person.
+INTERFACE_ROLES = frozenset({"erp_interface", "lims_interface"})
+
+
+def is_interface(user: User) -> bool:
+    roles = set(user.role_names)
+    return bool(roles) and roles <= INTERFACE_ROLES and not user.has_usable_password()
+
+
+def interface_token_issue(
+    *, actor: Actor, user: User, name: str, reason: str, days: int = TOKEN_DAYS
+) -> tuple[ApiToken, str]:
+    """A read-write token for an interface's account (a LIMS's), issued by a security administrator.
+
+    A machine cannot log in to make its own token, so an administrator issues it, on the server's
+    command line (``batchline accounts interface-token``), where the raw value goes into a file for
+    the interface's configuration and is never shown on a screen. The token lets the machine do
+    only what its roles allow, and those were granted by two people (accounts.grants); the issue
+    is audited with its reason, and the account stays one that no person can use: its open
+    credentials are voided and it keeps no password (docs/security.md, interface accounts).
+    """
+    reason = _require_reason(reason)
+    if not 1 <= days <= TOKEN_MAX_DAYS:
+        raise AccountError(f"An interface token is valid for 1 to {TOKEN_MAX_DAYS} days.")
+    if not actor.id or not User.objects.filter(pk=actor.id, is_active=True).exists():
+        raise AccountError("An interface token is issued by a named security administrator.")
+    with transaction.atomic():
+        locked = _lock(user)
+        if not locked.is_active:
+            raise AccountError(f"{locked.username} is deactivated: it gets no token.")
+        if not is_interface(locked):
+            raise AccountError(
+                f"{locked.username} is not an interface account (only interface roles, no password): "
+                "a person makes their own tokens after logging in."
+            )
+        if locked.pk == actor.id:
+            raise AccountError("An interface token is issued by a person, not by the interface itself.")
+        void_open_credentials(locked, actor=actor, reason=f"interface account: {reason}")
+        if locked.must_change_password:
+            record_update(
+                locked,
+                actor=actor,
+                values={"must_change_password": False},
+                reason=f"interface account, its credential a token: {reason}",
+                action="interface",
+            )
+        token, raw = token_create(
+            actor=actor,
+            user=locked,
+            name=name,
+            scope=TokenScope.WRITE,
+            expires_at=timezone.now() + dt.timedelta(days=days),
+            reason=reason,
+        )
     return token, raw
 
 

@@ -96,6 +96,13 @@ class Equipment(AuditedModel):
     last_check_passed = models.BooleanField(default=False)
     # Retired: never claimed, weighed on or registered to a station again; its records stay.
     retired_at = models.DateTimeField(null=True, blank=True)
+    # What the unit's PLC last reported of itself through the gateway (PackML state and unit mode,
+    # rules/packml.py), written only when it changes (equipment.services.machine_report). Empty
+    # until the first report: a unit that reports nothing has no machine-state gate.
+    machine_state = models.SmallIntegerField(null=True, blank=True)
+    machine_mode = models.SmallIntegerField(null=True, blank=True)
+    machine_reported_at = models.DateTimeField(null=True, blank=True)
+    machine_known = models.BooleanField(default=False, help_text="False while the gateway has lost it")
 
     class Meta:
         ordering = ["code"]

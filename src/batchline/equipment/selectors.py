@@ -12,6 +12,7 @@ from django.db.models import Prefetch, QuerySet
 
 from batchline import units
 from batchline.rules import equipment as eq
+from batchline.rules.packml import MachineState
 from batchline.rules.verdict import Reason, Verdict
 
 from .models import Equipment, EquipmentClass, LogbookEntry, Site
@@ -74,6 +75,15 @@ def equipment_view(e: Equipment) -> eq.EquipmentView:
         last_check_at=e.last_check_at,
         last_check_passed=e.last_check_passed,
         retired=e.retired_at is not None,
+        machine=machine_of(e),
+    )
+
+
+def machine_of(e: Equipment) -> MachineState | None:
+    if e.machine_reported_at is None:
+        return None
+    return MachineState(
+        state=e.machine_state, mode=e.machine_mode, at=e.machine_reported_at, known=e.machine_known
     )
 
 

@@ -292,6 +292,48 @@ def equipment_release(*, actor: Actor, code: str, batch_number: str, step: str =
         return unit
 
 
+# --- what the machine reports of itself ------------------------------------------------------
+
+
+# The gateway's parameter names for a unit's own state (TagSpec.name): PackML StateCurrent and
+# UnitModeCurrent, as OPC 30050 and PackTags number them.
+MACHINE_STATE, MACHINE_MODE = "packml_state", "packml_mode"
+
+
+def machine_report(
+    *,
+    actor: Actor,
+    code: str,
+    at: dt.datetime,
+    state: int | None = None,
+    mode: int | None = None,
+    known: bool = True,
+) -> bool:
+    """What the unit's PLC reports of itself, from the gateway: kept when it changes (EQ-01).
+
+    ``state`` or ``mode`` None leaves that one as it was; ``known`` False (the gateway lost the
+    connection, or the value is Bad) keeps the last report but marks it unknown, which the
+    claim gate refuses. A report older than the one kept changes nothing (a replay after a
+    gateway restart). Returns whether anything was written; every change is audited under the
+    gateway's account, so the unit's history shows when the machine said it was held.
+    """
+    with transaction.atomic():
+        unit = _locked(code)
+        if unit.machine_reported_at is not None and at < unit.machine_reported_at:
+            return False
+        values: dict[str, Any] = {"machine_known": known}
+        if known and state is not None:
+            values["machine_state"] = state
+        if known and mode is not None:
+            values["machine_mode"] = mode
+        if unit.machine_reported_at is not None and all(getattr(unit, k) == v for k, v in values.items()):
+            return False
+        record_update(
+            unit, actor=actor, values={**values, "machine_reported_at": at}, action="machine_report"
+        )
+    return True
+
+
 # --- cleaning ------------------------------------------------------------------------------
 
 

@@ -199,6 +199,51 @@ class BatchException(AuditedModel):
         return exceptions.classify(self.code)
 
 
+class ProcessAlarm(AuditedModel):
+    """What the judge of a process value said while its step ran (execution/monitoring.py, rules/alarms.py).
+
+    One row per event (raised, changed, cleared, signal lost, signal back), kept as the gateway's
+    judge said it; the raising ones wait for a person's acknowledgement, which is audited and
+    which the step's completion waits for.
+    """
+
+    step = models.ForeignKey(BatchStep, on_delete=models.PROTECT, related_name="alarms")
+    name = models.CharField(max_length=40, help_text="the monitored value's name in the recipe")
+    label = models.CharField(max_length=200)
+    event = models.CharField(max_length=20)
+    level = models.CharField(max_length=20, help_text="in range, high, low, high-high or low-low")
+    at = models.DateTimeField(help_text="when it began: the first value of it")
+    value = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
+    extreme = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
+    limit = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
+    unit = models.CharField(max_length=30, blank=True)
+    uncertain = models.BooleanField(default=False, help_text="judged on a value the device marked Uncertain")
+    equipment = models.CharField(max_length=40)
+    tag = models.CharField(max_length=300, blank=True, help_text="the source's address of the value")
+    exception = models.ForeignKey(
+        BatchException, null=True, blank=True, on_delete=models.PROTECT, related_name="alarms"
+    )
+    needs_acknowledgement = models.BooleanField(default=False)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            # The gateway's judge may say the same thing twice (replayed after a restart): once kept.
+            models.UniqueConstraint(
+                fields=["step", "name", "event", "level", "at"], name="process_alarm_once"
+            )
+        ]
+        permissions = [("acknowledge_alarm", "Acknowledge process alarms")]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.event} {self.level}"
+
+
 class Decision(models.TextChoices):
     ACCEPTED = "accepted", "Accepted: no impact on quality"
     DEVIATION = "deviation", "Escalated to a deviation"

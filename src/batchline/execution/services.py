@@ -54,6 +54,7 @@ from . import (
     dispensing,
     identify,
     labelling,
+    monitoring,
     producing,
     prompts,
     raising,
@@ -707,6 +708,7 @@ def step_complete(
         reasons += charging.completion_reasons(step, snap.batch.ratio)
         reasons += identify.completion_reasons(step)
         reasons += dispensing.completion_reasons(step)
+        reasons += monitoring.completion_reasons(step)
         if step.kind in steprecords.KINDS:
             step.batch = snap.batch
             reasons += sampling.completion_reasons(step)

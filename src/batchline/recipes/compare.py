@@ -193,6 +193,7 @@ def step_fields(old: dict[str, Any], new: dict[str, Any]) -> dict[str, FieldWord
         "labelling.reconciliation.percent": FieldWords("label reconciliation limit", L, "%"),
         "labelling.examine_units": FieldWords("labelled units examined", L),
         "labelling.examination": FieldWords("label examination checks", R),
+        "monitors": FieldWords("process values read from the machine", L),
         "kind": FieldWords("kind", R),
         "role": FieldWords("role that performs it", R),
         "signs": FieldWords("performer signs", R),

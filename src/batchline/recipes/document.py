@@ -16,6 +16,7 @@ freezes as its control recipe, and what two versions are compared on.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,7 @@ from pydantic import (
 
 from batchline.accounts.roles import ROLES
 from batchline.rules import graph
+from batchline.rules.alarms import AlarmLimits
 from batchline.rules.formula import FormulaError
 from batchline.rules.formula import parse as parse_formula
 from batchline.rules.limits import NumberLimits, Range
@@ -223,6 +225,34 @@ class MaterialCharge(Strict):
     )
 
 
+class Monitor(Strict):
+    """A critical process parameter read from the machine while the step runs (S95-06, IPC-01).
+
+    The gateway reads the tag that carries ``name`` on the unit the ``equipment`` step identified
+    (its configuration names each tag's parameter), and judges every value against these limits
+    while the step runs (rules/alarms.py): outside ``action`` an alarm, outside ``specification``
+    the batch's exception, and a lost or Bad signal an exception of its own. Each alarm waits for
+    a person's acknowledgement before the step completes.
+    """
+
+    name: Key
+    label: ShortText
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+    equipment: Key = Field(description="the equipment identification step whose unit is read")
+    specification: Limits | None = None
+    action: Limits | None = None
+    deadband: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=18, decimal_places=6)] = Decimal(
+        0
+    )
+    min_seconds: int = Field(
+        default=0, ge=0, le=3600, description="how long a value stays out before it counts"
+    )
+    signal_timeout_seconds: int = Field(
+        default=30, ge=1, le=3600, description="no value for this long is a loss of signal"
+    )
+    critical: bool = False
+
+
 class Step(Strict):
     key: Key
     kind: Literal[
@@ -261,6 +291,17 @@ class Step(Strict):
     sampling: Sampling | None = None
     produce: Produce | None = None
     labelling: Labelling | None = None
+    monitors: list[Monitor] = Field(
+        default_factory=list, max_length=20, description="process values read from the machine while it runs"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_monitors(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A recipe written before steps read the machine reads, compares and hashes as it always did.
+        data: dict[str, Any] = handler(self)
+        if not data.get("monitors"):
+            data.pop("monitors", None)
+        return data
 
     def recorded(self) -> list[Input | Calculation | Measured | Produce]:
         """Every named value the step records: inputs, calculations, a timer's duration, an output total."""
@@ -615,6 +656,8 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                     step.sampling.result, (*here, "sampling", "result"), value_names, step.key
                 )
                 lab_results.add(step.sampling.result.name)
+            for i, monitor in enumerate(step.monitors):
+                problems += _check_monitor(monitor, (*here, "monitors", i), value_names, step.key)
 
     for o, op in enumerate(doc.operations):
         problems += _check_yield(op, ("operations", o, "yield"))
@@ -636,10 +679,20 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
         return [Problem((*seen_keys[exc.cycle[0]], "after"), str(exc))]
 
     # A formula may use only values recorded by steps that must be complete before it; a charge of
-    # what was weighed out comes after the weighing.
+    # what was weighed out comes after the weighing; a step reads the machine an earlier step identified.
+    kinds = {st.key: st.kind for _, st in doc.steps()}
     for o, op in enumerate(doc.operations):
         for s, step in enumerate(op.steps):
             earlier = graph.ancestors(step.key, preds)
+            for i, monitor in enumerate(step.monitors):
+                if kinds.get(monitor.equipment) != "equipment_id" or monitor.equipment not in earlier:
+                    problems.append(
+                        Problem(
+                            ("operations", o, "steps", s, "monitors", i, "equipment"),
+                            f"{monitor.name!r} is read from the unit of {monitor.equipment!r}, which must be "
+                            "an equipment identification step that comes before it",
+                        )
+                    )
             weighing = step.material.dispensed if step.material is not None else None
             if weighing is not None and weighing not in earlier:
                 problems.append(
@@ -748,6 +801,41 @@ def _check_value_def(
         _limits(inp)
     except ValueError as exc:
         problems.append(Problem(where, f"limits of {inp.name!r}: {exc}"))
+    return problems
+
+
+def monitor_limits(monitor: Monitor | dict[str, Any]) -> AlarmLimits:
+    """The alarm rules' limits of a monitored parameter (from the model or the stored spec)."""
+    m = monitor if isinstance(monitor, Monitor) else Monitor.model_validate(monitor)
+    return AlarmLimits(
+        action=m.action.range() if m.action else Range(),
+        specification=m.specification.range() if m.specification else Range(),
+        deadband=m.deadband,
+        min_duration=dt.timedelta(seconds=m.min_seconds),
+        signal_timeout=dt.timedelta(seconds=m.signal_timeout_seconds),
+    )
+
+
+def _check_monitor(monitor: Monitor, where: Path, names: dict[str, str], step_key: str) -> list[Problem]:
+    problems = []
+    if monitor.name in names:
+        problems.append(
+            Problem(
+                (*where, "name"),
+                f"value name {monitor.name!r} is used twice (also in step {names[monitor.name]!r})",
+            )
+        )
+    names[monitor.name] = step_key
+    try:
+        check_unit(monitor.unit)
+    except UnknownUnit as exc:
+        problems.append(Problem((*where, "unit"), str(exc)))
+    if monitor.specification is None and monitor.action is None:
+        problems.append(Problem(where, f"{monitor.name!r} is read to be judged: give its limits"))
+    try:
+        monitor_limits(monitor)
+    except ValueError as exc:
+        problems.append(Problem(where, f"limits of {monitor.name!r}: {exc}"))
     return problems
 
 

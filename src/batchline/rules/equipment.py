@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from .packml import MachineState, machine_reason
 from .verdict import Reason, Verdict
 
 # Stored statuses.
@@ -81,6 +82,8 @@ class EquipmentView:
     last_check_passed: bool = False
     # Retired in the master data: kept for the records that used it, never used again.
     retired: bool = False
+    # What the machine's PLC reports through the gateway (PackML); None: it reports nothing.
+    machine: MachineState | None = None
 
     @property
     def label(self) -> str:
@@ -269,7 +272,12 @@ def may_use(
                 f"this step needs a {required_class}: scan the right equipment.",
             )
         )
-    return Verdict.of(_status_reason(view, now, tz, batch_number), *_due_reasons(view, now, tz))
+    when = at(view.machine.at, now, tz) if view.machine is not None and view.machine.at else ""
+    return Verdict.of(
+        _status_reason(view, now, tz, batch_number),
+        *_due_reasons(view, now, tz),
+        machine_reason(view.label, view.machine, when),
+    )
 
 
 def _qty(value: Decimal) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = "2026-12-07.3"
+VERSION = "2026-12-07.4"
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -102,6 +102,13 @@ TYPES: dict[str, ExceptionType] = {
         _t("VERIFICATION_VOID", "signature", "signature voided by a correction", "medium"),
         # devices
         _t("DEVICE_ALARM", "device", "device alarm", "medium"),
+        # Process values from the machine (execution/monitoring.py): outside the action range an
+        # alarm for review; outside the specification CRITICAL_OUT_OF_SPECIFICATION (a critical
+        # parameter) or OUT_OF_SPECIFICATION; a signal lost while a critical parameter is read leaves
+        # the step unproven: it stops the batch until QA decides.
+        _t("PROCESS_ALARM", "device", "process alarm (outside the action range)", "low"),
+        _t("SIGNAL_LOST", "device", "process signal lost", "medium"),
+        _t("CRITICAL_SIGNAL_LOST", "critical_value", "critical process signal lost", "high", blocks=True),
     ]
 }
 
@@ -144,6 +151,8 @@ for _codes, _cat, _kind, _subject in [
             "LABELS_NOT_EXAMINED",
             "LABELS_ALREADY_EXAMINED",
             "WRONG_STEP_KIND",
+            # process values from the machine (execution/monitoring.py)
+            "ALARM_UNACKNOWLEDGED",
         ),
         "process",
         "out-of-sequence attempt",
@@ -189,6 +198,10 @@ for _codes, _cat, _kind, _subject in [
             "NOT_EQUIPMENT",
             "EQUIPMENT_NOT_OF_BATCH",
             "EQUIPMENT_RETIRED",
+            # what the machine reports of itself through the gateway (rules/packml.py)
+            "MACHINE_NOT_READY",
+            "MACHINE_IN_MAINTENANCE",
+            "MACHINE_STATE_UNKNOWN",
         ),
         "resource",
         "equipment condition failed",

@@ -1,4 +1,4 @@
-"""The demo's ERP, started beside the web server: the ERP's folder door and a sandbox ERP, each its own process.
+"""The demo's ERP and LIMS, started beside the web server, each a process of its own.
 
 ``batchline demo`` calls :func:`start_erp` before it serves. It makes the sandbox ERP's webhook the
 installation's ``erp`` outbox destination (for this process, whose server and commits deliver at
@@ -6,6 +6,11 @@ once, and through the environment for the worker it starts next), starts ``batch
 on ``HOME/erp`` as the ERP interface's account, the sandbox ERP's receiver, and then the sandbox
 ERP's one production order, which arrives through the folder like any ERP's. Nothing here is
 in-process: what the demo shows crossed a real folder and a real HTTP connection.
+
+:func:`start_lims` does the same for the laboratory: the sandbox LIMS's webhook becomes the
+``lims`` destination, the LIMS's machine account gets a token the way an installation issues one
+(``accounts.services.interface_token_issue``, into a file only its owner reads), and the sandbox
+LIMS answers each sample request by posting its result to the server's JSON API.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from pathlib import Path
 
 from django.conf import settings
 
+from batchline.accounts.models import User
+from batchline.accounts.services import interface_token_issue, token_of
+from batchline.audit.services import Actor
 from batchline.outbox import destinations
 
 ERP_USER = "erp-sap"
+LIMS_USER = "lims-labware"
 ORDER = "4711"
 ORDER_BATCH = "PCM-0002"
 # The demo recipe's charges at its nominal 100,000 tablets (recipes/demo/paracetamol-500.yaml).
@@ -83,3 +92,51 @@ def start_erp() -> tuple[list[subprocess.Popen[bytes]], str]:
         "  Messages in: Master data → ERP messages; messages out: Configuration → Outbox."
     )
     return processes, words
+
+
+def _lims_token(path: Path) -> None:
+    """The LIMS account's token in ``path``: the one there while it still works, else a new one."""
+    if path.exists():
+        if token_of(path.read_text().strip()) is not None:
+            return
+        path.unlink()  # expired or revoked: the demo issues the next, as an administrator would
+    admin = User.objects.get(username="admin")
+    _, raw = interface_token_issue(
+        actor=Actor.of(admin, via="cli"),
+        user=User.objects.get(username=LIMS_USER),
+        name="LabWare LIMS (sandbox)",
+        reason="demo data: the sandbox LIMS's token",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(raw + "\n")
+
+
+def start_lims(server_url: str) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """The LIMS's process (to stop with the demo) and a sentence for the console."""
+    home = Path(settings.HOME) / "lims"
+    token = home / "token"
+    _lims_token(token)
+    port = _free_port()
+    os.environ["BATCHLINE_OUTBOX_LIMS"] = f"http://127.0.0.1:{port}/sample-requests"
+    os.environ.setdefault("BATCHLINE_OUTBOX_LIMS_SECRET", secrets.token_hex(16))
+    settings.OUTBOX_DESTINATIONS = destinations.from_environment(os.environ)
+    where = ["--port", str(port), "--batchline", server_url, "--token-file", str(token)]
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [
+            sys.executable,
+            "-m",
+            "batchline.sandbox.lims_client",
+            "listen",
+            *where,
+            "--keep",
+            str(home / "received"),
+        ]
+    )
+    words = (
+        f"  LIMS: a sandbox LIMS on 127.0.0.1:{port} receives each sample request (Batch PCM-0001's blend\n"
+        f"  uniformity samples) and posts its result to {server_url}api/v1/lims/results as {LIMS_USER}, with\n"
+        f"  the token in {token}; the blend sampling step waits for all ten, then the operator signs it."
+    )
+    return [process], words

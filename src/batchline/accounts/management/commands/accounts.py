@@ -5,11 +5,16 @@
 - ``reset USER --by YOU --reason``: void a password and issue a credential
   that reaches the person (mailed, or an enrolment code redeemed with a second
   person's identity check); never a password;
-- ``unlock USER`` / ``unlock-address IP`` ``--by YOU --reason``.
+- ``unlock USER`` / ``unlock-address IP`` ``--by YOU --reason``;
+- ``interface-token USER --name NAME --out FILE [--days N] --by YOU --reason``: a read-write token
+  for an interface's account (a LIMS's), written to a new file only its owner can read and never
+  printed, for the interface's configuration.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -40,6 +45,12 @@ class Command(BaseCommand):
             p = sub.add_parser(name)
             p.add_argument("username")
             add_actor_arguments(p)
+        p = sub.add_parser("interface-token", help="a token for an interface account, into a file")
+        p.add_argument("username")
+        p.add_argument("--name", required=True, help="the system that will use it, e.g. 'LabWare LIMS PRD'")
+        p.add_argument("--out", type=Path, required=True, help="a new file for the token (mode 600)")
+        p.add_argument("--days", type=int, default=services.TOKEN_DAYS)
+        add_actor_arguments(p)
         p = sub.add_parser("unlock-address")
         p.add_argument("ip")
         add_actor_arguments(p)
@@ -63,6 +74,8 @@ class Command(BaseCommand):
                 self.stdout.write(issued.notice)
                 if issued.enrolment_code:
                     self.stdout.write(f"Enrolment code for {user.username}: {issued.enrolment_code}")
+            elif action == "interface-token":
+                self._interface_token(actor, options)
             elif action == "unlock":
                 services.user_unlock(actor=actor, user=_user(options["username"]), reason=options["reason"])
                 self.stdout.write(f"{options['username']} unlocked.")
@@ -71,3 +84,31 @@ class Command(BaseCommand):
                 self.stdout.write(f"{options['ip']} unblocked.")
         except (services.AccountError, grants.RolesRefused) as exc:
             raise CommandError(str(exc)) from exc
+
+    def _interface_token(self, actor: Actor, options: dict[str, Any]) -> None:
+        out: Path = options["out"]
+        if out.exists():
+            raise CommandError(f"{out} exists: a token goes into a new file, never over another one.")
+        if not out.parent.is_dir():
+            raise CommandError(f"{out.parent} is no directory: nothing was issued.")
+        user = _user(options["username"])
+        # The file is made before the token, so that a token is never issued with nowhere to go.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            token, raw = services.interface_token_issue(
+                actor=actor,
+                user=user,
+                name=options["name"],
+                reason=options["reason"],
+                days=options["days"],
+            )
+        except BaseException:
+            os.close(fd)
+            out.unlink()
+            raise
+        with os.fdopen(fd, "w") as f:
+            f.write(raw + "\n")
+        self.stdout.write(
+            f"Token {token.prefix}… for {user.username} written to {out} (readable by its owner only); "
+            f"valid until {token.expires_at:%Y-%m-%d %H:%M %Z}."
+        )

@@ -71,7 +71,10 @@ DEMO_USERS = [
 ]
 DEMO = Actor(id=None, username="demo", name="Demo data loader", via="cli")
 # Machine accounts: no password, no login; their role granted by two people like a person's.
-DEMO_INTERFACES = [("erp-sap", "SAP PRD (ERP interface)", ["erp_interface"])]
+DEMO_INTERFACES = [
+    ("erp-sap", "SAP PRD (ERP interface)", ["erp_interface"]),
+    ("lims-labware", "LabWare LIMS (LIMS interface)", ["lims_interface"]),
+]
 
 
 def seed() -> list[tuple[str, str, list[str]]]:
@@ -463,11 +466,15 @@ class Command(BaseCommand):
         if options["no_serve"]:
             return
         # The worker: checkpoints and verification on schedule (batchline worker), beside the server.
-        from batchline.sandbox.launch import start_erp
+        from batchline.sandbox.launch import start_erp, start_lims
 
-        # First: it makes the sandbox ERP the outbox's erp destination, which the worker reads at start.
+        # First: they make the sandbox ERP and LIMS the outbox's destinations, which the worker reads
+        # at start.
         erp, words = start_erp()
         self.stdout.write(words + "\n")
+        lims, words = start_lims(url)
+        self.stdout.write(words + "\n")
+        erp += lims
         worker = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [sys.executable, "-m", "batchline.cli", "worker", "--every", "10", "--parent", str(os.getpid())]
         )

@@ -1,0 +1,1 @@
+"""Protocol adapters of the equipment gateway: plain asyncio, no Django."""
