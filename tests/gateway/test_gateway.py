@@ -300,3 +300,80 @@ def test_an_adapter_that_fails_is_run_again_and_its_failure_is_shown(tmp_path: P
             ),
             "the failure shown",
         )
+
+
+@pytest.mark.req("S95-06", "A11-07", "DI-04")
+def test_every_registered_adapter_loads_by_its_module_path() -> None:
+    from batchline.gateway.runner import adapter_factory
+
+    for protocol in Protocol:
+        factory = adapter_factory(protocol)
+        assert callable(factory) and factory.__module__.startswith("batchline.gateway.protocols"), protocol
+
+
+class Simulator:
+    """The demo's OPC UA plant simulator on a thread and event loop of its own."""
+
+    def __init__(self) -> None:
+        from batchline.gateway.opcua_sim import PlantSimulator
+        from tests.conftest import free_port
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.sim = PlantSimulator(port=free_port())
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
+
+    def __enter__(self) -> Simulator:
+        self.thread.start()
+        self.call(self.sim.start())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.call(self.sim.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+
+
+@pytest.mark.usefixtures("live_db")
+@pytest.mark.req("S95-06", "A11-07", "DI-04")
+def test_the_real_opcua_adapter_against_the_plant_simulator_stores_values_and_a_restart_stores_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    from asyncua import ua
+
+    with Simulator() as plant:
+        configuration = [plant.sim.connection(sampling_ms=50)]
+
+        def gateway() -> Gateway:
+            return Gateway(configuration, name="gw-sim", spool=Spool(tmp_path / "s.sqlite3", max_rows=1000))
+
+        first = gateway()
+        with Running(first):
+            until(lambda: StoredReading.objects.count() == 3, "the three initial values stored")
+            plant.call(plant.sim.step(10))
+            until(lambda: StoredReading.objects.count() == 6, "the values after ten minutes stored")
+            plant.sim.fault("ProductMoisture", ua.StatusCodes.BadSensorFailure)
+            plant.call(plant.sim.step(1))
+            until(lambda: StoredReading.objects.filter(quality="bad").exists(), "the sensor failure stored")
+            until(lambda: StoredReading.objects.count() == 9, "the values after eleven minutes stored")
+        assert StoredReading.objects.count() == 9
+        bad = StoredReading.objects.get(quality="bad")
+        assert (bad.unit, bad.tag, bad.status, bad.value_type, bad.value_num) == (
+            "DRY-01",
+            "ns=2;s=DRY-01.ProductMoisture",
+            "BadSensorFailure",
+            "",
+            None,
+        )
+        assert set(StoredReading.objects.values_list("unit", "unit_of_measure").distinct()) == {
+            ("GRAN-01", "kW"),
+            ("DRY-01", "°C"),
+            ("DRY-01", "%"),
+        }
+        # A restarted gateway is sent the current values again, with the device's same timestamps.
+        second = gateway()
+        with Running(second):
+            until(lambda: second.adapters[0].state.received >= 3, "the current values received again")
+        assert StoredReading.objects.count() == 9

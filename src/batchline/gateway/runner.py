@@ -53,7 +53,7 @@ log = logging.getLogger("batchline.gateway")
 # failed, run() is called again on the same instance.
 REGISTRY: dict[str, str] = {
     Protocol.OPCUA: "batchline.gateway.protocols.opcua:OpcUaAdapter",
-    Protocol.SPARKPLUG: "batchline.gateway.protocols.sparkplug:SparkplugAdapter",
+    Protocol.SPARKPLUG: "batchline.gateway.protocols.sparkplug:SparkplugHost",
     Protocol.MQTT_JSON: "batchline.gateway.protocols.mqtt_json:MqttJsonAdapter",
     Protocol.MODBUS: "batchline.gateway.protocols.modbus:ModbusAdapter",
 }
