@@ -122,6 +122,9 @@ class Writer:
     database_ok: bool = True
     retry_at: float = 0.0
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # Called with the readings of each batch stored as they came (not those forwarded from the spool:
+    # they are late), after they are stored; the judge of running steps (gateway.live).
+    stored_hook: Callable[[Sequence[Reading]], None] | None = None
 
     def _disconnect(self) -> None:
         with contextlib.suppress(Exception):
@@ -150,8 +153,11 @@ class Writer:
                     exc,
                 )
 
-    def handle(self, rows: Sequence[store.Row]) -> None:
-        """Store ``rows`` (forwarding the spool first), or spool them while the database is away."""
+    def handle(self, rows: Sequence[store.Row], readings: Sequence[Reading] = ()) -> None:
+        """Store ``rows`` (forwarding the spool first), or spool them while the database is away.
+
+        ``readings`` are the rows' readings, handed to ``stored_hook`` once stored.
+        """
         if self.database_ok or time.monotonic() >= self.retry_at:
             try:
                 for _ in range(FORWARD_CHUNKS):
@@ -174,6 +180,11 @@ class Writer:
                     self.report_losses()
                 except DatabaseError as exc:  # reported at the next batch; the rows are stored
                     log.warning("the loss of readings is not yet in the audit trail: %s", exc)
+                if self.stored_hook is not None and readings:
+                    try:
+                        self.stored_hook(readings)
+                    except Exception:  # the readings are stored; a failing judge must not unstore them
+                        log.exception("the readings stored were not all judged")
                 return
         self.spool.put(rows)
 
@@ -264,6 +275,8 @@ class Gateway:
         queue_size: int | None = None,
         status_seconds: float | None = None,
         flush_seconds: float = 0.2,
+        stored_hook: Callable[[Sequence[Reading]], None] | None = None,
+        round_hook: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.batch = batch or settings.GATEWAY_BATCH
@@ -275,7 +288,8 @@ class Gateway:
                 Path(settings.GATEWAY_SPOOL_DIR) / f"{name}.spool.sqlite3",
                 max_rows=settings.GATEWAY_SPOOL_MAX,
             )
-        self.writer = Writer(spool=spool, name=name, using=using, chunk=self.batch)
+        self.writer = Writer(spool=spool, name=name, using=using, chunk=self.batch, stored_hook=stored_hook)
+        self.round_hook = round_hook  # every status round, on the database thread (the judge's silence)
         self.adapters: list[Adapter] = []
         for conn in configuration:
             try:
@@ -326,7 +340,7 @@ class Gateway:
 
     async def _write(self, readings: list[Reading]) -> None:
         try:
-            await self._db(self.writer.handle, store.rows_of(readings))
+            await self._db(self.writer.handle, store.rows_of(readings), readings)
         except Exception:
             # Not the database being away (that spools): a bug. Keep the readings on disk, not in the void.
             log.exception("storing %s readings failed; they go to the spool", len(readings))
@@ -361,6 +375,11 @@ class Gateway:
                 except DatabaseError as exc:
                     log.warning("partitions and retention not done now: %s", exc)
             await self._status()
+            if self.round_hook is not None and self.writer.database_ok:
+                try:
+                    await self._db(self.round_hook)
+                except Exception:
+                    log.exception("the gateway's round hook failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.status_seconds)
 

@@ -69,6 +69,7 @@ class Command(BaseCommand):
                 )
 
     def _run(self, name: str) -> None:
+        from batchline.gateway.live import LiveJudging
         from batchline.gateway.runner import Gateway
         from batchline.gateway.selectors import connections
 
@@ -83,7 +84,8 @@ class Command(BaseCommand):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            gateway = Gateway(configuration, name=name)
+            judge = LiveJudging(configuration)
+            gateway = Gateway(configuration, name=name, stored_hook=judge.stored, round_hook=judge.round)
             self.stdout.write(
                 f"gateway {name} started: {len(configuration)} connection(s), "
                 f"{sum(len(c.tags) for c in configuration)} tag(s), spool {gateway.writer.spool.path}"
