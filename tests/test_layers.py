@@ -92,6 +92,16 @@ FORBIDDEN = {
     # The ERP sits on materials, recipes, execution, quality and master data: it hears their events
     # and arrivals, and its transports (the API, the watched folder, NATS) call its one entry point.
     "erp": ["batchline.web", "batchline.api", "batchline.integrity"],
+    # The gateway stores process values on the plant model; what judges them against a running step
+    # (execution) and shows them (pages, the record) sits above and calls its selectors.
+    "gateway": [
+        "batchline.web",
+        "batchline.api",
+        "batchline.quality",
+        "batchline.reports",
+        "batchline.erp",
+        "batchline.lims",
+    ],
     # Periodic reports read every app's records; pages call them, and the worker raises their alerts.
     "periodic": ["batchline.web", "batchline.api", "batchline.integrity"],
 }
@@ -165,6 +175,12 @@ def test_the_publishing_apps_do_not_import_the_integrations() -> None:
         for path in (SRC / app).rglob("*.py"):
             for name in imports_of(path):
                 assert not name.startswith(INTEGRATIONS), f"{app}/{path.name} imports {name}"
+
+
+def test_the_gateways_readings_contract_imports_only_the_standard_library() -> None:
+    # Every protocol adapter builds on gateway/readings.py and is tested without Django.
+    for name in imports_of(SRC / "gateway" / "readings.py"):
+        assert name.split(".")[0] in sys.stdlib_module_names or name == "__future__", name
 
 
 def test_the_erp_document_builder_imports_neither_django_nor_another_app() -> None:

@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "batchline.recipes",
     "batchline.masterdata",
     "batchline.execution",
+    # Process values from the machines (issue 15): its configuration sits on the plant model.
+    "batchline.gateway",
     "batchline.outbox",
     "batchline.erp",
     "batchline.quality",
@@ -255,6 +257,16 @@ OUTBOX_BATCH = _env_int("BATCHLINE_OUTBOX_BATCH", 500)
 # besides the worker's rounds; off leaves delivery to `batchline worker` / `batchline outbox deliver`.
 OUTBOX_DELIVER_ON_COMMIT = _env_bool("BATCHLINE_OUTBOX_DELIVER_ON_COMMIT", True)
 # How long a scale may take to answer (a stable weight waits for settling).
+# The equipment gateway (gateway/, docs/devices.md). Retention 0 keeps process data for ever: a site
+# sets it after its own risk assessment, since the record's trends are read from these rows.
+GATEWAY_RETENTION_DAYS = _env_int("BATCHLINE_GATEWAY_RETENTION_DAYS", 0)
+GATEWAY_PARTITIONS_AHEAD_DAYS = _env_int("BATCHLINE_GATEWAY_PARTITIONS_AHEAD_DAYS", 7)
+GATEWAY_BATCH = _env_int("BATCHLINE_GATEWAY_BATCH", 1000)  # readings per write
+GATEWAY_QUEUE = _env_int("BATCHLINE_GATEWAY_QUEUE", 20000)  # readings between the adapters and the writer
+GATEWAY_SPOOL_DIR = os.environ.get("BATCHLINE_GATEWAY_SPOOL_DIR") or str(HOME / "gateway")
+# Readings kept on disk while the database is away; past it the oldest are dropped, counted and reported.
+GATEWAY_SPOOL_MAX = _env_int("BATCHLINE_GATEWAY_SPOOL_MAX", 1_000_000)
+GATEWAY_STATUS_SECONDS = float(os.environ.get("BATCHLINE_GATEWAY_STATUS_SECONDS", "5"))
 SCALE_TIMEOUT_SECONDS = float(os.environ.get("BATCHLINE_SCALE_TIMEOUT", "5"))
 # The reverse proxies (addresses or networks) whose X-Forwarded-For names the terminal a request
 # came from (equipment/stations.py). Empty: the header is anyone's to write, so a request is from

@@ -196,6 +196,8 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             # The integrations: the outbox's delivery log, and a failed message sent again (audited).
             "outbox.view_message",
             "outbox.retry_message",
+            # The equipment gateway's endpoints and tags (which unit's which parameter), audited.
+            "gateway.configure_gateway",
         ],
     ),
     # A machine, not a person: the account an ERP sends its B2MML messages as (erp/inbound.py). It signs

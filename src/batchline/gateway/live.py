@@ -1,0 +1,47 @@
+"""Readings judged as they are stored: the gateway's hooks into ``gateway.judging`` (issue 15).
+
+Each stored reading of a configured tag goes to the judge as the parameter the tag carries (the
+tag's name, as recipes name it) in the tag's unit of measure; every status round the judge learns
+which steps run now and says which signals went silent. Readings that waited in the spool while
+the database was away are stored but not judged: by then they are late, and the judge keeps only
+the value now.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from .judging import Judging
+from .readings import Connection, Reading, TagSpec, now
+
+log = logging.getLogger("batchline.gateway")
+
+
+class LiveJudging:
+    def __init__(self, configuration: Sequence[Connection], judging: Judging | None = None) -> None:
+        self.judging = judging or Judging()
+        # By unit and tag: an adapter's Source.endpoint may name more than its connection (a device).
+        self.tags: dict[tuple[str, str], TagSpec] = {
+            (t.unit, t.tag): t for c in configuration for t in c.tags if t.name
+        }
+        self._refreshed = False
+
+    def stored(self, readings: Sequence[Reading]) -> None:
+        """Judge a stored batch, in the order the readings came (the gateway's database thread)."""
+        if not self._refreshed:
+            self.round()
+        for reading in readings:
+            spec = self.tags.get((reading.source.unit, reading.source.tag))
+            if spec is None:
+                continue
+            try:
+                self.judging.reading(reading, spec.name, spec.unit_of_measure or reading.unit_of_measure)
+            except Exception:  # one reading the judge cannot take must not keep the others from it
+                log.exception("%s %s: reading not judged", reading.source.unit, reading.source.tag)
+
+    def round(self) -> None:
+        """Which steps run now, and which signals went silent."""
+        self.judging.refresh()
+        self._refreshed = True
+        self.judging.silence(now())

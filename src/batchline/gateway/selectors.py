@@ -1,0 +1,191 @@
+"""Reading the gateway's configuration and its process data, for the gateway, pages and the record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Max, OuterRef, Q, Subquery
+
+from .models import ConnectionStatus, Endpoint, GatewayStatus, StoredReading, Tag
+from .readings import Connection, Protocol, Quality, TagSpec
+
+
+def connections() -> list[Connection]:
+    """The configuration as the adapters take it: each active endpoint with its active tags.
+
+    A retired endpoint, a retired tag and a tag of a retired unit are not read; an endpoint left
+    without tags has nothing to read and is left out. Two queries.
+    """
+    tags = (
+        Tag.objects.filter(
+            retired_at__isnull=True, endpoint__retired_at__isnull=True, equipment__retired_at__isnull=True
+        )
+        .select_related("equipment")
+        .order_by("endpoint_id", "tag")
+    )
+    by_endpoint: dict[int, list[TagSpec]] = defaultdict(list)
+    for t in tags:
+        by_endpoint[t.endpoint_id].append(
+            TagSpec(
+                unit=t.equipment.code,
+                tag=t.tag,
+                name=t.name,
+                unit_of_measure=t.unit_of_measure,
+                sampling_ms=t.sampling_ms,
+                deadband=float(t.deadband),
+                options=dict(t.options),
+            )
+        )
+    return [
+        Connection(
+            protocol=Protocol(e.protocol),
+            endpoint=e.address,
+            tags=tuple(by_endpoint[e.pk]),
+            options=dict(e.options),
+        )
+        for e in Endpoint.objects.filter(retired_at__isnull=True, pk__in=list(by_endpoint)).order_by("code")
+    ]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One stored value, as pages and the record show it."""
+
+    at: dt.datetime
+    value: float | int | bool | str | None
+    quality: Quality
+    status: str
+    unit_of_measure: str
+    source_time: dt.datetime | None
+    gateway_time: dt.datetime
+    historical: bool
+    endpoint: str
+    protocol: str
+
+    @property
+    def usable(self) -> bool:
+        """Whether the value may be used as a value: Good or Uncertain (to be flagged), never Bad or Stale."""
+        return self.quality in (Quality.GOOD, Quality.UNCERTAIN) and self.value is not None
+
+
+def _value(row: StoredReading) -> float | int | bool | str | None:
+    if row.value_type == "b":
+        return bool(row.value_num)
+    if row.value_type == "i":
+        return int(row.value_text) if row.value_text else int(row.value_num or 0)
+    if row.value_type == "f":
+        return row.value_num
+    if row.value_type == "s":
+        return row.value_text
+    return None
+
+
+def _point(row: StoredReading) -> Point:
+    return Point(
+        at=row.at,
+        value=_value(row),
+        quality=Quality(row.quality),
+        status=row.status,
+        unit_of_measure=row.unit_of_measure,
+        source_time=row.source_time,
+        gateway_time=row.gateway_time,
+        historical=row.historical,
+        endpoint=row.endpoint,
+        protocol=row.protocol,
+    )
+
+
+def series(*, unit: str, tag: str, start: dt.datetime, end: dt.datetime, limit: int = 100_000) -> list[Point]:
+    """A tag's values of one unit observed from ``start`` (inclusive) to ``end`` (exclusive), in time order.
+
+    Bad and Stale observations are included (a chart shows the gap and why); ``Point.usable`` says
+    which values count. One query, on PostgreSQL pruned to the partitions of the period.
+    """
+    rows = StoredReading.objects.filter(unit=unit, tag=tag, at__gte=start, at__lt=end).order_by(
+        "at", "sequence"
+    )
+    return [_point(r) for r in rows[:limit]]
+
+
+@dataclass(frozen=True)
+class TagNow:
+    """A configured tag and its last stored value (None when nothing was ever stored)."""
+
+    tag: Tag
+    last: Point | None
+
+
+def last_values(*, endpoint: str | None = None) -> list[TagNow]:
+    """Each active configured tag with its last stored observation (by observation time).
+
+    Two queries: the tags with the time of their last row, then those rows.
+    """
+    tags = list(
+        Tag.objects.filter(retired_at__isnull=True, endpoint__retired_at__isnull=True)
+        .filter(**({"endpoint__code": endpoint} if endpoint else {}))
+        .select_related("endpoint", "equipment")
+        .annotate(
+            last_at=Subquery(
+                StoredReading.objects.filter(
+                    unit=OuterRef("equipment__code"),
+                    tag=OuterRef("tag"),
+                    endpoint=OuterRef("endpoint__address"),
+                )
+                .order_by()
+                .values("unit")
+                .annotate(m=Max("at"))
+                .values("m")[:1]
+            )
+        )
+        .order_by("endpoint__code", "tag")
+    )
+    wanted = [(t.equipment.code, t.tag, t.endpoint.address, t.last_at) for t in tags if t.last_at is not None]
+    found: dict[tuple[str, str, str], StoredReading] = {}
+    if wanted:
+        condition = Q()
+        for unit, tag, address, at in wanted:
+            condition |= Q(unit=unit, tag=tag, endpoint=address, at=at)
+        # Several observations at one instant (a Sparkplug seq, a Stale after a Good): the one the
+        # gateway received last stands for "last".
+        for row in StoredReading.objects.filter(condition).order_by("gateway_time", "sequence"):
+            found[(row.unit, row.tag, row.endpoint)] = row
+    return [
+        TagNow(
+            tag=t,
+            last=_point(found[key])
+            if (key := (t.equipment.code, t.tag, t.endpoint.address)) in found
+            else None,
+        )
+        for t in tags
+    ]
+
+
+def stale_tags(*, now: dt.datetime, older_than: dt.timedelta) -> list[TagNow]:
+    """Tags whose last value is missing, Bad or Stale, or older than ``older_than`` at ``now``.
+
+    Age alone is a weak sign under a deadband (a steady value sends nothing); a source's own
+    STALE (an adapter's on death or lost connection) is the strong one.
+    """
+    out = []
+    for item in last_values():
+        last = item.last
+        if (
+            last is None
+            or last.quality in (Quality.BAD, Quality.STALE)
+            or now - last.gateway_time > older_than
+        ):
+            out.append(item)
+    return out
+
+
+def gateway_statuses() -> list[GatewayStatus]:
+    """Each gateway's last word about itself: stored, spooled, lost, database reachable (the engineers' page)."""
+    return list(GatewayStatus.objects.order_by("name"))
+
+
+def connection_statuses(*, gateway: str | None = None) -> list[ConnectionStatus]:
+    """Each connection's last reported state, by gateway and endpoint."""
+    queryset = ConnectionStatus.objects.order_by("gateway", "protocol", "endpoint")
+    return list(queryset.filter(gateway=gateway) if gateway else queryset)

@@ -1,0 +1,63 @@
+"""The gateway tests' plant, engineer and readings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from batchline.audit.services import Actor, record_create
+from batchline.equipment import services as eq_svc
+from batchline.equipment.models import Site
+from batchline.gateway.readings import Protocol, Quality, Reading, Source
+from tests.conftest import make_user
+
+SETUP = Actor(None, "test-setup", "Test set-up", "cli")
+ENDPOINT = "opc.tcp://127.0.0.1:4840"
+T0 = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
+
+
+def make_plant() -> dict[str, Any]:
+    """A site, a granulator and a dryer, and an engineer (the administrator role) to configure them."""
+    with transaction.atomic():
+        site = record_create(Site(code="p1", name="Plant 1"), actor=SETUP)
+    kind = eq_svc.equipment_class_create(actor=SETUP, code="granulator", name="Granulator")
+    units = {
+        code: eq_svc.equipment_create(actor=SETUP, site=site, code=code, name=code, equipment_class=kind)
+        for code in ("GRAN-01", "DRY-01")
+    }
+    return {"site": site, "units": units, "engineer": make_user("engineer", ["administrator"])}
+
+
+@pytest.fixture
+def plant(db: None) -> dict[str, Any]:
+    return make_plant()
+
+
+def reading(
+    value: float | int | bool | str | None,
+    *,
+    at: dt.datetime = T0,
+    tag: str = "ns=2;s=Inlet",
+    unit: str = "GRAN-01",
+    quality: Quality = Quality.GOOD,
+    endpoint: str = ENDPOINT,
+    received: dt.datetime | None = None,
+    **extra: Any,
+) -> Reading:
+    """A reading as an OPC UA adapter would hand it over: device time ``at``, received a moment later."""
+    return Reading(
+        source=Source(unit=unit, protocol=Protocol.OPCUA, endpoint=endpoint, tag=tag),
+        value=value,
+        quality=quality,
+        source_time=at,
+        gateway_time=received or at + dt.timedelta(milliseconds=5),
+        unit_of_measure=extra.pop("unit_of_measure", "degC"),
+        **extra,
+    )
+
+
+def minute_readings(count: int, *, start: dt.datetime = T0, tag: str = "ns=2;s=Inlet") -> list[Reading]:
+    return [reading(20.0 + i / 10, at=start + dt.timedelta(minutes=i), tag=tag) for i in range(count)]

@@ -1,0 +1,74 @@
+"""Readings judged as the gateway stores them: a breach while the step runs is an exception on the batch;
+readings forwarded from the spool are stored, not judged."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from batchline.execution.models import ProcessAlarm
+from batchline.gateway import store
+from batchline.gateway.live import LiveJudging
+from batchline.gateway.models import StoredReading
+from batchline.gateway.readings import Connection, Protocol, Quality, Reading, Source, TagSpec
+from batchline.gateway.runner import Writer
+from batchline.gateway.spool import Spool
+from tests.execution.test_monitoring import plant  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.django_db
+OPC = "opc.tcp://127.0.0.1:4840"
+CONFIGURATION = [
+    Connection(
+        protocol=Protocol.OPCUA,
+        endpoint=OPC,
+        tags=(TagSpec(unit="FBD-01", tag="ns=2;s=Inlet", name="inlet_temp", unit_of_measure="K"),),
+    )
+]
+
+
+def kelvin(values: list[float], start: dt.datetime) -> list[Reading]:
+    return [
+        Reading(
+            Source("FBD-01", Protocol.OPCUA, OPC, "ns=2;s=Inlet"),
+            v,
+            Quality.GOOD,
+            start + dt.timedelta(seconds=1 + 5 * i),
+            start + dt.timedelta(seconds=1 + 5 * i, milliseconds=20),
+        )
+        for i, v in enumerate(values)
+    ]
+
+
+@pytest.mark.req("S95-06", "IPC-01", "DEV-01")
+def test_a_breach_stored_while_its_step_runs_raises_the_exception_on_the_batch(plant, tmp_path: Path) -> None:  # noqa: F811
+    _people, batch = plant
+    started = batch.steps.get(key="drying").started_at
+    writer = Writer(
+        spool=Spool(tmp_path / "s.sqlite3", max_rows=100),
+        name="gw",
+        stored_hook=LiveJudging(CONFIGURATION).stored,
+    )
+    # 345.15 K is 72 °C, beyond the step's 70 °C for the 10 s it asks.
+    readings = kelvin([333.15, 345.15, 345.15, 345.15], started)
+    writer.handle(store.rows_of(readings), readings)
+    assert StoredReading.objects.count() == 4
+    (alarm,) = ProcessAlarm.objects.filter(step__batch=batch)
+    assert (alarm.tag, alarm.equipment, alarm.exception.code) == (
+        "ns=2;s=Inlet",
+        "FBD-01",
+        "CRITICAL_OUT_OF_SPECIFICATION",
+    )
+
+
+@pytest.mark.req("S95-06", "A11-20")
+def test_readings_forwarded_from_the_spool_are_stored_but_not_judged(plant, tmp_path: Path) -> None:  # noqa: F811
+    _people, batch = plant
+    started = batch.steps.get(key="drying").started_at
+    spool = Spool(tmp_path / "s.sqlite3", max_rows=100)
+    spool.put(store.rows_of(kelvin([345.15, 345.15, 345.15, 345.15], started)))  # left by an outage
+    writer = Writer(spool=spool, name="gw", stored_hook=LiveJudging(CONFIGURATION).stored)
+    writer.handle([])
+    assert StoredReading.objects.count() == 4 and len(spool) == 0
+    assert not ProcessAlarm.objects.filter(step__batch=batch).exists()
