@@ -351,29 +351,29 @@ def test_the_real_opcua_adapter_against_the_plant_simulator_stores_values_and_a_
 
         first = gateway()
         with Running(first):
-            until(lambda: StoredReading.objects.count() == 3, "the three initial values stored")
+            until(lambda: StoredReading.objects.count() == 4, "the four initial values stored")
             plant.call(plant.sim.step(10))
-            until(lambda: StoredReading.objects.count() == 6, "the values after ten minutes stored")
+            until(lambda: StoredReading.objects.count() == 8, "the values after ten minutes stored")
             plant.sim.fault("ProductMoisture", ua.StatusCodes.BadSensorFailure)
             plant.call(plant.sim.step(1))
             until(lambda: StoredReading.objects.filter(quality="bad").exists(), "the sensor failure stored")
-            until(lambda: StoredReading.objects.count() == 9, "the values after eleven minutes stored")
-        assert StoredReading.objects.count() == 9
+            until(lambda: StoredReading.objects.count() == 12, "the values after eleven minutes stored")
+        assert StoredReading.objects.count() == 12
         bad = StoredReading.objects.get(quality="bad")
         assert (bad.unit, bad.tag, bad.status, bad.value_type, bad.value_num) == (
-            "DRY-01",
-            "ns=2;s=DRY-01.ProductMoisture",
+            "FBD-01",
+            "ns=2;s=FBD-01.ProductMoisture",
             "BadSensorFailure",
             "",
             None,
         )
         assert set(StoredReading.objects.values_list("unit", "unit_of_measure").distinct()) == {
             ("GRAN-01", "kW"),
-            ("DRY-01", "°C"),
-            ("DRY-01", "%"),
+            ("FBD-01", "°C"),
+            ("FBD-01", "%"),
         }
         # A restarted gateway is sent the current values again, with the device's same timestamps.
         second = gateway()
         with Running(second):
-            until(lambda: second.adapters[0].state.received >= 3, "the current values received again")
-        assert StoredReading.objects.count() == 9
+            until(lambda: second.adapters[0].state.received >= 4, "the current values received again")
+        assert StoredReading.objects.count() == 12
