@@ -9,7 +9,7 @@ from batchline.web import configuration_views as configuration
 from batchline.web import equipment_views as equipment
 from batchline.web import erp_views as erp
 from batchline.web import execution_views as execution
-from batchline.web import floor_views, recipe_editor
+from batchline.web import floor_views, gateway_views, recipe_editor
 from batchline.web import genealogy_views as genealogy
 from batchline.web import masterdata_import_views as masterdata_import
 from batchline.web import masterdata_views as masterdata
@@ -77,6 +77,7 @@ urlpatterns = [
     path("reviews/<str:number>/pdf/", periodic.periodic_pdf, name="periodic_pdf"),
     path("configuration/", configuration.configuration, name="configuration"),
     path("outbox/", outbox.outbox, name="outbox"),
+    path("gateway/", gateway_views.gateway, name="gateway"),
     path("outbox/<id:pk>/", outbox.outbox_message, name="outbox_message"),
     path("outbox/<id:pk>/retry/", outbox.outbox_retry, name="outbox_retry"),
     path("configuration/request/", configuration.configuration_request, name="configuration_request"),

@@ -198,6 +198,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
             "outbox.retry_message",
             # The equipment gateway's endpoints and tags (which unit's which parameter), audited.
             "gateway.configure_gateway",
+            "gateway.view_endpoint",
         ],
     ),
     # A machine, not a person: the account an ERP sends its B2MML messages as (erp/inbound.py). It signs
@@ -222,6 +223,7 @@ ROLES: dict[str, tuple[str, str, list[str]]] = {
         "Auditor / inspector",
         "Reads everything, changes nothing.",
         [
+            "gateway.view_endpoint",
             "accounts.view_audit_trail",
             "accounts.view_security_events",
             "equipment.view_site",

@@ -1,4 +1,4 @@
-"""The demo's ERP and LIMS, started beside the web server, each a process of its own.
+"""The demo's ERP, LIMS and plant, started beside the web server, each a process of its own.
 
 ``batchline demo`` calls :func:`start_erp` before it serves. It makes the sandbox ERP's webhook the
 installation's ``erp`` outbox destination (for this process, whose server and commits deliver at
@@ -11,6 +11,10 @@ in-process: what the demo shows crossed a real folder and a real HTTP connection
 ``lims`` destination, the LIMS's machine account gets a token the way an installation issues one
 (``accounts.services.interface_token_issue``, into a file only its owner reads), and the sandbox
 LIMS answers each sample request by posting its result to the server's JSON API.
+
+:func:`start_gateway` starts the plant simulator's OPC UA server and ``batchline gateway``, which
+reads it as the demo's configuration says (``gateway.demo``), stores what it reads and judges the
+dryer's values while the demo batch's drying step runs.
 """
 
 from __future__ import annotations
@@ -140,3 +144,18 @@ def start_lims(server_url: str) -> tuple[list[subprocess.Popen[bytes]], str]:
         f"  the token in {token}; the blend sampling step waits for all ten, then the operator signs it."
     )
     return [process], words
+
+
+def start_gateway(port: int) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """The plant simulator and the gateway (to stop with the demo), and a sentence for the console."""
+    python = [sys.executable, "-m"]
+    processes = [
+        subprocess.Popen([*python, "batchline.gateway.opcua_sim", "--port", str(port)]),  # noqa: S603
+        subprocess.Popen([*python, "batchline.cli", "gateway", "--name", "demo-gateway"]),  # noqa: S603
+    ]
+    words = (
+        f"  Plant: an OPC UA simulator of the granulator and the fluid-bed dryer on 127.0.0.1:{port}, read by\n"
+        "  'batchline gateway' (demo-gateway); the drying step of PCM-0001 judges the dryer's inlet air and\n"
+        "  product temperature while it runs. Configuration → Equipment gateway shows what it reads."
+    )
+    return processes, words

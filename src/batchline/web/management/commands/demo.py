@@ -45,6 +45,7 @@ from batchline.execution.services import (
     step_verify,
     value_correct,
 )
+from batchline.gateway import demo as gateway_demo
 from batchline.masterdata.seeding import master_seed
 from batchline.materials import demo as materials_demo
 from batchline.materials import services as stock
@@ -70,6 +71,8 @@ DEMO_USERS = [
     ("auditor", "Ines Inspector", ["auditor"]),
 ]
 DEMO = Actor(id=None, username="demo", name="Demo data loader", via="cli")
+# The plant simulator's OPC UA server, read by the demo's gateway (batchline.gateway.opcua_sim).
+DEMO_OPCUA_PORT = int(os.environ.get("BATCHLINE_DEMO_OPCUA_PORT", "4840"))
 # Machine accounts: no password, no login; their role granted by two people like a person's.
 DEMO_INTERFACES = [
     ("erp-sap", "SAP PRD (ERP interface)", ["erp_interface"]),
@@ -91,6 +94,7 @@ def seed() -> list[tuple[str, str, list[str]]]:
     site = Site.objects.get(code="demo")
     people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
     equipment_demo.seed(site, people, master)
+    gateway_demo.seed(Actor.of(User.objects.get(username="admin"), via="cli"), port=DEMO_OPCUA_PORT)
     seed_stations(site)
     training_demo.seed(site, people, master)
     recipe = seed_recipe()
@@ -466,7 +470,7 @@ class Command(BaseCommand):
         if options["no_serve"]:
             return
         # The worker: checkpoints and verification on schedule (batchline worker), beside the server.
-        from batchline.sandbox.launch import start_erp, start_lims
+        from batchline.sandbox.launch import start_erp, start_gateway, start_lims
 
         # First: they make the sandbox ERP and LIMS the outbox's destinations, which the worker reads
         # at start.
@@ -474,7 +478,9 @@ class Command(BaseCommand):
         self.stdout.write(words + "\n")
         lims, words = start_lims(url)
         self.stdout.write(words + "\n")
-        erp += lims
+        plant, words = start_gateway(DEMO_OPCUA_PORT)
+        self.stdout.write(words + "\n")
+        erp += lims + plant
         worker = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [sys.executable, "-m", "batchline.cli", "worker", "--every", "10", "--parent", str(os.getpid())]
         )

@@ -1,0 +1,44 @@
+"""The equipment gateway for engineers: each gateway's word about itself, its connections, the last value
+of every configured tag, the stale ones, and the store-and-forward backlog and losses (issue 15).
+
+Read only, thin over ``gateway.selectors``; needs ``gateway.view_endpoint`` (engineers, auditors).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from batchline.gateway import selectors
+
+from .access import require
+
+# A tag with nothing newer than this is listed as stale (a deadband may hold a steady value back:
+# the source's own STALE is the strong sign, this the weak one).
+QUIET = dt.timedelta(minutes=5)
+
+
+@login_required
+def gateway(request: HttpRequest) -> HttpResponse:
+    require(request.user, "gateway.view_endpoint")
+    now = timezone.now()
+    # A gateway writes its status every few seconds: one silent for much longer is not running.
+    late = dt.timedelta(seconds=max(30.0, 6 * settings.GATEWAY_STATUS_SECONDS))
+    tags = selectors.last_values()
+    stale_keys = {t.tag.pk for t in selectors.stale_tags(now=now, older_than=QUIET)}
+    return render(
+        request,
+        "gateway/status.html",
+        {
+            "gateways": [(g, now - g.updated_at > late) for g in selectors.gateway_statuses()],
+            "connections": selectors.connection_statuses(),
+            "tags": [(t, t.tag.pk in stale_keys) for t in tags],
+            "stale_count": len(stale_keys),
+            "quiet_minutes": int(QUIET.total_seconds() // 60),
+        },
+    )
