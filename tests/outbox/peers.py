@@ -60,7 +60,9 @@ class Receiver:
                     time.sleep(outer.delay)  # a receiver that takes its time: deliverers overlap
                 with lock:
                     stream = headers.get("X-Batchline-Stream")
-                    status = outer.answer(sum(r.headers.get("X-Batchline-Stream") == stream for r in outer.requests))
+                    status = outer.answer(
+                        sum(r.headers.get("X-Batchline-Stream") == stream for r in outer.requests)
+                    )
                     if outer.secret and not outer.signed_right(headers, body):
                         status = 401
                     outer.requests.append(Request(headers, body, status))
