@@ -46,6 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Sync Playwright runs an event loop in this thread; Django's ORM would
     # otherwise refuse to run next to it.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # Under pytest-xdist the workers share $BATCHLINE_HOME's installation key, which is made on
+        # first use: made here, once, before they start, so two workers' first signatures never
+        # both make it (one would find the other's half-written file, or sign with a replaced key).
+        from batchline import keys
+
+        keys.installation_key()
 
 
 def make_user(

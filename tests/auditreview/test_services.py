@@ -92,7 +92,9 @@ def test_a_batch_trail_is_reviewed_exceptions_first_and_signed_once_each_is_mark
     # Every write is in the trail: the review opened, each mark with its comment, the signing.
     assert [
         e.action
-        for e in AuditEntry.objects.filter(record_type="auditreview.trailreview", record_id=str(review.pk))
+        for e in AuditEntry.objects.filter(
+            record_type="auditreview.trailreview", record_id=str(review.pk)
+        ).order_by("id")
     ] == ["create", "sign_review"]
     assert sorted(
         AuditEntry.objects.filter(record_type="auditreview.trailreviewmark").values_list("reason", flat=True)

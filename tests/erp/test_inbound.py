@@ -29,7 +29,7 @@ def writes_since(mark: int) -> list[str]:
     """Audit entries after ``mark`` other than those of the refused messages' own records."""
     return [
         f"{e.action} {e.record_type}"
-        for e in AuditEntry.objects.filter(id__gt=mark)
+        for e in AuditEntry.objects.filter(id__gt=mark).order_by("id")
         if not (e.record_type == "erp.inboundmessage" and e.action == "message_refused")
     ]
 
@@ -86,7 +86,7 @@ def test_each_message_is_kept_with_its_body_hash_sender_and_reply_attributed_to_
     assert m.reply.encode() == reply.xml and m.received_by == plant["erp"]
     trail = [
         (e.action, e.actor_username, e.via)
-        for e in AuditEntry.objects.filter(record_type="erp.inboundmessage")
+        for e in AuditEntry.objects.filter(record_type="erp.inboundmessage").order_by("id")
     ]
     assert trail == [
         ("message_received", "erp-sap", "erp-https"),
