@@ -190,3 +190,38 @@ def test_a_recipe_reads_the_machine_only_of_an_earlier_equipment_step_with_limit
 
     plain = parse(RECIPE.split("        monitors:")[0])
     assert all("monitors" not in step for op in canonical(plain)["operations"] for step in op["steps"])
+
+
+@pytest.mark.req("S95-06", "DI-01")
+def test_the_api_lists_a_steps_process_alarms_and_an_operator_acknowledges_one(plant) -> None:
+    from django.test import Client
+
+    from tests.api.test_api import token_for
+
+    people, batch = plant
+    inlet = {w.name: w for w in monitoring.watched()}["inlet_temp"]
+    judge(inlet, ["60", "66", "66", "66"])
+    operator = Client(headers={"Authorization": f"Bearer {token_for(people['operator'])}"})
+    base = f"/api/v1/batches/{batch.number}/steps/drying/alarms"
+    (alarm,) = operator.get(base).json()
+    assert (alarm["event"], alarm["level"], alarm["exception_code"], alarm["equipment"]) == (
+        "raised",
+        "high",
+        "PROCESS_ALARM",
+        "FBD-01",
+    )
+    assert alarm["needs_acknowledgement"] and alarm["acknowledged_by"] == ""
+    url = f"{base}/{alarm['id']}/acknowledge"
+    refused = operator.post(url, {"comment": " "}, content_type="application/json")
+    assert refused.status_code == 409 and refused.json()["reasons"][0]["code"] == "COMMENT_REQUIRED"
+    auditor = Client(headers={"Authorization": f"Bearer {token_for(people['auditor'])}"})
+    assert auditor.post(url, {"comment": "seen"}, content_type="application/json").status_code == 403
+    done = operator.post(url, {"comment": "Inlet damper reset."}, content_type="application/json")
+    assert done.status_code == 200, done.content
+    assert (done.json()["acknowledged_by"], done.json()["comment"]) == ("operator", "Inlet damper reset.")
+    assert (
+        operator.post(
+            f"{base}/999999/acknowledge", {"comment": "x"}, content_type="application/json"
+        ).status_code
+        == 409
+    )

@@ -10,13 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
 from pydantic import Field
 
 from batchline.audit.services import Actor
-from batchline.execution import recording
-from batchline.execution.models import Sample
+from batchline.execution import monitoring, recording
+from batchline.execution.models import ProcessAlarm, Sample
 from batchline.web.access import current_user, require
 
 from .production import Refusal, StepOut, _batch, _step_out
@@ -221,3 +221,72 @@ def output_label(request: HttpRequest, number: str, code: str, payload: ReprintI
         actor=_actor(request), batch=_batch(number), code=code, reason=payload.reason
     )
     return _pdf(content, code)
+
+
+class AlarmOut(Schema):
+    id: int
+    step: str
+    name: str = Field(description="the monitored value's name in the recipe")
+    label: str
+    event: str = Field(description="first value, raised, changed, cleared, signal lost, signal back")
+    level: str = Field(description="in range, high, low, high-high or low-low")
+    at: Any = Field(description="when it began: the first value of it")
+    value: Decimal | None
+    extreme: Decimal | None
+    limit: Decimal | None
+    unit: str
+    uncertain: bool
+    equipment: str
+    tag: str
+    exception_code: str
+    needs_acknowledgement: bool
+    acknowledged_by: str
+    acknowledged_at: Any
+    comment: str
+
+
+class AcknowledgeIn(Schema):
+    comment: str = Field(max_length=2000, description="what was done about it; kept in the audit trail")
+
+
+def _alarm_out(a: Any) -> dict[str, Any]:
+    return {
+        **{f: getattr(a, f) for f in ("id", "name", "label", "event", "level", "at", "value", "extreme")},
+        **{f: getattr(a, f) for f in ("limit", "unit", "uncertain", "equipment", "tag", "comment")},
+        "step": a.step.key,
+        "exception_code": a.exception.code if a.exception_id else "",
+        "needs_acknowledgement": a.needs_acknowledgement,
+        "acknowledged_by": a.acknowledged_by.username if a.acknowledged_by_id else "",
+        "acknowledged_at": a.acknowledged_at,
+    }
+
+
+@router.get("/{number}/steps/{key}/alarms", response=list[AlarmOut])
+def step_alarms(request: HttpRequest, number: str, key: str) -> Any:
+    """What the judges of the step's process values from the machine said (S95-06), oldest first."""
+    require(request.user, "execution.view_batch")
+    step = _batch(number).steps.filter(key=key).first()
+    if step is None:
+        raise Http404(f"No step {key}")
+    alarms = ProcessAlarm.objects.filter(step=step).select_related("step", "exception", "acknowledged_by")
+    return [_alarm_out(a) for a in alarms]
+
+
+@router.post(
+    "/{number}/steps/{key}/alarms/{alarm_id}/acknowledge",
+    response={200: AlarmOut, 403: Problem, 409: Refusal},
+)
+def step_alarm_acknowledge(
+    request: HttpRequest, number: str, key: str, alarm_id: int, payload: AcknowledgeIn
+) -> Any:
+    """Acknowledge a process alarm, saying what was done (audited); the step completes once all are."""
+    require(request.user, "execution.acknowledge_alarm")
+    step = _batch(number).steps.filter(key=key).first()
+    if step is None:
+        raise Http404(f"No step {key}")
+    alarm = monitoring.alarm_acknowledge(
+        actor=_actor(request), alarm_id=alarm_id, comment=payload.comment, step=step
+    )
+    return _alarm_out(
+        ProcessAlarm.objects.select_related("step", "exception", "acknowledged_by").get(pk=alarm.pk)
+    )
