@@ -3,8 +3,9 @@
 Each stored reading of a configured tag goes to the judge as the parameter the tag carries (the
 tag's name, as recipes name it) in the tag's unit of measure; every status round the judge learns
 which steps run now and says which signals went silent. Readings that waited in the spool while
-the database was away are stored but not judged: by then they are late, and the judge keeps only
-the value now.
+the database was away are judged when they are forwarded, in order and at their own times: an
+excursion during an outage is recorded late, never lost. An outage longer than a monitor's signal
+timeout also shows as a loss of signal on it: nothing judged it meanwhile.
 """
 
 from __future__ import annotations

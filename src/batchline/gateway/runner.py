@@ -122,8 +122,9 @@ class Writer:
     database_ok: bool = True
     retry_at: float = 0.0
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    # Called with the readings of each batch stored as they came (not those forwarded from the spool:
-    # they are late), after they are stored; the judge of running steps (gateway.live).
+    # Called with the readings of each batch once stored, in the order they came, those forwarded
+    # from the spool after an outage first: the judge of running steps (gateway.live), which judges
+    # an excursion during the outage at its own time, late but not lost.
     stored_hook: Callable[[Sequence[Reading]], None] | None = None
 
     def _disconnect(self) -> None:
@@ -159,9 +160,10 @@ class Writer:
         ``readings`` are the rows' readings, handed to ``stored_hook`` once stored.
         """
         if self.database_ok or time.monotonic() >= self.retry_at:
+            forwarded: list[Reading] = []
             try:
                 for _ in range(FORWARD_CHUNKS):
-                    if not self.forward_chunk():
+                    if not self.forward_chunk(forwarded):
                         break
                 self._store(rows)
             except DatabaseError as exc:
@@ -180,21 +182,25 @@ class Writer:
                     self.report_losses()
                 except DatabaseError as exc:  # reported at the next batch; the rows are stored
                     log.warning("the loss of readings is not yet in the audit trail: %s", exc)
-                if self.stored_hook is not None and readings:
+                if self.stored_hook is not None and (forwarded or readings):
                     try:
-                        self.stored_hook(readings)
+                        self.stored_hook([*forwarded, *readings])
                     except Exception:  # the readings are stored; a failing judge must not unstore them
                         log.exception("the readings stored were not all judged")
                 return
         self.spool.put(rows)
 
-    def forward_chunk(self) -> bool:
-        """Store the spool's oldest chunk; whether there was one. Removed from the spool only once committed."""
+    def forward_chunk(self, forwarded: list[Reading] | None = None) -> bool:
+        """Store the spool's oldest chunk; whether there was one. Removed from the spool only once committed.
+
+        Its readings are added to ``forwarded``, for the judge."""
         last_id, rows = self.spool.peek(self.chunk)
         if not rows:
             return False
         self._store(rows)
         self.spool.remove_upto(last_id)
+        if forwarded is not None and self.stored_hook is not None:
+            forwarded += [store.reading_of(r) for r in rows]
         return True
 
     def report_losses(self) -> None:

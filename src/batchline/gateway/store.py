@@ -35,7 +35,7 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .models import StoredReading
-from .readings import Reading
+from .readings import Protocol, Quality, Reading, Source
 
 log = logging.getLogger("batchline.gateway")
 
@@ -122,6 +122,32 @@ def row_of(reading: Reading) -> Row:
 
 def rows_of(readings: Iterable[Reading]) -> list[Row]:
     return [row_of(r) for r in readings]
+
+
+def reading_of(row: Row) -> Reading:
+    """The reading a row (a spooled one) was made from, for the judge; text as it was stored."""
+    kind, number, text = row[6], row[7], row[8]
+    value: float | int | bool | str | None = None
+    if kind == "b":
+        value = bool(number)
+    elif kind == "i":
+        value = int(text) if text else int(number)
+    elif kind == "f":
+        value = float(number)
+    elif kind == "s":
+        value = text
+    return Reading(
+        source=Source(unit=row[2], protocol=Protocol(row[3]), endpoint=row[4], tag=row[5]),
+        value=value,
+        quality=Quality(row[9]),
+        source_time=row[11],
+        gateway_time=row[12],
+        unit_of_measure=row[14],
+        status=row[10],
+        sequence=row[15],
+        historical=bool(row[16]),
+        flags=frozenset(f for f in (row[17] or "").split(",") if f),
+    )
 
 
 # --- partitions (PostgreSQL) ---------------------------------------------------------------------
