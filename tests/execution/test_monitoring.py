@@ -225,3 +225,49 @@ def test_the_api_lists_a_steps_process_alarms_and_an_operator_acknowledges_one(p
         ).status_code
         == 409
     )
+
+
+@pytest.mark.req("S95-06", "BR-01", "DI-02")
+def test_the_batch_record_shows_each_process_value_its_limits_alarms_and_acknowledgements(
+    plant, tmp_path, login
+) -> None:
+    import re
+
+    from batchline.reports.content import record_content
+    from batchline.reports.pdf import render_pdf
+    from tests.reports.test_records import pdf_text
+
+    people, batch = plant
+    inlet = {w.name: w for w in monitoring.watched()}["inlet_temp"]
+    j = AlarmJudge(inlet.limits, since=inlet.started_at)
+    for i, v in enumerate(["60", "66", "66", "66"]):
+        for event in j.value(inlet.started_at + dt.timedelta(seconds=5 * i + 1), D(v)):
+            monitoring.event_record(actor=GATEWAY, watched=inlet, judged=event, tag="ns=2;s=FBD.Inlet")
+    (alarm,) = ProcessAlarm.objects.filter(needs_acknowledgement=True)
+    monitoring.alarm_acknowledge(actor=A(people["operator"]), alarm_id=alarm.pk, comment="Damper reset.")
+
+    content = record_content(batch)
+    (drying,) = content["process_values"]
+    assert drying["step"] == "drying"
+    assert [(m["name"], m["specification"], m["action"], m["critical"]) for m in drying["monitors"]] == [
+        ("inlet_temp", "50–70 °C", "55–65 °C", True),
+        ("airflow", "", "800–1200 m**3/h", False),
+    ]
+    assert [(e["event"], e["level"], e["value"]) for e in drying["events"]] == [
+        ("first value", "in range", "60"),
+        ("raised", "high", "66"),
+    ]
+    raised = drying["events"][1]
+    assert raised["exception_code"] == "PROCESS_ALARM" and raised["acknowledged"]["username"] == "operator"
+    # The alarm's audit entries travel with the record (its trail extract).
+    assert {"create", "acknowledge"} <= {
+        a["action"] for a in content["audit_trail"] if a["record_type"] == "execution.processalarm"
+    }
+
+    page = login(people["operator"]).get(f"/batches/{batch.number}/record/")
+    assert page.status_code == 200
+    section = page.content.decode()
+    assert 'data-testid="record-process-values"' in section and "Damper reset." in section
+    flat = re.sub(r"\s+", " ", pdf_text(render_pdf(content, time_zone="UTC"), tmp_path))
+    assert "Process values from the machine" in flat and "Damper reset." in flat
+    assert "PROCESS_ALARM" in flat

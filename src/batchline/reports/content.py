@@ -346,7 +346,11 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         "materials.labelprint": {str(p.pk) for p in labels},
         "equipment.logbookentry": {str(e.pk) for e in logbook},
     }
-    build_sections, kind_ids = sections.read(batch, {s.step.key: s.step.kind for s in screen.steps})
+    build_sections, kind_ids = sections.read(
+        batch,
+        {s.step.key: s.step.kind for s in screen.steps},
+        {s.step.key: s.definition.get("monitors") or [] for s in screen.steps},
+    )
     for rtype, ids in kind_ids.items():
         record_ids.setdefault(rtype, set()).update(ids)
     which = Q(pk__in=[])

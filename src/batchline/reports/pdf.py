@@ -564,6 +564,9 @@ class _Record(Story):
         )
         self.section("10. Sampling (211.188(b)(10))")
         pdf_records.sampling(self)
+        if self.c.get("process_values"):
+            self.section("10a. Process values from the machine (211.188(b)(5), (b)(6))")
+            pdf_records.process_values(self)
 
     def quality(self) -> None:
         self.section("11. Persons: performers and checkers of each significant step (211.188(b)(11))")

@@ -239,3 +239,50 @@ def laboratory(doc: Any, samples: list[dict[str, Any]]) -> None:
         [0.1, 0.2, 0.2, 0.12, 0.16, 0.22],
         marks,
     )
+
+
+def process_values(doc: Any) -> None:
+    """Each step's process values from the machine: their limits and what their judge said."""
+    c, t = doc.c, doc.t
+    for p in c.get("process_values", []):
+        doc.para(f"Step {escape(p['step'])}: process values read by the equipment gateway", "small")
+        doc.table(
+            ["Value", "From the unit of", "Specification", "Action range"],
+            [
+                [
+                    f"{m['label']} ({m['unit']})" + (" CPP" if m["critical"] else ""),
+                    f"step {m['equipment_step']}",
+                    m["specification"] or "none",
+                    m["action"] or "none",
+                ]
+                for m in p["monitors"]
+            ],
+            [0.4, 0.2, 0.2, 0.2],
+        )
+        rows = [
+            [
+                t(e["at"]),
+                e["label"],
+                e["event"] + (f" ({e['level']})" if e["event"] in ("raised", "changed", "cleared") else ""),
+                (f"{e['value']} {e['unit']}" if e["value"] is not None else "")
+                + (f", extreme {e['extreme']}" if e["extreme"] not in (None, e["value"]) else "")
+                + ("; Uncertain" if e["uncertain"] else ""),
+                f"{e['equipment']} {e['tag']}".strip(),
+                f"#{e['exception']} {e['exception_code']}" if e["exception"] else "",
+                (
+                    f"{_who(e['acknowledged'])}, {t(e['acknowledged_at'])}: {e['comment']}"
+                    if e["acknowledged"]
+                    else ""
+                )
+                or ("not yet" if e["needs_acknowledgement"] else ""),
+            ]
+            for e in p["events"]
+        ]
+        if rows:
+            doc.table(
+                ["At", "Value", "What", "Reading", "Source", "Exception", "Acknowledged"],
+                rows,
+                [0.13, 0.13, 0.12, 0.14, 0.16, 0.14, 0.18],
+            )
+        else:
+            doc.para("Nothing read yet.")

@@ -16,6 +16,7 @@ from batchline.execution.models import (
     LabelExamination,
     LabelIssue,
     LabelReconciliation,
+    ProcessAlarm,
     Sample,
     SampleLabelPrint,
 )
@@ -36,12 +37,25 @@ def _n(value: Any) -> str:
     return str(canonical.normalise(value))
 
 
-def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str, Any]], dict[str, set[str]]]:
-    """The sections (samples, output, labelling), built once ``who`` can name people as they stood
-    (which needs the audit trail, which needs the ids of these records), and those ids.
+def read(
+    batch: Batch, kinds: dict[str, str], monitors: dict[str, list[dict[str, Any]]] | None = None
+) -> tuple[Callable[[Who], dict[str, Any]], dict[str, set[str]]]:
+    """The sections (samples, output, labelling, process values), built once ``who`` can name people
+    as they stood (which needs the audit trail, which needs the ids of these records), and those ids.
 
-    ``kinds``: each step's kind by key; a kind the batch does not have costs no query.
+    ``kinds``: each step's kind by key; a kind the batch does not have costs no query. ``monitors``:
+    the process values each step reads from the machine; none cost no query either.
     """
+    monitors = {k: m for k, m in (monitors or {}).items() if m}
+    alarms = (
+        list(
+            ProcessAlarm.objects.filter(step__batch=batch)
+            .select_related("step", "exception", "acknowledged_by")
+            .order_by("at", "id")
+        )
+        if monitors
+        else []
+    )
     has = set(kinds.values())
     samples = (
         list(
@@ -107,6 +121,7 @@ def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str,
         "execution.labelexamination": {str(x.pk) for x in exams},
         "materials.container": {str(e.container_id) for e in produced},
         "materials.labelprint": {str(p.pk) for p in output_prints},
+        "execution.processalarm": {str(a.pk) for a in alarms},
     }
     asked = (
         list(batch.steps.filter(kind="sampling").order_by("seq").values_list("key", "spec"))
@@ -114,9 +129,75 @@ def read(batch: Batch, kinds: dict[str, str]) -> tuple[Callable[[Who], dict[str,
         else []
     )
     laboratory = (requests, results, messages)
-    return lambda who: _build(
-        who, kinds, samples, prints, produced, output_prints, issues, counts, exams, asked, laboratory
-    ), ids
+    return lambda who: {
+        **_build(
+            who, kinds, samples, prints, produced, output_prints, issues, counts, exams, asked, laboratory
+        ),
+        "process_values": _process_values(monitors, alarms, who),
+    }, ids
+
+
+def _limits_text(block: dict[str, Any] | None, unit: str) -> str:
+    if not block:
+        return ""
+    low, high = block.get("low"), block.get("high")
+    if low is not None and high is not None:
+        return f"{low}–{high} {unit}"
+    return f"≥ {low} {unit}" if low is not None else f"≤ {high} {unit}"
+
+
+def _process_values(
+    monitors: dict[str, list[dict[str, Any]]], alarms: list[ProcessAlarm], who: Who
+) -> list[dict[str, Any]]:
+    """Each step's process values read from the machine, their limits, and what their judge said
+    (execution/monitoring.py): first value, alarms and their acknowledgement, losses of signal."""
+    out = []
+    for step, found in monitors.items():
+        out.append(
+            {
+                "step": step,
+                "monitors": [
+                    {
+                        "name": m["name"],
+                        "label": m["label"],
+                        "unit": m["unit"],
+                        "critical": bool(m.get("critical")),
+                        "equipment_step": m["equipment"],
+                        "specification": _limits_text(m.get("specification"), m["unit"]),
+                        "action": _limits_text(m.get("action"), m["unit"]),
+                    }
+                    for m in found
+                ],
+                "events": [
+                    {
+                        "id": a.pk,
+                        "name": a.name,
+                        "label": a.label,
+                        "event": a.event,
+                        "level": a.level,
+                        "at": _at(a.at),
+                        "value": plain(a.value) if a.value is not None else None,
+                        "extreme": plain(a.extreme) if a.extreme is not None else None,
+                        "limit": plain(a.limit) if a.limit is not None else None,
+                        "unit": a.unit,
+                        "uncertain": a.uncertain,
+                        "equipment": a.equipment,
+                        "tag": a.tag,
+                        "exception": a.exception_id,
+                        "exception_code": a.exception.code if a.exception is not None else "",
+                        "needs_acknowledgement": a.needs_acknowledgement,
+                        "acknowledged": who(a.acknowledged_by, a.acknowledged_at)
+                        if a.acknowledged_by_id
+                        else None,
+                        "acknowledged_at": _at(a.acknowledged_at),
+                        "comment": a.comment,
+                    }
+                    for a in alarms
+                    if a.step.key == step
+                ],
+            }
+        )
+    return out
 
 
 def _build(

@@ -92,5 +92,6 @@ def record_sections(content: dict[str, Any]) -> dict[str, Any]:
         "samples": content["samples"],
         "output": content["output"],
         "labelling": content["labelling"],
+        "process_values": content.get("process_values", []),
         "why": {name: why_none(content, name) for name in ("samples", "output", "labelling")},
     }
