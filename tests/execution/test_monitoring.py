@@ -271,3 +271,19 @@ def test_the_batch_record_shows_each_process_value_its_limits_alarms_and_acknowl
     flat = re.sub(r"\s+", " ", pdf_text(render_pdf(content, time_zone="UTC"), tmp_path))
     assert "Process values from the machine" in flat and "Damper reset." in flat
     assert "PROCESS_ALARM" in flat
+
+
+@pytest.mark.req("S95-06", "BR-03")
+def test_an_archive_of_a_batch_with_process_alarms_verifies(plant) -> None:
+    from batchline.keys import installation_public_key
+    from batchline.reports.archive import archive_export
+    from batchline.reports.verify import verify_archive
+
+    people, batch = plant
+    inlet = {w.name: w for w in monitoring.watched()}["inlet_temp"]
+    judge(inlet, ["60", "66", "66", "66"])
+    (alarm,) = ProcessAlarm.objects.filter(needs_acknowledgement=True)
+    monitoring.alarm_acknowledge(actor=A(people["operator"]), alarm_id=alarm.pk, comment="Damper reset.")
+    data, manifest_hash = archive_export(batch)
+    report = verify_archive(data, public_key=installation_public_key(), manifest_sha256=manifest_hash)
+    assert report.ok, report.problems
