@@ -244,6 +244,35 @@ class ProcessAlarm(AuditedModel):
         return f"{self.label}: {self.event} {self.level}"
 
 
+class ProcessTrend(AuditedModel):
+    """A monitored value's course over its step, frozen into the record when the step completes.
+
+    The gateway's raw readings are high-volume data outside the audit chain and subject to
+    retention; the record keeps this copy instead (execution/monitoring.py ``trends_freeze``):
+    the step's period in at most ``BUCKETS`` buckets, each with its lowest and highest value.
+    """
+
+    step = models.ForeignKey(BatchStep, on_delete=models.PROTECT, related_name="trends")
+    name = models.CharField(max_length=40)
+    label = models.CharField(max_length=200)
+    unit = models.CharField(max_length=30)
+    equipment = models.CharField(max_length=40)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    readings = models.PositiveIntegerField(help_text="readings stored for the period")
+    usable = models.PositiveIntegerField(help_text="of those, Good or Uncertain values")
+    minimum = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
+    maximum = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
+    buckets = models.JSONField(default=list, help_text="[start, lowest, highest] per bucket, in the unit")
+
+    class Meta:
+        ordering = ["step", "name"]
+        constraints = [models.UniqueConstraint(fields=["step", "name"], name="process_trend_once")]
+
+    def __str__(self) -> str:
+        return f"{self.label} over {self.step_id}"
+
+
 class Decision(models.TextChoices):
     ACCEPTED = "accepted", "Accepted: no impact on quality"
     DEVIATION = "deviation", "Escalated to a deviation"

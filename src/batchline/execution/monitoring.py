@@ -14,10 +14,12 @@ audited with a comment), and the step completes only once all are acknowledged.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import pint
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -26,11 +28,19 @@ from batchline.audit.services import Actor, record_create, record_update
 from batchline.rules.alarms import AlarmLimits, Event, Judged, Level
 from batchline.rules.limits import Range
 from batchline.rules.verdict import Reason, Refused, Verdict
+from batchline.units import UnknownUnit, convert
 
 from . import raising, rows
-from .models import BatchStep, ProcessAlarm, StepState, StepValue
+from .models import BatchStep, ProcessAlarm, ProcessTrend, StepState, StepValue
 
 ACKNOWLEDGE = "execution.acknowledge_alarm"
+BUCKETS = 120
+
+# Where a unit's stored values of a parameter come from, in time order, as (time, value or None
+# when not usable, unit of measure): set by the gateway app at start (gateway/apps.py), so that
+# execution never imports the gateway. None: no gateway installed, the trend records no readings.
+Series = Callable[[str, str, dt.datetime, dt.datetime], list[tuple[dt.datetime, float | None, str]]]
+series_source: Series | None = None
 
 
 class AlarmRefused(Refused):
@@ -221,6 +231,63 @@ def alarm_acknowledge(
             reason=comment,
         )
     return alarm
+
+
+def _in_unit(value: float, source: str, target: str) -> Decimal | None:
+    """The value in the recipe's unit; None when its unit cannot be converted (then it is no value)."""
+    number = Decimal(str(value))
+    if not source or source == target:
+        return number
+    try:
+        return convert(number, source, target)
+    except (UnknownUnit, pint.errors.PintError, ValueError):
+        return None
+
+
+def trends_freeze(*, actor: Actor, step: BatchStep, now: dt.datetime) -> list[ProcessTrend]:
+    """Copy each monitored value's course over the step into the record, inside the completion's
+    transaction: the step's period cut into at most ``BUCKETS`` buckets, each with its lowest and
+    highest usable value in the recipe's unit (the chart of the record page and PDF)."""
+    made = []
+    start = step.started_at or now
+    span = max((now - start).total_seconds(), 1.0)
+    for monitor in step.spec.get("monitors") or []:
+        unit = _unit_of(step, monitor["equipment"])
+        points = series_source(unit, monitor["name"], start, now) if series_source and unit else []
+        buckets: dict[int, list[Decimal]] = {}
+        usable = 0
+        for at, value, uom in points:
+            number = None if value is None else _in_unit(value, uom, monitor["unit"])
+            if number is None:
+                continue
+            usable += 1
+            i = min(BUCKETS - 1, int((at - start).total_seconds() / span * BUCKETS))
+            low_high = buckets.setdefault(i, [number, number])
+            low_high[0], low_high[1] = min(low_high[0], number), max(low_high[1], number)
+        values = [v for pair in buckets.values() for v in pair]
+        made.append(
+            record_create(
+                ProcessTrend(
+                    step=step,
+                    name=monitor["name"],
+                    label=monitor["label"],
+                    unit=monitor["unit"],
+                    equipment=unit,
+                    start=start,
+                    end=now,
+                    readings=len(points),
+                    usable=usable,
+                    minimum=min(values) if values else None,
+                    maximum=max(values) if values else None,
+                    buckets=[
+                        [(start + dt.timedelta(seconds=span * i / BUCKETS)).isoformat(), str(lo), str(hi)]
+                        for i, (lo, hi) in sorted(buckets.items())
+                    ],
+                ),
+                actor=actor,
+            )
+        )
+    return made
 
 
 def completion_reasons(step: BatchStep) -> list[Reason]:

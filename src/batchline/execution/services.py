@@ -783,6 +783,8 @@ def step_complete(
                 yields.judge_step(step, actor=actor)
             needs_verifier = definition.get("verify") or definition.get("kind") == "verification"
             target = StepState.AWAITING_VERIFICATION if needs_verifier else StepState.DONE
+            if definition.get("monitors"):
+                monitoring.trends_freeze(actor=actor, step=step, now=now)
             record_update(
                 step,
                 actor=actor,

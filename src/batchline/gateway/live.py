@@ -30,8 +30,9 @@ class LiveJudging:
 
     def stored(self, readings: Sequence[Reading]) -> None:
         """Judge a stored batch, in the order the readings came (the gateway's database thread)."""
-        if not self._refreshed:
-            self.round()
+        if not self._refreshed:  # the steps running now; silence is asked after these readings count
+            self.judging.refresh()
+            self._refreshed = True
         for reading in readings:
             spec = self.tags.get((reading.source.unit, reading.source.tag))
             if spec is None:

@@ -189,3 +189,25 @@ def connection_statuses(*, gateway: str | None = None) -> list[ConnectionStatus]
     """Each connection's last reported state, by gateway and endpoint."""
     queryset = ConnectionStatus.objects.order_by("gateway", "protocol", "endpoint")
     return list(queryset.filter(gateway=gateway) if gateway else queryset)
+
+
+def parameter_series(
+    unit: str, parameter: str, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, float | None, str]]:
+    """A unit's stored values of a parameter (the tags named so on it) in a period, in time order:
+    (time, the value when Good or Uncertain and a number, else None, its unit of measure)."""
+    configured = dict(
+        Tag.objects.filter(equipment__code=unit, name=parameter).values_list("tag", "unit_of_measure")
+    )
+    if not configured:
+        return []
+    rows = StoredReading.objects.filter(
+        unit=unit, tag__in=list(configured), at__gte=start, at__lte=end, historical=False
+    )
+    out: list[tuple[dt.datetime, float | None, str]] = []
+    fields = ("at", "tag", "value_num", "value_type", "quality", "unit_of_measure")
+    for row in rows.order_by("at", "sequence").only(*fields):
+        usable = row.quality in (Quality.GOOD, Quality.UNCERTAIN) and row.value_type in ("f", "i")
+        # The unit the reading came with; the tag's configured one where the adapter gave none.
+        out.append((row.at, row.value_num if usable else None, row.unit_of_measure or configured[row.tag]))
+    return out

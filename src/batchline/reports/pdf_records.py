@@ -13,9 +13,13 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
+from reportlab.graphics.shapes import Drawing, Line, Polygon, Rect, String
+from reportlab.lib import colors
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, KeepTogether
 
+from . import trend
+from .pdfa import REGULAR
 from .sections import why_none
 
 
@@ -286,3 +290,51 @@ def process_values(doc: Any) -> None:
             )
         else:
             doc.para("Nothing read yet.")
+        limits = {m["name"]: m.get("limits", {}) for m in p["monitors"]}
+        for tr in p.get("trends", []):
+            doc.para(
+                escape(
+                    f"{tr['label']} ({tr['unit']}) on {tr['equipment']}, {t(tr['start'])} to {t(tr['end'])}: "
+                    f"{tr['usable']} usable of {tr['readings']} readings"
+                    + (
+                        f", lowest {tr['minimum']}, highest {tr['maximum']} {tr['unit']}"
+                        if tr["minimum"] is not None
+                        else ""
+                    )
+                ),
+                "small",
+            )
+            drawn = trend.chart(tr, limits.get(tr["name"], {}), 450, 100)
+            if drawn is not None:
+                doc.flowables.append(_drawing(drawn))
+
+
+def _drawing(c: trend.Chart) -> Drawing:
+    """The trend as vector graphics: the band of values and a line per limit (PDF y grows upwards)."""
+    d = Drawing(
+        c.width, c.height + 4, initialFontName=REGULAR, initialFontSize=6
+    )  # PDF/A: embedded fonts only
+    d.add(Rect(0, 0, c.width, c.height, strokeColor=colors.HexColor("#cbd2dc"), fillColor=None))
+    for kind, value, y in c.limits:
+        dashed = kind == "action"
+        d.add(
+            Line(
+                0,
+                c.height - y,
+                c.width,
+                c.height - y,
+                strokeColor=colors.HexColor("#b54708" if dashed else "#b42318"),
+                strokeDashArray=[6, 4] if dashed else None,
+            )
+        )
+        d.add(String(2, c.height - y + 2, f"{kind} {value}", fontName=REGULAR, fontSize=6))
+    points = [v for x, y in c.band for v in (x, c.height - y)]
+    d.add(
+        Polygon(
+            points,
+            fillColor=colors.HexColor("#b8cff7"),  # solid: nothing in the record depends on transparency
+            strokeColor=colors.HexColor("#1f6feb"),
+            strokeWidth=0.5,
+        )
+    )
+    return d

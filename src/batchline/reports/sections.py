@@ -17,6 +17,7 @@ from batchline.execution.models import (
     LabelIssue,
     LabelReconciliation,
     ProcessAlarm,
+    ProcessTrend,
     Sample,
     SampleLabelPrint,
 )
@@ -53,6 +54,11 @@ def read(
             .select_related("step", "exception", "acknowledged_by")
             .order_by("at", "id")
         )
+        if monitors
+        else []
+    )
+    trends = (
+        list(ProcessTrend.objects.filter(step__batch=batch).select_related("step").order_by("id"))
         if monitors
         else []
     )
@@ -122,6 +128,7 @@ def read(
         "materials.container": {str(e.container_id) for e in produced},
         "materials.labelprint": {str(p.pk) for p in output_prints},
         "execution.processalarm": {str(a.pk) for a in alarms},
+        "execution.processtrend": {str(t.pk) for t in trends},
     }
     asked = (
         list(batch.steps.filter(kind="sampling").order_by("seq").values_list("key", "spec"))
@@ -133,7 +140,7 @@ def read(
         **_build(
             who, kinds, samples, prints, produced, output_prints, issues, counts, exams, asked, laboratory
         ),
-        "process_values": _process_values(monitors, alarms, who),
+        "process_values": _process_values(monitors, alarms, trends, who),
     }, ids
 
 
@@ -147,7 +154,10 @@ def _limits_text(block: dict[str, Any] | None, unit: str) -> str:
 
 
 def _process_values(
-    monitors: dict[str, list[dict[str, Any]]], alarms: list[ProcessAlarm], who: Who
+    monitors: dict[str, list[dict[str, Any]]],
+    alarms: list[ProcessAlarm],
+    trends: list[ProcessTrend],
+    who: Who,
 ) -> list[dict[str, Any]]:
     """Each step's process values read from the machine, their limits, and what their judge said
     (execution/monitoring.py): first value, alarms and their acknowledgement, losses of signal."""
@@ -165,6 +175,15 @@ def _process_values(
                         "equipment_step": m["equipment"],
                         "specification": _limits_text(m.get("specification"), m["unit"]),
                         "action": _limits_text(m.get("action"), m["unit"]),
+                        "limits": {
+                            kind: [
+                                str((m.get(kind) or {}).get(side))
+                                if (m.get(kind) or {}).get(side) is not None
+                                else None
+                                for side in ("low", "high")
+                            ]
+                            for kind in ("specification", "action")
+                        },
                     }
                     for m in found
                 ],
@@ -194,6 +213,25 @@ def _process_values(
                     }
                     for a in alarms
                     if a.step.key == step
+                ],
+                # Frozen when the step completed (execution.monitoring.trends_freeze).
+                "trends": [
+                    {
+                        "id": t.pk,
+                        "name": t.name,
+                        "label": t.label,
+                        "unit": t.unit,
+                        "equipment": t.equipment,
+                        "start": _at(t.start),
+                        "end": _at(t.end),
+                        "readings": t.readings,
+                        "usable": t.usable,
+                        "minimum": plain(t.minimum) if t.minimum is not None else None,
+                        "maximum": plain(t.maximum) if t.maximum is not None else None,
+                        "buckets": t.buckets,
+                    }
+                    for t in trends
+                    if t.step.key == step
                 ],
             }
         )

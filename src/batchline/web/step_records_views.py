@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor
 from batchline.execution import recording
+from batchline.reports import trend
 from batchline.reports.sections import why_none
 from batchline.rules.verdict import Refused
 
@@ -86,12 +87,28 @@ def output_label(request: HttpRequest, number: str, code: str) -> HttpResponse:
     return label_printed(request, number, code, recording.output_label_print)
 
 
+def _with_charts(section: dict[str, Any]) -> dict[str, Any]:
+    """A step's process values with each frozen trend drawn: the band of its values and its limits."""
+    limits = {m["name"]: m.get("limits", {}) for m in section["monitors"]}
+    charts = []
+    for t in section.get("trends", []):
+        drawn = trend.chart(t, limits.get(t["name"], {}), 600, 140)
+        charts.append(
+            {
+                "trend": t,
+                "chart": drawn,
+                "points": " ".join(f"{x},{y}" for x, y in drawn.band) if drawn else "",
+            }
+        )
+    return {**section, "charts": charts}
+
+
 def record_sections(content: dict[str, Any]) -> dict[str, Any]:
     """The record page's sampling, output and labeling sections, and why each is empty."""
     return {
         "samples": content["samples"],
         "output": content["output"],
         "labelling": content["labelling"],
-        "process_values": content.get("process_values", []),
+        "process_values": [_with_charts(p) for p in content.get("process_values", [])],
         "why": {name: why_none(content, name) for name in ("samples", "output", "labelling")},
     }
