@@ -287,3 +287,31 @@ def test_an_archive_of_a_batch_with_process_alarms_verifies(plant) -> None:
     data, manifest_hash = archive_export(batch)
     report = verify_archive(data, public_key=installation_public_key(), manifest_sha256=manifest_hash)
     assert report.ok, report.problems
+
+
+@pytest.mark.req("S95-06", "P11-06", "BR-02")
+def test_the_release_binds_what_the_judges_of_the_process_values_said(plant) -> None:
+    from batchline.reports.content import record_content
+    from batchline.rules.bindings import approved_record
+
+    people, batch = plant
+    before = approved_record(record_content(batch))
+    inlet = {w.name: w for w in monitoring.watched()}["inlet_temp"]
+    judge(inlet, ["60", "66", "66", "66"])
+    (alarm,) = ProcessAlarm.objects.filter(needs_acknowledgement=True)
+    monitoring.alarm_acknowledge(actor=A(people["operator"]), alarm_id=alarm.pk, comment="Damper reset.")
+    bound = approved_record(record_content(batch))
+    (values,) = bound["process_values"]
+    assert [e["event"] for e in values["events"]] == ["raised"] and values["events"][0][
+        "comment"
+    ] == "Damper reset."
+    # Someone who can write to the database rewrites the acknowledgement: what a stage signed differs.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ProcessAlarm._meta.db_table} SET comment = %s WHERE id = %s",
+            ["Nothing happened.", alarm.pk],
+        )
+    assert approved_record(record_content(batch)) != bound
+    assert before["process_values"] == [{"step": "drying", "events": [], "trends": []}]

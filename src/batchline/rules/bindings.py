@@ -506,7 +506,7 @@ def approved_record(record: Mapping[str, Any]) -> dict[str, Any]:
         d = e.get("disposition")
         row["disposition"] = _pick(d, "disposition") if d else None
         exceptions.append(row)
-    return {
+    approved: dict[str, Any] = {
         "header": _pick(record["header"], "header"),
         "steps": [_approved_step(s) for s in sorted(record["steps"], key=lambda s: s["key"])],
         "exceptions": exceptions,
@@ -524,6 +524,19 @@ def approved_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "weighings": sorted((_pick(w, "weighing") for w in record["weighings"]), key=lambda w: w["id"]),
         "equipment": sorted((_pick(e, "equipment") for e in record["equipment"]), key=lambda e: e["id"]),
     }
+    # The process values from the machine (execution/monitoring.py), where the batch has any: what
+    # their judges said, who acknowledged it, and their frozen course. A record without them reads
+    # as it did before they existed, so what was signed then still verifies.
+    if record.get("process_values"):
+        approved["process_values"] = [
+            {
+                "step": p["step"],
+                "events": sorted(p["events"], key=lambda e: e["id"]),
+                "trends": sorted(p.get("trends", []), key=lambda t: t["id"]),
+            }
+            for p in sorted(record["process_values"], key=lambda p: p["step"])
+        ]
+    return approved
 
 
 def _approved_step(step: Mapping[str, Any]) -> dict[str, Any]:
