@@ -261,6 +261,8 @@ def plausible_body(path: str) -> dict[str, Any]:
         }
     if path == "/api/v1/users":
         return {"username": "newbie", "full_name": "New Bie"}
+    if path.endswith("/acknowledge"):
+        return {"comment": "seen"}
     if path.startswith("/api/v1/users/role-requests/"):
         return {"signature": {"username": "auditor", "password": PASSWORD}}
     return {"reason": "r"}
@@ -287,6 +289,7 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 .replace("{kind}", "material")
                 .replace("{code}", "X")
                 .replace("{material}", "PCM")
+                .replace("{alarm_id}", "1")
             )
             response = getattr(Client(), method)(
                 url,
