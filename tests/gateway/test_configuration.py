@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from batchline.approvals.models import RequestState
 from batchline.approvals.services import ChangeRefused, change_approve
@@ -19,7 +20,7 @@ from batchline.gateway.readings import Connection, Protocol, TagSpec
 from batchline.gateway.selectors import connections
 from batchline.signatures.models import Signature
 from batchline.signatures.services import SignatureRefused
-from tests.conftest import make_user
+from tests.conftest import PASSWORD, make_user
 
 from .conftest import approve, sign, tag_configured
 
@@ -335,3 +336,38 @@ def test_an_address_of_another_protocol_or_one_taken_is_refused(plant: dict[str,
         )
     with pytest.raises(svc.GatewayRefused, match="configured already as inlet temperature"):
         inlet_request(plant, equipment=plant["units"]["DRY-01"], name="again", reason="r")
+
+
+@pytest.mark.req("A11-14", "P11-07", "P11-13")
+def test_a_qa_approver_reads_a_tag_request_on_the_requests_page_and_decides_it_there(
+    plant: dict[str, Any],
+) -> None:
+    endpoint(plant)
+    request = inlet_request(plant)
+    qa, engineer = Client(), Client()
+    qa.force_login(plant["approver"])
+    engineer.force_login(plant["engineer"])
+    page = qa.get("/master-data/changes/").content.decode()
+    assert f'data-request="{request.number}"' in page
+    assert "Change of a gateway tag" in page and "GRAN-01 · inlet temperature [degC]" in page
+    assert "CPP of the granulation step" in page
+    # The requester holds no approval; a wrong password signs nothing.
+    assert (
+        engineer.post(
+            f"/master-data/gateway-changes/{request.pk}/approve/",
+            {"signer_username": "engineer", "signer_password": PASSWORD},
+        ).status_code
+        == 403
+    )
+    refused = qa.post(
+        f"/master-data/gateway-changes/{request.pk}/approve/",
+        {"signer_username": "qa", "signer_password": "no"},
+    )
+    assert refused.status_code == 422 and not Tag.objects.exists()
+    approved = qa.post(
+        f"/master-data/gateway-changes/{request.pk}/approve/",
+        {"signer_username": "qa", "signer_password": PASSWORD},
+    )
+    assert approved.status_code == 302
+    assert Tag.objects.get().name == "inlet temperature"
+    assert f'data-request="{request.number}"' not in qa.get("/master-data/changes/").content.decode()
