@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from batchline.approvals.models import RequestState
+from batchline.approvals.models import ChangeRequest, RequestState
 from batchline.approvals.services import ChangeRefused, change_approve
 from batchline.audit.models import AuditEntry
 from batchline.audit.services import Actor
@@ -98,12 +98,13 @@ def test_an_engineer_requests_a_tag_a_qa_approver_approves_it_and_each_change_is
         ),
     )
     trail = AuditEntry.objects.filter(record_type__startswith="gateway.").order_by("id")
+    first, second, third = (r.number for r in ChangeRequest.objects.order_by("id"))
     # The endpoint is the engineer's alone; each tag is written by the approval that applied it.
     assert [(e.action, e.record_type, e.reason, e.actor_username) for e in trail] == [
         ("create", "gateway.endpoint", "granulator connected (CC-101)", "engineer"),
-        ("create", "gateway.tag", "CR-000001 approved: CPP of the granulation step", "qa"),
-        ("create", "gateway.tag", "CR-000002 approved: end point of the granulation", "qa"),
-        ("update", "gateway.tag", "CR-000003 approved: deadband widened after qualification (CC-102)", "qa"),
+        ("create", "gateway.tag", f"{first} approved: CPP of the granulation step", "qa"),
+        ("create", "gateway.tag", f"{second} approved: end point of the granulation", "qa"),
+        ("update", "gateway.tag", f"{third} approved: deadband widened after qualification (CC-102)", "qa"),
     ]
     assert '"deadband":["0.200000","0.500000"]' in trail.last().changes
     # The trail replays to the configuration as it stands (P11-01): nothing was written behind it.
