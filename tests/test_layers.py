@@ -31,13 +31,14 @@ FORBIDDEN = {
     ],
     "accounts": ["batchline.api"],
     # Two-person change control sits above signatures and the user model; the account services
-    # (role grants) and the configuration use it.
+    # (role grants), the configuration and the gateway's configuration use it.
     "approvals": [
         "batchline.web",
         "batchline.api",
         "batchline.accounts.services",
         "batchline.configuration",
         "batchline.erp",
+        "batchline.gateway",
     ],
     "configuration": ["batchline.web", "batchline.api", "batchline.erp"],
     "equipment": ["batchline.web", "batchline.api", "batchline.execution", "batchline.recipes"],

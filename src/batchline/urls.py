@@ -10,6 +10,7 @@ from batchline.web import equipment_views as equipment
 from batchline.web import erp_views as erp
 from batchline.web import execution_views as execution
 from batchline.web import floor_views, gateway_views, recipe_editor
+from batchline.web import gateway_change_views as gateway_change
 from batchline.web import genealogy_views as genealogy
 from batchline.web import masterdata_import_views as masterdata_import
 from batchline.web import masterdata_views as masterdata
@@ -178,6 +179,11 @@ urlpatterns = [
     path("master-data/", masterdata.master_data, name="master_data"),
     path("master-data/changes/", masterdata.master_changes, name="master_changes"),
     path("master-data/changes/<id:pk>/<str:decision>/", masterdata.master_decide, name="master_decide"),
+    path(
+        "master-data/gateway-changes/<id:pk>/<str:decision>/",
+        gateway_change.gateway_change_decide,
+        name="gateway_change_decide",
+    ),
     path("master-data/import/", masterdata_import.master_import, name="master_import"),
     path("master-data/import/file/", masterdata_import.master_import_post, name="master_import_post"),
     path(

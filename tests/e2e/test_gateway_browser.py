@@ -17,6 +17,7 @@ from batchline.gateway.runner import Gateway
 from batchline.gateway.spool import Spool
 from tests.conftest import make_user
 from tests.e2e.test_browser import log_in
+from tests.gateway.conftest import sign
 from tests.gateway.test_gateway import Running, Simulator, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,13 +31,19 @@ def test_an_engineer_sees_what_the_gateway_reads_from_the_plant_and_a_sensor_fau
     from asyncua import ua
 
     engineer = make_user("engineer", ["administrator"])
+    approver = make_user("qa", ["qa_approver"])
     with transaction.atomic():
         site = record_create(Site(code="p1", name="Plant 1"), actor=SETUP)
     kind = eq.equipment_class_create(actor=SETUP, code="fbd", name="Fluid-bed dryer")
     for code in ("GRAN-01", "FBD-01"):
         eq.equipment_create(actor=SETUP, site=site, code=code, name=code, equipment_class=kind)
     with Simulator() as plant:
-        demo.seed(Actor.of(engineer, via="cli"), port=int(plant.sim.endpoint.split(":")[2].split("/")[0]))
+        demo.seed(
+            Actor.of(engineer, via="cli"),
+            approver=Actor.of(approver, via="cli"),
+            sign=sign,
+            port=int(plant.sim.endpoint.split(":")[2].split("/")[0]),
+        )
         gateway = Gateway(
             selectors.connections(),
             name="gw-page",

@@ -14,7 +14,7 @@ from batchline.gateway import services as svc
 from batchline.gateway import store
 from batchline.gateway.models import StoredReading
 
-from .conftest import reading
+from .conftest import reading, tag_configured
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +34,9 @@ def test_the_command_prints_the_configured_connections_and_refuses_to_run_withou
         address="mqtt://127.0.0.1:1883",
         reason="r",
     )
-    svc.tag_create(
-        actor=engineer,
+    tag_configured(
+        plant["engineer"],
+        plant["approver"],
         endpoint="dryer",
         equipment=plant["units"]["DRY-01"],
         tag="dryer/01/moisture",

@@ -14,7 +14,7 @@ from batchline.gateway import services as svc
 from batchline.gateway.models import StoredReading
 from batchline.gateway.readings import Quality
 
-from .conftest import ENDPOINT, T0, minute_readings, reading
+from .conftest import ENDPOINT, T0, minute_readings, reading, tag_configured
 
 pytestmark = pytest.mark.django_db
 
@@ -101,8 +101,9 @@ def configure_two_tags(plant: dict[str, Any]) -> None:
         actor=engineer, code="plc", name="PLC", protocol="opcua", address=ENDPOINT, reason="r"
     )
     for tag, name in (("ns=2;s=Inlet", "inlet temperature"), ("ns=2;s=Power", "impeller power")):
-        svc.tag_create(
-            actor=engineer,
+        tag_configured(
+            plant["engineer"],
+            plant["approver"],
             endpoint="plc",
             equipment=plant["units"]["GRAN-01"],
             tag=tag,

@@ -27,11 +27,13 @@ from tests.execution.test_monitoring import plant  # noqa: F401 (the fixture)
 from tests.reports.test_record_pdfa import qpdf_check
 from tests.reports.test_records import pdf_text
 
+from .conftest import tag_configured
+
 pytestmark = pytest.mark.django_db
 OPC = "opc.tcp://dryer-plc:4840"
 
 
-def configure(engineer) -> None:  # type: ignore[no-untyped-def]
+def configure(engineer, approver) -> None:  # type: ignore[no-untyped-def]
     from batchline.equipment.models import Equipment
 
     actor = Actor.of(engineer, via="web")
@@ -39,8 +41,9 @@ def configure(engineer) -> None:  # type: ignore[no-untyped-def]
         actor=actor, code="fbd-plc", name="Dryer PLC", protocol="opcua", address=OPC, reason="go-live"
     )
     for tag, name, uom in (("ns=2;s=Inlet", "inlet_temp", "K"), ("ns=2;s=Air", "airflow", "m**3/h")):
-        services.tag_create(
-            actor=actor,
+        tag_configured(
+            engineer,
+            approver,
             endpoint="fbd-plc",
             equipment=Equipment.objects.get(code="FBD-01"),
             tag=tag,
@@ -71,7 +74,7 @@ def test_a_steps_process_values_are_frozen_into_the_record_and_drawn_with_their_
     tmp_path: Path,
 ) -> None:
     people, batch = plant
-    configure(people["engineer"])
+    configure(people["engineer"], people["approver"])
     step = batch.steps.get(key="drying")
     age(step, 5)  # the step has run five minutes
     step.refresh_from_db()

@@ -65,6 +65,10 @@ NOT_A_FORM = {
         "shows only while an imported file waits for a QA approver (tests/masterdata/test_import_page.py); "
         "fuzzed by route"
     ),
+    "master-data/gateway-changes/<id:pk>/<str:decision>/": (
+        "shows only while a gateway tag or endpoint request waits for a QA approver "
+        "(tests/gateway/test_configuration.py); fuzzed by route"
+    ),
 }
 
 

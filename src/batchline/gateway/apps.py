@@ -9,8 +9,13 @@ class GatewayConfig(AppConfig):
     def ready(self) -> None:
         # Execution freezes each monitored value's course into the record when its step completes; the
         # values are the gateway's (execution never imports it: the gateway offers them).
+        from batchline.approvals.services import kind_register
         from batchline.execution import monitoring
 
         from .selectors import parameter_series
+        from .services import ENDPOINT_CHANGE, TAG_CHANGE
 
         monitoring.series_source = parameter_series
+        # Tags and endpoints change by a request and a QA approver's approval (services).
+        kind_register(TAG_CHANGE)
+        kind_register(ENDPOINT_CHANGE)

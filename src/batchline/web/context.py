@@ -32,6 +32,7 @@ def site(request: HttpRequest) -> dict[str, Any]:
             "master_item_change",
             "master_item_retire",
             "master_decide",
+            "gateway_change_decide",
         ),
         # Pages under "Quality" in the navigation.
         "quality_url_names": ("quality", "review", "deviations", "deviation", "deviation_new"),

@@ -50,6 +50,7 @@ from batchline.signatures.services import (
 )
 
 from .access import require, signer_posted
+from .gateway_change_views import open_gateway_changes
 from .masterdata_import_views import open_imports
 
 APPROVE = "approvals.approve_change"
@@ -594,6 +595,7 @@ def _changes_page(request: HttpRequest, *, status: int = 200, **extra: Any) -> H
     context = {
         "requests": _requests(selectors.requests_open()),
         "imports": open_imports(),
+        "gateway_changes": open_gateway_changes(),
         "can_approve": request.user.has_perm(APPROVE),
         "can_import": request.user.has_perm(PERMISSION),
         "username_required": username_required(request),

@@ -94,7 +94,12 @@ def seed() -> list[tuple[str, str, list[str]]]:
     site = Site.objects.get(code="demo")
     people = {u.username: u for u in User.objects.filter(username__in=[name for name, _, _ in DEMO_USERS])}
     equipment_demo.seed(site, people, master)
-    gateway_demo.seed(Actor.of(User.objects.get(username="admin"), via="cli"), port=DEMO_OPCUA_PORT)
+    gateway_demo.seed(
+        Actor.of(User.objects.get(username="admin"), via="cli"),
+        approver=Actor.of(User.objects.get(username="approver"), via="cli"),
+        sign=lambda actor, meaning: _sign(actor.username, meaning),
+        port=DEMO_OPCUA_PORT,
+    )
     seed_stations(site)
     training_demo.seed(site, people, master)
     recipe = seed_recipe()

@@ -1,0 +1,82 @@
+"""Gateway configuration requests (tags, endpoints) on the master-data requests page, for a QA approver.
+
+Requested in code or by the demo (``gateway.services``); decided here like any other change request:
+approved with the approver's signature (applied at once) or rejected with a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from batchline.approvals import services as approvals
+from batchline.approvals.models import ChangeRequest, RequestState
+from batchline.audit.services import Actor, ReasonRequired
+from batchline.gateway.services import ENDPOINT_KIND, TAG_KIND
+from batchline.signatures.models import Meaning
+from batchline.signatures.services import SignatureRefused, signing_session_open
+
+from .access import require, signer_posted
+
+APPROVE = "approvals.approve_change"
+KINDS = (TAG_KIND, ENDPOINT_KIND)
+
+
+def open_gateway_changes() -> list[dict[str, Any]]:
+    """Gateway requests waiting for a QA approver, oldest first, as the changes page shows them."""
+    return [
+        {
+            "id": change.pk,
+            "number": change.number,
+            "kind_label": approvals.kind_of(change.kind).label,
+            "summary": change.summary,
+            "reason": change.reason,
+            "requested_by": change.requested_by.printed_name,
+            "requested_at": change.requested_at,
+            "approve_dialog": f"approve-gateway-{change.pk}",
+            "reject_dialog": f"reject-gateway-{change.pk}",
+        }
+        for change in ChangeRequest.objects.filter(kind__in=KINDS, state=RequestState.REQUESTED)
+        .select_related("requested_by")
+        .order_by("requested_at", "id")
+    ]
+
+
+@login_required
+@require_POST
+def gateway_change_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """A QA approver approves a gateway request (in force for the gateway's next start) or rejects it."""
+    from .masterdata_views import _changes_page
+
+    require(request.user, APPROVE)
+    change = get_object_or_404(ChangeRequest, pk=pk, kind__in=KINDS)
+    comment = request.POST.get("signer_comment", "")
+    meaning = {"approve": Meaning.APPROVED, "reject": Meaning.REJECTED}.get(decision)
+    try:
+        if meaning is None:
+            raise approvals.ChangeRefused(f"{decision[:40]!r} is not a decision on a change.")
+        signer = signer_posted(request, meaning)
+        decide = approvals.change_approve if meaning == Meaning.APPROVED else approvals.change_reject
+        decide(actor=Actor.of(request.user, via="web"), signer=signer, request=change, comment=comment)
+    except (approvals.ChangeRefused, SignatureRefused, ReasonRequired) as exc:
+        return _changes_page(
+            request,
+            status=422,
+            refusal=[str(exc)],
+            open_dialog=f"{decision}-gateway-{change.pk}",
+            dialog_messages=[str(exc)],
+        )
+    signing_session_open(signer)
+    word = (
+        "approved: in force at the gateway's next start."
+        if meaning == Meaning.APPROVED
+        else "rejected: nothing changed."
+    )
+    messages.success(request, f"{change.number} {word}")
+    return HttpResponseRedirect(reverse("master_changes"))
