@@ -315,3 +315,21 @@ def test_the_release_binds_what_the_judges_of_the_process_values_said(plant) -> 
         )
     assert approved_record(record_content(batch)) != bound
     assert before["process_values"] == [{"step": "drying", "events": [], "trends": []}]
+
+
+@pytest.mark.req("S95-06", "A11-05")
+def test_a_refused_acknowledgement_on_the_screen_says_why_and_writes_nothing(plant, login) -> None:
+    people, batch = plant
+    inlet = {w.name: w for w in monitoring.watched()}["inlet_temp"]
+    judge(inlet, ["60", "66", "66", "66"])
+    (alarm,) = ProcessAlarm.objects.filter(needs_acknowledgement=True)
+    operator = login(people["operator"])  # logging in is audited: counted from here
+    before = AuditEntry.objects.count()
+    page = operator.post(
+        f"/batches/{batch.number}/steps/drying/acknowledge/", {"alarm": alarm.pk, "comment": "  "}
+    )
+    assert page.status_code == 422
+    text = page.content.decode()
+    assert "Say what was done about the alarm." in text and "Nothing was recorded." in text
+    assert "except this refused attempt" not in text
+    assert AuditEntry.objects.count() == before

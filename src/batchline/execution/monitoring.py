@@ -17,7 +17,6 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import pint
 from django.contrib.auth import get_user_model
@@ -25,8 +24,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batchline.audit.services import Actor, record_create, record_update
+from batchline.recipes.document import monitor_limits
 from batchline.rules.alarms import AlarmLimits, Event, Judged, Level
-from batchline.rules.limits import Range
 from batchline.rules.verdict import Reason, Refused, Verdict
 from batchline.units import UnknownUnit, convert
 
@@ -64,25 +63,6 @@ class Watched:
     limits: AlarmLimits
 
 
-def limits_of(monitor: dict[str, Any]) -> AlarmLimits:
-    """The alarm limits of a monitor as the control recipe froze it."""
-
-    def rng(block: dict[str, Any] | None) -> Range:
-        block = block or {}
-        return Range(
-            Decimal(block["low"]) if block.get("low") is not None else None,
-            Decimal(block["high"]) if block.get("high") is not None else None,
-        )
-
-    return AlarmLimits(
-        action=rng(monitor.get("action")),
-        specification=rng(monitor.get("specification")),
-        deadband=Decimal(str(monitor.get("deadband") or 0)),
-        min_duration=dt.timedelta(seconds=int(monitor.get("min_seconds") or 0)),
-        signal_timeout=dt.timedelta(seconds=int(monitor.get("signal_timeout_seconds") or 30)),
-    )
-
-
 def _unit_of(step: BatchStep, equipment_step: str) -> str:
     """The code of the unit the batch's equipment step identified (its latest, uncorrected value)."""
     value = (
@@ -114,7 +94,7 @@ def watched() -> list[Watched]:
                     label=monitor["label"],
                     unit=monitor["unit"],
                     critical=bool(monitor.get("critical")),
-                    limits=limits_of(monitor),
+                    limits=monitor_limits(monitor),
                 )
             )
     return out

@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 Value = float | int | bool | str
 
 
+class ConfigurationError(ValueError):
+    """A connection or tag an adapter cannot serve as configured; the message says what to write."""
+
+
 class Quality(enum.StrEnum):
     GOOD = "good"
     UNCERTAIN = "uncertain"

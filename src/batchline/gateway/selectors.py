@@ -162,22 +162,21 @@ def last_values(*, endpoint: str | None = None) -> list[TagNow]:
     ]
 
 
-def stale_tags(*, now: dt.datetime, older_than: dt.timedelta) -> list[TagNow]:
-    """Tags whose last value is missing, Bad or Stale, or older than ``older_than`` at ``now``.
+def is_stale(item: TagNow, *, now: dt.datetime, older_than: dt.timedelta) -> bool:
+    """No value, Bad or Stale last, or older than ``older_than`` at ``now``.
 
     Age alone is a weak sign under a deadband (a steady value sends nothing); a source's own
     STALE (an adapter's on death or lost connection) is the strong one.
     """
-    out = []
-    for item in last_values():
-        last = item.last
-        if (
-            last is None
-            or last.quality in (Quality.BAD, Quality.STALE)
-            or now - last.gateway_time > older_than
-        ):
-            out.append(item)
-    return out
+    last = item.last
+    return (
+        last is None or last.quality in (Quality.BAD, Quality.STALE) or now - last.gateway_time > older_than
+    )
+
+
+def stale_tags(*, now: dt.datetime, older_than: dt.timedelta) -> list[TagNow]:
+    """Tags whose last value is missing, Bad or Stale, or too old (:func:`is_stale`)."""
+    return [item for item in last_values() if is_stale(item, now=now, older_than=older_than)]
 
 
 def gateway_statuses() -> list[GatewayStatus]:

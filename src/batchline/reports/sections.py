@@ -9,6 +9,7 @@ never as a bare "none". Read in a fixed number of queries whatever the number of
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from batchline.execution.models import (
@@ -26,6 +27,7 @@ from batchline.lims import selectors as lims
 from batchline.lims.models import LabResult, SampleRequest
 from batchline.materials.models import LabelPrint, LedgerEntry, Movement
 from batchline.rules import canonical
+from batchline.rules.limits import Range
 
 Who = Callable[[Any, Any], dict[str, Any] | None]
 
@@ -145,12 +147,11 @@ def read(
 
 
 def _limits_text(block: dict[str, Any] | None, unit: str) -> str:
-    if not block:
+    """A monitor's limits as the recipe gave them, for a person to read; "" without any."""
+    if not block or (block.get("low") is None and block.get("high") is None):
         return ""
-    low, high = block.get("low"), block.get("high")
-    if low is not None and high is not None:
-        return f"{low}–{high} {unit}"
-    return f"≥ {low} {unit}" if low is not None else f"≤ {high} {unit}"
+    number = {k: Decimal(str(block[k])) if block.get(k) is not None else None for k in ("low", "high")}
+    return Range(number["low"], number["high"]).text(unit)
 
 
 def _process_values(

@@ -71,6 +71,7 @@ def _panel(
     *,
     selected: str | None = None,
     refusal: list[str] | None = None,
+    refusal_recorded: bool = True,
     sign_error: str = "",
     confirm: list[str] | None = None,
     dialog: str = "",
@@ -140,6 +141,7 @@ def _panel(
             "scanned_kinds": step_panels.SCANNED,
             "work_states": gates.BATCH_ACCEPTS_WORK,
             "refusal": refusal or [],
+            "refusal_recorded": refusal_recorded,
             "sign_error": sign_error,
             "confirm": confirm or [],
             "kept": kept,
@@ -304,7 +306,17 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
         return _panel(request, number, selected=key, confirm=reasons, dialog=dialog, status=409)
     except Refused as refused:  # a gate, or input the materials service refused (a weight that is no number)
         reasons = [r.message for r in refused.verdict.reasons]
-        return _panel(request, number, selected=key, refusal=reasons, dialog=dialog, status=422)
+        # A refused acknowledgement changes nothing about the product: it is answered, not recorded.
+        recorded = not isinstance(refused, monitoring.AlarmRefused)
+        return _panel(
+            request,
+            number,
+            selected=key,
+            refusal=reasons,
+            refusal_recorded=recorded,
+            dialog=dialog,
+            status=422,
+        )
     except (SignatureRefused, ReasonRequired) as exc:
         return _panel(request, number, selected=key, sign_error=str(exc), dialog=dialog, status=422)
     if signer is not None and not signer.witness:

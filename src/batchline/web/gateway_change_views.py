@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from batchline.approvals import services as approvals
 from batchline.approvals.models import ChangeRequest, RequestState
-from batchline.audit.services import Actor, ReasonRequired
 from batchline.gateway.services import ENDPOINT_KIND, TAG_KIND
-from batchline.signatures.models import Meaning
-from batchline.signatures.services import SignatureRefused, signing_session_open
 
-from .access import require, signer_posted
+from .access import require
 
 APPROVE = "approvals.approve_change"
 KINDS = (TAG_KIND, ENDPOINT_KIND)
@@ -52,31 +47,14 @@ def open_gateway_changes() -> list[dict[str, Any]]:
 @require_POST
 def gateway_change_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
     """A QA approver approves a gateway request (in force for the gateway's next start) or rejects it."""
-    from .masterdata_views import _changes_page
+    from .masterdata_views import decide_on_changes_page
 
     require(request.user, APPROVE)
     change = get_object_or_404(ChangeRequest, pk=pk, kind__in=KINDS)
-    comment = request.POST.get("signer_comment", "")
-    meaning = {"approve": Meaning.APPROVED, "reject": Meaning.REJECTED}.get(decision)
-    try:
-        if meaning is None:
-            raise approvals.ChangeRefused(f"{decision[:40]!r} is not a decision on a change.")
-        signer = signer_posted(request, meaning)
-        decide = approvals.change_approve if meaning == Meaning.APPROVED else approvals.change_reject
-        decide(actor=Actor.of(request.user, via="web"), signer=signer, request=change, comment=comment)
-    except (approvals.ChangeRefused, SignatureRefused, ReasonRequired) as exc:
-        return _changes_page(
-            request,
-            status=422,
-            refusal=[str(exc)],
-            open_dialog=f"{decision}-gateway-{change.pk}",
-            dialog_messages=[str(exc)],
-        )
-    signing_session_open(signer)
-    word = (
-        "approved: in force at the gateway's next start."
-        if meaning == Meaning.APPROVED
-        else "rejected: nothing changed."
+    return decide_on_changes_page(
+        request,
+        change,
+        decision,
+        dialog="gateway",
+        approved="approved: in force at the gateway's next start.",
     )
-    messages.success(request, f"{change.number} {word}")
-    return HttpResponseRedirect(reverse("master_changes"))

@@ -29,16 +29,15 @@ def gateway(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     # A gateway writes its status every few seconds: one silent for much longer is not running.
     late = dt.timedelta(seconds=max(30.0, 6 * settings.GATEWAY_STATUS_SECONDS))
-    tags = selectors.last_values()
-    stale_keys = {t.tag.pk for t in selectors.stale_tags(now=now, older_than=QUIET)}
+    tags = [(t, selectors.is_stale(t, now=now, older_than=QUIET)) for t in selectors.last_values()]
     return render(
         request,
         "gateway/status.html",
         {
             "gateways": [(g, now - g.updated_at > late) for g in selectors.gateway_statuses()],
             "connections": selectors.connection_statuses(),
-            "tags": [(t, t.tag.pk in stale_keys) for t in tags],
-            "stale_count": len(stale_keys),
+            "tags": tags,
+            "stale_count": sum(stale for _, stale in tags),
             "quiet_minutes": int(QUIET.total_seconds() // 60),
         },
     )

@@ -155,29 +155,10 @@ def _kept(post: Any) -> dict[str, Any]:
 @require_POST
 def master_import_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
     """A QA approver approves an import (every line applied in one transaction) or rejects it."""
-    from .masterdata_views import _changes_page
+    from .masterdata_views import decide_on_changes_page
 
     require(request.user, APPROVE)
     change = get_object_or_404(ChangeRequest, pk=pk, kind=IMPORT_KIND)
-    comment = request.POST.get("signer_comment", "")
-    meaning = {"approve": Meaning.APPROVED, "reject": Meaning.REJECTED}.get(decision)
-    try:
-        if meaning is None:
-            raise approvals.ChangeRefused(f"{decision[:40]!r} is not a decision on a change.")
-        signer = _signer(request, meaning)
-        decide = approvals.change_approve if meaning == Meaning.APPROVED else approvals.change_reject
-        decide(actor=Actor.of(request.user, via="web"), signer=signer, request=change, comment=comment)
-    except (approvals.ChangeRefused, SignatureRefused, ReasonRequired) as exc:
-        return _changes_page(
-            request,
-            status=422,
-            refusal=[str(exc)],
-            open_dialog=f"{decision}-import-{change.pk}",
-            dialog_messages=[str(exc)],
-        )
-    signing_session_open(signer)
-    word = (
-        "approved: every line is in force." if meaning == Meaning.APPROVED else "rejected: nothing changed."
+    return decide_on_changes_page(
+        request, change, decision, dialog="import", approved="approved: every line is in force."
     )
-    messages.success(request, f"{change.number} {word}")
-    return HttpResponseRedirect(reverse("master_changes"))

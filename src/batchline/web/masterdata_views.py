@@ -611,6 +611,33 @@ def master_changes(request: HttpRequest) -> HttpResponse:
     return _changes_page(request)
 
 
+def decide_on_changes_page(
+    request: HttpRequest, change: ChangeRequest, decision: str, *, dialog: str, approved: str
+) -> HttpResponse:
+    """A QA approver's signed approval or rejection of a request listed on the requests page (an
+    import, a gateway change); a refusal shows the page again with the dialog open and why."""
+    comment = request.POST.get("signer_comment", "")
+    meaning = {"approve": Meaning.APPROVED, "reject": Meaning.REJECTED}.get(decision)
+    try:
+        if meaning is None:
+            raise approvals.ChangeRefused(f"{decision[:40]!r} is not a decision on a change.")
+        signer = signer_posted(request, meaning)
+        decide = approvals.change_approve if meaning == Meaning.APPROVED else approvals.change_reject
+        decide(actor=Actor.of(request.user, via="web"), signer=signer, request=change, comment=comment)
+    except (approvals.ChangeRefused, SignatureRefused, ReasonRequired) as exc:
+        return _changes_page(
+            request,
+            status=422,
+            refusal=[str(exc)],
+            open_dialog=f"{decision}-{dialog}-{change.pk}",
+            dialog_messages=[str(exc)],
+        )
+    signing_session_open(signer)
+    word = approved if meaning == Meaning.APPROVED else "rejected: nothing changed."
+    messages.success(request, f"{change.number} {word}")
+    return HttpResponseRedirect(reverse("master_changes"))
+
+
 @login_required
 @require_POST
 def master_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from batchline.gateway.readings import (
+    ConfigurationError,
     Connection,
     ConnectionState,
     Emit,
@@ -50,10 +51,6 @@ from batchline.gateway.readings import (
 log = logging.getLogger(__name__)
 
 QUALITIES = {"good": Quality.GOOD, "uncertain": Quality.UNCERTAIN, "bad": Quality.BAD}
-
-
-class ConfigurationError(ValueError):
-    pass
 
 
 class Refused(ValueError):

@@ -33,7 +33,15 @@ import aiomqtt
 
 from batchline.gateway.protocols.sparkplug import codec
 from batchline.gateway.protocols.sparkplug.session import Device, EdgeNode, Outcome
-from batchline.gateway.readings import Connection, ConnectionState, Emit, Protocol, TagSpec, now
+from batchline.gateway.readings import (
+    ConfigurationError,
+    Connection,
+    ConnectionState,
+    Emit,
+    Protocol,
+    TagSpec,
+    now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +53,6 @@ DEFAULTS = {
     "reconnect_min_ms": "500",
     "reconnect_max_ms": "30000",
 }
-
-
-class ConfigurationError(ValueError):
-    pass
 
 
 def broker_of(endpoint: str) -> tuple[str, int, tuple[str, ...]]:
