@@ -238,3 +238,14 @@ def test_the_archive_verifier_imports_only_the_standard_library_rules_and_keys()
             or name == "batchline"  # from batchline import keys
         ), name
     assert "from batchline import keys" in (SRC / "reports" / "verify.py").read_text()
+
+
+def test_the_execution_engine_is_split_by_command() -> None:
+    # Issue 15: execution/services.py had grown to a thousand lines; each command now lives in the
+    # module of its command and services.py only names them for callers. A module past ~500 lines
+    # is the sign to split again, before a new step kind is added to it.
+    for path in (SRC / "execution").glob("*.py"):
+        lines = len(path.read_text().splitlines())
+        assert lines <= 520, f"execution/{path.name} has {lines} lines"
+    facade = (SRC / "execution" / "services.py").read_text()
+    assert "def " not in facade, "execution/services.py names the commands; it defines none"

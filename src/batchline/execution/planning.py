@@ -27,7 +27,7 @@ from batchline.rules import states
 
 from . import identify, raising, rows
 from .models import Batch, BatchState, Severity
-from .services import ExecutionRefused, _refuse
+from .refusals import ExecutionRefused, refuse
 
 # Nothing has been executed: a batch not yet started on the floor.
 NOT_STARTED = (BatchState.CREATED, BatchState.RELEASED)
@@ -45,24 +45,24 @@ def batch_replan(*, actor: Actor, batch: Batch, planned_quantity: Decimal, reaso
     if not reason.strip():
         raise ReasonRequired("Say why the planned quantity changes.")
     if not planned_quantity.is_finite() or planned_quantity <= 0:
-        raise _refuse("QUANTITY", "The planned quantity must be a number more than zero.")
+        raise refuse("QUANTITY", "The planned quantity must be a number more than zero.")
     if planned_quantity >= Decimal("1e12") or planned_quantity != planned_quantity.quantize(
         Decimal("0.000001")
     ):
-        raise _refuse(
+        raise refuse(
             "QUANTITY", "The planned quantity has at most 12 digits before and 6 after the decimal mark."
         )
     with transaction.atomic():
         locked = _locked(batch)
         if locked.state != BatchState.CREATED:
-            raise _refuse(
+            raise refuse(
                 "BATCH_NOT_CREATED",
                 f"Batch {locked.number} is {states.LABELS[locked.state]}: its planned quantity changes only "
                 "before the supervisor releases it to the floor.",
             )
         ratio = planned_quantity / locked.nominal_quantity
         if not Decimal("0.000001") <= ratio <= Decimal("1000000"):
-            raise _refuse(
+            raise refuse(
                 "QUANTITY",
                 f"{planned_quantity} {locked.unit} is out of proportion to the recipe's batch size of "
                 f"{locked.nominal_quantity.normalize():f} {locked.unit}.",
@@ -84,13 +84,13 @@ def batch_cancel(*, actor: Actor, batch: Batch, reason: str) -> Batch:
     with transaction.atomic():
         locked = _locked(batch)
         if locked.state not in NOT_STARTED:
-            raise _refuse(
+            raise refuse(
                 "BATCH_STARTED",
                 f"Batch {locked.number} is {states.LABELS[locked.state]}: a batch the floor has begun is not "
                 "cancelled by the planner; a supervisor holds or aborts it, with a signature.",
             )
         if locked.steps.exclude(state="pending").exists():
-            raise _refuse(
+            raise refuse(
                 "BATCH_STARTED",
                 f"Batch {locked.number} has steps begun: it is not cancelled by the planner; a supervisor "
                 "holds or aborts it, with a signature.",

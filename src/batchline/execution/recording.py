@@ -4,7 +4,7 @@ reconcile and examine labels, and print a sample's or an output container's labe
 Each is one transaction under the batch's lock, like a scan or a weighing: the batch must be
 running or released and not stopped by a blocking exception, the person must hold the step's
 role, the step must be running. A refusal writes nothing but its own record for QA
-(``services._records_refusal``); an accepted action writes its record with its audit entries,
+(``refusals.records_refusal``); an accepted action writes its record with its audit entries,
 appended together at the end of the block.
 """
 
@@ -28,7 +28,8 @@ from batchline.rules.verdict import Refused, Verdict
 
 from . import dispensing, labelling, producing, rows, sampling
 from .models import Batch, LabelExamination, LabelIssue, LabelReconciliation, Sample, SampleLabelPrint
-from .services import ExecutionRefused, _person, _records_refusal, step_open
+from .refusals import ExecutionRefused, person_of, records_refusal
+from .snapshots import step_open
 
 
 def _done(verdict: Verdict, found: Any) -> Any:
@@ -38,7 +39,7 @@ def _done(verdict: Verdict, found: Any) -> Any:
 
 
 @registered_station_only
-@_records_refusal
+@records_refusal
 def step_sample(
     *, actor: Actor, user: Any, batch: Batch, step_key: str, source: str, quantity: str, position: str = ""
 ) -> Sample:
@@ -52,36 +53,36 @@ def step_sample(
             source=source,
             position=position[:200],
             quantity=quantity,
-            person=_person(actor),
+            person=person_of(actor),
         )
         return _done(verdict, sample)
 
 
 @registered_station_only
-@_records_refusal
+@records_refusal
 def step_produce(*, actor: Actor, user: Any, batch: Batch, step_key: str, quantity: str) -> Container:
     """Record one container of the batch's output on a produce step (GEN-01)."""
     with transaction.atomic(), audit_together():
         snap, step = step_open(actor, user, batch, step_key)
-        _person(actor)
+        person_of(actor)
         verdict, made = producing.produce(actor=actor, batch=snap.batch, step=step, quantity=quantity)
         return _done(verdict, made)[0]
 
 
 @registered_station_only
-@_records_refusal
+@records_refusal
 def labels_issue(*, actor: Actor, user: Any, batch: Batch, step_key: str, quantity: str) -> LabelIssue:
     """Issue labels to a labelling step: their content from the records and a specimen (211.125, 211.130)."""
     with transaction.atomic(), audit_together():
         snap, step = step_open(actor, user, batch, step_key)
         verdict, row = labelling.issue(
-            actor=actor, batch=snap.batch, step=step, quantity=quantity, person=_person(actor)
+            actor=actor, batch=snap.batch, step=step, quantity=quantity, person=person_of(actor)
         )
         return _done(verdict, row)
 
 
 @registered_station_only
-@_records_refusal
+@records_refusal
 def labels_reconcile(
     *, actor: Actor, user: Any, batch: Batch, step_key: str, applied: str, destroyed: str, returned: str
 ) -> LabelReconciliation:
@@ -95,13 +96,13 @@ def labels_reconcile(
             applied=applied,
             destroyed=destroyed,
             returned=returned,
-            person=_person(actor),
+            person=person_of(actor),
         )
         return _done(verdict, row)
 
 
 @registered_station_only
-@_records_refusal
+@records_refusal
 def labels_examine(
     *,
     actor: Actor,
@@ -122,7 +123,7 @@ def labels_examine(
             results=results,
             units=units,
             comment=comment,
-            person=_person(actor),
+            person=person_of(actor),
         )
         return _done(verdict, row)
 
@@ -135,7 +136,7 @@ def _print_count(reprint: bool, reason: str, what: str) -> None:
 @registered_station_only
 def sample_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:
     """Print (or reprint, with a reason) a sample's label, from the sample's record; logged (LBL-02)."""
-    person = _person(actor)
+    person = person_of(actor)
     with transaction.atomic():
         locked = rows.lock_batch(batch.pk)
         sample = (
@@ -186,7 +187,7 @@ def sample_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "
 def dispensed_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:
     """Print (or reprint, with a reason) the label of a container weighed out for this batch
     (21 CFR 211.101(b)(4), WD-07): material, lot, weight, the batch it is for, who weighed it; logged."""
-    _person(actor)
+    person_of(actor)
     container = (
         Container.objects.select_related("lot__material")
         .filter(code=code, dispensed_for=batch.number, source__isnull=False)
@@ -212,7 +213,7 @@ def dispensed_label_print(*, actor: Actor, batch: Batch, code: str, reason: str 
 @registered_station_only
 def output_label_print(*, actor: Actor, batch: Batch, code: str, reason: str = "") -> bytes:
     """Print (or reprint, with a reason) the label of a container of this batch's output; logged (LBL-02)."""
-    _person(actor)
+    person_of(actor)
     container = (
         Container.objects.select_related("lot__material")
         .filter(code=code, lot__produced_by_batch=batch.number)

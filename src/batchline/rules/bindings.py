@@ -48,7 +48,7 @@ BOUND_FIELDS = (
     "witness",
 )
 
-# The audit actions that write a step value (``execution.services._write_value``).
+# The audit actions that write a step value (``execution.entries.write_value``).
 VALUE_WRITES = frozenset({"record", "correct", "create"})
 
 # Review stages whose batch update is the stage itself (its state), not a change to the record.
