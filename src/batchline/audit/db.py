@@ -37,6 +37,7 @@ APPEND_ONLY_TABLES = (
     "execution_labelexamination",
     "lims_samplerequest",
     "lims_labresult",
+    "execution_instrumentreading",
 )
 
 _PG_FUNCTION = """

@@ -19,6 +19,7 @@ from batchline.signatures.models import Meaning
 from batchline.signatures.services import VerifiedSigner, signature_apply
 
 from . import (
+    instruments,
     prompts,
     raising,
     yields,
@@ -42,6 +43,7 @@ def value_correct(
     reason: str,
     signer: VerifiedSigner,
     confirm_out_of_specification: bool = False,
+    witness: VerifiedSigner | None = None,
 ) -> StepValue:
     """Correct a recorded value: a new entry that points at the original, with reason and signature (DI-05).
 
@@ -80,6 +82,9 @@ def value_correct(
             reasons.append(
                 Reason("NO_SUCH_VALUE", f"Step “{step.title}” has no recorded value {name!r} to correct.")
             )
+        if definition is not None and definition.get("device"):
+            # Typed in place of the machine's reading: a second person confirms it (instruments).
+            reasons += instruments.witness_reasons(witness, signer.user.pk, reason, definition["label"])
         if reasons:
             raise ExecutionRefused(Verdict(tuple(reasons)))
         assert definition is not None and original is not None
@@ -96,7 +101,7 @@ def value_correct(
             step,
             actor=actor,
             definition=definition,
-            source="entered",
+            source="manual" if definition.get("device") else "entered",
             text=new_text,
             number=number,
             factor=snap.batch.ratio,
@@ -142,6 +147,9 @@ def value_correct(
                     step=s,
                     message=f"“{s.title}” must be verified again: {definition['label']} was corrected after its verification.",
                 )
+        if definition.get("device"):
+            assert witness is not None
+            instruments.witness_sign(corrected, witness, actor=actor, reason=reason)
         signature_apply(
             signer=signer,
             meaning=Meaning.PERFORMED,

@@ -122,9 +122,12 @@ class StepValue(AuditedModel):
             ("calculated", "calculated"),
             ("measured", "measured"),
             ("laboratory", "laboratory"),
+            ("device", "device"),
+            ("manual", "manual"),
         ],
-        help_text="typed, computed by a formula, measured by the system (a timer's duration), or the "
-        "laboratory's result of a sample the step waits for",
+        help_text="typed, computed by a formula, measured by the system (a timer's duration), the "
+        "laboratory's result of a sample the step waits for, read from a machine through the gateway "
+        "(device), or typed in place of that reading with a reason and a witness (manual)",
     )
     text = models.CharField(max_length=2000, help_text="as entered, or the calculated number as text")
     number = models.DecimalField(max_digits=28, decimal_places=9, null=True, blank=True)
@@ -158,6 +161,31 @@ class StepValue(AuditedModel):
 
     def __str__(self) -> str:
         return f"{self.name} = {self.text} {self.unit}".rstrip()
+
+
+class InstrumentReading(AuditedModel):
+    """Where a value read from a machine came from (execution/instruments.py): the reading the
+    gateway stored, as it came, beside the value recorded in the recipe's unit. Append-only."""
+
+    value = models.OneToOneField(StepValue, on_delete=models.PROTECT, related_name="reading")
+    equipment = models.CharField(max_length=40, help_text="the unit's code")
+    parameter = models.CharField(max_length=200)
+    protocol = models.CharField(max_length=20)
+    endpoint = models.TextField()
+    tag = models.TextField()
+    raw = models.CharField(max_length=200, help_text="the value as the device sent it")
+    raw_unit = models.CharField(max_length=30, blank=True, help_text="the unit it came in")
+    quality = models.CharField(max_length=10)
+    status = models.TextField(blank=True, help_text="the device's own status code, as it came")
+    source_time = models.DateTimeField(null=True, help_text="the device's time, when it sent one")
+    gateway_time = models.DateTimeField(help_text="when the gateway received it")
+    key = models.CharField(max_length=32, help_text="the stored reading's key (hex)")
+
+    class Meta:
+        ordering = ["value"]
+
+    def __str__(self) -> str:
+        return f"{self.equipment} {self.tag} = {self.raw} {self.raw_unit}".rstrip()
 
 
 class Severity(models.TextChoices):

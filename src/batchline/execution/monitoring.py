@@ -63,7 +63,7 @@ class Watched:
     limits: AlarmLimits
 
 
-def _unit_of(step: BatchStep, equipment_step: str) -> str:
+def unit_of(step: BatchStep, equipment_step: str) -> str:
     """The code of the unit the batch's equipment step identified (its latest, uncorrected value)."""
     value = (
         StepValue.objects.filter(step__batch_id=step.batch_id, step__key=equipment_step, name="equipment")
@@ -79,7 +79,7 @@ def watched() -> list[Watched]:
     out = []
     for step in BatchStep.objects.filter(state=StepState.RUNNING).select_related("batch").order_by("id"):
         for monitor in step.spec.get("monitors") or []:
-            code = _unit_of(step, monitor["equipment"])
+            code = unit_of(step, monitor["equipment"])
             if not code or step.started_at is None:
                 continue
             out.append(
@@ -232,7 +232,7 @@ def trends_freeze(*, actor: Actor, step: BatchStep, now: dt.datetime) -> list[Pr
     start = step.started_at or now
     span = max((now - start).total_seconds(), 1.0)
     for monitor in step.spec.get("monitors") or []:
-        unit = _unit_of(step, monitor["equipment"])
+        unit = unit_of(step, monitor["equipment"])
         points = series_source(unit, monitor["name"], start, now) if series_source and unit else []
         buckets: dict[int, list[Decimal]] = {}
         usable = 0

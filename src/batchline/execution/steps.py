@@ -34,6 +34,7 @@ from . import (
     charging,
     dispensing,
     identify,
+    instruments,
     labelling,
     monitoring,
     producing,
@@ -118,6 +119,8 @@ def step_complete(
         # Read once, and only when a typed number needs it (a prompt completion costs no statement).
         notation = functools.cache(configuration.notation)
         for inp in definition.get("inputs", []):
+            if inp.get("device"):  # read from the machine, never typed here (instruments.completion)
+                continue
             raw = entries.get(inp["name"], "")
             if isinstance(raw, str) and not raw.strip():
                 if inp.get("required", True):
@@ -138,6 +141,9 @@ def step_complete(
         reasons += identify.completion_reasons(step)
         reasons += dispensing.completion_reasons(step)
         reasons += monitoring.completion_reasons(step)
+        step.batch = snap.batch
+        device_reasons, readings = instruments.completion(step, entries, now)
+        reasons += device_reasons
         if step.kind in steprecords.KINDS:
             step.batch = snap.batch
             reasons += sampling.completion_reasons(step)
@@ -172,6 +178,8 @@ def step_complete(
                     number=number,
                     factor=snap.batch.ratio,
                 )
+            for inp, found, number in readings:
+                instruments.record_reading(step, inp, found, number, actor=actor, factor=snap.batch.ratio)
             measured = write_measured(step, definition, actor=actor, factor=snap.batch.ratio, now=now)
             if definition.get("calculations"):
                 values = current_values(snap.batch)
@@ -348,11 +356,18 @@ def step_dispense(
 def step_content(step: BatchStep) -> dict[str, Any]:
     """What a step signature binds to: the step, every value recorded on it (corrections included) and
     the records of its own (samples, output, labels: ``steprecords``), as ``rules.bindings`` reads them."""
+    rows = list(step.values.order_by("id").values_list("id", "name", "text", "unit", "corrects_id", "source"))
+    readings = instruments.readings_of(pk for pk, *_rest, source in rows if source == "device")
     values = [
-        {"id": pk, "name": name, "text": text, "unit": unit, "corrects": corrects}
-        for pk, name, text, unit, corrects in step.values.order_by("id").values_list(
-            "id", "name", "text", "unit", "corrects_id"
-        )
+        {
+            "id": pk,
+            "name": name,
+            "text": text,
+            "unit": unit,
+            "corrects": corrects,
+            "reading": readings.get(pk),
+        }
+        for pk, name, text, unit, corrects, _source in rows
     ]
     records = steprecords.step_records(step) if step.kind in steprecords.KINDS else []
     return bindings.step_content(step.batch.number, step.key, values, records)

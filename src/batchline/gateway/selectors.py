@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from django.db.models import Max, OuterRef, Q, Subquery
 
+from batchline.execution.instruments import DeviceValue
+
 from .models import ConnectionStatus, Endpoint, GatewayStatus, StoredReading, Tag
 from .readings import Connection, Protocol, Quality, TagSpec
 
@@ -210,3 +212,74 @@ def parameter_series(
         # The unit the reading came with; the tag's configured one where the adapter gave none.
         out.append((row.at, row.value_num if usable else None, row.unit_of_measure or configured[row.tag]))
     return out
+
+
+def device_value(unit: str, parameter: str) -> DeviceValue | None:
+    """The latest stored observation of a unit's parameter, for an input read from the machine
+    (execution.instruments): None when no active tag carries the parameter on that unit.
+
+    Two or three queries: the tags, their latest reading (of the last day: a reading older than
+    that is no current value, and on PostgreSQL the query stays in the recent partitions), and
+    whether its connection is reported alive now.
+    """
+    tags = list(
+        Tag.objects.filter(
+            equipment__code=unit, name=parameter, retired_at__isnull=True, endpoint__retired_at__isnull=True
+        ).select_related("endpoint")
+    )
+    if not tags:
+        return None
+    configured = {(t.endpoint.address, t.tag): t for t in tags}
+    which = Q()
+    for address, tag in configured:
+        which |= Q(endpoint=address, tag=tag)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    row = (
+        StoredReading.objects.filter(which, unit=unit, historical=False, at__gte=since)
+        .order_by("-at", "-gateway_time", "-sequence")
+        .first()
+    )
+    first = tags[0]
+    if row is None:
+        # Configured, nothing read lately: a reading that is not there, Stale.
+        return DeviceValue(
+            equipment=unit,
+            parameter=parameter,
+            protocol=first.endpoint.protocol,
+            endpoint=first.endpoint.address,
+            tag=first.tag,
+            number=None,
+            raw="",
+            unit=first.unit_of_measure,
+            quality=Quality.STALE,
+            status="nothing stored in the last day",
+            source_time=None,
+            gateway_time=since,
+            key="",
+            alive_at=None,
+        )
+    point = _point(row)
+    alive = (
+        ConnectionStatus.objects.filter(protocol=row.protocol, endpoint=row.endpoint, connected=True)
+        .order_by("-updated_at")
+        .values_list("updated_at", flat=True)
+        .first()
+    )
+    usable = point.usable and row.value_type in ("f", "i")
+    tag = configured.get((row.endpoint, row.tag), first)
+    return DeviceValue(
+        equipment=unit,
+        parameter=parameter,
+        protocol=row.protocol,
+        endpoint=row.endpoint,
+        tag=row.tag,
+        number=float(row.value_num) if usable and row.value_num is not None else None,
+        raw="" if point.value is None else str(point.value),
+        unit=row.unit_of_measure or tag.unit_of_measure,
+        quality=str(point.quality),
+        status=row.status,
+        source_time=row.source_time,
+        gateway_time=row.gateway_time,
+        key=bytes(row.key).hex(),
+        alive_at=alive,
+    )

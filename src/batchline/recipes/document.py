@@ -67,6 +67,21 @@ class Limits(Strict):
         return Range(self.low, self.high)
 
 
+class FromDevice(Strict):
+    """An input read from the machine instead of typed (issue 15): the equipment gateway's latest
+    value of the tag that carries ``parameter`` (the input's own name when not given) on the unit
+    the ``equipment`` step identified. The operator takes the reading, or the step takes it when it
+    completes; a value typed instead needs a reason and a second person (execution/instruments.py).
+    """
+
+    equipment: Key = Field(description="the equipment identification step whose unit is read")
+    parameter: Key | None = Field(default=None, description="the tag's parameter; default: the input's name")
+    max_age_seconds: int = Field(
+        default=60, ge=1, le=86400, description="a reading older than this is not taken"
+    )
+    at_completion: bool = Field(default=False, description="the step takes the reading when it completes")
+
+
 class Input(Strict):
     name: Key
     label: ShortText
@@ -80,6 +95,15 @@ class Input(Strict):
     critical: bool = False
     scales: bool = Field(default=False, description="target and limits scale with the planned batch size")
     required: bool = True
+    device: FromDevice | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_device(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A recipe written before inputs were read from machines reads, compares and hashes as before.
+        data: dict[str, Any] = handler(self)
+        if data.get("device") is None:
+            data.pop("device", None)
+        return data
 
 
 class Calculation(Strict):
@@ -643,6 +667,12 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                 gated = free_text_identity(inp)
                 if gated:
                     problems.append(Problem((*where, "type"), gated))
+                if inp.device is not None and inp.type != "number":
+                    problems.append(
+                        Problem(
+                            (*where, "device"), f"{inp.name!r} is read from a machine: its type is number"
+                        )
+                    )
             for i, calc in enumerate(step.calculations):
                 problems += _check_value_def(calc, (*here, "calculations", i), value_names, step.key)
             if step.timer and step.timer.record:
@@ -690,6 +720,17 @@ def check_meaning(doc: RecipeDocument) -> list[Problem]:
                         Problem(
                             ("operations", o, "steps", s, "monitors", i, "equipment"),
                             f"{monitor.name!r} is read from the unit of {monitor.equipment!r}, which must be "
+                            "an equipment identification step that comes before it",
+                        )
+                    )
+            for i, inp in enumerate(step.inputs):
+                if inp.device is not None and (
+                    kinds.get(inp.device.equipment) != "equipment_id" or inp.device.equipment not in earlier
+                ):
+                    problems.append(
+                        Problem(
+                            ("operations", o, "steps", s, "inputs", i, "device", "equipment"),
+                            f"{inp.name!r} is read from the unit of {inp.device.equipment!r}, which must be "
                             "an equipment identification step that comes before it",
                         )
                     )

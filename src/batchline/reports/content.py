@@ -29,6 +29,7 @@ from batchline.audit.models import AuditEntry
 from batchline.configuration import selectors as configuration
 from batchline.configuration.models import ConfigVersion
 from batchline.equipment.models import LogbookEntry, Site
+from batchline.execution import instruments
 from batchline.execution.models import Batch
 from batchline.execution.scaling import Ratio, limits_text, target_text
 from batchline.execution.selectors import StepScreen, ValueRow, batch_screen
@@ -124,17 +125,24 @@ def _limits(definition: dict[str, Any], ratio: Ratio, notation: Notation) -> dic
     }
 
 
-def _values(s: StepScreen, ratio: Ratio, who: Who, notation: Notation) -> list[dict[str, Any]]:
+def _values(
+    s: StepScreen, ratio: Ratio, who: Who, notation: Notation, readings: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Every value of a step, originals before their corrections, each with its limits."""
     defs = {d["name"]: dict(d) for d in recorded_values(s.definition)}
     out = []
     for row in s.rows:
-        out.extend(_row(row, defs.get(row.value.name, {}), ratio, who, notation))
+        out.extend(_row(row, defs.get(row.value.name, {}), ratio, who, notation, readings))
     return out
 
 
 def _row(
-    row: ValueRow, definition: dict[str, Any], ratio: Ratio, who: Who, notation: Notation
+    row: ValueRow,
+    definition: dict[str, Any],
+    ratio: Ratio,
+    who: Who,
+    notation: Notation,
+    readings: dict[int, dict[str, Any]],
 ) -> list[dict[str, Any]]:
     limits = _limits(definition, ratio, notation)
     chain = [row.value, *row.corrections]
@@ -165,6 +173,8 @@ def _row(
                 # The marker the document prints: this entry was replaced by a later one.
                 "changed_after_entry": i < len(chain) - 1,
                 "current": i == len(chain) - 1,
+                # Read from a machine: where it came from (execution/instruments.py), as signed.
+                **({"reading": readings[v.pk]} if v.pk in readings else {}),
             }
         )
     return out
@@ -178,6 +188,7 @@ def _step(
     who: Who,
     records: list[dict[str, Any]],
     notation: Notation,
+    readings: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
     d = s.definition
     step = s.step
@@ -208,7 +219,7 @@ def _step(
         "completed_by": who(step.completed_by, step.completed_at),
         "verified_at": _at(step.verified_at),
         "verified_by": who(step.verified_by, step.verified_at),
-        "values": _values(s, ratio, who, notation),
+        "values": _values(s, ratio, who, notation, readings),
         "signatures": [_signature(x) for x in s.signatures],
         "materials": materials,
         "equipment": equipment,
@@ -325,6 +336,10 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
     )
     signatures = _batch_signatures(screen, quality, [e.pk for e in ledger if e.kind == Movement.DESTROY])
     step_records = records_of(number, [(s.step.pk, s.step.key, s.step.kind) for s in screen.steps])
+    read = instruments.reading_rows(
+        v.pk for s in screen.steps for r in s.rows for v in [r.value, *r.corrections] if v.source == "device"
+    )
+    readings = {pk: instruments.provenance_of(r) for pk, r in read.items()}
 
     record_ids: dict[str, set[str]] = {
         "execution.batch": {str(batch.pk)},
@@ -345,6 +360,7 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
         "materials.container": {str(c.pk) for c in dispensed},
         "materials.labelprint": {str(p.pk) for p in labels},
         "equipment.logbookentry": {str(e.pk) for e in logbook},
+        "execution.instrumentreading": {str(r.pk) for r in read.values()},
     }
     build_sections, kind_ids = sections.read(
         batch,
@@ -499,6 +515,7 @@ def record_content(batch: Batch, *, now: Any = None, with_status: bool = True) -
                 who,
                 step_records.get(s.step.pk, []),
                 notation,
+                readings,
             )
             for s in screen.steps
         ],

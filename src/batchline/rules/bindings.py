@@ -141,6 +141,9 @@ def step_content(
                 "text": v["text"],
                 "unit": v["unit"],
                 "corrects": v["corrects"],
+                # A value read from a machine binds where it came from (execution.instruments); a value
+                # without one binds exactly what it bound before readings existed.
+                **({"reading": dict(v["reading"])} if v.get("reading") else {}),
             }
             for v in sorted(values, key=lambda v: v["id"])
         ],
@@ -544,7 +547,10 @@ def _approved_step(step: Mapping[str, Any]) -> dict[str, Any]:
     (as its signatures bind them; a step without records reads as it did before they existed)."""
     out: dict[str, Any] = {
         "key": step["key"],
-        "values": [_pick(v, "value") for v in sorted(step["values"], key=lambda v: v["id"])],
+        "values": [
+            {**_pick(v, "value"), **({"reading": dict(v["reading"])} if v.get("reading") else {})}
+            for v in sorted(step["values"], key=lambda v: v["id"])
+        ],
     }
     if step.get("records"):
         out["records"] = sorted(step["records"], key=lambda r: (str(r["type"]), r["id"]))

@@ -98,6 +98,10 @@ TYPES: dict[str, ExceptionType] = {
         _t("LATE_ENTRY", "data", "late entry", "low"),
         _t("CORRECTION", "data", "correction after entry", "medium"),
         _t("MANUAL_WEIGHT_ENTRY", "data", "manual weight entry", "medium"),
+        # An input read from a machine typed by hand instead, with a reason and a witness
+        # (execution/instruments.py); a reading taken with Uncertain quality.
+        _t("MANUAL_READING_ENTRY", "data", "manual entry of a device reading", "medium"),
+        _t("READING_UNCERTAIN", "device", "device reading of uncertain quality", "low"),
         # signatures
         _t("VERIFICATION_VOID", "signature", "signature voided by a correction", "medium"),
         # devices
@@ -154,6 +158,11 @@ for _codes, _cat, _kind, _subject in [
             # process values from the machine (execution/monitoring.py)
             "ALARM_UNACKNOWLEDGED",
             "PROCESS_VALUE_NOT_READ",
+            # inputs read from a machine (execution/instruments.py)
+            "NOT_FROM_DEVICE",
+            "READ_FROM_DEVICE",
+            "READING_NOT_TAKEN",
+            "READING_TAKEN",
         ),
         "process",
         "out-of-sequence attempt",
@@ -203,6 +212,12 @@ for _codes, _cat, _kind, _subject in [
             "MACHINE_NOT_READY",
             "MACHINE_IN_MAINTENANCE",
             "MACHINE_STATE_UNKNOWN",
+            # a reading the gateway cannot give for an input read from the machine
+            "NO_GATEWAY",
+            "NO_READING",
+            "READING_NOT_USABLE",
+            "READING_NOT_CURRENT",
+            "READING_UNIT",
         ),
         "resource",
         "equipment condition failed",

@@ -200,6 +200,7 @@ def lean_record(batch: Any) -> dict[str, Any]:
 
     from batchline.audit.models import AuditEntry
     from batchline.equipment.models import LogbookEntry
+    from batchline.execution.instruments import readings_of
     from batchline.execution.models import Batch, BatchException, BatchStep, ExceptionDisposition, StepValue
     from batchline.execution.steprecords import records_of
     from batchline.materials.models import Consumption, Container, LabelPrint, LedgerEntry
@@ -253,6 +254,8 @@ def lean_record(batch: Any) -> dict[str, Any]:
         .objects.filter(pk__in={r[9] for r in rows if r[9] is not None})
         .values_list("id", "username", "full_name", "first_name", "last_name")
     }
+    # Where a value read from a machine came from, as the step's signatures bind it.
+    readings = readings_of(r[0] for r in rows if r[5] == "device")
     for pk, step_id, name, text, unit, source, corrects, reason, at, user_id in rows:
         by_step[step_id]["values"].append(
             {
@@ -265,6 +268,7 @@ def lean_record(batch: Any) -> dict[str, Any]:
                 "reason": reason,
                 "entered_at": at,  # a date-time: rules.bindings reads both forms
                 "entered_by": people.get(user_id),
+                **({"reading": readings[pk]} if pk in readings else {}),
             }
         )
     dispositions = {
