@@ -159,6 +159,11 @@ urlpatterns = [
     path("batches/<str:number>/command/<str:command>/", execution.batch_action, name="batch_action"),
     path("batches/<str:number>/steps/<str:key>/<str:action>/", execution.step_action, name="step_action"),
     path(
+        "batches/<str:number>/steps/<str:key>/device/<str:name>/",
+        execution.device_reading,
+        name="device_reading",
+    ),
+    path(
         "batches/<str:number>/steps/<str:key>/record/<str:action>/",
         step_records.record_action,
         name="step_record",

@@ -63,6 +63,12 @@ operations:
 
 @pytest.fixture
 def lod():
+    return make_lod_plant()
+
+
+def make_lod_plant():
+    """The recipe made effective, the dryer's PLC and its two tags configured (request and approval), a
+    batch with the dryer identified and the reading step running."""
     people = {
         "author": make_user("author", ["recipe_author"]),
         "approver": make_user("approver", ["qa_approver"]),

@@ -381,11 +381,28 @@ def test_the_routes_no_form_reaches_answer_bad_input_without_a_server_error(rout
         "fmt": "pdf",
         "action": "dispense",
     }
-    url = "/" + re.sub(r"<[^:>]+:([^>]+)>", lambda m: fills.get(m.group(1), "1"), route)
-    for what in ["7" * 100_000, "C-000001\x1b", *BAD_NUMBERS]:
-        fields = [
-            (n, what)
-            for n in ("source", "scale", "manual_weight", "manual_unit", "reason", "code", "username")
-        ]
-        status, _ = post(client, url, [*fields, ("signer_password", DEMO_PASSWORD)])
-        assert status < 500, (url, what[:20], status)
+    # The step actions besides a weighing: an input's reading taken or typed with a witness, a correction.
+    actions = ["dispense", "reading", "reading_manual", "correct"] if "<str:action>" in route else [None]
+    for action in actions:
+        filled = {**fills, "action": action or fills["action"]}
+        url = "/" + re.sub(r"<[^:>]+:([^>]+)>", lambda m, f=filled: f.get(m.group(1), "1"), route)
+        for what in ["7" * 100_000, "C-000001\x1b", *BAD_NUMBERS]:
+            fields = [
+                (n, what)
+                for n in (
+                    "source",
+                    "scale",
+                    "manual_weight",
+                    "manual_unit",
+                    "reason",
+                    "code",
+                    "username",
+                    "name",
+                    "text",
+                )
+            ]
+            # The witness signs as themselves, like the performer: the point is the other input.
+            witness = [("witness_username", "supervisor"), ("witness_password", DEMO_PASSWORD)]
+            sent = [*fields, ("signer_password", DEMO_PASSWORD), *witness]
+            status, _ = post(client, url, sent)
+            assert status < 500, (url, what[:20], status)

@@ -124,6 +124,21 @@ class StepScreen:
         return list(ProcessAlarm.objects.filter(step=self.step).select_related("acknowledged_by"))
 
     @property
+    def typed_inputs(self) -> list[InputView]:
+        """The inputs a person types at completion (an input read from a machine is taken instead)."""
+        return [i for i in self.inputs if not i.definition.get("device")]
+
+    @property
+    def readings_open(self) -> list[InputView]:
+        """The inputs read from a machine that have no value yet (execution/instruments.py)."""
+        return [i for i in self.inputs if i.definition.get("device") and not i.row]
+
+    @property
+    def corrects_readings(self) -> bool:
+        """Whether a value it can correct was read from a machine: its correction needs a second person."""
+        return any(i.definition.get("device") for i in self.correctable)
+
+    @property
     def correctable(self) -> list[InputView]:
         """The entered values a correction can replace (a scan or a weighing is not typed again)."""
         return [i for i in self.inputs if i.row]

@@ -125,6 +125,23 @@ def _limits(definition: dict[str, Any], ratio: Ratio, notation: Notation) -> dic
     }
 
 
+def origin_text(v: dict[str, Any]) -> str:
+    """Where a value read from a machine came from, or that it was typed in its place (page and PDF)."""
+    r = v.get("reading")
+    if r:
+        sent = f"{r['raw']} {r['raw_unit']}".strip()
+        times = f"device time {r['source_time']}, " if r.get("source_time") else ""
+        return (
+            f"read from {r['equipment']} ({r['protocol']} {r['endpoint']} {r['tag']}): {sent}, "
+            f"{r['quality']}, {times}received {r['gateway_time']}"
+        )
+    if v.get("source") == "manual":
+        # A correction shows its reason as a correction; a first entry shows it here.
+        reason = "" if v.get("corrects") else v.get("reason") or ""
+        return "typed by hand in place of the device's reading, witnessed" + (f": {reason}" if reason else "")
+    return ""
+
+
 def _values(
     s: StepScreen, ratio: Ratio, who: Who, notation: Notation, readings: dict[int, dict[str, Any]]
 ) -> list[dict[str, Any]]:

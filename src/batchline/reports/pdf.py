@@ -35,7 +35,7 @@ from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate
 import batchline
 
 from . import pdf_records
-from .content import content_sha256
+from .content import content_sha256, origin_text
 from .layout import NONE, SHORT, Story, Times, amount, changes, decimals, text, who
 from .pdfa import REGULAR, fonts, make_pdfa
 
@@ -296,6 +296,9 @@ class _Record(Story):
                 )
                 mark = f" {CHANGED} changed after entry" if v["changed_after_entry"] else ""
                 corr = f" correction: {v['reason']}" if v["corrects"] else ""
+                origin = origin_text(v)
+                if origin:  # read from a machine, or typed in its place (MANUAL)
+                    corr += f" [{'MANUAL: ' if v['source'] == 'manual' else ''}{origin}]"
                 label = (
                     v["label"]
                     + (" (calculated)" if v["source"] == "calculated" else "")

@@ -15,17 +15,18 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from batchline.audit.services import Actor, ReasonRequired
-from batchline.execution import dispensing, monitoring, prompts, recording, selectors, services
+from batchline.configuration import selectors as configuration
+from batchline.execution import dispensing, instruments, monitoring, prompts, recording, selectors, services
 from batchline.execution.models import Batch, BatchStep
 from batchline.reports import documents
-from batchline.rules import gates, states
+from batchline.rules import gates, numbers, states
 from batchline.rules.verdict import Refused
 from batchline.signatures import status as signature_status
 from batchline.signatures.models import Meaning
@@ -41,7 +42,7 @@ from . import offers, record_page, screens, step_panels
 from .access import current_user, require
 
 # Never typed back into a form after a refusal.
-NOT_KEPT = frozenset({"signer_password", "csrfmiddlewaretoken"})
+NOT_KEPT = frozenset({"signer_password", "witness_password", "csrfmiddlewaretoken"})
 
 
 def _batch(number: str) -> Batch:
@@ -197,6 +198,20 @@ def _signer(request: HttpRequest, meaning: str, *, allow_witness: bool = False) 
     )
 
 
+def _witness(request: HttpRequest) -> VerifiedSigner | None:
+    """The second person's signature for a value typed in place of a machine's reading, if they signed;
+    without one the service names what is missing (the reason, the witness) at once."""
+    if not request.POST.get("witness_password"):
+        return None
+    return signer_authenticate(
+        request=request,
+        username=(request.POST.get("witness_username") or "").strip() or None,
+        password=request.POST.get("witness_password", ""),
+        meaning=Meaning.VERIFIED,
+        witness=True,
+    )
+
+
 # The signing dialog each action's form opens, to reopen after a refusal with what was typed.
 _DIALOGS = {"verify": "sign-verify", "correct": "sign-correct"}
 
@@ -275,6 +290,22 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 actor=Actor.of(verifier, via="web"), user=verifier, batch=batch, step_key=key, signer=signer
             )
             shown = None
+        elif action == "reading":
+            instruments.step_take_reading(
+                actor=actor, user=user, batch=batch, step_key=key, name=request.POST.get("name", "")
+            )
+        elif action == "reading_manual":
+            instruments.step_enter_reading(
+                actor=actor,
+                user=user,
+                batch=batch,
+                step_key=key,
+                name=request.POST.get("name", ""),
+                text=request.POST.get("text", ""),
+                reason=request.POST.get("reason", ""),
+                witness=_witness(request),
+                confirm_out_of_specification=_confirmed(request),
+            )
         elif action == "acknowledge":
             step = batch.steps.filter(key=key).first()
             if step is None:
@@ -287,6 +318,7 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 step=step,
             )
         elif action == "correct":
+            witness = _witness(request)
             signer = _signer(request, Meaning.PERFORMED)
             services.value_correct(
                 actor=actor,
@@ -298,6 +330,7 @@ def step_action(request: HttpRequest, number: str, key: str, action: str) -> Htt
                 reason=request.POST.get("reason", ""),
                 signer=signer,
                 confirm_out_of_specification=_confirmed(request),
+                witness=witness,
             )
         else:
             raise Http404("Unknown action")
@@ -468,6 +501,25 @@ def scale_reading(request: HttpRequest) -> HttpResponse:
         else {"error": "Choose a scale."}
     )
     return render(request, "execution/_reading.html", {"reading": reading, "code": code})
+
+
+@login_required
+def device_reading(request: HttpRequest, number: str, key: str, name: str) -> HttpResponse:
+    """The machine's current value of an input read from it, polled by the step screen: shown, never
+    recorded (what "Take reading" would record now, or why it would be refused)."""
+    require(request.user, "execution.execute_batch")
+    step = get_object_or_404(BatchStep.objects.select_related("batch"), batch__number=number, key=key)
+    definition = next((i for i in instruments.device_inputs(step) if i["name"] == name), None)
+    if definition is None:
+        raise Http404(f"No input {name[:60]} read from a machine")
+    found, value, problem = instruments.judge_reading(definition, step, timezone.now())
+    context = {
+        "found": found,
+        "number": numbers.written(value, configuration.notation()) if value is not None else "",
+        "unit": definition.get("unit", ""),
+        "problem": problem.message if problem else "",
+    }
+    return render(request, "execution/_device_value.html", context)
 
 
 @login_required

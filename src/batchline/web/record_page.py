@@ -11,6 +11,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from batchline.reports.content import origin_text
 from batchline.reports.layout import amount, decimals, who
 
 
@@ -40,6 +41,8 @@ def step_rows(step: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 "typed": v.get("typed", ""),
                 "changed": v["changed_after_entry"],
                 "correction": v["reason"] if v["corrects"] else "",
+                "origin": origin_text(v),
+                "manual": v["source"] == "manual",
                 "target": v["target"],
                 "specification": v["specification"],
                 "out": v["in_specification"] is False,
