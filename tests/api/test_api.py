@@ -203,6 +203,14 @@ BODIES = {
         "text": "1",
         "reason": "r",
         "signature": SIG,
+        "witness": {"username": "operator", "password": PASSWORD},
+    },
+    "/api/v1/batches/{number}/steps/{key}/readings/{name}": {},
+    "/api/v1/batches/{number}/steps/{key}/readings/{name}/manual": {
+        "text": "2.3",
+        "reason": "probe fouled",
+        "witness": {"username": "operator", "password": PASSWORD},
+        "confirm_out_of_specification": True,
     },
     "/api/v1/batches/{number}/steps/{key}/samples": {"source": "EQ:BLEND-01", "quantity": "5"},
     "/api/v1/batches/{number}/steps/{key}/output": {"quantity": "100"},
@@ -290,6 +298,7 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 .replace("{code}", "X")
                 .replace("{material}", "PCM")
                 .replace("{alarm_id}", "1")
+                .replace("{name}", "moisture")
             )
             response = getattr(Client(), method)(
                 url,

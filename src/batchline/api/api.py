@@ -50,6 +50,7 @@ from . import (
     plant,
     production,
     quality,
+    readings,
     remainders,
     step_records,
 )
@@ -502,6 +503,7 @@ api.add_router("/recipes", production.recipes)
 api.add_router("/batches", production.batches)
 api.add_router("/batches", remainders.router)  # what is left of a batch's dispensed containers
 api.add_router("/batches", step_records.router)
+api.add_router("/batches", readings.router)  # inputs read from a machine
 api.add_router("/equipment", plant.equipment)
 api.add_router("/training", plant.training)
 api.add_router("/quality", quality.quality)

@@ -49,6 +49,19 @@ def _signer(request: HttpRequest, signature: SignatureIn, meaning: str) -> Verif
     )
 
 
+def witness_of(request: HttpRequest, witness: SignatureIn | None) -> VerifiedSigner | None:
+    """The second person confirming a value typed by hand, authenticated before anything is written."""
+    if witness is None:
+        return None
+    return signer_authenticate(
+        request=request,
+        username=witness.username,
+        password=witness.password,
+        meaning=Meaning.VERIFIED,
+        witness=True,
+    )
+
+
 def _actor(request: HttpRequest) -> Actor:
     return Actor.of(request.user, via="api")
 
@@ -342,6 +355,11 @@ class CorrectIn(Schema):
     text: str = Field(min_length=1, max_length=2000)
     reason: str = Field(min_length=1, max_length=2000)
     signature: SignatureIn
+    witness: SignatureIn | None = Field(
+        default=None,
+        description="only for an input read from a machine: the second person confirming the value typed "
+        "in place of the reading (without one it is refused, WITNESS_REQUIRED); ignored for other inputs",
+    )
     confirm_out_of_specification: bool = Field(
         default=False,
         description="the person confirms recording values outside their specification (each raises an "
@@ -425,17 +443,7 @@ def step_dispense(request: HttpRequest, number: str, key: str, payload: Dispense
     require(request.user, "execution.execute_batch")
     batch = _batch(number)
     user = current_user(request)
-    witness = (
-        signer_authenticate(
-            request=request,
-            username=payload.witness.username,
-            password=payload.witness.password,
-            meaning=Meaning.VERIFIED,
-            witness=True,
-        )
-        if payload.witness
-        else None
-    )
+    witness = witness_of(request, payload.witness)
     services.step_dispense(
         actor=_actor(request),
         user=user,
@@ -468,6 +476,7 @@ def step_correct(request: HttpRequest, number: str, key: str, payload: CorrectIn
     require(request.user, "execution.execute_batch")
     batch = _batch(number)
     signer = _signer(request, payload.signature, Meaning.PERFORMED)
+    witness = witness_of(request, payload.witness)
     services.value_correct(
         actor=_actor(request),
         user=current_user(request),
@@ -478,5 +487,6 @@ def step_correct(request: HttpRequest, number: str, key: str, payload: CorrectIn
         reason=payload.reason,
         signer=signer,
         confirm_out_of_specification=payload.confirm_out_of_specification,
+        witness=witness,
     )
     return _step_out(batch, key)

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 from pydantic import Field
 
+from batchline.execution import instruments
 from batchline.execution.models import Batch
 from batchline.quality import selectors, services
 from batchline.quality.models import Deviation
@@ -72,6 +73,7 @@ def review(request: HttpRequest, number: str) -> dict[str, Any]:
     """What QA reviews: the completeness check, exceptions with dispositions, critical values, changes."""
     require(request.user, "execution.view_batch")
     screen = selectors.review_screen(_batch(number), qp_required=services.qp_required())
+    readings = instruments.readings_of(v.pk for v in screen.critical_values if v.source == "device")
     return {
         "batch": number,
         "state": screen.batch.state,
@@ -103,6 +105,9 @@ def review(request: HttpRequest, number: str) -> dict[str, Any]:
                 "number": _number(v),
                 "unit": v.unit,
                 "in_specification": v.in_specification,
+                "source": v.source,
+                # Where a value read from a machine came from; a value typed in its place is "manual".
+                "reading": readings.get(v.pk),
             }
             for v in screen.critical_values
         ],

@@ -21,6 +21,7 @@ from batchline.rules import gates, numbers
 from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 
+from . import instruments
 from .models import Batch, BatchException, BatchState, BatchStep, ProcessAlarm, StepState, StepValue
 from .scaling import Ratio, limits_text, target_text
 
@@ -270,12 +271,38 @@ def batch_screen(batch: Batch, notation: Notation | None = None) -> BatchScreen:
     return BatchScreen(batch=batch, steps=screens, exceptions=exceptions, batch_signatures=batch_sigs)
 
 
+def _person(u: Any) -> dict[str, Any] | None:
+    return {"username": u.username, "name": u.printed_name} if u else None
+
+
+def value_record(v: StepValue, reading: dict[str, Any] | None) -> dict[str, Any]:
+    """A recorded value as the record gives it: ``reading`` is where a value read from a machine came
+    from (``instruments.readings_of``), None for any other source (a value typed in its place is
+    ``manual``)."""
+    return {
+        "id": v.pk,
+        "name": v.name,
+        "label": v.label,
+        "text": v.text,
+        # The number judged and recorded, exact ("0.5013"); ``text`` is how it was typed.
+        "number": None if v.number is None else numbers.shown(v.number),
+        "unit": v.unit,
+        "source": v.source,
+        "in_specification": v.in_specification,
+        "entered_by": _person(v.entered_by),
+        "entered_at": v.entered_at.isoformat(),
+        "station": v.station,
+        "corrects": v.corrects_id,
+        "reason": v.reason,
+        "reading": reading,
+    }
+
+
 def batch_record(batch: Batch) -> dict[str, Any]:
     """The electronic batch record as JSON-ready data (API and exports)."""
     screen = batch_screen(batch)
-
-    def person(u: Any) -> dict[str, Any] | None:
-        return {"username": u.username, "name": u.printed_name} if u else None
+    recorded = [v for s in screen.steps for r in s.rows for v in [r.value, *r.corrections]]
+    readings = instruments.readings_of(v.pk for v in recorded if v.source == "device")
 
     def sig(s: Signature) -> dict[str, Any]:
         return {
@@ -286,24 +313,6 @@ def batch_record(batch: Batch) -> dict[str, Any]:
             "signed_at": s.signed_at.isoformat(),
             "manifestation": s.manifestation(),
             "comment": s.comment,
-        }
-
-    def value(v: StepValue) -> dict[str, Any]:
-        return {
-            "id": v.pk,
-            "name": v.name,
-            "label": v.label,
-            "text": v.text,
-            # The number judged and recorded, exact ("0.5013"); ``text`` is how it was typed.
-            "number": None if v.number is None else numbers.shown(v.number),
-            "unit": v.unit,
-            "source": v.source,
-            "in_specification": v.in_specification,
-            "entered_by": person(v.entered_by),
-            "entered_at": v.entered_at.isoformat(),
-            "station": v.station,
-            "corrects": v.corrects_id,
-            "reason": v.reason,
         }
 
     return {
@@ -320,11 +329,13 @@ def batch_record(batch: Batch) -> dict[str, Any]:
                 "title": s.step.title,
                 "state": s.step.state,
                 "started_at": s.step.started_at.isoformat() if s.step.started_at else None,
-                "started_by": person(s.step.started_by),
+                "started_by": _person(s.step.started_by),
                 "completed_at": s.step.completed_at.isoformat() if s.step.completed_at else None,
-                "completed_by": person(s.step.completed_by),
-                "verified_by": person(s.step.verified_by),
-                "values": [value(v) for r in s.rows for v in [r.value, *r.corrections]],
+                "completed_by": _person(s.step.completed_by),
+                "verified_by": _person(s.step.verified_by),
+                "values": [
+                    value_record(v, readings.get(v.pk)) for r in s.rows for v in [r.value, *r.corrections]
+                ],
                 "signatures": [sig(x) for x in s.signatures],
             }
             for s in screen.steps
@@ -335,7 +346,7 @@ def batch_record(batch: Batch) -> dict[str, Any]:
                 "severity": e.severity,
                 "message": e.message,
                 "step": e.step.key if e.step else None,
-                "user": person(e.user),
+                "user": _person(e.user),
                 "at": e.at.isoformat(),
             }
             for e in screen.exceptions
