@@ -1,9 +1,29 @@
-"""Process data into the gateway's store, beside a bare write of the same rows in the same run.
+"""The equipment gateway (issue 15), each path beside a bare baseline in the same run.
 
-    ./dev bench gateway                                   # SQLite and PostgreSQL, 100,000 readings
-    ./dev bench gateway --databases postgresql --readings 20000
+    ./dev bench gateway                                   # everything, about three minutes
+    ./dev bench gateway --quick                           # smaller counts, about two minutes
+    ./dev bench gateway --parts store --databases postgresql --readings 20000
 
-For each database, in a fresh bench database (``bench/results/gateway.sqlite3``, PostgreSQL
+Four parts (``--parts``, default all):
+
+- ``store``: the process-data store's write rate beside bare COPY (below);
+- ``opcua``: OPC UA data changes from subscription to committed row (``bench/gateway_live.py``):
+  an asyncua server of ``--tags`` variables in a process of its own writes ``--rate`` changes a
+  second for ``--seconds``; first a bare asyncua client with the same subscriptions only counts
+  them, then the gateway (``OpcUaAdapter`` → queue → ``Writer`` → ``rows_store`` on PostgreSQL)
+  stores them; changes/s, p99 of source timestamp to receipt / to commit, the process's CPU, and
+  every change checked stored once by value;
+- ``sparkplug``: ``--messages`` Sparkplug DDATA (5 metrics each) from an edge node process through
+  a private Mosquitto: a bare aiomqtt subscriber that only decodes them, then the gateway's
+  Sparkplug host storing them; messages/s of each and every value checked stored once;
+- ``restarts``: Sparkplug (paced, QoS 1) and OPC UA into one gateway writing to a private
+  PostgreSQL cluster, while the bench stops and starts its private Mosquitto, then the cluster;
+  rows counted against what the peers sent: lost and duplicated.
+
+The live parts run on PostgreSQL only (``$BATCHLINE_BENCH_PG_DB``, the restart part on a cluster of
+its own); ``--databases`` chooses the store part's databases.
+
+For each database, in the store part, in a fresh bench database (``bench/results/gateway.sqlite3``, PostgreSQL
 ``$BATCHLINE_BENCH_PG_DB``, default ``batchline_bench``), migrated as an installation is:
 
 1. ``--readings`` readings of 200 tags (one a second per tag, a day's partition on PostgreSQL), as
@@ -35,10 +55,115 @@ from bench.audit_bench import RESULTS, ROOT, database_url
 
 BATCH = 1000
 TAGS = 200
+PARTS = ("store", "opcua", "sparkplug", "restarts")
 
 
 def run_parent(args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    parts = args.parts.split(",")
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        sys.exit(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    if args.quick:
+        args.readings, args.seconds, args.messages, args.restart_seconds = 20_000, 4.0, 5_000, 12.0
+    results: dict[str, Any] = {}
+    ok = True
+    if "store" in parts:
+        results["store"] = run_store(args)
+        ok &= all(r["checks"]["ok"] for r in results["store"].values())
+    live = [p for p in parts if p != "store"]
+    if live:
+        results.update(run_live(args, live))
+        ok &= print_live(results)
+    (RESULTS / "gateway.json").write_text(json.dumps(results, indent=2))
+    print(f"(figures also in {RESULTS / 'gateway.json'})")
+    if not ok:
+        sys.exit(1)
+
+
+def run_live(args: argparse.Namespace, parts: list[str]) -> dict[str, Any]:
+    env = {**os.environ, "BATCHLINE_HOME": str(RESULTS / "home")}
+    if set(parts) - {"restarts"}:
+        env["DATABASE_URL"] = database_url("postgresql")
+        subprocess.run(
+            [sys.executable, "-m", "batchline.cli", "migrate", "-v", "0"], env=env, check=True, cwd=ROOT
+        )
+    options = {
+        "opcua": ["--tags", str(args.tags), "--rate", str(args.rate), "--seconds", str(args.seconds)],
+        "sparkplug": ["--messages", str(args.messages)],
+        "restarts": ["--seconds", str(args.restart_seconds), "--rate", "300"],
+    }
+    out = {}
+    for part in parts:
+        print(f"[{part}] running …", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.gateway_live", part, *options[part]],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # asyncua and the adapters log every reconnection
+            text=True,
+        )
+        out[part] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _p99(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def print_live(results: dict[str, Any]) -> bool:
+    ok = True
+    if "opcua" in results:
+        r = results["opcua"]
+        print(
+            f"\n[opcua]  {r['tags']:,} variables, asked {r['rate']:,.0f} changes/s for {r['seconds']:g} s "
+            "(the server's own rate below; it shares the 2 cores)"
+        )
+        for name, label in (
+            ("bare", "bare asyncua client (counts)"),
+            ("gateway", "gateway (stored, committed)"),
+        ):
+            f = r[name]
+            print(
+                f"  {label:34}{f['per_s']:8,.0f} changes/s  p99 {_p99(f['p99_s']):>9}  "
+                f"server wrote {f['written_per_s']:,.0f}/s  lost {f['lost']:,}  "
+                f"{f['per_cpu_s']:,.0f} changes per CPU-second"
+            )
+        g = r["gateway"]
+        ok &= g["lost"] == 0 and g["duplicated"] == 0
+        print(
+            f"  gateway = {g['per_s'] / r['bare']['per_s']:.0%} of the bare client; duplicated {g['duplicated']}"
+        )
+    if "sparkplug" in results:
+        r = results["sparkplug"]
+        b, g = r["bare"], r["gateway"]
+        print(f"\n[sparkplug]  {r['messages']:,} DDATA of {r['metrics']} metrics over {r['devices']} devices")
+        print(f"  {'bare aiomqtt subscriber (decodes)':38}{b['per_s']:8,.0f} messages/s")
+        print(
+            f"  {'gateway Sparkplug host (stored)':38}{g['per_s']:8,.0f} messages/s ({g['rows_per_s']:,.0f} rows/s)"
+            f"   = {g['per_s'] / b['per_s']:.0%} of the bare subscriber; lost {g['lost']}, duplicated {g['duplicated']}"
+        )
+        ok &= g["lost"] == 0 and g["duplicated"] == 0
+    if "restarts" in results:
+        r = results["restarts"]
+        print("\n[restarts]  " + "; ".join(r["events"]))
+        for name in ("sparkplug", "opcua"):
+            f = r[name]
+            print(
+                f"  {name:10} sent {f['values_sent']:,} values, stored {f['rows']:,} rows: "
+                f"lost {f['lost']}, duplicated {f['duplicated']}"
+            )
+            ok &= f["lost"] == 0 and f["duplicated"] == 0
+        print(
+            f"  (the gateway spooled up to {r['spooled_during_database_stop']:,} readings while the database was down)"
+        )
+    print()
+    return ok
+
+
+def run_store(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for kind in args.databases.split(","):
         env = {
@@ -58,11 +183,8 @@ def run_parent(args: argparse.Namespace) -> None:
             text=True,
         )
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
-    (RESULTS / "gateway.json").write_text(json.dumps(results, indent=2))
     print(f"\nGateway process data store ({os.cpu_count()} cores); a bare write of the same rows beside it\n")
-    ok = True
     for kind, r in results.items():
-        ok &= r["checks"]["ok"]
         print(f"[{kind}]  {r['readings']:,} readings of {TAGS} tags, batches of {BATCH:,}")
         print(f"  {'bare write (' + r['baseline_how'] + ')':40}{r['baseline_per_s']:10,.0f} rows/s")
         print(
@@ -75,9 +197,7 @@ def run_parent(args: argparse.Namespace) -> None:
             f"  checks: stored {c['stored']:,} new, replay stored {c['replayed_new']:,}, "
             f"table holds {c['in_table']:,} -> {'ok' if c['ok'] else 'FAILED'}\n"
         )
-    print(f"(figures also in {RESULTS / 'gateway.json'})")
-    if not ok:
-        sys.exit(1)
+    return results
 
 
 def run_child(kind: str, count: int) -> None:
@@ -161,6 +281,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--readings", type=int, default=100_000)
+    parser.add_argument("--parts", default=",".join(PARTS), help="any of " + ",".join(PARTS))
+    parser.add_argument("--quick", action="store_true", help="smaller counts and shorter runs")
+    parser.add_argument("--tags", type=int, default=1000, help="OPC UA variables")
+    parser.add_argument(
+        "--rate", type=float, default=6000, help="OPC UA changes a second asked of the server"
+    )
+    parser.add_argument("--seconds", type=float, default=8.0, help="OPC UA run")
+    parser.add_argument("--messages", type=int, default=20_000, help="Sparkplug DDATA messages")
+    parser.add_argument("--restart-seconds", type=float, default=16.0)
     parser.add_argument("--child", default="")
     args = parser.parse_args()
     if args.child:
