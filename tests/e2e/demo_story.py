@@ -69,7 +69,7 @@ TIMERS = {
 ENTRIES: dict[str, dict[str, str]] = {
     "wet_massing": {"binder_addition_min": "4", "wet_massing_min": "3", "impeller_power": "8.4"},
     "drying_start": {"inlet_temp": "60"},
-    "lod": {"lod_pct": "1.6", "product_temp_max": "41"},
+    "lod": {"product_temp_max": "41"},
     "dry_milling": {"granules_kg": "57.1"},
     "press_setup": {"compression_force": "18"},
     "ipc_weights": {"w1": "598", "w2": "603", "w3": "601", "w4": "597", "w5": "604"},
@@ -194,3 +194,23 @@ def dryer_reads(step_key: str = "drying_hold") -> None:
         source = Source("FBD-01", Protocol.OPCUA, "opc.tcp://127.0.0.1:4840/batchline-sim/", f"ns=2;s={name}")
         said = judging.reading(Reading(source, value, Quality.GOOD, at, at), name, unit)
         assert [j.event.value for j in said] == ["first value"], said
+
+
+# Read from the dryer's moisture analyser when the operator takes the reading (a device input).
+MOISTURE = 1.6
+
+
+def moisture_reads() -> None:
+    """The gateway stores what the dryer's moisture analyser reports now, as the running `batchline
+    gateway` does from the simulator: through its own store, under the tag the demo configured."""
+    import datetime as dt
+
+    from batchline.gateway import store
+    from batchline.gateway.models import Tag
+    from batchline.gateway.readings import Protocol, Quality, Reading, Source
+
+    tag = Tag.objects.select_related("endpoint").get(equipment__code="FBD-01", name="product_moisture")
+    now = dt.datetime.now(dt.UTC)
+    source = Source("FBD-01", Protocol(tag.endpoint.protocol), tag.endpoint.address, tag.tag)
+    reading = Reading(source, MOISTURE, Quality.GOOD, now, now, unit_of_measure=tag.unit_of_measure)
+    assert store.rows_store(store.rows_of([reading])) == 1

@@ -93,6 +93,10 @@ def run_step(operator: Person, supervisor: Person, key: str, kind: str) -> None:
             story.dryer_reads(key)
     elif kind == "data_entry":
         body["values"] = story.ENTRIES[key]
+        if key == "lod":  # loss on drying from the dryer's moisture analyser: the reading is taken
+            story.moisture_reads()
+            taken = operator.call("post", f"{base}/readings/lod_pct", {}, expect=201)
+            assert (taken["source"], taken["reading"]["equipment"]) == ("device", "FBD-01"), taken
     elif kind == "checklist":
         body["checklist"] = [True, True, True]
     elif kind == "sampling":

@@ -124,6 +124,12 @@ def run_step(page, key: str, kind: str) -> None:
         if key == "drying_hold":  # the dryer's controller reports through the gateway
             story.dryer_reads(key)
     elif kind == "data_entry":
+        if key == "lod":  # loss on drying from the dryer's moisture analyser: the operator takes it
+            story.moisture_reads()
+            page.get_by_test_id("live-value").wait_for()
+            page.get_by_test_id("take-reading-lod_pct").click()
+            page.get_by_test_id("device-inputs").wait_for(state="detached")
+            settle(page)
         for name, value in story.ENTRIES[key].items():
             page.locator(f"#v-{name}").fill(value)
     elif kind == "checklist":

@@ -130,6 +130,12 @@ def value_fields(label: str, old_unit: str, new_unit: str) -> dict[str, FieldWor
         "type": FieldWords(f"{label} type", R),
         "choices": FieldWords(f"{label} choices", R),
         "required": FieldWords(f"{label} is required", R),
+        # Read from a machine instead of typed (issue 15): where it comes from is part of the control.
+        "device": FieldWords(f"{label} read from the machine", L),
+        "device.equipment": FieldWords(f"{label} read from the unit of", L),
+        "device.parameter": FieldWords(f"{label} machine parameter", L),
+        "device.max_age_seconds": FieldWords(f"{label} oldest reading taken", L, "s"),
+        "device.at_completion": FieldWords(f"{label} read when the step completes", L),
         "name": FieldWords(f"{label} value name", R),
         "label": FieldWords("label", T),
     }
