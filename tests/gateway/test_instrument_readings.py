@@ -281,6 +281,11 @@ def test_the_steps_signature_binds_where_a_reading_came_from_and_a_correction_ne
         "good",
     )
     assert not any(s.broken for s in batch_statuses(batch)[1].values()) and broken_signatures() == []
+    from batchline.reports import batchml
+
+    xml = batchml.render_batchml(content)
+    assert batchml.validate(xml) == []
+    assert "(read from FBD-01 (opcua opc.tcp://dryer-plc:4840 ns=2;s=LOD): 2.5 %, good" in xml.decode()
 
     # Someone who can write to the database changes where the value came from: the signature says so.
     with connection.cursor() as c, pytest.raises(DatabaseError), transaction.atomic():

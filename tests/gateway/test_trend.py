@@ -67,7 +67,7 @@ def readings(tag: str, values: list[float | None], start: dt.datetime) -> list[R
     ]
 
 
-@pytest.mark.req("S95-06", "BR-01", "DI-04")
+@pytest.mark.req("S95-06", "BR-01", "BR-02", "DI-04")
 def test_a_steps_process_values_are_frozen_into_the_record_and_drawn_with_their_limits(
     plant,  # noqa: F811
     login,
@@ -119,6 +119,15 @@ def test_a_steps_process_values_are_frozen_into_the_record_and_drawn_with_their_
         for f in p["/Resources"]["/Font"].values()
     }
     assert all(str(name).endswith(("DejaVuSansCondensed", "-Bold", "-Oblique")) for name in fonts), fonts
+
+    # The machine-readable record (BR-02) carries the course too, valid against BatchML.
+    from batchline.reports import batchml
+
+    xml = batchml.render_batchml(content)
+    assert batchml.validate(xml) == []
+    text = xml.decode()
+    assert "<EventSubType>Process Data</EventSubType>" in text
+    assert "Inlet air temperature on FBD-01 from" in text and "<ValueString>59.5..62</ValueString>" in text
 
 
 @pytest.mark.req("S95-06", "DI-06")

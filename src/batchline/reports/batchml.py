@@ -20,7 +20,7 @@ from django.conf import settings
 from lxml import etree
 
 from . import batchml_records
-from .content import content_sha256
+from .content import content_sha256, origin_text
 
 NS = "http://www.mesa.org/xml/B2MML"
 SCHEMA_FILE = "BatchML-BatchProductionRecord.xsd"
@@ -240,6 +240,7 @@ def render_batchml(content: dict[str, Any]) -> bytes:
     batchml_records.comments(root, content, _el, comments)
     events = _Events(_el(root, "Events"))
     batchml_records.events(events.add, content)
+    batchml_records.process_values(events.add, content)
     for s in content["steps"]:
         key = s["key"]
         for what, at, who in (
@@ -266,7 +267,14 @@ def render_batchml(content: dict[str, Any]) -> bytes:
                 description=v["label"]
                 + (f" (typed {v['text']})" if v.get("number") not in (None, v["text"]) else "")
                 + (" (changed after entry)" if v["changed_after_entry"] else "")
-                + (f" (station {v['station']})" if v.get("station") else ""),
+                + (f" (station {v['station']})" if v.get("station") else "")
+                # Read from a machine, or typed in its place (execution/instruments.py).
+                + (
+                    f" ({'MANUAL: ' if v['source'] == 'manual' else ''}{origin})"
+                    if (origin := origin_text(v))
+                    else ""
+                ),
+                equipment=(v.get("reading") or {}).get("equipment", ""),
                 value=_recorded(v),
                 message=f"specification {v['specification']}" if v["specification"] else "",
                 person=_name(v["entered_by"]),

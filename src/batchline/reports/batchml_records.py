@@ -100,6 +100,43 @@ def events(add: Callable[..., None], content: dict[str, Any]) -> None:
         )
 
 
+def process_values(add: Callable[..., None], content: dict[str, Any]) -> None:
+    """What the judges of the process values read from the machine said (alarms, losses of signal,
+    their acknowledgement) and each value's frozen course over its step, as events (issue 15)."""
+    for section in content.get("process_values", []):
+        for a in section["events"]:
+            add(
+                f"process-alarm-{a['id']}",
+                a["at"],
+                "Alarm",
+                "Process Data",
+                description=f"{a['label']}: {a['event']} ({a['level']})"
+                + (" (uncertain quality)" if a["uncertain"] else ""),
+                equipment=a["equipment"],
+                value=(a["value"] or "", a["unit"]) if a["value"] is not None else None,
+                message=(
+                    f"tag {a['tag']}" + (f"; exception {a['exception_code']}" if a["exception_code"] else "")
+                )
+                + (f"; acknowledged: {a['comment']}" if a["acknowledged"] else ""),
+                person=(a["acknowledged"] or {}).get("name"),
+                step=section["step"],
+                category=a["level"],
+            )
+        for t in section["trends"]:
+            add(
+                f"process-trend-{t['id']}",
+                t["end"],
+                "Equipment",
+                "Process Data",
+                description=f"{t['label']} on {t['equipment']} from {t['start']} to {t['end']}: "
+                f"{t['usable']} usable of {t['readings']} readings",
+                equipment=t["equipment"],
+                value=(f"{t['minimum']}..{t['maximum']}", t["unit"]) if t["minimum"] is not None else None,
+                message="lowest..highest usable value over the step",
+                step=section["step"],
+            )
+
+
 def samples(root: Any, content: dict[str, Any], el: El) -> None:
     found = content.get("samples", [])
     if not found:
