@@ -347,3 +347,47 @@ def test_a_qa_approvers_home_page_counts_the_gateway_requests_waiting(plant: dic
     assert 'href="/master-data/changes/"' in home
     operator = client_of(make_user("operator", ["operator"]))
     assert 'data-testid="gateway-requests-waiting"' not in operator.get("/").content.decode()
+
+
+@pytest.mark.req("NFR-06")
+def test_the_gateway_page_reads_its_configuration_in_the_same_queries_however_many_tags(
+    plant: dict[str, Any],
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    dryer_endpoint(plant)
+    engineer = client_of(plant["engineer"])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert engineer.get("/gateway/").status_code == 200
+        return len(captured.captured_queries)
+
+    def tag(node: str) -> None:
+        tag_configured(
+            plant["engineer"],
+            plant["approver"],
+            endpoint="dry-plc",
+            equipment=plant["units"]["DRY-01"],
+            tag=node,
+            name=node,
+            reason="r",
+        )
+
+    tag("ns=2;s=A")
+    queries()  # the first request of a session reads what later ones find cached (the configuration)
+    one = queries()
+    for node in ("ns=2;s=B", "ns=2;s=C", "ns=2;s=D"):
+        tag(node)
+    engineer_actor = A(plant["engineer"])
+    svc.tag_create_request(
+        actor=engineer_actor,
+        signer=sign(engineer_actor, "requested"),
+        endpoint="dry-plc",
+        equipment="DRY-01",
+        tag="ns=2;s=E",
+        name="e",
+        reason="r",
+    )
+    assert queries() == one

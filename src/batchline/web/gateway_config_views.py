@@ -90,13 +90,13 @@ def tag_values_posted(post: QueryDict) -> dict[str, Any]:
     }
 
 
-def _tag_form(tag: Tag) -> dict[str, str]:
+def _tag_form(tag: Tag, site_notation: numbers.Notation) -> dict[str, str]:
     return {
         "equipment": tag.equipment.code,
         "name": tag.name,
         "unit_of_measure": tag.unit_of_measure,
         "sampling_ms": str(tag.sampling_ms),
-        "deadband": numbers.shown(tag.deadband, notation()),
+        "deadband": numbers.shown(tag.deadband, site_notation),
         "options": options_written(tag.options),
     }
 
@@ -119,6 +119,7 @@ def configuration_context(request: HttpRequest, *, posted_form: str = "") -> dic
         reason = kept.get("reason", "") if form_id == posted_form else ""
         return {"id": form_id, "open": form_id == posted_form, "values": values, "reason": reason}
 
+    site_notation = notation()
     endpoints = list(selectors.endpoints())
     tags = list(selectors.tags())
     waiting = list(selectors.requests_open())
@@ -140,9 +141,9 @@ def configuration_context(request: HttpRequest, *, posted_form: str = "") -> dic
         {
             "tag": t,
             "options": options_written(t.options),
-            "deadband": numbers.shown(t.deadband, notation()),
+            "deadband": numbers.shown(t.deadband, site_notation),
             "waiting": (services.TAG_SUBJECT, services.tag_subject(t.endpoint.code, t.tag)) in busy,
-            "change": form(f"tag-{t.pk}-change", _tag_form(t)),
+            "change": form(f"tag-{t.pk}-change", _tag_form(t, site_notation)),
             "retire": form(f"tag-{t.pk}-retire", {}),
         }
         for t in tags
@@ -167,7 +168,7 @@ def configuration_context(request: HttpRequest, *, posted_form: str = "") -> dic
         ],
         "protocols": [p.value for p in Protocol],
         "endpoints_in_force": [e for e in endpoints if e.retired_at is None],
-        "units": selectors.units_in_service(),
+        "units": list(selectors.units_in_service()),
         "new_endpoint": form(
             "endpoint-new", {"code": "", "name": "", "protocol": "", "address": "", "options": ""}
         ),
