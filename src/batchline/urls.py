@@ -11,6 +11,7 @@ from batchline.web import erp_views as erp
 from batchline.web import execution_views as execution
 from batchline.web import floor_views, gateway_views, recipe_editor
 from batchline.web import gateway_change_views as gateway_change
+from batchline.web import gateway_config_views as gateway_config
 from batchline.web import genealogy_views as genealogy
 from batchline.web import masterdata_import_views as masterdata_import
 from batchline.web import masterdata_views as masterdata
@@ -79,6 +80,28 @@ urlpatterns = [
     path("configuration/", configuration.configuration, name="configuration"),
     path("outbox/", outbox.outbox, name="outbox"),
     path("gateway/", gateway_views.gateway, name="gateway"),
+    path("gateway/endpoints/new/", gateway_config.endpoint_new, name="gateway_endpoint_new"),
+    path(
+        "gateway/endpoints/<slug:code>/rename/",
+        gateway_config.endpoint_rename,
+        name="gateway_endpoint_rename",
+    ),
+    path(
+        "gateway/endpoints/<slug:code>/change/",
+        gateway_config.endpoint_change,
+        name="gateway_endpoint_change",
+    ),
+    path(
+        "gateway/endpoints/<slug:code>/retire/",
+        gateway_config.endpoint_retire,
+        name="gateway_endpoint_retire",
+    ),
+    path("gateway/tags/new/", gateway_config.tag_new, name="gateway_tag_new"),
+    path("gateway/tags/<id:pk>/change/", gateway_config.tag_change, name="gateway_tag_change"),
+    path("gateway/tags/<id:pk>/retire/", gateway_config.tag_retire, name="gateway_tag_retire"),
+    path(
+        "gateway/requests/<id:pk>/withdraw/", gateway_config.request_withdraw, name="gateway_request_withdraw"
+    ),
     path("outbox/<id:pk>/", outbox.outbox_message, name="outbox_message"),
     path("outbox/<id:pk>/retry/", outbox.outbox_retry, name="outbox_retry"),
     path("configuration/request/", configuration.configuration_request, name="configuration_request"),

@@ -187,6 +187,27 @@ BODIES = {
     "/api/v1/master-data/{kind}": {"values": {"code": "X"}, "reason": "r", "signature": SIG},
     "/api/v1/master-data/{kind}/{code}/change": {"values": {"name": "x"}, "reason": "r"},
     "/api/v1/master-data/{kind}/{code}/retire": {"reason": "r", "signature": SIG},
+    "/api/v1/gateway/endpoints": {
+        "code": "x",
+        "protocol": "opcua",
+        "address": "opc.tcp://h:4840",
+        "reason": "r",
+    },
+    "/api/v1/gateway/endpoints/{code}/rename": {"name": "x", "reason": "r"},
+    "/api/v1/gateway/endpoints/{code}/change": {"values": {}, "reason": "r", "signature": SIG},
+    "/api/v1/gateway/endpoints/{code}/retire": {"reason": "r", "signature": SIG},
+    "/api/v1/gateway/tags": {
+        "endpoint": "x",
+        "tag": "t",
+        "equipment": "GRAN-01",
+        "name": "n",
+        "reason": "r",
+        "signature": SIG,
+    },
+    "/api/v1/gateway/tags/{tag_id}/change": {"values": {}, "reason": "r", "signature": SIG},
+    "/api/v1/gateway/tags/{tag_id}/retire": {"reason": "r", "signature": SIG},
+    "/api/v1/gateway/requests/{request_id}/approve": {"signature": SIG},
+    "/api/v1/gateway/requests/{request_id}/reject": {"signature": SIG},
     "/api/v1/genealogy/batches/{number}/produce": {"quantities": ["1"], "unit": "kg"},
     "/api/v1/recipes/import": {"text": "format: batchline.recipe/1"},
     "/api/v1/recipes/{recipe_id}/transition": {"command": "approve", "signature": SIG},
@@ -299,6 +320,7 @@ def test_an_auditor_gets_403_from_every_write_endpoint(personas) -> None:
                 .replace("{material}", "PCM")
                 .replace("{alarm_id}", "1")
                 .replace("{name}", "moisture")
+                .replace("{tag_id}", "1")
             )
             response = getattr(Client(), method)(
                 url,

@@ -210,11 +210,12 @@ def post(client: Client, action: str, fields: list[tuple[str, str]]) -> tuple[in
 
 def forms_the_demo_lacks() -> None:
     """State the demo does not hold, so that every form of the pages shows somewhere: a configuration
-    change, a master-data request, a role and a deviation waiting for their next step, an API token, a blocked station,
+    change, a master-data request, a gateway tag request, a role and a deviation waiting for their next step, an API token, a blocked station,
     a validation package waiting for its lead, a person who has not yet acknowledged their electronic signature,
     and an outbox message that failed for good (its retry form)."""
     from batchline.accounts.services import token_create, user_create
     from batchline.configuration.services import configuration_change_request
+    from batchline.gateway.services import tag_create_request
     from batchline.masterdata.services import master_create
     from batchline.quality.services import deviation_raise
     from tests.conftest import make_user
@@ -255,6 +256,15 @@ def forms_the_demo_lacks() -> None:
         full_name="Nina Newcomer",
         roles=["operator"],
         reason="hired",
+    )
+    tag_create_request(  # a gateway tag waiting for a QA approver: its Withdraw form on the gateway page
+        actor=Actor.of(admin, via="web"),
+        signer=signer(admin, "requested"),
+        endpoint="sim-opcua",
+        equipment="FBD-01",
+        tag="ns=2;s=Walked",
+        name="walked",
+        reason="the walk needs a waiting gateway request",
     )
     for attempt in range(12):  # one address guessing many accounts: the station is blocked
         Client(REMOTE_ADDR="10.9.9.9").post("/login/", {"username": f"nobody{attempt}", "password": "x"})

@@ -42,6 +42,7 @@ from batchline.web.access import current_user, require
 from . import (
     configuration,
     erp,
+    gateway,
     genealogy,
     inventory,
     lims,
@@ -512,6 +513,7 @@ api.add_router("/inventory", inventory.router)
 api.add_router("/lims", lims.router)
 api.add_router("/configuration", configuration.configuration)
 api.add_router("/erp", erp.router)
+api.add_router("/gateway", gateway.router)
 # Before the /master-data/{kind} routes: "imports" is no kind, and the first match wins.
 api.add_router("/master-data/imports", masterdata_import.router)
 api.add_router("/master-data", masterdata.router)

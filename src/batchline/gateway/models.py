@@ -21,6 +21,10 @@ from batchline.equipment.models import Equipment
 from .readings import Protocol, Quality
 
 CONFIGURE_PERMISSION = "gateway.configure_gateway"
+# The kinds of two-person change request that configure it (gateway.services, approvals).
+TAG_KIND = "gateway_tag"
+ENDPOINT_KIND = "gateway_endpoint"
+REQUEST_KINDS = (TAG_KIND, ENDPOINT_KIND)
 
 
 class Endpoint(AuditedModel):

@@ -6,12 +6,40 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Max, OuterRef, Q, Subquery
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 
+from batchline.approvals.models import ChangeRequest, RequestState
+from batchline.equipment.models import Equipment
 from batchline.execution.instruments import DeviceValue
 
-from .models import ConnectionStatus, Endpoint, GatewayStatus, StoredReading, Tag
+from .models import REQUEST_KINDS, ConnectionStatus, Endpoint, GatewayStatus, StoredReading, Tag
 from .readings import Connection, Protocol, Quality, TagSpec
+
+
+def endpoints() -> QuerySet[Endpoint]:
+    """Every endpoint as configured, retired ones too, each with the number of its tags in force."""
+    return Endpoint.objects.annotate(
+        tags_in_force=Count("tags", filter=Q(tags__retired_at__isnull=True))
+    ).order_by("retired_at", "code")
+
+
+def tags() -> QuerySet[Tag]:
+    """Every tag as configured, retired ones too (after those in force), with its endpoint and unit."""
+    return Tag.objects.select_related("endpoint", "equipment").order_by("retired_at", "endpoint__code", "tag")
+
+
+def units_in_service() -> QuerySet[Equipment]:
+    """The equipment units a tag may be configured for: those not retired."""
+    return Equipment.objects.filter(retired_at__isnull=True).order_by("code")
+
+
+def requests_open() -> QuerySet[ChangeRequest]:
+    """Tag and endpoint requests waiting for a QA approver, oldest first."""
+    return (
+        ChangeRequest.objects.filter(kind__in=REQUEST_KINDS, state=RequestState.REQUESTED)
+        .select_related("requested_by")
+        .order_by("requested_at", "id")
+    )
 
 
 def connections() -> list[Connection]:

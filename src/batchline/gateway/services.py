@@ -35,14 +35,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from batchline.approvals.models import ChangeRequest
-from batchline.approvals.services import ChangeRefused, Kind, change_request
+from batchline.approvals.services import ChangeRefused, Kind, change_request, change_withdraw
 from batchline.audit.services import Actor, record_create, record_update
 from batchline.equipment.models import Equipment
 from batchline.rules.verdict import Refused
 from batchline.signatures.services import VerifiedSigner
 from batchline.units import UnknownUnit, check_unit
 
-from .models import CONFIGURE_PERMISSION, Endpoint, Tag
+from .models import CONFIGURE_PERMISSION, ENDPOINT_KIND, REQUEST_KINDS, TAG_KIND, Endpoint, Tag
 from .readings import Protocol
 
 
@@ -155,6 +155,8 @@ def _tag_values(values: Mapping[str, Any]) -> dict[str, Any]:
         out["options"] = _options(values["options"])
     if "equipment" in values:
         equipment = values["equipment"]
+        if isinstance(equipment, str):  # a unit named by its code, as a form or the API names it
+            equipment = Equipment.objects.filter(code=equipment.strip()).first() or equipment
         if not isinstance(equipment, Equipment):
             raise _refuse("UNKNOWN_UNIT", f"There is no equipment unit {equipment!r}.")
         if equipment.retired_at is not None:
@@ -163,8 +165,6 @@ def _tag_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-TAG_KIND = "gateway_tag"
-ENDPOINT_KIND = "gateway_endpoint"
 TAG_SUBJECT = "gateway.tag"
 ENDPOINT_SUBJECT = "gateway.endpoint"
 # What a tag request may set; every one of them changes what, or whether, the record sees: the
@@ -218,7 +218,7 @@ def _tag_state(tag: Tag | None) -> dict[str, Any] | None:
     }
 
 
-def _tag_subject(endpoint: str, tag: str) -> str:
+def tag_subject(endpoint: str, tag: str) -> str:
     """The tag's address as a subject id (64 characters at most): the same for its whole life."""
     subject = f"{endpoint}/{tag}"
     if len(subject) <= 64:
@@ -284,7 +284,7 @@ def tag_create_request(
     actor: Actor,
     signer: VerifiedSigner,
     endpoint: str,
-    equipment: Equipment,
+    equipment: Equipment | str,
     tag: str,
     name: str,
     unit_of_measure: str = "",
@@ -325,7 +325,7 @@ def tag_create_request(
         signer=signer,
         kind=TAG_KIND,
         subject_type=TAG_SUBJECT,
-        subject_id=_tag_subject(where.code, address),
+        subject_id=tag_subject(where.code, address),
         summary=f"Gateway tag {address} at {where.code} ({where.address}): new, {_tag_words(values)}",
         payload={"operation": "create", "endpoint": where.code, "tag": address, "values": values},
         before={"endpoint": _endpoint_state(where), "tag": None},
@@ -374,7 +374,7 @@ def tag_change_request(
         signer=signer,
         kind=TAG_KIND,
         subject_type=TAG_SUBJECT,
-        subject_id=_tag_subject(tag.endpoint.code, tag.tag),
+        subject_id=tag_subject(tag.endpoint.code, tag.tag),
         summary=f"Gateway tag {tag.tag} at {tag.endpoint.code} ({tag.equipment.code} · {tag.name}): {words}",
         payload={"operation": "change", "endpoint": tag.endpoint.code, "tag": tag.tag, "values": changed},
         before={"endpoint": _endpoint_state(tag.endpoint), "tag": now},
@@ -395,7 +395,7 @@ def tag_retire_request(
         signer=signer,
         kind=TAG_KIND,
         subject_type=TAG_SUBJECT,
-        subject_id=_tag_subject(tag.endpoint.code, tag.tag),
+        subject_id=tag_subject(tag.endpoint.code, tag.tag),
         summary=f"Gateway tag {tag.tag} at {tag.endpoint.code} ({tag.equipment.code} · {tag.name}): retired",
         payload={"operation": "retire", "endpoint": tag.endpoint.code, "tag": tag.tag, "values": {}},
         before={"endpoint": _endpoint_state(tag.endpoint), "tag": _tag_state(tag)},
@@ -600,6 +600,20 @@ def _endpoint_apply(request: ChangeRequest, actor: Actor) -> None:
         )
     except GatewayRefused as exc:
         raise ChangeRefused(f"{request.number} cannot be applied: {exc}") from None
+
+
+def request_withdraw(*, actor: Actor, request_id: int, reason: str) -> ChangeRequest:
+    """Take back an open tag or endpoint request: nothing of it is applied, its signature stays.
+
+    Who may: a holder of ``gateway.configure_gateway`` (the requester, or another engineer standing in);
+    ``approvals.change_withdraw`` locks the request, refuses one decided meanwhile and audits the reason.
+    """
+    may_configure(actor)
+    request = ChangeRequest.objects.filter(pk=request_id, kind__in=REQUEST_KINDS).first()
+    if request is None:
+        raise _refuse("UNKNOWN_REQUEST", f"There is no gateway change request {request_id}.")
+    user = get_user_model().objects.get(pk=actor.id)
+    return change_withdraw(actor=actor, user=user, request=request, reason=reason)
 
 
 TAG_CHANGE = Kind(

@@ -1,6 +1,7 @@
 """Gateway configuration requests (tags, endpoints) on the master-data requests page, for a QA approver.
 
-Requested in code or by the demo (``gateway.services``); decided here like any other change request:
+Requested by an engineer on the gateway page (gateway_config_views), over the API or by the demo
+(``gateway.services``); decided here like any other change request:
 approved with the approver's signature (applied at once) or rejected with a reason.
 """
 
@@ -14,13 +15,13 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
 from batchline.approvals import services as approvals
-from batchline.approvals.models import ChangeRequest, RequestState
-from batchline.gateway.services import ENDPOINT_KIND, TAG_KIND
+from batchline.approvals.models import ChangeRequest
+from batchline.gateway.models import REQUEST_KINDS
+from batchline.gateway.selectors import requests_open
 
 from .access import require
 
 APPROVE = "approvals.approve_change"
-KINDS = (TAG_KIND, ENDPOINT_KIND)
 
 
 def open_gateway_changes() -> list[dict[str, Any]]:
@@ -37,9 +38,7 @@ def open_gateway_changes() -> list[dict[str, Any]]:
             "approve_dialog": f"approve-gateway-{change.pk}",
             "reject_dialog": f"reject-gateway-{change.pk}",
         }
-        for change in ChangeRequest.objects.filter(kind__in=KINDS, state=RequestState.REQUESTED)
-        .select_related("requested_by")
-        .order_by("requested_at", "id")
+        for change in requests_open()
     ]
 
 
@@ -50,7 +49,7 @@ def gateway_change_decide(request: HttpRequest, pk: int, decision: str) -> HttpR
     from .masterdata_views import decide_on_changes_page
 
     require(request.user, APPROVE)
-    change = get_object_or_404(ChangeRequest, pk=pk, kind__in=KINDS)
+    change = get_object_or_404(ChangeRequest, pk=pk, kind__in=REQUEST_KINDS)
     return decide_on_changes_page(
         request,
         change,

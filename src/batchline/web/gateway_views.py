@@ -1,12 +1,14 @@
 """The equipment gateway for engineers: each gateway's word about itself, its connections, the last value
 of every configured tag, the stale ones, and the store-and-forward backlog and losses (issue 15).
 
-Read only, thin over ``gateway.selectors``; needs ``gateway.view_endpoint`` (engineers, auditors).
+Thin over ``gateway.selectors``; needs ``gateway.view_endpoint`` (engineers, auditors). The configuration
+(endpoints, tags, open requests) shows below, with the engineers' forms (gateway_config_views).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -15,8 +17,10 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from batchline.gateway import selectors
+from batchline.signatures.services import username_required
 
 from .access import require
+from .gateway_config_views import configuration_context
 
 # A tag with nothing newer than this is listed as stale (a deadband may hold a steady value back:
 # the source's own STALE is the strong sign, this the weak one).
@@ -25,6 +29,10 @@ QUIET = dt.timedelta(minutes=5)
 
 @login_required
 def gateway(request: HttpRequest) -> HttpResponse:
+    return page(request)
+
+
+def page(request: HttpRequest, *, status: int = 200, posted_form: str = "", **extra: Any) -> HttpResponse:
     require(request.user, "gateway.view_endpoint")
     now = timezone.now()
     # A gateway writes its status every few seconds: one silent for much longer is not running.
@@ -39,5 +47,9 @@ def gateway(request: HttpRequest) -> HttpResponse:
             "tags": tags,
             "stale_count": sum(stale for _, stale in tags),
             "quiet_minutes": int(QUIET.total_seconds() // 60),
+            "username_required": username_required(request),
+            **configuration_context(request, posted_form=posted_form),
+            **extra,
         },
+        status=status,
     )

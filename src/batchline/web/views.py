@@ -24,6 +24,15 @@ def role_requests_waiting(user: User) -> int:
     return ChangeRequest.objects.filter(kind=ROLE_GRANT, state=RequestState.REQUESTED).count()
 
 
+def gateway_requests_waiting(user: User) -> int:
+    """Gateway tag and endpoint requests a QA approver decides (and their engineers follow)."""
+    if not (user.has_perm("approvals.approve_change") or user.has_perm("gateway.configure_gateway")):
+        return 0
+    from batchline.gateway.selectors import requests_open
+
+    return requests_open().count()
+
+
 def reviews_overdue(user: User) -> list[str]:
     """Overdue access reviews and periodic evaluations, in words, for those who prepare or sign them."""
     from batchline.periodic import selectors as periodic
@@ -55,6 +64,7 @@ def home(request: HttpRequest) -> HttpResponse:
             # Security alerts (a locked account or station, a failed verification) until acknowledged.
             "security_alerts": alerts_open() if reads_security else [],
             "role_requests_waiting": role_requests_waiting(user),
+            "gateway_requests_waiting": gateway_requests_waiting(user),
             "reviews_overdue": reviews_overdue(user),
         },
     )
