@@ -260,6 +260,12 @@ OUTBOX_DELIVER_ON_COMMIT = _env_bool("BATCHLINE_OUTBOX_DELIVER_ON_COMMIT", True)
 # The equipment gateway (gateway/, docs/devices.md). Retention 0 keeps process data for ever: a site
 # sets it after its own risk assessment, since the record's trends are read from these rows.
 GATEWAY_RETENTION_DAYS = _env_int("BATCHLINE_GATEWAY_RETENTION_DAYS", 0)
+# Downsampling (gateway/downsample.py, docs/gateway.md): readings older than this many days are
+# summarised per tag into buckets of GATEWAY_DOWNSAMPLE_SECONDS and their raw rows removed; 0 keeps
+# every raw row. Off by default, like retention; the summaries have their own retention (0 keeps).
+GATEWAY_DOWNSAMPLE_AFTER_DAYS = _env_int("BATCHLINE_GATEWAY_DOWNSAMPLE_AFTER_DAYS", 0)
+GATEWAY_DOWNSAMPLE_SECONDS = _env_int("BATCHLINE_GATEWAY_DOWNSAMPLE_SECONDS", 60)
+GATEWAY_SUMMARY_RETENTION_DAYS = _env_int("BATCHLINE_GATEWAY_SUMMARY_RETENTION_DAYS", 0)
 GATEWAY_PARTITIONS_AHEAD_DAYS = _env_int("BATCHLINE_GATEWAY_PARTITIONS_AHEAD_DAYS", 7)
 GATEWAY_BATCH = _env_int("BATCHLINE_GATEWAY_BATCH", 1000)  # readings per write
 GATEWAY_QUEUE = _env_int("BATCHLINE_GATEWAY_QUEUE", 20000)  # readings between the adapters and the writer

@@ -7,6 +7,8 @@
   identity (``key``, the hash of :attr:`readings.Reading.key`) with its time as the primary key,
   so a replay stores nothing twice. On PostgreSQL the table is partitioned by day on ``at``
   (migrations/0001_initial.py, ``gateway.store``).
+- :class:`ProcessSummary` is raw data grown old: per tag and time bucket, the count, quality counts,
+  lowest, highest, mean, first and last value, once downsampling removed the rows (``gateway.downsample``).
 - :class:`ConnectionStatus` and :class:`GatewayStatus` are what running gateways last said about
   themselves, for the engineers' page: operational state, overwritten, not audited.
 """
@@ -79,7 +81,8 @@ class StoredReading(models.Model):
     ``at`` is the observation's time: the device's (``source_time``) when it sent one, else the
     gateway's. It is the time inside the key, so the same observation seen again, however much
     later, has the same ``(key, at)`` and lands in the same partition, where the primary key
-    refuses it. Rows are never updated (a trigger refuses it); only retention removes them.
+    refuses it. Rows are never updated (a trigger refuses it); only retention and downsampling
+    remove them.
     """
 
     pk = models.CompositePrimaryKey("key", "at")
@@ -111,6 +114,58 @@ class StoredReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit} {self.tag} at {self.at.isoformat()}: {self.quality}"
+
+
+class ProcessSummary(models.Model):
+    """One tag's readings of one time bucket, summarised once their raw rows grew old (``gateway.downsample``).
+
+    Like :class:`StoredReading`, process data outside the audit chain: written by the downsampling
+    in the same transaction that removes the raw rows it summarises, never updated (a trigger
+    refuses it), removed only by the summaries' own retention. Readings that arrive for a bucket
+    already summarised (a spool forwarded days late) become a further ``part`` of that bucket:
+    a bucket's figures are the sum of its parts (``selectors``).
+    """
+
+    unit = models.TextField()
+    protocol = models.CharField(max_length=20)
+    endpoint = models.TextField()
+    tag = models.TextField()
+    historical = models.BooleanField(default=False)
+    bucket = models.DateTimeField(help_text="the bucket's start (UTC, aligned to the epoch)")
+    seconds = models.PositiveIntegerField(help_text="the bucket's length")
+    part = models.PositiveSmallIntegerField(default=0)
+    readings = models.PositiveIntegerField(help_text="raw rows summarised, whatever their quality")
+    good = models.PositiveIntegerField(default=0)
+    uncertain = models.PositiveIntegerField(default=0)
+    bad = models.PositiveIntegerField(default=0)
+    stale = models.PositiveIntegerField(default=0)
+    # Of the Good and Uncertain readings, those with a number (a float, an integer, a boolean):
+    # what the figures below are of. Text values are counted above, not kept.
+    usable = models.PositiveIntegerField(default=0)
+    minimum = models.FloatField(null=True)
+    maximum = models.FloatField(null=True)
+    mean = models.FloatField(null=True)
+    first_value = models.FloatField(null=True)
+    last_value = models.FloatField(null=True)
+    value_type = models.CharField(max_length=1, blank=True)  # as StoredReading's, of the usable values
+    first_at = models.DateTimeField(help_text="the first reading's observation time")
+    last_at = models.DateTimeField(help_text="the last reading's observation time")
+    unit_of_measure = models.TextField(blank=True)
+    summarised_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "gateway_summary"
+        constraints = [
+            # One row per tag, bucket and part: a second run, or two at once, summarises nothing twice.
+            models.UniqueConstraint(
+                fields=["unit", "protocol", "endpoint", "tag", "historical", "bucket", "part"],
+                name="gateway_summary_once",
+            )
+        ]
+        indexes = [models.Index(fields=["unit", "tag", "bucket"], name="gateway_summary_series")]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.tag} from {self.bucket.isoformat()} ({self.readings} readings)"
 
 
 class GatewayStatus(models.Model):

@@ -19,7 +19,8 @@
   drop, or the database refused, is counted, logged, shown (``GatewayStatus``) and, once the
   database is back, written to the audit trail.
 - Every ``GATEWAY_STATUS_SECONDS`` the gateway writes its own status and each connection's state;
-  every hour it makes the partitions ahead and applies retention.
+  every hour it makes the partitions ahead and applies retention (the worker does, after
+  downsampling, when that is on: ``downsample.upkeep``).
 """
 
 from __future__ import annotations
@@ -263,7 +264,10 @@ class Writer:
 
     def maintain(self) -> None:
         store.partitions_ensure(using=self.using)
-        store.retention_apply(using=self.using)
+        # With downsampling on, the worker applies the raw retention after summarising
+        # (downsample.upkeep): here it could remove a day not summarised yet.
+        if settings.GATEWAY_DOWNSAMPLE_AFTER_DAYS <= 0:
+            store.retention_apply(using=self.using)
 
 
 class Gateway:

@@ -1,4 +1,9 @@
-"""Reading the gateway's configuration and its process data, for the gateway, pages and the record."""
+"""Reading the gateway's configuration and its process data, for the gateway, pages and the record.
+
+Process data is read from the raw readings and, for periods downsampling summarised, from the
+summaries (``downsample``): a trend over old data still draws, as a band of each bucket's lowest
+and highest value.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,15 @@ from batchline.approvals.models import ChangeRequest, RequestState
 from batchline.equipment.models import Equipment
 from batchline.execution.instruments import DeviceValue
 
-from .models import REQUEST_KINDS, ConnectionStatus, Endpoint, GatewayStatus, StoredReading, Tag
+from .models import (
+    REQUEST_KINDS,
+    ConnectionStatus,
+    Endpoint,
+    GatewayStatus,
+    ProcessSummary,
+    StoredReading,
+    Tag,
+)
 from .readings import Connection, Protocol, Quality, TagSpec
 
 
@@ -93,6 +106,12 @@ class Point:
     historical: bool
     endpoint: str
     protocol: str
+    # A summarised bucket (downsample) stands as one point: ``at`` its start, ``value`` the mean of its
+    # usable values, ``low`` and ``high`` their range, ``readings`` how many raw readings it summarises.
+    summary: bool = False
+    low: float | None = None
+    high: float | None = None
+    readings: int = 1
 
     @property
     def usable(self) -> bool:
@@ -127,16 +146,87 @@ def _point(row: StoredReading) -> Point:
     )
 
 
+def _summary_quality(s: ProcessSummary) -> Quality:
+    if s.usable:
+        return Quality.UNCERTAIN if s.uncertain else Quality.GOOD
+    if s.good or s.uncertain:  # text values: counted, not kept
+        return Quality.UNCERTAIN if s.uncertain else Quality.GOOD
+    return Quality.STALE if s.stale and not s.bad else Quality.BAD
+
+
+def _merged(parts: list[ProcessSummary]) -> ProcessSummary:
+    """One bucket's parts (readings summarised on later runs) as one summary, unsaved."""
+    if len(parts) == 1:
+        return parts[0]
+    first, last = min(parts, key=lambda p: p.first_at), max(parts, key=lambda p: p.last_at)
+    numbers = [p for p in parts if p.usable]
+    usable = sum(p.usable for p in numbers)
+    return ProcessSummary(
+        unit=first.unit,
+        protocol=first.protocol,
+        endpoint=first.endpoint,
+        tag=first.tag,
+        historical=first.historical,
+        bucket=first.bucket,
+        seconds=max(p.seconds for p in parts),
+        readings=sum(p.readings for p in parts),
+        good=sum(p.good for p in parts),
+        uncertain=sum(p.uncertain for p in parts),
+        bad=sum(p.bad for p in parts),
+        stale=sum(p.stale for p in parts),
+        usable=usable,
+        minimum=min((p.minimum for p in numbers if p.minimum is not None), default=None),
+        maximum=max((p.maximum for p in numbers if p.maximum is not None), default=None),
+        mean=sum((p.mean or 0.0) * p.usable for p in numbers) / usable if usable else None,
+        first_value=min(numbers, key=lambda p: p.first_at).first_value if numbers else None,
+        last_value=max(numbers, key=lambda p: p.last_at).last_value if numbers else None,
+        value_type=max((p.value_type for p in parts), default=""),
+        first_at=first.first_at,
+        last_at=last.last_at,
+        unit_of_measure=last.unit_of_measure or first.unit_of_measure,
+    )
+
+
+def _summary_point(s: ProcessSummary) -> Point:
+    return Point(
+        at=s.bucket,
+        value=s.mean if s.usable else None,
+        quality=_summary_quality(s),
+        status="",
+        unit_of_measure=s.unit_of_measure,
+        source_time=None,
+        gateway_time=s.last_at,
+        historical=s.historical,
+        endpoint=s.endpoint,
+        protocol=s.protocol,
+        summary=True,
+        low=s.minimum,
+        high=s.maximum,
+        readings=s.readings,
+    )
+
+
 def series(*, unit: str, tag: str, start: dt.datetime, end: dt.datetime, limit: int = 100_000) -> list[Point]:
     """A tag's values of one unit observed from ``start`` (inclusive) to ``end`` (exclusive), in time order.
 
     Bad and Stale observations are included (a chart shows the gap and why); ``Point.usable`` says
-    which values count. One query, on PostgreSQL pruned to the partitions of the period.
+    which values count. Where downsampling replaced the raw rows, each summarised bucket with a
+    reading in the period is one point (``Point.summary``, with its range and count). Two queries,
+    on PostgreSQL the raw one pruned to the partitions of the period.
     """
     rows = StoredReading.objects.filter(unit=unit, tag=tag, at__gte=start, at__lt=end).order_by(
         "at", "sequence"
     )
-    return [_point(r) for r in rows[:limit]]
+    points = [_point(r) for r in rows[:limit]]
+    parts: dict[tuple[object, ...], list[ProcessSummary]] = defaultdict(list)
+    for s in ProcessSummary.objects.filter(unit=unit, tag=tag, bucket__lt=end, last_at__gte=start).order_by(
+        "bucket", "part"
+    ):
+        parts[(s.bucket, s.endpoint, s.protocol, s.historical)].append(s)
+    if not parts:
+        return points
+    merged = [_summary_point(_merged(p)) for p in parts.values()]
+    return sorted(points + merged, key=lambda p: p.at)[:limit]  # stable: raw rows keep their order
 
 
 @dataclass(frozen=True)
@@ -167,7 +257,19 @@ def last_values(*, endpoint: str | None = None) -> list[TagNow]:
                 .values("unit")
                 .annotate(m=Max("at"))
                 .values("m")[:1]
-            )
+            ),
+            # Where downsampling took every raw row, the last summary stands for the last value.
+            summary_last_at=Subquery(
+                ProcessSummary.objects.filter(
+                    unit=OuterRef("equipment__code"),
+                    tag=OuterRef("tag"),
+                    endpoint=OuterRef("endpoint__address"),
+                )
+                .order_by()
+                .values("unit")
+                .annotate(m=Max("last_at"))
+                .values("m")[:1]
+            ),
         )
         .order_by("endpoint__code", "tag")
     )
@@ -181,15 +283,37 @@ def last_values(*, endpoint: str | None = None) -> list[TagNow]:
         # gateway received last stands for "last".
         for row in StoredReading.objects.filter(condition).order_by("gateway_time", "sequence"):
             found[(row.unit, row.tag, row.endpoint)] = row
-    return [
-        TagNow(
-            tag=t,
-            last=_point(found[key])
-            if (key := (t.equipment.code, t.tag, t.endpoint.address)) in found
-            else None,
-        )
+    # A third query only when a tag has summaries and no raw row left.
+    summarised = [
+        (t.equipment.code, t.tag, t.endpoint.address, t.summary_last_at)
         for t in tags
+        if t.last_at is None and t.summary_last_at is not None
     ]
+    last_summary: dict[tuple[str, str, str], Point] = {}
+    if summarised:
+        condition = Q()
+        for unit, tag, address, at in summarised:
+            condition |= Q(unit=unit, tag=tag, endpoint=address, last_at=at)
+        for s in ProcessSummary.objects.filter(condition).order_by("summarised_at", "part"):
+            last_summary[(s.unit, s.tag, s.endpoint)] = _last_of(s)
+    out = []
+    for t in tags:
+        key = (t.equipment.code, t.tag, t.endpoint.address)
+        out.append(TagNow(tag=t, last=_point(found[key]) if key in found else last_summary.get(key)))
+    return out
+
+
+def _last_of(s: ProcessSummary) -> Point:
+    """A summary's last usable value as the tag's last value (its time the bucket's last reading's)."""
+    value: float | int | bool | None = s.last_value
+    if value is not None and s.value_type == "b":
+        value = bool(value)
+    elif value is not None and s.value_type == "i":
+        value = int(value)
+    point = _summary_point(s)
+    return Point(
+        **{**point.__dict__, "at": s.last_at, "value": value if s.usable else None, "readings": s.readings}
+    )
 
 
 def is_stale(item: TagNow, *, now: dt.datetime, older_than: dt.timedelta) -> bool:
@@ -239,6 +363,20 @@ def parameter_series(
         usable = row.quality in (Quality.GOOD, Quality.UNCERTAIN) and row.value_type in ("f", "i")
         # The unit the reading came with; the tag's configured one where the adapter gave none.
         out.append((row.at, row.value_num if usable else None, row.unit_of_measure or configured[row.tag]))
+    # Where downsampling summarised the period: each bucket's lowest value at its first reading and
+    # its highest at its last, so a trend frozen from them keeps each bucket's range (the record's
+    # ProcessTrend keeps no more). A bucket without a usable number is one gap.
+    summaries = ProcessSummary.objects.filter(
+        unit=unit, tag__in=list(configured), bucket__lte=end, last_at__gte=start, historical=False
+    ).exclude(value_type="b")
+    for s in summaries.order_by("bucket", "part"):
+        uom = s.unit_of_measure or configured[s.tag]
+        if s.usable and s.minimum is not None and s.maximum is not None:
+            out.append((max(s.first_at, start), s.minimum, uom))
+            out.append((min(s.last_at, end), s.maximum, uom))
+        else:
+            out.append((max(s.bucket, start), None, uom))
+    out.sort(key=lambda item: item[0])  # stable: each raw reading keeps its place among its equals
     return out
 
 

@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -29,6 +30,9 @@ from batchline.audit.services import SYSTEM, audit_append
 from batchline.audit.verify import Finding, Report, verify
 from batchline.configuration.selectors import current
 from batchline.signatures.status import broken_signatures
+
+if TYPE_CHECKING:
+    from batchline.gateway.downsample import Upkeep
 
 log = logging.getLogger("batchline.worker")
 
@@ -126,6 +130,8 @@ class Ran:
     # Parked ERP messages applied (what they waited for is here) or expired this round (erp/inbound.py).
     erp_applied: list[str] = field(default_factory=list)
     erp_expired: list[str] = field(default_factory=list)
+    # Process data downsampled and old data removed (gateway/downsample.py), when that was due.
+    gateway_upkeep: Upkeep | None = None
 
 
 def tick() -> Ran:
@@ -151,4 +157,8 @@ def tick() -> Ran:
 
     due = parked_due()
     ran.erp_applied, ran.erp_expired = due.applied, due.expired
+    # Last: the longest job of a round (a day of readings per transaction), hourly.
+    from batchline.gateway.downsample import upkeep_due
+
+    ran.gateway_upkeep = upkeep_due()
     return ran

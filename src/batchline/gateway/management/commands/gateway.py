@@ -4,7 +4,11 @@
   store what they read until SIGTERM/SIGINT (docs/devices.md).
 - ``batchline gateway connections``: print the configuration as the gateway would run it.
 - ``batchline gateway partitions [--ahead N]``: make the day partitions ahead (PostgreSQL).
-- ``batchline gateway retention [--days N]``: drop process data older than N days.
+- ``batchline gateway retention [--days N] [--summary-days N]``: drop process data older than N days,
+  and summaries older than theirs.
+- ``batchline gateway downsample [--after-days N] [--seconds S]``: summarise the raw readings of the
+  days older than N into buckets of S seconds and remove them (``gateway.downsample``; the worker
+  runs it every hour).
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import signal
 import socket
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
     help = (
-        "The equipment gateway: run it (default), or show its connections, make partitions, apply retention."
+        "The equipment gateway: run it (default), or show its connections, make partitions, apply retention, "
+        "downsample old process data."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -36,6 +40,10 @@ class Command(BaseCommand):
         partitions.add_argument("--ahead", type=int, default=None)
         retention = sub.add_parser("retention", help="remove process data older than the retention")
         retention.add_argument("--days", type=int, default=None)
+        retention.add_argument("--summary-days", type=int, default=None, help="summaries older than this")
+        downsample = sub.add_parser("downsample", help="summarise old process data and remove its raw rows")
+        downsample.add_argument("--after-days", type=int, default=None)
+        downsample.add_argument("--seconds", type=int, default=None, help="the buckets' length")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from batchline.gateway import store
@@ -47,15 +55,55 @@ class Command(BaseCommand):
             made = store.partitions_ensure(ahead_days=options["ahead"])
             self.stdout.write("\n".join(made) if made else "no partitions: the database is not PostgreSQL")
         elif action == "retention":
-            days = settings.GATEWAY_RETENTION_DAYS if options["days"] is None else options["days"]
-            if days <= 0:
-                raise CommandError(
-                    "Retention is off (BATCHLINE_GATEWAY_RETENTION_DAYS is 0): give --days N to remove older data."
-                )
-            removed = store.retention_apply(days=days)
-            self.stdout.write(f"process data older than {days} days removed ({removed})")
+            self._retention(options["days"], options["summary_days"])
+        elif action == "downsample":
+            self._downsample(options["after_days"], options["seconds"])
         else:
             self._run(options.get("name") or socket.gethostname())
+
+    def _retention(self, raw_days: int | None, summary_days: int | None) -> None:
+        from batchline.gateway import downsample, store
+
+        try:
+            plan = downsample.plan_of(retention_days=raw_days, summary_retention_days=summary_days)
+        except downsample.DownsampleSettingsError as exc:
+            raise CommandError(str(exc)) from None
+        if plan.retention_days <= 0 and plan.summary_retention_days <= 0:
+            raise CommandError(
+                "Retention is off (BATCHLINE_GATEWAY_RETENTION_DAYS is 0): give --days N to remove older data."
+            )
+        if plan.retention_days > 0:
+            removed = store.retention_apply(days=plan.retention_days)
+            self.stdout.write(f"process data older than {plan.retention_days} days removed ({removed})")
+        if plan.summary_retention_days > 0:
+            removed = downsample.summary_retention_apply(days=plan.summary_retention_days)
+            self.stdout.write(
+                f"process data summaries older than {plan.summary_retention_days} days removed ({removed})"
+            )
+
+    def _downsample(self, after_days: int | None, seconds: int | None) -> None:
+        from batchline.gateway import downsample
+
+        try:
+            plan = downsample.plan_of(after_days=after_days, seconds=seconds)
+        except downsample.DownsampleSettingsError as exc:
+            raise CommandError(str(exc)) from None
+        if not plan.on:
+            raise CommandError(
+                "Downsampling is off (BATCHLINE_GATEWAY_DOWNSAMPLE_AFTER_DAYS is 0): give --after-days N "
+                "to summarise older data."
+            )
+        days = downsample.downsample_apply(plan=plan)
+        for day in days:
+            self.stdout.write(
+                f"{day.day.isoformat()}: {day.readings} reading(s) summarised into {day.summaries} "
+                f"summary row(s) and removed{f' (partition {day.dropped} dropped)' if day.dropped else ''}"
+            )
+        self.stdout.write(
+            f"process data older than {plan.after_days} days downsampled to {plan.seconds} s buckets: "
+            f"{len(days)} day(s), {sum(d.readings for d in days)} reading(s), "
+            f"{sum(d.summaries for d in days)} summary row(s)"
+        )
 
     def _connections(self) -> None:
         from batchline.gateway.selectors import connections

@@ -4,7 +4,8 @@ Checkpoints (every ``checkpoint_interval_minutes`` of the GMP configuration, whe
 the trail moved), the full verification (every ``verify_interval_minutes``; a
 failure raises a security alert), the delivery of the outbox's due messages, and the
 parked ERP messages: applied when what they wait for is here, expired after
-``BATCHLINE_ERP_PARKED_HOURS``. One
+``BATCHLINE_ERP_PARKED_HOURS``; every hour, the equipment gateway's old process data
+downsampled and the summaries' retention applied (gateway/downsample.py). One
 process per installation is enough; two are safe (checkpoint numbers and
 chain positions are allocated under locks). Stops cleanly on SIGTERM/SIGINT.
 """
@@ -24,8 +25,8 @@ from batchline.integrity.verification import log, tick
 
 class Command(BaseCommand):
     help = (
-        "Run checkpoints, scheduled verification, outbox delivery, due master-data changes and parked ERP "
-        "messages until stopped (--once for one round)."
+        "Run checkpoints, scheduled verification, outbox delivery, due master-data changes, parked ERP "
+        "messages and process data downsampling until stopped (--once for one round)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -64,6 +65,14 @@ class Command(BaseCommand):
                         f"overdue reviews alerted {', '.join(ran.overdue_reviews) or '-'}; "
                         f"parked ERP messages applied {', '.join(ran.erp_applied) or '-'}, "
                         f"expired {', '.join(ran.erp_expired) or '-'}"
+                    )
+                    self.stdout.flush()
+                upkeep = ran.gateway_upkeep
+                if upkeep and (upkeep.days or upkeep.raw_removed or upkeep.summaries_removed):
+                    self.stdout.write(
+                        f"process data downsampled: {len(upkeep.days)} day(s), {upkeep.readings} reading(s) "
+                        f"into {upkeep.summaries} summary row(s); retention removed {upkeep.raw_removed} raw "
+                        f"day(s)/row(s) and {upkeep.summaries_removed} summary row(s)"
                     )
                     self.stdout.flush()
             if options["once"] or (options["parent"] and os.getppid() != options["parent"]):
