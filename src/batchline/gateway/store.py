@@ -15,7 +15,7 @@ Process data does not join the audit trail's hash chain: it is raw data at thous
 second, and chaining each row would serialise every writer on the chain's head. Its integrity
 rests on the key (one row per observation), the trigger that refuses UPDATE, and the values that
 matter to a batch being copied into the batch record (limits judged, readings taken), which is
-chained. Downsampling is not done (yet): every row is kept at the rate it came.
+chained. Downsampling (``gateway.downsample``) summarises old days and removes their rows.
 
 TimescaleDB is not used even where it is installed: native partitions prune and drop as well for
 these queries, and the same SQL then runs everywhere (docs/devices.md).
