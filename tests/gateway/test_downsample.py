@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.core.management.base import SystemCheckError
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from batchline.gateway import downsample, selectors, store
@@ -308,3 +309,37 @@ def test_the_gateway_leaves_the_raw_retention_to_the_worker_while_downsampling_i
     settings.GATEWAY_DOWNSAMPLE_AFTER_DAYS = 0
     writer.maintain()
     assert StoredReading.objects.count() == 0
+
+
+@pytest.mark.req("DI-06", "P11-03")
+def test_postgresql_summarises_exactly_the_rows_it_removes_from_the_default_partition(
+    postgresql_only: None,
+) -> None:
+    day = T0 - dt.timedelta(days=3)  # a day that never had a partition: its rows wait in the default one
+    with connection.cursor() as cursor:
+        for row in store.rows_of([reading(4.0, at=day), reading(6.0, at=day + S, quality=Quality.UNCERTAIN)]):
+            cursor.execute(
+                f"INSERT INTO gateway_reading_default ({', '.join(store.COLUMNS)}) "
+                f"VALUES ({', '.join(['%s'] * len(store.COLUMNS))})",
+                [*row[: store.STORED_AT], T0, *row[store.STORED_AT + 1 :]],
+            )
+    store_readings([reading(20.0, at=T0)])  # and a day with its partition
+    assert downsample.days_due(cutoff=NOW - dt.timedelta(days=7)) == [day.date(), T0.date()]
+    done = downsample.downsample_apply(plan=PLAN, now=NOW)
+    assert [(d.day, d.readings, d.summaries, d.dropped) for d in done] == [
+        (day.date(), 2, 1, ""),
+        (T0.date(), 1, 1, "gateway_reading_p20261207"),
+    ]
+    old, _new = summaries()
+    assert (old.bucket, old.readings, old.good, old.uncertain, old.mean) == (day, 2, 1, 1, 5.0)
+    assert not StoredReading.objects.exists()
+
+
+@pytest.mark.req("P11-03")
+def test_batchline_check_names_downsampling_settings_that_would_lose_data(settings: Any) -> None:
+    call_command("check")
+    settings.GATEWAY_DOWNSAMPLE_AFTER_DAYS, settings.GATEWAY_RETENTION_DAYS = 30, 14
+    with pytest.raises(
+        SystemCheckError, match=r"gateway.E001.*RETENTION_DAYS \(14\) would remove raw readings"
+    ):
+        call_command("check")

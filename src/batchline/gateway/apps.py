@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.core import checks
 
 
 class GatewayConfig(AppConfig):
@@ -21,3 +24,16 @@ class GatewayConfig(AppConfig):
         # Tags and endpoints change by a request and a QA approver's approval (services).
         kind_register(TAG_CHANGE)
         kind_register(ENDPOINT_CHANGE)
+        checks.register(downsample_settings_check)
+
+
+def downsample_settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Downsampling and retention settings that would lose data, named by ``batchline check`` and at
+    every start (the worker's job refuses them too, but only in its log)."""
+    from .downsample import DownsampleSettingsError, plan_of
+
+    try:
+        plan_of()
+    except DownsampleSettingsError as exc:
+        return [checks.Error(str(exc), id="gateway.E001")]
+    return []
