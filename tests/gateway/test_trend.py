@@ -146,3 +146,35 @@ def test_a_step_whose_values_never_reached_the_store_says_so_in_its_record(plant
     (section,) = record_content(batch)["process_values"]
     trend = next(x for x in section["trends"] if x["name"] == "inlet_temp")
     assert (trend["readings"], trend["usable"], trend["minimum"], trend["buckets"]) == (0, 0, None, [])
+
+
+@pytest.mark.req("S95-06", "BR-01", "P11-03")
+def test_a_step_that_ran_past_the_downsampling_age_freezes_its_trend_from_the_summaries(
+    plant,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from batchline.gateway import downsample
+    from batchline.gateway.models import ProcessSummary, StoredReading
+
+    people, batch = plant
+    configure(people["engineer"], people["approver"])
+    step = batch.steps.get(key="drying")
+    age(step, 8 * 24 * 60)  # a step that has run eight days: its first day's readings are summarised
+    step.refresh_from_db()
+    writer = Writer(
+        spool=Spool(tmp_path / "s.sqlite3", max_rows=100),
+        name="gw",
+        stored_hook=LiveJudging(connections()).stored,
+    )
+    inlet = readings("ns=2;s=Inlet", [333.15, 334.15, 332.65, 335.15], step.started_at)
+    air = readings("ns=2;s=Air", [1000.0, 1010.0, 990.0], step.started_at)
+    writer.handle(store.rows_of(inlet + air), inlet + air)
+    plan = downsample.Plan(after_days=7, seconds=60, retention_days=0, summary_retention_days=0)
+    assert downsample.downsample_apply(plan=plan)
+    assert not StoredReading.objects.exists() and ProcessSummary.objects.count() >= 2
+    assert complete(people, batch, "drying").state == "done"
+
+    t = ProcessTrend.objects.get(step=step, name="inlet_temp")
+    # Each bucket's lowest and highest value is what the frozen trend keeps: the same as from the raw rows.
+    assert (float(t.minimum), float(t.maximum), t.unit) == (59.5, 62.0, "°C")
+    assert t.usable == t.readings and t.buckets
