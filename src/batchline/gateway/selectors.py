@@ -240,7 +240,9 @@ class TagNow:
 def last_values(*, endpoint: str | None = None) -> list[TagNow]:
     """Each active configured tag with its last stored observation (by observation time).
 
-    Two queries: the tags with the time of their last row, then those rows.
+    Two queries: the tags with the time of their last row (and of their last summary), then those
+    rows; a third only when a tag's raw rows were all downsampled, whose last summarised value
+    then stands for its last (``Point.summary``).
     """
     tags = list(
         Tag.objects.filter(retired_at__isnull=True, endpoint__retired_at__isnull=True)
