@@ -19,7 +19,8 @@ SQLite.
 - Running it twice summarises nothing twice: the second run finds no raw rows left. Readings
   arriving later for a day already summarised (a spool forwarded after a long outage) are
   summarised on the next run as a further ``part`` of their bucket; the unique key (tag, bucket,
-  part) refuses a second copy of any part.
+  part) refuses a second copy of any part. The raw key refuses only what is still stored: a replay
+  of an observation whose day was summarised already is counted again (docs/gateway.md).
 - :func:`summary_retention_apply` removes summaries older than ``GATEWAY_SUMMARY_RETENTION_DAYS``
   (0 keeps them).
 - :func:`upkeep` is the worker's hourly job: downsampling, then the raw retention, then the
