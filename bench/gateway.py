@@ -24,7 +24,7 @@ Five parts (``--parts``, default all):
   ``--breaches`` breaches, p50/p95/max from the value's source timestamp to the exception's ``at``
   and to its being visible to another connection, against the issue's 2 s; and the same breach
   after the step completed, stored and raising nothing. On ``--breach-databases`` (PostgreSQL by
-  default, ``sqlite,postgresql`` for both), each freshly made; about 45 s a database.
+  default, ``sqlite,postgresql`` for both), each freshly made; 75–90 s a database.
 
 The live parts run on PostgreSQL only (``$BATCHLINE_BENCH_PG_DB``, the restart part on a cluster of
 its own); ``--databases`` chooses the store part's databases.
