@@ -4,7 +4,7 @@
     ./dev bench gateway --quick                           # smaller counts, about two minutes
     ./dev bench gateway --parts store --databases postgresql --readings 20000
 
-Four parts (``--parts``, default all):
+Five parts (``--parts``, default all):
 
 - ``store``: the process-data store's write rate beside bare COPY (below);
 - ``opcua``: OPC UA data changes from subscription to committed row (``bench/gateway_live.py``):
@@ -18,7 +18,13 @@ Four parts (``--parts``, default all):
   Sparkplug host storing them; messages/s of each and every value checked stored once;
 - ``restarts``: Sparkplug (paced, QoS 1) and OPC UA into one gateway writing to a private
   PostgreSQL cluster, while the bench stops and starts its private Mosquitto, then the cluster;
-  rows counted against what the peers sent: lost and duplicated.
+  rows counted against what the peers sent: lost and duplicated;
+- ``breach``: a limit breach at the plant simulator's OPC UA server through the gateway, wired as
+  ``batchline gateway`` wires it, to the exception on a running step's batch (``bench/gateway_breach.py``):
+  ``--breaches`` breaches, p50/p95/max from the value's source timestamp to the exception's ``at``
+  and to its being visible to another connection, against the issue's 2 s; and the same breach
+  after the step completed, stored and raising nothing. On ``--breach-databases`` (PostgreSQL by
+  default, ``sqlite,postgresql`` for both), each freshly made; 75–90 s a database.
 
 The live parts run on PostgreSQL only (``$BATCHLINE_BENCH_PG_DB``, the restart part on a cluster of
 its own); ``--databases`` chooses the store part's databases.
@@ -55,7 +61,7 @@ from bench.audit_bench import RESULTS, ROOT, database_url
 
 BATCH = 1000
 TAGS = 200
-PARTS = ("store", "opcua", "sparkplug", "restarts")
+PARTS = ("store", "opcua", "sparkplug", "restarts", "breach")
 
 
 def run_parent(args: argparse.Namespace) -> None:
@@ -66,15 +72,19 @@ def run_parent(args: argparse.Namespace) -> None:
         sys.exit(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     if args.quick:
         args.readings, args.seconds, args.messages, args.restart_seconds = 20_000, 4.0, 5_000, 12.0
+        args.breaches, args.outside = 10, 3
     results: dict[str, Any] = {}
     ok = True
     if "store" in parts:
         results["store"] = run_store(args)
         ok &= all(r["checks"]["ok"] for r in results["store"].values())
-    live = [p for p in parts if p != "store"]
+    live = [p for p in parts if p not in ("store", "breach")]
     if live:
         results.update(run_live(args, live))
         ok &= print_live(results)
+    if "breach" in parts:
+        results["breach"] = run_breach(args)
+        ok &= print_breach(results["breach"])
     (RESULTS / "gateway.json").write_text(json.dumps(results, indent=2))
     print(f"(figures also in {RESULTS / 'gateway.json'})")
     if not ok:
@@ -158,6 +168,71 @@ def print_live(results: dict[str, Any]) -> bool:
             ok &= f["lost"] == 0 and f["duplicated"] == 0
         print(
             f"  (the gateway spooled up to {r['spooled_during_database_stop']:,} readings while the database was down)"
+        )
+    print()
+    return ok
+
+
+def run_breach(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for kind in args.breach_databases.split(","):
+        anchor = RESULTS / f"anchor-breach-{kind}.jsonl"  # the database is new, so is its anchor
+        anchor.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(kind, "gateway_breach.sqlite3"),
+            "BATCHLINE_HOME": str(RESULTS / "home"),
+            "BATCHLINE_ANCHOR_PATH": str(anchor),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "batchline.cli", "migrate", "-v", "0"], env=env, check=True, cwd=ROOT
+        )
+        print(f"[breach] running on {kind} …", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.gateway_breach", "run", "--breaches", str(args.breaches),
+             "--outside", str(args.outside)],
+            env=env, check=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+    return results
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def print_breach(results: dict[str, Any]) -> bool:
+    ok = True
+    for kind, r in results.items():
+        run, out, after = r["running"], r["outside"], r["just_after_completion"]
+        print(
+            f"\n[breach, {kind}]  plant simulator (OPC UA, sampling {r['sampling_ms'][0]} ms) -> gateway -> "
+            f"exception on the batch; status round {r['status_seconds']:g} s, load {os.getloadavg()[0]:.1f}"
+        )
+        for name, label in (
+            ("to_exception_at", "to the exception's at"),
+            ("to_visible", "to visible (polled)"),
+        ):
+            q = run[name]
+            print(f"  {label:26} p50 {_ms(q['p50']):>7}  p95 {_ms(q['p95']):>7}  max {_ms(q['max']):>7}")
+        print(
+            f"  running step: {run['breaches']} breaches, {run['exceptions']} exceptions, "
+            f"{run['under_2_s']} visible in under 2 s (target: all)"
+        )
+        print(
+            f"  no running step: {out['breaches']} breaches, {out['stored']} stored, "
+            f"{out['exceptions']} exceptions, {out['alarms']} alarms (target: 0); "
+            f"at once after the completion: {after['exceptions']} exceptions"
+        )
+        print(
+            "  a started step judged after "
+            + ", ".join(f"{s:.1f} s" for s in r["watched_after_start_s"])
+            + f" (its first value judged); a completed one let go after {r['released_after_completion_s']:.1f} s"
+        )
+        ok &= (
+            run["exceptions"] == run["breaches"] == run["under_2_s"]
+            and out["stored"] == out["breaches"]
+            and out["exceptions"] == out["alarms"] == after["exceptions"] == 0
         )
     print()
     return ok
@@ -290,6 +365,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="OPC UA run")
     parser.add_argument("--messages", type=int, default=20_000, help="Sparkplug DDATA messages")
     parser.add_argument("--restart-seconds", type=float, default=16.0)
+    parser.add_argument("--breaches", type=int, default=20, help="limit breaches during a running step")
+    parser.add_argument("--outside", type=int, default=5, help="limit breaches with no step running")
+    parser.add_argument("--breach-databases", default="postgresql")
     parser.add_argument("--child", default="")
     args = parser.parse_args()
     if args.child:

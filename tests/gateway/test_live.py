@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from batchline.execution.models import ProcessAlarm
+from batchline.execution.models import BatchException, ProcessAlarm
 from batchline.gateway import store
 from batchline.gateway.live import LiveJudging
 from batchline.gateway.models import StoredReading
 from batchline.gateway.readings import Connection, Protocol, Quality, Reading, Source, TagSpec
 from batchline.gateway.runner import Writer
 from batchline.gateway.spool import Spool
+from tests.execution.test_engine import complete
 from tests.execution.test_monitoring import plant  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,25 @@ def test_readings_forwarded_from_the_spool_after_an_outage_are_judged_at_their_o
     (alarm,) = ProcessAlarm.objects.filter(step__batch=batch, needs_acknowledgement=True)
     assert alarm.exception.code == "CRITICAL_OUT_OF_SPECIFICATION"
     assert alarm.at == started + dt.timedelta(seconds=6)  # when it happened, not when it was forwarded
+
+
+@pytest.mark.req("S95-06", "IPC-01")
+def test_a_breach_after_its_step_completed_is_stored_and_raises_nothing_before_the_judge_is_refreshed(
+    plant,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    people, batch = plant
+    started = batch.steps.get(key="drying").started_at
+    judge = LiveJudging(CONFIGURATION)
+    writer = Writer(spool=Spool(tmp_path / "s.sqlite3", max_rows=100), name="gw", stored_hook=judge.stored)
+    read = kelvin([333.15], started)  # in range: the step's first value from the machine
+    writer.handle(store.rows_of(read), read)
+    complete(people, batch, "drying")
+    exceptions = BatchException.objects.filter(batch=batch).count()
+    # The judge has not been refreshed since (the gateway's status round is seconds apart).
+    breach = kelvin([333.15, 345.15, 345.15, 345.15, 345.15], started + dt.timedelta(seconds=5))[1:]
+    writer.handle(store.rows_of(breach), breach)
+    assert StoredReading.objects.count() == 5
+    assert BatchException.objects.filter(batch=batch).count() == exceptions
+    assert not ProcessAlarm.objects.filter(step__batch=batch, needs_acknowledgement=True).exists()
+    assert judge.judging.watching == 1  # the airflow monitor is let go when it has something to say

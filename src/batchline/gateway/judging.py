@@ -5,7 +5,9 @@
 reading of the tag that carries that parameter on that step's unit. What a judge says is kept on
 the batch at once (``execution.monitoring.event_record``: once, however often it is said). A
 reading older than the step's start, a historical one (Sparkplug's store-and-forward) or one
-older than what the judge has seen is stored but never judged as the value now.
+older than what the judge has seen is stored but never judged as the value now. Before a judge's
+event is kept, the step is asked whether it still runs (rarely: only when there is something to
+keep): a step completed since the last refresh raises nothing more.
 
 A unit's own state (the parameters ``packml_state`` and ``packml_mode``) goes to
 ``equipment.services.machine_report``, which the claim gate reads; a stale or Bad state is
@@ -25,6 +27,7 @@ import pint
 from batchline.audit.services import Actor
 from batchline.equipment import services as equipment
 from batchline.execution import monitoring
+from batchline.execution.models import BatchStep, StepState
 from batchline.rules.alarms import AlarmJudge, Judged
 from batchline.units import UnknownUnit, convert
 
@@ -82,7 +85,7 @@ class Judging:
             self._machine(reading, parameter)
             return []
         said: list[Judged] = []
-        for key in self._by_source.get((reading.source.unit, parameter), []):
+        for key in list(self._by_source.get((reading.source.unit, parameter), [])):
             w, judge = self._judges[key]
             at = reading.source_time or reading.gateway_time
             if reading.historical or at < w.started_at:
@@ -94,16 +97,36 @@ class Judging:
             events = judge.value(
                 at, number, usable=number is not None, uncertain=reading.quality == Quality.UNCERTAIN
             )
+            if events and not self._still_running(key):
+                continue
             for event in events:
                 monitoring.event_record(actor=self.actor, watched=w, judged=event, tag=reading.source.tag)
             said += events
         return said
 
+    def _still_running(self, key: tuple[int, str]) -> bool:
+        """Whether the step still runs, asked only when its judge has something to record.
+
+        The judge learns which steps run at the gateway's status round, seconds apart: a step
+        completed since must not have an exception raised on it by a breach after its end. A
+        finished step's judge is let go at once.
+        """
+        if BatchStep.objects.filter(pk=key[0], state=StepState.RUNNING).exists():
+            return True
+        w, _ = self._judges.pop(key)
+        keys = self._by_source.get((w.equipment, w.name), [])
+        if key in keys:
+            keys.remove(key)
+        return False
+
     def silence(self, now: dt.datetime) -> list[Judged]:
         """No value for a monitor's signal timeout is a loss of signal: asked every few seconds."""
         said: list[Judged] = []
-        for w, judge in self._judges.values():
-            for event in judge.silence(now):
+        for key, (w, judge) in list(self._judges.items()):
+            events = judge.silence(now)
+            if events and not self._still_running(key):
+                continue
+            for event in events:
                 monitoring.event_record(actor=self.actor, watched=w, judged=event)
                 said.append(event)
         return said
