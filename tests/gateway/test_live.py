@@ -101,3 +101,27 @@ def test_a_breach_after_its_step_completed_is_stored_and_raises_nothing_before_t
     assert BatchException.objects.filter(batch=batch).count() == exceptions
     assert not ProcessAlarm.objects.filter(step__batch=batch, needs_acknowledgement=True).exists()
     assert judge.judging.watching == 1  # the airflow monitor is let go when it has something to say
+
+
+@pytest.mark.req("S95-06", "A11-20", "DI-06")
+def test_a_breach_from_while_the_step_ran_forwarded_after_it_completed_is_still_recorded(
+    plant,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from tests.execution.test_engine import age
+
+    people, batch = plant
+    step = batch.steps.get(key="drying")
+    age(step, 5)  # the step has run five minutes
+    started = batch.steps.get(key="drying").started_at
+    judge = LiveJudging(CONFIGURATION)
+    writer = Writer(spool=Spool(tmp_path / "s.sqlite3", max_rows=100), name="gw", stored_hook=judge.stored)
+    first = kelvin([333.15], started)
+    writer.handle(store.rows_of(first), first)
+    complete(people, batch, "drying")
+    # Held in the spool through an outage: the excursion of the step's first minute, forwarded now.
+    late = kelvin([333.15, 345.15, 345.15, 345.15, 345.15], started + dt.timedelta(seconds=5))[1:]
+    writer.handle(store.rows_of(late), late)
+    (alarm,) = ProcessAlarm.objects.filter(step__batch=batch, needs_acknowledgement=True)
+    assert alarm.exception.code == "CRITICAL_OUT_OF_SPECIFICATION"
+    assert alarm.at < batch.steps.get(key="drying").completed_at  # when it happened, within the step

@@ -137,9 +137,14 @@ def _message(w: Watched, judged: Judged) -> str:
 def event_record(*, actor: Actor, watched: Watched, judged: Judged, tag: str = "") -> ProcessAlarm | None:
     """Keep what the judge said, once, and raise what it calls for; None when it was kept before."""
     with transaction.atomic():
-        step = BatchStep.objects.select_related("batch").get(pk=watched.step_id)
-        batch = rows.lock_batch(step.batch_id)
+        batch_id = BatchStep.objects.values_list("batch_id", flat=True).get(pk=watched.step_id)
+        batch = rows.lock_batch(batch_id)
         assert batch is not None
+        # Read under the batch's lock: a step completed meanwhile keeps only what happened before its end.
+        step = BatchStep.objects.get(pk=watched.step_id)
+        step.batch = batch
+        if step.completed_at is not None and judged.at > step.completed_at:
+            return None
         if ProcessAlarm.objects.filter(
             step=step, name=watched.name, event=judged.event.value, level=judged.level.words, at=judged.at
         ).exists():

@@ -97,35 +97,42 @@ class Judging:
             events = judge.value(
                 at, number, usable=number is not None, uncertain=reading.quality == Quality.UNCERTAIN
             )
-            if events and not self._still_running(key):
-                continue
+            if events:
+                events = self._within_step(key, events)
             for event in events:
                 monitoring.event_record(actor=self.actor, watched=w, judged=event, tag=reading.source.tag)
             said += events
         return said
 
-    def _still_running(self, key: tuple[int, str]) -> bool:
-        """Whether the step still runs, asked only when its judge has something to record.
+    def _within_step(self, key: tuple[int, str], events: list[Judged]) -> list[Judged]:
+        """The events that happened while the step ran, asked only when its judge has something to say.
 
-        The judge learns which steps run at the gateway's status round, seconds apart: a step
-        completed since must not have an exception raised on it by a breach after its end. A
-        finished step's judge is let go at once.
+        The judge learns which steps run at the gateway's status round, seconds apart: a breach after
+        a step completed since is not that step's (no exception on it), while a reading from before
+        its completion, forwarded late from the spool, still counts. A finished step's judge is let
+        go once what it is told is past the step's end.
         """
-        if BatchStep.objects.filter(pk=key[0], state=StepState.RUNNING).exists():
-            return True
-        w, _ = self._judges.pop(key)
-        keys = self._by_source.get((w.equipment, w.name), [])
-        if key in keys:
-            keys.remove(key)
-        return False
+        state, ended = BatchStep.objects.filter(pk=key[0]).values_list("state", "completed_at").first() or (
+            None,
+            None,
+        )
+        if state == StepState.RUNNING:
+            return events
+        kept = [e for e in events if ended is not None and e.at <= ended]
+        if len(kept) < len(events):
+            w, _ = self._judges.pop(key)
+            keys = self._by_source.get((w.equipment, w.name), [])
+            if key in keys:
+                keys.remove(key)
+        return kept
 
     def silence(self, now: dt.datetime) -> list[Judged]:
         """No value for a monitor's signal timeout is a loss of signal: asked every few seconds."""
         said: list[Judged] = []
         for key, (w, judge) in list(self._judges.items()):
             events = judge.silence(now)
-            if events and not self._still_running(key):
-                continue
+            if events:
+                events = self._within_step(key, events)
             for event in events:
                 monitoring.event_record(actor=self.actor, watched=w, judged=event)
                 said.append(event)
