@@ -4,11 +4,12 @@ and what was stored agree (no figure is judged here; benchmarks are not tests)."
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import pytest
 from bench.gateway_live import opcua_bare, opcua_gateway, p99, sparkplug_bare, sparkplug_gateway
 from bench.gateway_peers import PrivateMosquitto, free_port
+
+from tests.conftest import run_async
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def async_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_opcua_bench_counts_every_change_the_server_wrote_and_the_gateway_stored() -> None:
     for phase in (opcua_bare, opcua_gateway):
         port = free_port()
-        figures = asyncio.run(phase(f"opc.tcp://127.0.0.1:{port}/bench/", 20, 200.0, 1.0, port))
+        figures = run_async(phase(f"opc.tcp://127.0.0.1:{port}/bench/", 20, 200.0, 1.0, port))
         assert figures["written"] == figures["changes"] == 200
         assert figures["lost"] == 0 and figures["p99_s"] is not None
     assert figures["rows"] == 200 and figures["duplicated"] == 0
@@ -35,8 +36,8 @@ def test_the_sparkplug_bench_counts_every_message_decoded_and_every_value_stored
     broker = PrivateMosquitto()
     broker.start()
     try:
-        bare = asyncio.run(sparkplug_bare(broker.port, args))
-        stored = asyncio.run(sparkplug_gateway(broker.port, args))
+        bare = run_async(sparkplug_bare(broker.port, args))
+        stored = run_async(sparkplug_gateway(broker.port, args))
     finally:
         broker.close()
     assert bare["messages"] == 60
