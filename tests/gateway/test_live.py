@@ -85,7 +85,11 @@ def test_readings_forwarded_from_the_spool_after_an_outage_are_judged_at_their_o
 def test_a_breach_after_its_step_completed_is_stored_and_raises_nothing_before_the_judge_is_refreshed(
     plant,  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from batchline.gateway import live
+
+    monkeypatch.setattr(live, "REFRESH_SECONDS", 3600.0)  # however slow this machine, not refreshed
     people, batch = plant
     started = batch.steps.get(key="drying").started_at
     judge = LiveJudging(CONFIGURATION)
