@@ -141,6 +141,24 @@ def _refused(exc: Exception) -> Status[dict[str, Any]]:
     return Status(422, {"detail": str(exc), "code": code})
 
 
+def _signed_request(request: HttpRequest, payload: Any, make: Any, **values: Any) -> Status[dict[str, Any]]:
+    """A change request signed by the caller ("requested"), made by ``make`` with ``values``: 201 with
+    the request, 422 with the service's words when refused, 403 without the permission or signature."""
+    require(request.user, CONFIGURE_PERMISSION)
+    signer = _signer(request, payload.signature, Meaning.REQUESTED)
+    try:
+        change = make(
+            actor=_actor(request),
+            signer=signer,
+            reason=payload.reason,
+            comment=payload.signature.comment,
+            **values,
+        )
+    except REFUSED as exc:
+        return _refused(exc)
+    return Status(201, _request_out(change))
+
+
 def _endpoint_out(e: Endpoint) -> dict[str, Any]:
     return {
         "code": e.code,
@@ -249,100 +267,65 @@ def endpoint_rename(request: HttpRequest, code: str, payload: RenameIn) -> Statu
 @router.post("/endpoints/{code}/change", response={201: RequestOut, 403: Problem, 422: Problem})
 def endpoint_change(request: HttpRequest, code: str, payload: EndpointChangeIn) -> Status[dict[str, Any]]:
     """Request a new address or options, signed by the caller: every tag on the endpoint is then read there."""
-    require(request.user, CONFIGURE_PERMISSION)
-    signer = _signer(request, payload.signature, Meaning.REQUESTED)
-    try:
-        change = services.endpoint_change_request(
-            actor=_actor(request),
-            signer=signer,
-            code=code,
-            values=payload.values,
-            reason=payload.reason,
-            comment=payload.signature.comment,
-        )
-    except REFUSED as exc:
-        return _refused(exc)
-    return Status(201, _request_out(change))
+    return _signed_request(
+        request,
+        payload,
+        services.endpoint_change_request,
+        code=code,
+        values=payload.values,
+    )
 
 
 @router.post("/endpoints/{code}/retire", response={201: RequestOut, 403: Problem, 422: Problem})
 def endpoint_retire(request: HttpRequest, code: str, payload: RetireIn) -> Status[dict[str, Any]]:
     """Request that an endpoint, and so every tag on it, is read no more; what it produced stays."""
-    require(request.user, CONFIGURE_PERMISSION)
-    signer = _signer(request, payload.signature, Meaning.REQUESTED)
-    try:
-        change = services.endpoint_retire_request(
-            actor=_actor(request),
-            signer=signer,
-            code=code,
-            reason=payload.reason,
-            comment=payload.signature.comment,
-        )
-    except REFUSED as exc:
-        return _refused(exc)
-    return Status(201, _request_out(change))
+    return _signed_request(
+        request,
+        payload,
+        services.endpoint_retire_request,
+        code=code,
+    )
 
 
 @router.post("/tags", response={201: RequestOut, 403: Problem, 422: Problem})
 def tag_create(request: HttpRequest, payload: TagIn) -> Status[dict[str, Any]]:
     """Request a tag, signed by the caller; it exists (and is read) once a QA approver approves it."""
-    require(request.user, CONFIGURE_PERMISSION)
-    signer = _signer(request, payload.signature, Meaning.REQUESTED)
-    try:
-        change = services.tag_create_request(
-            actor=_actor(request),
-            signer=signer,
-            endpoint=payload.endpoint,
-            equipment=payload.equipment,
-            tag=payload.tag,
-            name=payload.name,
-            unit_of_measure=payload.unit_of_measure,
-            sampling_ms=payload.sampling_ms,
-            deadband=payload.deadband,
-            options=payload.options,
-            reason=payload.reason,
-            comment=payload.signature.comment,
-        )
-    except REFUSED as exc:
-        return _refused(exc)
-    return Status(201, _request_out(change))
+    return _signed_request(
+        request,
+        payload,
+        services.tag_create_request,
+        endpoint=payload.endpoint,
+        equipment=payload.equipment,
+        tag=payload.tag,
+        name=payload.name,
+        unit_of_measure=payload.unit_of_measure,
+        sampling_ms=payload.sampling_ms,
+        deadband=payload.deadband,
+        options=payload.options,
+    )
 
 
 @router.post("/tags/{tag_id}/change", response={201: RequestOut, 403: Problem, 422: Problem})
 def tag_change(request: HttpRequest, tag_id: int, payload: TagChangeIn) -> Status[dict[str, Any]]:
     """Request a change of a tag's fields (those given), signed by the caller."""
-    require(request.user, CONFIGURE_PERMISSION)
-    signer = _signer(request, payload.signature, Meaning.REQUESTED)
-    try:
-        change = services.tag_change_request(
-            actor=_actor(request),
-            signer=signer,
-            tag_id=tag_id,
-            values=payload.values,
-            reason=payload.reason,
-            comment=payload.signature.comment,
-        )
-    except REFUSED as exc:
-        return _refused(exc)
-    return Status(201, _request_out(change))
+    return _signed_request(
+        request,
+        payload,
+        services.tag_change_request,
+        tag_id=tag_id,
+        values=payload.values,
+    )
 
 
 @router.post("/tags/{tag_id}/retire", response={201: RequestOut, 403: Problem, 422: Problem})
 def tag_retire(request: HttpRequest, tag_id: int, payload: RetireIn) -> Status[dict[str, Any]]:
     """Request that a tag is read no more, signed by the caller; its stored values stay."""
-    require(request.user, CONFIGURE_PERMISSION)
-    signer = _signer(request, payload.signature, Meaning.REQUESTED)
-    try:
-        change = services.tag_retire_request(
-            actor=_actor(request),
-            signer=signer,
-            tag_id=tag_id,
-            reason=payload.reason,
-            comment=payload.signature.comment,
-        )
-    except REFUSED as exc:
-        return _refused(exc)
-    return Status(201, _request_out(change))
+    return _signed_request(
+        request,
+        payload,
+        services.tag_retire_request,
+        tag_id=tag_id,
+    )
 
 
 def _decide(
