@@ -106,6 +106,9 @@ def seed() -> list[tuple[str, str, list[str]]]:
     seed_batch(recipe)
     seed_genealogy(recipe)
     seed_review(seed_recipe(DEMO_RECIPE.with_name("tablet-ipc.yaml"), "PCM-500-IPC"))
+    seed_batch(
+        seed_recipe(DEMO_RECIPE.with_name("drying-check.yaml"), "PCM-500-DRY"), "DRY-0001", Decimal("60")
+    )
     return DEMO_USERS
 
 
@@ -300,14 +303,16 @@ def seed_recipe(path: Path | None = None, code: str = "PCM-500-TAB") -> MasterRe
     return recipe
 
 
-def seed_batch(recipe: MasterRecipe) -> Batch:
-    """A batch of the demo recipe, released to the floor by the supervisor, ready to execute."""
+def seed_batch(
+    recipe: MasterRecipe, number: str = "PCM-0001", quantity: Decimal = Decimal("100000")
+) -> Batch:
+    """A batch of a demo recipe, released to the floor by the supervisor, ready to execute."""
     existing = Batch.objects.filter(recipe__code=recipe.code).order_by("created_at").first()
     if existing is not None:
         return existing
     supervisor = User.objects.get(username="supervisor")
     actor = Actor.of(supervisor, via="cli")
-    batch = batch_create(actor=actor, recipe=recipe, number="PCM-0001", planned_quantity=Decimal("100000"))
+    batch = batch_create(actor=actor, recipe=recipe, number=number, planned_quantity=quantity)
     signer = signer_authenticate(
         request=cli_request(), username="supervisor", password=DEMO_PASSWORD, meaning="performed"
     )
@@ -445,6 +450,12 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"\n  Genealogy: {url}genealogy/?lot=PCM-0000 (a small batch made from PCM-L0100 and MGST-L0007)."
+        )
+        self.stdout.write(
+            f"\n  The equipment gateway: {url}batches/DRY-0001/ (three steps: scan FBD-01, watch the dryer's\n"
+            "  inlet air and product temperature judged while 'Dry the granules' runs, then 'Take reading' of\n"
+            "  its moisture analyser; the values come from the plant simulator through 'batchline gateway').\n"
+            f"  FBD-01 is then to be cleaned before PCM-0001 may claim it. Engineers: {url}gateway/"
         )
         self.stdout.write(
             f"\n  Review by exception: {url}quality/ (log in as reviewer: batch IPC-0001 is complete,\n"
