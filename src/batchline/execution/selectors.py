@@ -18,10 +18,11 @@ from django.db.models import QuerySet
 from batchline.audit.models import AuditChain, AuditEntry
 from batchline.configuration import selectors as configuration
 from batchline.rules import gates, numbers
+from batchline.rules.limits import Range
 from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 
-from . import instruments
+from . import instruments, monitoring
 from .models import Batch, BatchException, BatchState, BatchStep, ProcessAlarm, StepState, StepValue
 from .scaling import Ratio, limits_text, target_text
 
@@ -123,6 +124,26 @@ class StepScreen:
         if not self.definition.get("monitors"):
             return []
         return list(ProcessAlarm.objects.filter(step=self.step).select_related("acknowledged_by"))
+
+    @property
+    def monitors(self) -> list[dict[str, Any]]:
+        """Its process values from the machine as the screen shows them: limits in words, and the unit
+        they are read from (the one its equipment step identified, else that step's title)."""
+        out = []
+        for m in self.definition.get("monitors") or []:
+            where = monitoring.unit_of(self.step, m["equipment"])
+            limits = {
+                kind: Range(
+                    *(
+                        Decimal(str(m[kind][side])) if m[kind].get(side) is not None else None
+                        for side in ("low", "high")
+                    )
+                ).text(m["unit"], configuration.notation())
+                for kind in ("specification", "action")
+                if m.get(kind)
+            }
+            out.append({**m, **{f"{k}_text": v for k, v in limits.items()}, "read_from": where})
+        return out
 
     @property
     def typed_inputs(self) -> list[InputView]:
