@@ -25,6 +25,8 @@ def test_an_operator_acknowledges_the_machines_alarm_and_then_completes_the_step
     page.goto(f"/batches/{batch.number}/?step=drying")
     page.get_by_test_id("no-alarms").wait_for()
     assert page.get_by_test_id("monitor").count() == 2
+    inlet = page.get_by_test_id("monitor").filter(has_text="Inlet air temperature").inner_text()
+    assert "specification 50–70 °C · action range 55–65 °C · read from FBD-01" in inlet
 
     # The gateway reads the dryer's air flow above its action range (a non-critical parameter).
     judging = Judging()
