@@ -125,15 +125,17 @@ def _limits(definition: dict[str, Any], ratio: Ratio, notation: Notation) -> dic
     }
 
 
-def origin_text(v: dict[str, Any]) -> str:
-    """Where a value read from a machine came from, or that it was typed in its place (page and PDF)."""
+def origin_text(v: dict[str, Any], when: Callable[[str], str] = str) -> str:
+    """Where a value read from a machine came from, or that it was typed in its place (page, PDF and
+    BatchML); ``when`` writes its times as the document writes every other (the page and the PDF in
+    the site's zone; by default the exact UTC instant)."""
     r = v.get("reading")
     if r:
         sent = f"{r['raw']} {r['raw_unit']}".strip()
-        times = f"device time {r['source_time']}, " if r.get("source_time") else ""
+        times = f"device time {when(r['source_time'])}, " if r.get("source_time") else ""
         return (
             f"read from {r['equipment']} ({r['protocol']} {r['endpoint']} {r['tag']}): {sent}, "
-            f"{r['quality']}, {times}received {r['gateway_time']}"
+            f"{r['quality']}, {times}received {when(r['gateway_time'])}"
         )
     if v.get("source") == "manual":
         # A correction shows its reason as a correction; a first entry shows it here.

@@ -296,7 +296,7 @@ class _Record(Story):
                 )
                 mark = f" {CHANGED} changed after entry" if v["changed_after_entry"] else ""
                 corr = f" correction: {v['reason']}" if v["corrects"] else ""
-                origin = origin_text(v)
+                origin = origin_text(v, t)
                 if origin:  # read from a machine, or typed in its place (MANUAL)
                     corr += f" [{'MANUAL: ' if v['source'] == 'manual' else ''}{origin}]"
                 label = (

@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
 
 from batchline.reports.content import origin_text
-from batchline.reports.layout import amount, decimals, who
+from batchline.reports.layout import Times, amount, decimals, who
 
 
 def _at(iso: str | None) -> dt.datetime | None:
@@ -41,7 +44,7 @@ def step_rows(step: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 "typed": v.get("typed", ""),
                 "changed": v["changed_after_entry"],
                 "correction": v["reason"] if v["corrects"] else "",
-                "origin": origin_text(v),
+                "origin": origin_text(v, Times(ZoneInfo(timezone.get_current_timezone_name()))),
                 "manual": v["source"] == "manual",
                 "target": v["target"],
                 "specification": v["specification"],
