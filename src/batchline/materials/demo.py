@@ -158,7 +158,13 @@ MATERIALS = [
     ),
 ]
 # The products, as the materials their batches make: a produced lot's expiry counts from the shelf life.
-PRODUCTS = [("PCM500", "Paracetamol 500 mg tablets"), ("PCM500-IPC", "Paracetamol 500 mg tablets, IPC lot")]
+# (code, name, kind, unit, shelf life in days)
+PRODUCTS = [
+    ("PCM500", "Paracetamol 500 mg tablets", "finished", "tablet", 1095),  # 36 months
+    ("PCM500-IPC", "Paracetamol 500 mg tablets, IPC lot", "finished", "tablet", 1095),
+    # The drying check's dried granules (recipes/demo/drying-check.yaml): held before compression.
+    ("PCM500-GRAN", "Paracetamol granules, dried", "intermediate", "kg", 90),
+]
 
 
 def seed(
@@ -194,12 +200,12 @@ def seed(
             {
                 "code": code,
                 "name": name,
-                "kind": "finished",
-                "unit": "tablet",
+                "kind": kind,
+                "unit": unit,
                 "storage": "15–25 °C, protected from moisture",
-                "shelf_life_days": 1095,  # 36 months
+                "shelf_life_days": shelf_life_days,
             }
-            for code, name in PRODUCTS
+            for code, name, kind, unit, shelf_life_days in PRODUCTS
         ],
     )
     received = []
