@@ -48,6 +48,12 @@ def plant():
 
 def make_monitoring_plant():
     """The recipe made effective, a clean dryer, a batch with the dryer identified and drying running."""
+    return make_dryer_plant(RECIPE, "drying")
+
+
+def make_dryer_plant(recipe_text: str, running: str):
+    """A recipe of product DRYT made effective, a clean dryer FBD-01, a batch with the dryer identified
+    at step ``dryer`` and step ``running`` started."""
     people = {
         "author": make_user("author", ["recipe_author"]),
         "approver": make_user("approver", ["qa_approver"]),
@@ -56,7 +62,7 @@ def make_monitoring_plant():
         "engineer": make_user("engineer", ["administrator"]),
         "auditor": make_user("auditor", ["auditor"]),
     }
-    recipe = effective_recipe(people, RECIPE)
+    recipe = effective_recipe(people, recipe_text)
     product_master_data(people["author"], "DRYT", "Dried granules", "kg")
     engineer = A(people["engineer"])
     with transaction.atomic():
@@ -75,7 +81,7 @@ def make_monitoring_plant():
         actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="dryer", scan="EQ:FBD-01"
     )
     complete(people, batch, "dryer")
-    start(people, batch, "drying")
+    start(people, batch, running)
     return people, batch
 
 

@@ -11,8 +11,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from batchline.equipment import services as eq
-from batchline.equipment.models import Equipment, Site
+from batchline.equipment.models import Equipment
 from batchline.execution import instruments
 from batchline.execution import services as ex
 from batchline.execution.models import BatchException, InstrumentReading, StepValue
@@ -24,16 +23,13 @@ from batchline.reports.content import record_content
 from batchline.signatures.models import Signature
 from batchline.signatures.services import signer_authenticate
 from batchline.signatures.status import batch_statuses, broken_signatures
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD
 from tests.execution.test_engine import (
     A,
     complete,
-    effective_recipe,
-    new_batch,
-    product_master_data,
     sign,
-    start,
 )
+from tests.execution.test_monitoring import make_dryer_plant
 from tests.signatures.test_signing import station
 
 from .conftest import tag_configured
@@ -69,24 +65,8 @@ def lod():
 def make_lod_plant():
     """The recipe made effective, the dryer's PLC and its two tags configured (request and approval), a
     batch with the dryer identified and the reading step running."""
-    people = {
-        "author": make_user("author", ["recipe_author"]),
-        "approver": make_user("approver", ["qa_approver"]),
-        "supervisor": make_user("supervisor", ["supervisor"]),
-        "operator": make_user("operator", ["operator"]),
-        "engineer": make_user("engineer", ["administrator"]),
-    }
-    recipe = effective_recipe(people, RECIPE)
-    product_master_data(people["author"], "DRYT", "Dried granules", "kg")
+    people, batch = make_dryer_plant(RECIPE, "lod")
     engineer = A(people["engineer"])
-    with transaction.atomic():
-        from batchline.audit.services import record_create
-
-        site = record_create(Site(code="s1", name="Site 1"), actor=engineer)
-    fbd = eq.equipment_class_create(actor=engineer, code="FBD", name="Fluid-bed dryer")
-    eq.equipment_create(actor=engineer, site=site, code="FBD-01", name="Dryer 1", equipment_class=fbd)
-    eq.cleaning_start(actor=A(people["operator"]), code="FBD-01")
-    eq.cleaning_end(actor=A(people["operator"]), code="FBD-01")
     services.endpoint_create(
         actor=engineer, code="fbd-plc", name="Dryer PLC", protocol="opcua", address=OPC, reason="go-live"
     )
@@ -102,13 +82,6 @@ def make_lod_plant():
             unit_of_measure=uom,
             reason="go-live",
         )
-    batch = new_batch(people, recipe, quantity="10")
-    start(people, batch, "dryer")
-    ex.step_scan(
-        actor=A(people["operator"]), user=people["operator"], batch=batch, step_key="dryer", scan="EQ:FBD-01"
-    )
-    complete(people, batch, "dryer")
-    start(people, batch, "lod")
     return people, batch
 
 
