@@ -42,7 +42,7 @@ from batchline.units import UnknownUnit, convert
 from . import monitoring, prompts, raising
 from .entries import MAX_NUMBER, implausible, parse_entry, write_value
 from .models import Batch, BatchStep, InstrumentReading, StepState, StepValue
-from .refusals import ExecutionRefused, person_of, records_refusal
+from .refusals import ExecutionRefused, person_of, records_refusal, refuse
 from .scaling import Ratio
 from .snapshots import step_open
 
@@ -216,13 +216,9 @@ def step_take_reading(*, actor: Actor, user: Any, batch: Batch, step_key: str, n
         snap, step = step_open(actor, user, batch, step_key)
         definition = _definition(step, name)
         if definition is None:
-            raise ExecutionRefused.because(
-                "NOT_FROM_DEVICE", f"“{step.title}” has no input {name[:60]!r} read from a machine."
-            )
+            raise refuse("NOT_FROM_DEVICE", f"“{step.title}” has no input {name[:60]!r} read from a machine.")
         if step.state != StepState.RUNNING:
-            raise ExecutionRefused.because(
-                "STEP_NOT_RUNNING", f"“{step.title}” is not running: start it first."
-            )
+            raise refuse("STEP_NOT_RUNNING", f"“{step.title}” is not running: start it first.")
         taken = _taken_reason(step, definition)
         if taken is not None:
             raise ExecutionRefused(Verdict.of(taken))
@@ -271,9 +267,7 @@ def step_enter_reading(
         snap, step = step_open(actor, user, batch, step_key)
         definition = _definition(step, name)
         if definition is None:
-            raise ExecutionRefused.because(
-                "NOT_FROM_DEVICE", f"“{step.title}” has no input {name[:60]!r} read from a machine."
-            )
+            raise refuse("NOT_FROM_DEVICE", f"“{step.title}” has no input {name[:60]!r} read from a machine.")
         reasons: list[Reason] = []
         if step.state != StepState.RUNNING:
             reasons.append(Reason("STEP_NOT_RUNNING", f"“{step.title}” is not running: start it first."))

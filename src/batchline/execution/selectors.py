@@ -17,8 +17,8 @@ from django.db.models import QuerySet
 
 from batchline.audit.models import AuditChain, AuditEntry
 from batchline.configuration import selectors as configuration
+from batchline.recipes.document import monitor_limits
 from batchline.rules import gates, numbers
-from batchline.rules.limits import Range
 from batchline.rules.numbers import Notation
 from batchline.signatures.models import Signature
 
@@ -130,19 +130,19 @@ class StepScreen:
         """Its process values from the machine as the screen shows them: limits in words, and the unit
         they are read from (the one its equipment step identified, else that step's title)."""
         out = []
+        notation = configuration.notation()
         for m in self.definition.get("monitors") or []:
-            where = monitoring.unit_of(self.step, m["equipment"])
-            limits = {
-                kind: Range(
-                    *(
-                        Decimal(str(m[kind][side])) if m[kind].get(side) is not None else None
-                        for side in ("low", "high")
-                    )
-                ).text(m["unit"], configuration.notation())
-                for kind in ("specification", "action")
-                if m.get(kind)
-            }
-            out.append({**m, **{f"{k}_text": v for k, v in limits.items()}, "read_from": where})
+            limits = monitor_limits(m)
+            out.append(
+                {
+                    **m,
+                    "specification_text": limits.specification.text(m["unit"], notation)
+                    if m.get("specification")
+                    else "",
+                    "action_text": limits.action.text(m["unit"], notation) if m.get("action") else "",
+                    "read_from": monitoring.unit_of(self.step, m["equipment"]),
+                }
+            )
         return out
 
     @property
